@@ -1,0 +1,1 @@
+"""Datasets: the synthetic corpus, BEAT and Live Link Face captures behind one interface."""

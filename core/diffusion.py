@@ -1,0 +1,154 @@
+"""Noise schedule, samplers and the progressive-distillation target, separate from the network.
+
+Time is continuous, s in [0, 1], and a model with T steps lives on the grid s_t = t / T.
+The schedule is the continuous limit of DDPM's linear beta schedule (beta from 1e-4 to 0.02
+over 1000 steps), i.e. the variance-preserving SDE of Song et al.::
+
+    alpha_bar(s) = exp(-(beta_min * s + 0.5 * (beta_max - beta_min) * s**2)),
+    beta_min = 0.1, beta_max = 20.
+
+Why continuous: a discrete linear beta from 1e-4 to 0.02 over only 8..256 steps leaves
+alpha_bar_T far from 0, and rescaling the range by 1000/T breaks down below ~20 steps
+(beta > 1).  With the continuous form every T ends at alpha_bar(1) ~ 4e-5 (pure noise), and
+the T-step grid is exactly every other point of the 2T-step grid, which is what progressive
+distillation needs: a distilled N-step student and its 2N-step parent share one schedule.
+
+Notation (Salimans & Ho 2022): alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar),
+x_t = alpha_t * x0 + sigma_t * eps.  The network predicts x0 (the clean sequence).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+# x0_fn(x_t, t_index) -> predicted x0, with t_index a LongTensor [B] on this schedule's grid.
+X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    steps: int = 256
+    kind: str = "linear"          # "linear" (continuous linear beta) or "cosine"
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+
+def alpha_bar_at(s: torch.Tensor, cfg: ScheduleConfig) -> torch.Tensor:
+    """alpha_bar at continuous times s in [0, 1] (float64 for exactness)."""
+    s = s.double()
+    if cfg.kind == "linear":
+        return torch.exp(-(cfg.beta_min * s + 0.5 * (cfg.beta_max - cfg.beta_min) * s ** 2))
+    if cfg.kind == "cosine":  # Nichol & Dhariwal, clipped so that the last point is ~pure noise
+        offset = 0.008
+        f = torch.cos((s + offset) / (1 + offset) * math.pi / 2) ** 2
+        f0 = math.cos(offset / (1 + offset) * math.pi / 2) ** 2
+        return (f / f0).clamp(min=1e-5, max=1.0)
+    raise ValueError(f"unknown schedule kind {cfg.kind!r} (use 'linear' or 'cosine')")
+
+
+class NoiseSchedule:
+    """All schedule math for a T-step model; index t = 0 .. T, t = 0 is clean data."""
+
+    def __init__(self, cfg: ScheduleConfig):
+        if cfg.steps < 1:
+            raise ValueError("a schedule needs at least one step")
+        self.cfg = cfg
+        self.steps = cfg.steps
+        ab = alpha_bar_at(torch.arange(cfg.steps + 1, dtype=torch.float64) / cfg.steps, cfg)
+        ab[0] = 1.0
+        self.alpha_bar = ab                                  # [T+1], float64
+        self.alpha = ab.sqrt()
+        self.sigma = (1 - ab).clamp(min=0).sqrt()
+        self.beta = torch.cat([torch.zeros(1, dtype=torch.float64), 1 - ab[1:] / ab[:-1]])
+
+    # -- helpers -------------------------------------------------------------------------------
+    def time(self, t: torch.Tensor) -> torch.Tensor:
+        """Continuous time s = t / T for the step encoder (shared by teachers and students)."""
+        return t.float() / self.steps
+
+    def _gather(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return table.to(like.device)[t].to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+    # -- forward process -----------------------------------------------------------------------
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t = alpha_t x0 + sigma_t eps."""
+        return self._gather(self.alpha, t, x0) * x0 + self._gather(self.sigma, t, x0) * noise
+
+    def snr_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """Truncated SNR weight max(alpha^2 / sigma^2, 1) of the distillation loss (eq. 16)."""
+        snr = self.alpha_bar[t.cpu()] / (1 - self.alpha_bar[t.cpu()]).clamp(min=1e-12)
+        return snr.clamp(min=1.0).float().to(t.device)
+
+    # -- reverse steps -------------------------------------------------------------------------
+    def ddim_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+        """Deterministic step from t to t_next (< t) given the predicted x0 (eq. 8)."""
+        a_t, s_t = self._gather(self.alpha, t, x_t), self._gather(self.sigma, t, x_t)
+        a_n, s_n = self._gather(self.alpha, t_next, x_t), self._gather(self.sigma, t_next, x_t)
+        eps_hat = (x_t - a_t * x0_hat) / s_t
+        return a_n * x0_hat + s_n * eps_hat
+
+    def ddpm_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Ancestral step t -> t-1: posterior mean plus sigma_t z (the source of diversity)."""
+        ab_t = self._gather(self.alpha_bar, t, x_t)
+        ab_prev = self._gather(self.alpha_bar, t - 1, x_t)
+        beta_t = self._gather(self.beta, t, x_t)
+        coef_x0 = ab_prev.sqrt() * beta_t / (1 - ab_t)
+        coef_xt = (1 - beta_t).sqrt() * (1 - ab_prev) / (1 - ab_t)
+        var = beta_t * (1 - ab_prev) / (1 - ab_t)
+        nonzero = (t > 1).to(x_t.dtype).view(-1, *([1] * (x_t.dim() - 1)))
+        return coef_x0 * x0_hat + coef_xt * x_t + nonzero * var.sqrt() * noise
+
+    # -- distillation --------------------------------------------------------------------------
+    def distillation_target(self, x_t: torch.Tensor, t_student: torch.Tensor, teacher: "NoiseSchedule",
+                            teacher_x0: X0Predictor) -> torch.Tensor:
+        """Target x~ for a student step t -> t-1 on this (N-step) grid, from two deterministic
+        teacher steps on its 2N grid: 2t -> 2t-1 -> 2t-2 (eq. 8-9).
+
+        For the student to land where the teacher did in one DDIM step from x_t, its x0
+        prediction must be x~ = (x'' - (sigma''/sigma_t) x_t) / (alpha'' - (sigma''/sigma_t) alpha_t).
+        """
+        if teacher.steps != 2 * self.steps:
+            raise ValueError(f"teacher has {teacher.steps} steps, student {self.steps}: need 2x")
+        t_hi = 2 * t_student
+        x_mid = teacher.ddim_step(x_t, teacher_x0(x_t, t_hi), t_hi, t_hi - 1)
+        x_lo = teacher.ddim_step(x_mid, teacher_x0(x_mid, t_hi - 1), t_hi - 1, t_hi - 2)
+        t_next = t_student - 1
+        a_t, s_t = self._gather(self.alpha, t_student, x_t), self._gather(self.sigma, t_student, x_t)
+        a_n, s_n = self._gather(self.alpha, t_next, x_t), self._gather(self.sigma, t_next, x_t)
+        ratio = s_n / s_t
+        return (x_lo - ratio * x_t) / (a_n - ratio * a_t)
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed) if seed is not None else torch.seed())
+    return g
+
+
+@torch.inference_mode()
+def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, shape: tuple[int, ...], *, method: str = "ddim",
+           generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+           dtype: torch.dtype = torch.float32, x_T: torch.Tensor | None = None) -> torch.Tensor:
+    """Run the reverse process over all T steps; returns x0 in model space.
+
+    ``ddim``: deterministic from the initial noise (distilled students; the seed sets the
+    variation).  ``ddpm``: ancestral sampling with fresh noise each step.
+    """
+    if method not in ("ddim", "ddpm"):
+        raise ValueError(f"unknown sampler {method!r} (use 'ddim' or 'ddpm')")
+    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    batch = shape[0]
+    for step in range(schedule.steps, 0, -1):
+        t = torch.full((batch,), step, dtype=torch.long, device=device)
+        x0_hat = x0_fn(x, t)
+        if step == 1:
+            return x0_hat
+        if method == "ddim":
+            x = schedule.ddim_step(x, x0_hat, t, t - 1)
+        else:
+            noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            x = schedule.ddpm_step(x, x0_hat, t, noise)
+    return x

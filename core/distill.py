@@ -1,0 +1,78 @@
+"""Progressive distillation (paper eq. 7-9, 16; Salimans & Ho 2022).
+
+``python -m core.distill --teacher checkpoints/teacher-256 --data CORPUS --out-root checkpoints --down-to 1``
+runs the chain 256 -> 128 -> ... -> 1.  Each round copies the teacher into a student with half
+the steps (on the teacher's grid: every other point), trains it so that one deterministic
+student step matches two deterministic teacher steps, saves it as ``<prefix>-<N>``, and makes
+it the teacher of the next round.  Finished rounds are skipped, so the chain is resumable.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from core import losses as L
+from core.model import DiffusionTalker, to_model_space
+from core.train import Batch, add_common_args, diffusion_terms, fit, prepare_data, train_config_from_args
+
+
+def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker:
+    if teacher.config.steps % 2:
+        raise ValueError(f"cannot halve a {teacher.config.steps}-step teacher")
+    config = dataclasses.replace(teacher.config, steps=teacher.config.steps // 2, parent=teacher_name, distilled=True,
+                                 extra=copy.deepcopy(teacher.config.extra))
+    student = DiffusionTalker(config)
+    student.load_state_dict(teacher.state_dict())
+    return student
+
+
+def distillation_objective(teacher: DiffusionTalker):
+    teacher.eval().requires_grad_(False)
+
+    def objective(model, batch: Batch, gen: torch.Generator):
+        audio, curves, mask, ident = batch
+        student = getattr(model, "module", model)
+        x0 = to_model_space(curves)
+        t = torch.randint(1, student.schedule.steps + 1, (x0.shape[0],), generator=gen).to(x0.device)
+        x_t = student.schedule.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(x0.device))
+        with torch.no_grad():
+            cond = teacher.condition(audio, ident)
+            target = student.schedule.distillation_target(
+                x_t, t, teacher.schedule, lambda x, tt: teacher.denoise(x, tt, cond))
+        x0_hat, logits = model(x_t, t, audio, ident, mask)
+        terms = diffusion_terms(x0_hat, x0, mask, logits, ident)
+        terms["dis"] = L.distillation_loss(x0_hat, target, mask, student.schedule.snr_weight(t))
+        return terms, logits
+
+    return objective
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Progressive distillation chain of DiffusionTalker students.")
+    add_common_args(p, with_out=False)
+    p.add_argument("--teacher", required=True, help="checkpoint folder of the first teacher")
+    p.add_argument("--out-root", required=True, help="students are saved as <out-root>/<prefix>-<steps>")
+    p.add_argument("--prefix", default="distilled")
+    p.add_argument("--down-to", type=int, default=8, help="last student step count")
+    p.set_defaults(epochs=4, lr=3e-4)
+    a = p.parse_args(argv)
+    teacher_dir = Path(a.teacher)
+    teacher = DiffusionTalker.from_pretrained(teacher_dir)
+    train_set, val_set, _, _ = prepare_data(a.data, teacher.config.encoder, teacher.identity_names)
+    while teacher.config.steps > a.down_to:
+        out = Path(a.out_root) / f"{a.prefix}-{teacher.config.steps // 2}"
+        cfg = dataclasses.replace(train_config_from_args(a), out=str(out))
+        print(f"distilling {teacher_dir.name} ({teacher.config.steps} steps) -> {out.name}")
+        student = make_student(teacher, teacher_dir.name)
+        student.config.extra["distill"] = {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr,
+                                           "loss_weights": cfg.loss_weights.as_dict()}
+        fit(student, distillation_objective(teacher), train_set, val_set, cfg)  # skips finished rounds
+        teacher_dir, teacher = out, DiffusionTalker.from_pretrained(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The DiffusionTalker network: identity library + personalisation adapter + GRU talker decoder.
+
+Data flow per frame (paper Fig. 2)::
+
+    audio features [F, A] --audio projection--> a_f ----------------------------+
+    identity id --embedding (32)--> identity encoder (MLP) --> i ---------------+--> GRU x2 --> x0_hat [F, 52]
+    step t --sinusoid(s = t/T)--> step encoder (MLP) --> e ---------------------+
+    noisy curves x_t [F, 52] ---------------------------------------------------+
+
+Personalisation adapter (eq. 14): the audio, pooled over time and projected, and every
+identity feature are L2-normalised; similarity / temperature are the logits of a
+cross-entropy against the true identity.  At inference the same similarities rank the
+library and pick the talking identity.
+
+Blendshape weights live in [0, 1]; the network works in model space 2x - 1 so that the
+data has roughly unit range against unit-variance diffusion noise.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.arkit import NUM_BLENDSHAPES
+from core.diffusion import NoiseSchedule, ScheduleConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class TalkerConfig:
+    identity_names: list[str] = field(default_factory=list)
+    audio_dim: int = 384                 # speech encoder output size
+    encoder: str = "whisper-tiny.en"     # name understood by core.encoders.get_encoder
+    audio_proj_dim: int = 128
+    identity_dim: int = 32               # paper: identity embedding size 32
+    identity_feat_dim: int = 64
+    step_dim: int = 64
+    hidden: int = 256                    # paper: 2-layer GRU, hidden 256
+    layers: int = 2
+    bidirectional: bool = True
+    contrast_dim: int = 128
+    temperature: float = 0.07
+    use_identity: bool = True            # ablation "without identity embedding"
+    steps: int = 256
+    schedule: str = "linear"
+    parent: str | None = None            # name of the checkpoint this one was distilled from
+    distilled: bool = False
+    data_fingerprint: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def schedule_config(self) -> ScheduleConfig:
+        return ScheduleConfig(steps=self.steps, kind=self.schedule)
+
+
+def to_model_space(curves: torch.Tensor) -> torch.Tensor:
+    return curves * 2.0 - 1.0
+
+
+def from_model_space(x: torch.Tensor) -> torch.Tensor:
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def sinusoidal_embedding(s: torch.Tensor, dim: int) -> torch.Tensor:
+    """Embed continuous time s in [0, 1] (scaled to 0..1000 as in DDPM)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=s.device, dtype=torch.float32) / half)
+    angles = (s.float() * 1000.0)[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def mlp(dim_in: int, dim_hidden: int, dim_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim_in, dim_hidden), nn.SiLU(), nn.Linear(dim_hidden, dim_out))
+
+
+class DiffusionTalker(nn.Module):
+    def __init__(self, config: TalkerConfig):
+        super().__init__()
+        if not config.identity_names:
+            raise ValueError("a talker needs at least one identity in its library")
+        self.config = c = config
+        self.schedule = NoiseSchedule(c.schedule_config)
+        self.audio_proj = nn.Sequential(nn.Linear(c.audio_dim, c.audio_proj_dim), nn.SiLU(),
+                                        nn.Linear(c.audio_proj_dim, c.audio_proj_dim))
+        self.identity_embedding = nn.Embedding(len(c.identity_names), c.identity_dim)
+        self.identity_encoder = mlp(c.identity_dim, c.identity_feat_dim, c.identity_feat_dim)
+        self.step_encoder = mlp(c.step_dim, c.step_dim, c.step_dim)
+        # Adapter heads: pooled (mean, std) audio -> contrast space; identity feature -> contrast space.
+        self.audio_contrast = mlp(2 * c.audio_dim, c.contrast_dim * 2, c.contrast_dim)
+        self.identity_contrast = nn.Linear(c.identity_feat_dim, c.contrast_dim)
+        dec_in = c.audio_proj_dim + c.identity_feat_dim + c.step_dim + NUM_BLENDSHAPES
+        self.decoder = nn.GRU(dec_in, c.hidden, num_layers=c.layers, batch_first=True,
+                              bidirectional=c.bidirectional)
+        self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), NUM_BLENDSHAPES)
+
+    @property
+    def identity_names(self) -> list[str]:
+        return self.config.identity_names
+
+    # -- personalisation adapter -------------------------------------------------------------------
+    def identity_features(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Identity encoder output for the given ids (all identities when None)."""
+        table = self.identity_embedding.weight if ids is None else self.identity_embedding(ids)
+        return self.identity_encoder(table)
+
+    def audio_embedding(self, audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalised utterance embedding from frame features [B, F, A] (mask [B, F])."""
+        if mask is None:
+            mask = torch.ones(audio.shape[:2], device=audio.device, dtype=audio.dtype)
+        w = mask.to(audio.dtype).unsqueeze(-1)
+        n = w.sum(1).clamp(min=1.0)
+        mean = (audio * w).sum(1) / n
+        std = (((audio - mean.unsqueeze(1)) ** 2 * w).sum(1) / n).clamp(min=1e-6).sqrt()
+        return F.normalize(self.audio_contrast(torch.cat([mean, std], -1)), dim=-1)
+
+    def identity_logits(self, audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Cosine similarity / temperature between each clip and every library identity [B, M]."""
+        ident = F.normalize(self.identity_contrast(self.identity_features()), dim=-1)
+        return self.audio_embedding(audio, mask) @ ident.T / self.config.temperature
+
+    def match(self, audio: torch.Tensor) -> list[tuple[str, float]]:
+        """Rank the library for one clip's features [F, A]: [(identity, cosine similarity), ...]."""
+        with torch.inference_mode():
+            sims = self.identity_logits(audio.unsqueeze(0))[0] * self.config.temperature
+        order = torch.argsort(sims, descending=True).tolist()
+        return [(self.identity_names[i], float(sims[i])) for i in order]
+
+    def identity_index(self, name: str) -> int:
+        try:
+            return self.identity_names.index(name)
+        except ValueError:
+            raise ValueError(f"unknown identity {name!r}; known: {', '.join(self.identity_names)}") from None
+
+    # -- denoiser ----------------------------------------------------------------------------------
+    def condition(self, audio: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence conditioning that does not change across diffusion steps (computed once)."""
+        a = self.audio_proj(audio)
+        ident = self.identity_features(ids)
+        if not self.config.use_identity:
+            ident = torch.zeros_like(ident)
+        return a, ident
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Predict x0 [B, F, 52] (model space) from x_t [B, F, 52] at step indices t [B]."""
+        a, ident = cond
+        frames = x_t.shape[1]
+        step = self.step_encoder(sinusoidal_embedding(self.schedule.time(t), self.config.step_dim))
+        inp = torch.cat([a, ident[:, None].expand(-1, frames, -1), step[:, None].expand(-1, frames, -1), x_t], -1)
+        out, _ = self.decoder(inp)
+        return self.head(out)
+
+    def forward(self, x_t, t, audio, ids, mask=None):
+        """Training entry point (what DDP wraps): x0 prediction and identity logits."""
+        return self.denoise(x_t, t, self.condition(audio, ids)), self.identity_logits(audio, mask)
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        from safetensors.torch import save_file
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
+        tmp = directory / (WEIGHTS_NAME + ".tmp")
+        save_file(state, str(tmp), metadata={"format": "pt"})
+        tmp.replace(directory / WEIGHTS_NAME)
+        (directory / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "DiffusionTalker":
+        """Load safetensors weights + JSON config (never pickle). Clear errors for broken files."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        directory = Path(directory)
+        cfg_path, w_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise ValueError(f"{directory} is not a checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        try:
+            raw = json.loads(cfg_path.read_text())
+            config = TalkerConfig(**raw)
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"{cfg_path}: broken config ({err})") from None
+        model = cls(config)
+        try:
+            state = load_file(str(w_path))
+            model.load_state_dict({k: v.float() for k, v in state.items()})
+        except (SafetensorError, RuntimeError, OSError) as err:
+            raise ValueError(f"{w_path}: broken or mismatched weights ({str(err).splitlines()[0]})") from None
+        return model.to(device).eval()

@@ -1,0 +1,272 @@
+"""Teacher training: ``python -m core.train --data CORPUS --out checkpoints/teacher-256 --steps 256``.
+
+The loop reads top to bottom: sample t ~ U{1..T}, noise the curves, predict x0, weighted
+losses, Adam.  Validation each epoch, a checkpoint (safetensors) each epoch, resumable, CPU or
+CUDA automatically; multi-GPU with ``torchrun --nproc_per_node N -m core.train ...`` (DDP).
+:func:`fit` is shared with progressive distillation (``core.distill``), which only swaps
+the objective.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core import losses as L
+from core.model import DiffusionTalker, TalkerConfig, to_model_space
+
+STATE_WEIGHTS = "training_state.safetensors"
+STATE_JSON = "training_state.json"
+LOG_NAME = "log.jsonl"
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+Objective = Callable[[torch.nn.Module, Batch, torch.Generator], tuple[dict[str, torch.Tensor], torch.Tensor]]
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = ""
+    epochs: int = 30
+    max_minutes: float | None = None     # wall-clock budget; stops after the epoch that crosses it
+    batch_size: int = 32
+    crop_frames: int = 120               # 4 s crops; inference runs the GRU over any length
+    lr: float = 1e-3                     # paper 1e-4 for 50 GPU epochs; higher for a CPU budget
+    grad_clip: float = 1.0
+    seed: int = 0
+    loss_weights: L.LossWeights = field(default_factory=L.LossWeights)
+    resume: bool = True
+
+
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (torch.distributed.get_rank() if world > 1 else 0), world
+
+
+# -- objectives ---------------------------------------------------------------------------------
+
+def diffusion_terms(x0_hat, x0, mask, logits, ident) -> dict[str, torch.Tensor]:
+    return {"exp": L.expression_loss(x0_hat, x0, mask), "lip": L.lip_loss(x0_hat, x0, mask),
+            "vel": L.velocity_loss(x0_hat, x0, mask), "con": L.contrast_loss(logits, ident)}
+
+
+def teacher_objective(model, batch: Batch, gen: torch.Generator):
+    audio, curves, mask, ident = batch
+    core_model = getattr(model, "module", model)
+    x0 = to_model_space(curves)
+    t = torch.randint(1, core_model.schedule.steps + 1, (x0.shape[0],), generator=gen).to(x0.device)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    x_t = core_model.schedule.q_sample(x0, t, noise)
+    x0_hat, logits = model(x_t, t, audio, ident, mask)
+    return diffusion_terms(x0_hat, x0, mask, logits, ident), logits
+
+
+# -- training state (safetensors + JSON: no pickle anywhere) ------------------------------------
+
+def save_state(out: Path, optimizer: torch.optim.Optimizer, info: dict) -> None:
+    from safetensors.torch import save_file
+    tensors, meta = {}, {}
+    for pid, st in optimizer.state_dict()["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                meta[f"{pid}.{key}"] = val
+    save_file(tensors, str(out / (STATE_WEIGHTS + ".tmp")))
+    (out / (STATE_WEIGHTS + ".tmp")).replace(out / STATE_WEIGHTS)
+    (out / STATE_JSON).write_text(json.dumps({**info, "scalars": meta}, indent=1))
+
+
+def load_state(out: Path, optimizer: torch.optim.Optimizer) -> dict | None:
+    from safetensors.torch import load_file
+    if not (out / STATE_JSON).is_file() or not (out / STATE_WEIGHTS).is_file():
+        return None
+    info = json.loads((out / STATE_JSON).read_text())
+    tensors = load_file(str(out / STATE_WEIGHTS))
+    sd = optimizer.state_dict()
+    state: dict[int, dict] = {}
+    for name, val in tensors.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = val
+    for name, val in info.pop("scalars").items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = val
+    sd["state"] = state
+    optimizer.load_state_dict(sd)
+    return info
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+def evaluate_objective(model, objective: Objective, dataset, cfg: TrainConfig, device) -> dict[str, float]:
+    """Mean loss terms and identity accuracy on a dataset with fixed noise (comparable across epochs)."""
+    model.eval()
+    gen, rng = torch.Generator().manual_seed(1234), np.random.default_rng(1234)
+    sums: dict[str, float] = {}
+    correct = count = 0
+    with torch.no_grad():
+        for start in range(0, len(dataset), cfg.batch_size):
+            idx = list(range(start, min(start + cfg.batch_size, len(dataset))))
+            batch = tuple(b.to(device) for b in dataset.batch(idx, cfg.crop_frames, rng))
+            terms, logits = objective(model, batch, gen)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+            correct += int((logits.argmax(-1) == batch[3]).sum())
+            count += len(idx)
+    model.train()
+    out = {k: v / count for k, v in sums.items()}
+    out["total"] = float(L.total_loss(cfg.loss_weights, {k: torch.tensor(v) for k, v in out.items()}))
+    out["identity_acc"] = correct / count
+    return out
+
+
+def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: TrainConfig) -> list[dict]:
+    """Train ``model`` with ``objective``; checkpoints to cfg.out each epoch; returns the log."""
+    rank, world = distributed()
+    device = pick_device()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    start_epoch, log = 0, []
+    if cfg.resume and (info := load_state(out, optimizer)) is not None:
+        model.load_state_dict(DiffusionTalker.from_pretrained(out).state_dict())
+        start_epoch, log = info["epoch"], info["log"]
+        if info.get("finished") and info.get("target_epochs") == cfg.epochs:
+            if rank == 0:
+                print(f"{out} is already trained; skipping")
+            return log
+        if rank == 0:
+            print(f"resuming {out} at epoch {start_epoch}")
+    wrapped = model
+    if world > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    per_epoch = max(1, len(train_set) // (cfg.batch_size * world))
+    total_steps = per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + start_epoch * per_epoch) / total_steps))))
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    began, epoch = time.time(), start_epoch - 1
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = np.random.default_rng(cfg.seed + epoch)
+        order = rng.permutation(len(train_set))[rank::world]
+        sums: dict[str, float] = {}
+        bar = tqdm(range(per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0, leave=False)
+        for i in bar:
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            if len(idx) == 0:
+                continue
+            batch = tuple(b.to(device) for b in train_set.batch(idx, cfg.crop_frames, rng))
+            terms, _ = objective(wrapped, batch, gen)
+            loss = L.total_loss(cfg.loss_weights, terms)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            sched.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            bar.set_postfix({k: f"{v / (i + 1):.4f}" for k, v in sums.items()})
+        row = {"epoch": epoch + 1, "minutes": round((time.time() - began) / 60, 2),
+               "train": {k: v / per_epoch for k, v in sums.items()}}
+        if rank == 0:
+            row["val"] = evaluate_objective(model, objective, val_set, cfg, device)
+            log.append(row)
+            print(json.dumps(row), flush=True)
+            model.save_pretrained(out)
+            save_state(out, optimizer, {"epoch": epoch + 1, "log": log, "train_config": _jsonable(cfg)})
+            with open(out / LOG_NAME, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        if cfg.max_minutes is not None and (time.time() - began) / 60 >= cfg.max_minutes:
+            if rank == 0:
+                print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch + 1}")
+            break
+    if rank == 0:
+        save_state(out, optimizer, {"epoch": epoch + 1, "log": log, "train_config": _jsonable(cfg),
+                               "finished": True, "target_epochs": cfg.epochs})
+    if world > 1:
+        torch.distributed.barrier()
+    return log
+
+
+def _jsonable(cfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg), default=str))
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+def prepare_data(data: str, encoder_name: str, identity_names: list[str] | None = None, progress=True):
+    """(train set, val set, identity names, fingerprint) with cached encoder features."""
+    from core.data.dataset import FeatureDataset, data_fingerprint, load_clips
+    from core.encoders import get_encoder
+    train_clips = load_clips(data, ("train",))
+    val_clips = load_clips(data, ("val",))
+    names = identity_names or sorted({c.identity for c in train_clips})
+    encoder = get_encoder(encoder_name)
+    return (FeatureDataset(train_clips, encoder, names, progress), FeatureDataset(val_clips, encoder, names, progress),
+            names, data_fingerprint(train_clips))
+
+
+def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
+    p.add_argument("--data", required=True, help="corpus / BEAT / Live Link Face folder")
+    if with_out:
+        p.add_argument("--out", required=True, help="checkpoint folder (resumed if it holds a training state)")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--crop-frames", type=int, default=TrainConfig.crop_frames)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-resume", action="store_true")
+    for name, value in L.LossWeights().as_dict().items():
+        p.add_argument(f"--w-{name}", type=float, default=value, help=f"weight of L_{name}")
+
+
+def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
+    weights = L.LossWeights(**{k: getattr(a, f"w_{k}") for k in L.LossWeights().as_dict()})
+    return TrainConfig(data=a.data, out=getattr(a, "out", ""), epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size,
+                       crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Train a DiffusionTalker teacher (any number of diffusion steps).")
+    add_common_args(p)
+    p.add_argument("--steps", type=int, default=256, help="diffusion steps T")
+    p.add_argument("--encoder", default="whisper-tiny.en")
+    p.add_argument("--hidden", type=int, default=TalkerConfig.hidden)
+    p.add_argument("--layers", type=int, default=TalkerConfig.layers)
+    p.add_argument("--unidirectional", action="store_true")
+    p.add_argument("--no-identity", action="store_true", help="ablation: no identity embedding")
+    a = p.parse_args(argv)
+    cfg = train_config_from_args(a)
+    torch.manual_seed(a.seed)
+    train_set, val_set, names, fingerprint = prepare_data(a.data, a.encoder)
+    model = DiffusionTalker(TalkerConfig(
+        identity_names=names, audio_dim=train_set.feature_dim, encoder=a.encoder, hidden=a.hidden, layers=a.layers,
+        bidirectional=not a.unidirectional, use_identity=not a.no_identity, steps=a.steps, data_fingerprint=fingerprint,
+        extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
+                         "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set)}}))
+    fit(model, teacher_objective, train_set, val_set, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the project needs into ./.venv (idempotent). `--dev` adds the test tools.
+# System packages (TTS engines for the corpus, EGL for headless rendering, Chromium for the
+# browser test) come from Debian when we are root or have sudo; elsewhere install packages.txt yourself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dev=0
+[[ "${1:-}" == "--dev" ]] && dev=1
+
+apt_packages=$(grep -v '^#' packages.txt | xargs)
+[[ $dev == 1 ]] && apt_packages="$apt_packages chromium"
+missing=$(for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+if [[ -n "$missing" ]] && command -v apt-get >/dev/null; then
+  sudo_cmd=""; [[ $(id -u) != 0 ]] && sudo_cmd="sudo"
+  echo "installing Debian packages: $missing"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+req=requirements.txt; [[ $dev == 1 ]] && req=requirements-dev.txt
+.venv/bin/python -m pip install -q -r "$req"

@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from core.diffusion import NoiseSchedule, ScheduleConfig, make_generator, sample
+
+
+@pytest.mark.parametrize("steps", [1, 2, 8, 32, 256])
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_last_step_is_pure_noise_and_first_is_clean(steps, kind):
+    s = NoiseSchedule(ScheduleConfig(steps=steps, kind=kind))
+    assert s.alpha_bar[0] == 1.0
+    assert s.alpha_bar[-1] < 1e-3
+    assert torch.all(s.alpha_bar[1:] < s.alpha_bar[:-1])
+    assert torch.all((s.beta[1:] > 0) & (s.beta[1:] <= 1))
+
+
+def test_student_grid_is_every_other_teacher_point():
+    teacher, student = NoiseSchedule(ScheduleConfig(steps=16)), NoiseSchedule(ScheduleConfig(steps=8))
+    torch.testing.assert_close(student.alpha_bar, teacher.alpha_bar[::2])
+
+
+def test_q_sample_statistics():
+    s = NoiseSchedule(ScheduleConfig(steps=32))
+    x0 = torch.full((20000, 4), 0.7, dtype=torch.float64)
+    t = torch.full((20000,), 10)
+    xt = s.q_sample(x0, t, torch.randn(x0.shape, generator=make_generator(0), dtype=torch.float64))
+    assert abs(xt.mean().item() - s.alpha[10].item() * 0.7) < 0.01
+    assert abs(xt.std().item() - s.sigma[10].item()) < 0.01
+
+
+@pytest.mark.parametrize("method", ["ddim", "ddpm"])
+def test_sampling_with_exact_x0_predictor_recovers_x0(method):
+    s = NoiseSchedule(ScheduleConfig(steps=8))
+    x0 = torch.randn(3, 5, 52, generator=make_generator(1))
+    out = sample(s, lambda x, t: x0, x0.shape, method=method, generator=make_generator(2))
+    torch.testing.assert_close(out, x0)
+
+
+def test_ddim_with_exact_x0_stays_on_the_forward_trajectory():
+    s = NoiseSchedule(ScheduleConfig(steps=8))
+    x0, eps = torch.randn(2, 6, 52, dtype=torch.float64), torch.randn(2, 6, 52, dtype=torch.float64)
+    t = torch.tensor([6, 6])
+    x_next = s.ddim_step(s.q_sample(x0, t, eps), x0, t, t - 1)
+    torch.testing.assert_close(x_next, s.q_sample(x0, t - 1, eps))
+
+
+def test_distillation_target_equals_two_teacher_steps():
+    """With an exact x0 predictor the target is x0 and one student step lands on the teacher's x''."""
+    teacher, student = NoiseSchedule(ScheduleConfig(steps=16)), NoiseSchedule(ScheduleConfig(steps=8))
+    x0, eps = torch.randn(4, 7, 52, dtype=torch.float64), torch.randn(4, 7, 52, dtype=torch.float64)
+    t = torch.tensor([1, 3, 5, 8])
+    x_t = student.q_sample(x0, t, eps)
+    target = student.distillation_target(x_t, t, teacher, lambda x, tt: x0)
+    torch.testing.assert_close(target, x0)
+    # A non-trivial teacher: the student's DDIM step with x~ reproduces the teacher's two steps.
+    def bent_teacher(x, tt):
+        return 0.5 * x + 0.1 * tt.view(-1, 1, 1).double()
+    target = student.distillation_target(x_t, t, teacher, bent_teacher)
+    x_mid = teacher.ddim_step(x_t, bent_teacher(x_t, 2 * t), 2 * t, 2 * t - 1)
+    x_two = teacher.ddim_step(x_mid, bent_teacher(x_mid, 2 * t - 1), 2 * t - 1, 2 * t - 2)
+    torch.testing.assert_close(student.ddim_step(x_t, target, t, t - 1), x_two)
+
+
+def test_distillation_needs_a_twice_as_long_teacher():
+    with pytest.raises(ValueError, match="2x"):
+        NoiseSchedule(ScheduleConfig(steps=8)).distillation_target(
+            torch.zeros(1, 2, 52), torch.tensor([1]), NoiseSchedule(ScheduleConfig(steps=8)), lambda x, t: x)
+
+
+def test_seeds_reproducible_and_distinct():
+    s = NoiseSchedule(ScheduleConfig(steps=4))
+    f = lambda x, t: 0.3 * x
+    a = sample(s, f, (1, 10, 52), method="ddpm", generator=make_generator(5))
+    b = sample(s, f, (1, 10, 52), method="ddpm", generator=make_generator(5))
+    c = sample(s, f, (1, 10, 52), method="ddpm", generator=make_generator(6))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
