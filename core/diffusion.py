@@ -128,9 +128,22 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return g
 
 
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def randn(shape, generator: Generators, device, dtype) -> torch.Tensor:
+    """Gaussian noise; with one generator per batch row, row i does not depend on the batch size."""
+    if isinstance(generator, list):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype)
+                            for g in generator]).to(device)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
 @torch.inference_mode()
 def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, shape: tuple[int, ...], *, method: str = "ddim",
-           generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+           generator: Generators = None, device: torch.device | str = "cpu",
            dtype: torch.dtype = torch.float32, x_T: torch.Tensor | None = None) -> torch.Tensor:
     """Run the reverse process over all T steps; returns x0 in model space.
 
@@ -139,7 +152,7 @@ def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, shape: tuple[int, ...], 
     """
     if method not in ("ddim", "ddpm"):
         raise ValueError(f"unknown sampler {method!r} (use 'ddim' or 'ddpm')")
-    x = x_T if x_T is not None else torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    x = x_T if x_T is not None else randn(shape, generator, device, dtype)
     batch = shape[0]
     for step in range(schedule.steps, 0, -1):
         t = torch.full((batch,), step, dtype=torch.long, device=device)
@@ -149,6 +162,6 @@ def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, shape: tuple[int, ...], 
         if method == "ddim":
             x = schedule.ddim_step(x, x0_hat, t, t - 1)
         else:
-            noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            noise = randn(shape, generator, device, dtype)
             x = schedule.ddpm_step(x, x0_hat, t, noise)
     return x

@@ -1,0 +1,113 @@
+"""The checkpoint manifest: every shipped model with its steps, parent, data, metrics and sha256.
+
+``python -m core.manifest checkpoints [--fp16]`` (re)writes ``checkpoints/manifest.json`` from the
+checkpoint folders it finds (optionally storing weights as fp16 first), keeping metrics that the
+evaluation command recorded.  Loading verifies every file's sha256 against it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from core.model import CONFIG_NAME, WEIGHTS_NAME
+
+MANIFEST_NAME = "manifest.json"
+
+
+class ChecksumError(ValueError):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(root: str | Path) -> dict:
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        raise ValueError(f"{root} has no {MANIFEST_NAME}; build one with `python -m core.manifest {root}`")
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["models"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a valid manifest ({err})") from None
+    return manifest
+
+
+def verify(root: str | Path, entry: dict) -> None:
+    """Raise ChecksumError if a file of this entry differs from what the manifest recorded."""
+    folder = Path(root) / entry["path"]
+    for name, expected in entry["sha256"].items():
+        path = folder / name
+        if not path.is_file():
+            raise ChecksumError(f"{path} is missing (listed in the manifest)")
+        if sha256_of(path) != expected:
+            raise ChecksumError(f"{path} does not match the sha256 in the manifest: the file is damaged or was "
+                                f"replaced; rebuild the manifest only if you trust it")
+
+
+def role_of(name: str) -> str:
+    """Shipped chain (teacher-*, distilled-*), baselines (scratch-*) or ablations (ablation-*)."""
+    for prefix, role in (("scratch-", "baseline"), ("ablation-", "ablation")):
+        if name.startswith(prefix):
+            return role
+    return "shipped"
+
+
+def checkpoint_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob(f"*/{CONFIG_NAME}") if (p.parent / WEIGHTS_NAME).is_file())
+
+
+def build_manifest(root: str | Path, fp16: bool = False) -> dict:
+    from core.model import DiffusionTalker
+    import torch
+    root = Path(root)
+    old = {}
+    if (root / MANIFEST_NAME).is_file():
+        old = {m["name"]: m for m in read_manifest(root)["models"]}
+    models = []
+    for folder in checkpoint_dirs(root):
+        if fp16:
+            DiffusionTalker.from_pretrained(folder).save_pretrained(folder, dtype=torch.float16)
+        cfg = json.loads((folder / CONFIG_NAME).read_text())
+        models.append({
+            "name": folder.name, "path": folder.name, "role": role_of(folder.name), "steps": cfg["steps"], "parent": cfg.get("parent"),
+            "distilled": cfg.get("distilled", False), "encoder": cfg["encoder"],
+            "data": cfg.get("data_fingerprint"), "identities": len(cfg["identity_names"]),
+            "training": cfg.get("extra", {}),
+            "metrics": old.get(folder.name, {}).get("metrics", {}),
+            "sha256": {name: sha256_of(folder / name) for name in (CONFIG_NAME, WEIGHTS_NAME)},
+        })
+    manifest = {"models": models}
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def record_metrics(root: str | Path, metrics_by_name: dict[str, dict]) -> None:
+    """Store evaluation metrics in the manifest entries (does not touch the checksums)."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    for entry in manifest["models"]:
+        if entry["name"] in metrics_by_name:
+            entry["metrics"] = metrics_by_name[entry["name"]]
+    (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Write checkpoints/manifest.json for every checkpoint folder.")
+    p.add_argument("root", nargs="?", default="checkpoints")
+    p.add_argument("--fp16", action="store_true", help="store weights as float16 first")
+    a = p.parse_args(argv)
+    manifest = build_manifest(a.root, a.fp16)
+    for m in manifest["models"]:
+        print(f"{m['name']:<24} steps={m['steps']:<4} parent={m['parent']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from core.distill import make_student
+from core.manifest import ChecksumError, build_manifest, read_manifest, role_of
+from core.pipeline import Talker
+from tests.helpers import ToyEncoder, toy_clip
+from tests.test_model import tiny_model
+
+
+@pytest.fixture()
+def checkpoints(tmp_path):
+    teacher = tiny_model(steps=8)
+    teacher.save_pretrained(tmp_path / "teacher-8")
+    make_student(teacher, "teacher-8").save_pretrained(tmp_path / "distilled-4")
+    tiny_model(steps=4).save_pretrained(tmp_path / "scratch-4")
+    build_manifest(tmp_path)
+    return tmp_path
+
+
+def test_manifest_lists_models_with_roles_and_checksums(checkpoints):
+    models = {m["name"]: m for m in read_manifest(checkpoints)["models"]}
+    assert set(models) == {"teacher-8", "distilled-4", "scratch-4"}
+    assert models["distilled-4"]["parent"] == "teacher-8" and models["distilled-4"]["steps"] == 4
+    assert models["scratch-4"]["role"] == "baseline" and role_of("ablation-8-no-lip") == "ablation"
+    assert len(models["teacher-8"]["sha256"]["model.safetensors"]) == 64
+
+
+def test_generate_from_path_and_array(checkpoints, tmp_path):
+    talker = Talker.from_pretrained(checkpoints, encoder=ToyEncoder())
+    assert talker.steps_available == [8, 4]
+    clip = toy_clip(1, 7, seconds=1.5)
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, clip.audio, 16000)
+    out = talker.generate(str(wav), steps=4, seed=3, num_samples=2)
+    assert out.blendshapes.shape == (2, 45, 52) and out.blendshapes.min() >= 0 and out.blendshapes.max() <= 1
+    assert [s for s, _ in out.scores] and sorted(n for n, _ in out.scores) == ["id0", "id1", "id2"]
+    assert out.identity == out.matched_identity == out.scores[0][0]
+    assert out.seeds == [3, 4] and out.itf > 0 and {"encoder", "match", "sampling", "total"} <= set(out.timings)
+    pair = talker.generate(clip.audio, steps=4, seed=3, num_samples=2)
+    single = talker.generate(clip.audio, steps=4, seed=3, num_samples=1)
+    np.testing.assert_allclose(single.blendshapes[0], pair.blendshapes[0], atol=1e-5)  # seed k independent of K
+    assert not np.allclose(pair.blendshapes[0], pair.blendshapes[1])
+    styled = talker.generate(clip.audio, steps=8, seed=0, identity="id2")
+    assert styled.identity == "id2"
+
+
+def test_bad_requests_give_clear_errors(checkpoints):
+    talker = Talker.from_pretrained(checkpoints, encoder=ToyEncoder())
+    audio = toy_clip(0, 1).audio
+    with pytest.raises(ValueError, match="no model with 3 steps"):
+        talker.generate(audio, steps=3)
+    with pytest.raises(ValueError, match="unknown identity"):
+        talker.generate(audio, steps=4, identity="nobody")
+    with pytest.raises(ValueError, match="seed"):
+        talker.generate(audio, steps=4, seed=-1)
+
+
+def test_tampered_checkpoint_is_refused(checkpoints):
+    weights = checkpoints / "distilled-4" / "model.safetensors"
+    torch.manual_seed(1)
+    tiny_model(steps=4).save_pretrained(checkpoints / "distilled-4")
+    with pytest.raises(ChecksumError, match="sha256"):
+        Talker.from_pretrained(checkpoints, encoder=ToyEncoder()).model(4)
+    assert weights.is_file()
