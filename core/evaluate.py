@@ -1,0 +1,188 @@
+"""Evaluation: ``python -m core.evaluate --checkpoints checkpoints --data CORPUS``.
+
+For every model in the manifest (shipped chain, from-scratch baselines, ablations) on the test
+split: MBE, LBE, |FDD|, LVE (curves drive the ARKit head), ITF end-to-end (audio array ->
+encoder -> match -> sampling; audio decoding excluded) and decoder-only (sampling); identity
+matching P/R/F1 on seen voices and what unseen voices match; seed diversity upper vs lower
+face.  Writes JSON, the paper's Tables 1, 4 and 5 into docs/RESULTS.md, and the metrics into
+the manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from core import metrics as M
+from core.data.clip import TalkingClip
+from core.manifest import read_manifest, record_metrics, verify
+from core.pipeline import Talker
+from core.report import machine_description, table, update_section
+
+
+class MeshDriver:
+    """Drives the ARKit head with curves for LVE; lip vertices = those the mouth/jaw targets move most."""
+
+    def __init__(self):
+        from core.arkit import LIP_INDICES
+        from core.face_mesh import load_face_mesh
+        self.mesh = load_face_mesh()
+        motion = np.linalg.norm(self.mesh.morph_deltas[list(LIP_INDICES)], axis=-1).max(0)
+        self.lip_ids = np.flatnonzero(motion > 0.25 * motion.max())
+
+    def lve(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        n = min(len(pred), len(gt))
+        return M.lve(self.mesh.deform_sequence(pred[:n]), self.mesh.deform_sequence(gt[:n]), self.lip_ids)
+
+
+def evaluate_checkpoint(talker: Talker, clips: list[TalkingClip], seed: int = 0, mesh: MeshDriver | None = None,
+                        progress: bool = True) -> dict:
+    steps = talker.steps_available[0]
+    rows = {"mbe": [], "lbe": [], "fdd": [], "lve": [], "itf": [], "itf_decoder": []}
+    for clip in tqdm(clips, desc=f"{steps} steps", disable=not progress, leave=False):
+        out = talker.generate(clip.load_audio(), steps=steps, seed=seed)
+        pred, gt = out.blendshapes[0], clip.blendshapes
+        rows["mbe"].append(M.mbe(pred, gt))
+        rows["lbe"].append(M.lbe(pred, gt))
+        rows["fdd"].append(M.fdd(pred, gt))
+        if mesh is not None:
+            rows["lve"].append(mesh.lve(pred, gt))
+        rows["itf"].append(out.itf)
+        rows["itf_decoder"].append(out.timings["sampling"] / out.frames)
+    result = {k: float(np.mean(v)) for k, v in rows.items() if v}
+    result["fdd_abs"] = abs(result.pop("fdd"))
+    result["itf_median"] = float(np.median(rows["itf"]))
+    result["clips"] = len(clips)
+    return result
+
+
+def identity_matching(talker: Talker, seen: list[TalkingClip], unseen: list[TalkingClip]) -> dict:
+    steps = talker.steps_available[0]
+    model = talker.model(steps)
+    import torch
+
+    def best(clip):
+        feats, _ = talker.features(clip.load_audio())
+        return model.match(torch.from_numpy(feats))[0][0]
+
+    out = {"seen": M.identity_scores([c.identity for c in seen], [best(c) for c in seen])}
+    if unseen:
+        matches: dict[str, Counter] = {}
+        for clip in unseen:
+            matches.setdefault(clip.identity, Counter())[best(clip)] += 1
+        out["unseen"] = {k: dict(v.most_common(3)) for k, v in matches.items()}
+    return out
+
+
+def diversity(talker: Talker, clips: list[TalkingClip], samples: int = 4) -> dict:
+    steps = talker.steps_available[0]
+    vals = [M.seed_diversity(talker.generate(c.load_audio(), steps=steps, seed=0, num_samples=samples).blendshapes)
+            for c in clips]
+    up, low = float(np.mean([v["upper"] for v in vals])), float(np.mean([v["lower"] for v in vals]))
+    return {"upper": up, "lower": low, "ratio": up / max(low, 1e-9), "samples": samples, "clips": len(clips)}
+
+
+def pick(clips: list[TalkingClip], n: int | None, seed: int = 0) -> list[TalkingClip]:
+    if n is None or len(clips) <= n:
+        return clips
+    idx = np.random.default_rng(seed).choice(len(clips), n, replace=False)
+    return [clips[i] for i in sorted(idx)]
+
+
+def write_report(results: dict, path: Path) -> None:
+    models = results["models"]
+    shipped = sorted([m for m in models.values() if m["role"] == "shipped"], key=lambda m: -m["steps"])
+    baselines = [m for m in models.values() if m["role"] == "baseline"]
+    t1 = [[m["steps"], "yes" if m["distilled"] else "no", m["name"], m["lbe"], m["mbe"], m["fdd_abs"],
+           m.get("lve", float("nan")), m["itf"] * 1e4, m["itf_decoder"] * 1e4]
+          for m in sorted(shipped + baselines, key=lambda m: (-m["steps"], m["distilled"]))]
+    md = [f"## Accuracy and speed by steps (paper Table 1)\n\n`{results['command']}` on {results['data']} "
+          f"({results['clips']} test clips: held-out sentences of seen identities), seed 0, {results['machine']}.\n"
+          "ITF in 1e-4 s/frame; end-to-end = encoder + identity match + sampling on an in-memory 16 kHz array, "
+          "decoder = sampling only. LVE in mesh units of the facecap head (lip vertices, max per frame).\n",
+          table(["steps", "distilled", "model", "LBE", "MBE", "|FDD|", "LVE", "ITF e2e", "ITF decoder"], t1)]
+    teacher = next((m for m in shipped if not m["distilled"]), None)
+    if teacher:
+        md.append("\nLBE relative to the teacher: " + ", ".join(
+            f"{m['steps']} steps {m['lbe'] / teacher['lbe']:.3f}x" for m in shipped if m["distilled"]))
+    ident = results.get("identity")
+    if ident:
+        s = ident["seen"]
+        md += [f"\n## Identity matching (paper Table 4), {ident['model']}\n",
+               table(["voices", "precision", "recall", "F1", "accuracy", "clips"],
+                     [["seen (test split)", s["precision"], s["recall"], s["f1"], s["accuracy"], s["clips"]]])]
+        if "unseen" in ident:
+            md.append("\nUnseen voices (never in training) match these library identities (count of clips):\n")
+            md.append(table(["unseen voice", "matched identities"],
+                            [[k, ", ".join(f"{n} ({c})" for n, c in v.items())] for k, v in ident["unseen"].items()]))
+    abl = [m for m in models.values() if m["role"] == "ablation"]
+    if abl:
+        ref = next((m for m in shipped if m["steps"] == 8), None)
+        rows = ([["full model (distilled-8)", ref["mbe"], ref["lbe"]]] if ref else []) + \
+               [[m["name"], m["mbe"], m["lbe"]] for m in sorted(abl, key=lambda m: m["name"])]
+        md += ["\n## Ablations at 8 steps (paper Table 5)\n", table(["setting", "MBE", "LBE"], rows)]
+    div = results.get("diversity")
+    if div:
+        md += ["\n## Seed diversity\n", table(["model", "upper face", "lower face", "upper/lower", "seeds", "clips"],
+                                              [[k, v["upper"], v["lower"], v["ratio"], v["samples"], v["clips"]]
+                                               for k, v in div.items()])]
+    update_section("evaluation", "\n".join(md), path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Evaluate checkpoints (paper Tables 1, 4, 5).")
+    p.add_argument("--checkpoints", default="checkpoints")
+    p.add_argument("--data", required=True)
+    p.add_argument("--max-clips", type=int, default=40, help="test clips per model (random, fixed seed)")
+    p.add_argument("--models", nargs="*", help="only these checkpoint names")
+    p.add_argument("--json", default="docs/results.json")
+    p.add_argument("--results", default="docs/RESULTS.md")
+    p.add_argument("--no-lve", action="store_true")
+    a = p.parse_args(argv)
+    from core.data.dataset import load_clips
+    root = Path(a.checkpoints)
+    test = pick(load_clips(a.data, ("test",)), a.max_clips)
+    try:
+        unseen = pick(load_clips(a.data, ("test_unseen",)), a.max_clips)
+    except ValueError:
+        unseen = []
+    mesh = None if a.no_lve else MeshDriver()
+    entries = [m for m in read_manifest(root)["models"] if not a.models or m["name"] in a.models]
+    results = {"command": "python -m core.evaluate " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+               "data": str(a.data), "clips": len(test), "machine": machine_description(), "models": {}}
+    prev = json.loads(Path(a.json).read_text()) if Path(a.json).is_file() else {}
+    results["models"] = {k: v for k, v in prev.get("models", {}).items() if (root / k).is_dir()}
+    for entry in entries:
+        verify(root, entry)
+        talker = Talker.from_pretrained(root / entry["path"])
+        began = time.time()
+        res = evaluate_checkpoint(talker, test, mesh=mesh)
+        res.update(name=entry["name"], role=entry.get("role", "shipped"), steps=entry["steps"],
+                   distilled=entry.get("distilled", False), eval_seconds=round(time.time() - began, 1))
+        results["models"][entry["name"]] = res
+        print(json.dumps(res), flush=True)
+    shipped = sorted([e for e in entries if e.get("role", "shipped") == "shipped"], key=lambda e: e["steps"])
+    eight = next((e for e in shipped if e["steps"] == 8), shipped[0] if shipped else None)
+    if eight:
+        talker = Talker.from_pretrained(root / eight["path"])
+        results["identity"] = {"model": eight["name"], **identity_matching(talker, test, unseen)}
+        results["diversity"] = {}
+        for e in [eight] + [e for e in shipped if not e.get("distilled")]:
+            results["diversity"][e["name"]] = diversity(Talker.from_pretrained(root / e["path"]), pick(test, 12))
+    else:
+        results.update({k: prev[k] for k in ("identity", "diversity") if k in prev})
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(results, indent=1))
+    record_metrics(root, {k: {m: v[m] for m in ("mbe", "lbe", "fdd_abs", "lve", "itf", "itf_decoder") if m in v}
+                          for k, v in results["models"].items()})
+    write_report(results, Path(a.results))
+    print(f"wrote {a.json} and {a.results}")
+
+
+if __name__ == "__main__":
+    main()
