@@ -44,7 +44,7 @@ class TalkerConfig:
     step_dim: int = 64
     hidden: int = 256                    # paper: 2-layer GRU, hidden 256
     layers: int = 2
-    bidirectional: bool = True
+    bidirectional: bool = False          # Whisper features already carry look-ahead; 2x cheaper
     contrast_dim: int = 128
     temperature: float = 0.07
     use_identity: bool = True            # ablation "without identity embedding"

@@ -254,7 +254,7 @@ def main(argv=None):
     p.add_argument("--encoder", default="whisper-tiny.en")
     p.add_argument("--hidden", type=int, default=TalkerConfig.hidden)
     p.add_argument("--layers", type=int, default=TalkerConfig.layers)
-    p.add_argument("--unidirectional", action="store_true")
+    p.add_argument("--bidirectional", action="store_true", help="bidirectional GRU (2x cost)")
     p.add_argument("--no-identity", action="store_true", help="ablation: no identity embedding")
     a = p.parse_args(argv)
     cfg = train_config_from_args(a)
@@ -262,7 +262,7 @@ def main(argv=None):
     train_set, val_set, names, fingerprint = prepare_data(a.data, a.encoder)
     model = DiffusionTalker(TalkerConfig(
         identity_names=names, audio_dim=train_set.feature_dim, encoder=a.encoder, hidden=a.hidden, layers=a.layers,
-        bidirectional=not a.unidirectional, use_identity=not a.no_identity, steps=a.steps, data_fingerprint=fingerprint,
+        bidirectional=a.bidirectional, use_identity=not a.no_identity, steps=a.steps, data_fingerprint=fingerprint,
         extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
                          "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set)}}))
     fit(model, teacher_objective, train_set, val_set, cfg)
