@@ -1,7 +1,9 @@
 """ARKit-52 blendshape conventions: one canonical order, channel groups, name mapping.
 
 Everything downstream maps channels *by name* through this module, never by position.
-The canonical order is the one Apple's Live Link Face app writes to its CSV files.
+The canonical order groups the channels as Apple's ARKit documentation does: left eye,
+right eye, jaw, mouth, brows, cheeks, nose, tongue.  (It is *not* the Live Link Face CSV
+column order, which swaps jawLeft/jawRight and mouthLeft/mouthRight; core.export maps by name.)
 """
 from __future__ import annotations
 

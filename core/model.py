@@ -31,6 +31,7 @@ from core.diffusion import NoiseSchedule, ScheduleConfig
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+LIBRARY_NAME = "library.safetensors"   # identities enrolled after training (core.enroll)
 
 
 @dataclass
@@ -105,10 +106,13 @@ class DiffusionTalker(nn.Module):
         return self.config.identity_names
 
     # -- personalisation adapter -------------------------------------------------------------------
-    def identity_features(self, ids: torch.Tensor | None = None) -> torch.Tensor:
-        """Identity encoder output for the given ids (all identities when None)."""
-        table = self.identity_embedding.weight if ids is None else self.identity_embedding(ids)
-        return self.identity_encoder(table)
+    def identity_features(self, ids: torch.Tensor | None = None, table: torch.Tensor | None = None) -> torch.Tensor:
+        """Identity encoder output for the given ids (all identities when None).
+
+        ``table`` replaces the embedding table, e.g. library + one embedding being enrolled.
+        """
+        table = self.identity_embedding.weight if table is None else table
+        return self.identity_encoder(table if ids is None else table[ids])
 
     def audio_embedding(self, audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised utterance embedding from frame features [B, F, A] (mask [B, F])."""
@@ -120,9 +124,10 @@ class DiffusionTalker(nn.Module):
         std = (((audio - mean.unsqueeze(1)) ** 2 * w).sum(1) / n).clamp(min=1e-6).sqrt()
         return F.normalize(self.audio_contrast(torch.cat([mean, std], -1)), dim=-1)
 
-    def identity_logits(self, audio: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def identity_logits(self, audio: torch.Tensor, mask: torch.Tensor | None = None,
+                        table: torch.Tensor | None = None) -> torch.Tensor:
         """Cosine similarity / temperature between each clip and every library identity [B, M]."""
-        ident = F.normalize(self.identity_contrast(self.identity_features()), dim=-1)
+        ident = F.normalize(self.identity_contrast(self.identity_features(table=table)), dim=-1)
         return self.audio_embedding(audio, mask) @ ident.T / self.config.temperature
 
     def match(self, audio: torch.Tensor) -> list[tuple[str, float]]:
@@ -139,10 +144,11 @@ class DiffusionTalker(nn.Module):
             raise ValueError(f"unknown identity {name!r}; known: {', '.join(self.identity_names)}") from None
 
     # -- denoiser ----------------------------------------------------------------------------------
-    def condition(self, audio: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def condition(self, audio: torch.Tensor, ids: torch.Tensor,
+                  table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sequence conditioning that does not change across diffusion steps (computed once)."""
         a = self.audio_proj(audio)
-        ident = self.identity_features(ids)
+        ident = self.identity_features(ids, table)
         if not self.config.use_identity:
             ident = torch.zeros_like(ident)
         return a, ident
@@ -159,6 +165,16 @@ class DiffusionTalker(nn.Module):
     def forward(self, x_t, t, audio, ids, mask=None):
         """Training entry point (what DDP wraps): x0 prediction and identity logits."""
         return self.denoise(x_t, t, self.condition(audio, ids)), self.identity_logits(audio, mask)
+
+    def add_identities(self, names: list[str], embeddings: torch.Tensor) -> None:
+        """Grow the library (enrolment); existing identities keep their index."""
+        clash = set(names) & set(self.identity_names)
+        if clash:
+            raise ValueError(f"identity already in the library: {', '.join(sorted(clash))}")
+        old = self.identity_embedding.weight.data
+        table = torch.cat([old, embeddings.to(old)], 0)
+        self.identity_embedding = nn.Embedding.from_pretrained(table, freeze=False)
+        self.config.identity_names = list(self.identity_names) + list(names)
 
     # -- persistence -------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
@@ -192,4 +208,28 @@ class DiffusionTalker(nn.Module):
             model.load_state_dict({k: v.float() for k, v in state.items()})
         except (SafetensorError, RuntimeError, OSError) as err:
             raise ValueError(f"{w_path}: broken or mismatched weights ({str(err).splitlines()[0]})") from None
+        if (directory / LIBRARY_NAME).is_file():
+            names, table = read_library(directory / LIBRARY_NAME)
+            model.add_identities(names, table)
         return model.to(device).eval()
+
+
+def read_library(path: Path) -> tuple[list[str], torch.Tensor]:
+    """Enrolled identities: names (safetensors metadata) and their embeddings [n, identity_dim]."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), "pt") as fh:
+            names = json.loads(fh.metadata()["names"])
+            table = fh.get_tensor("embeddings").float()
+    except Exception as err:  # any parse failure of a user-writable file is reported, never executed
+        raise ValueError(f"{path}: unreadable identity library ({str(err).splitlines()[0]})") from None
+    if len(names) != len(table):
+        raise ValueError(f"{path}: {len(names)} names for {len(table)} embeddings")
+    return names, table
+
+
+def write_library(path: Path, names: list[str], table: torch.Tensor) -> None:
+    from safetensors.torch import save_file
+    tmp = path.with_suffix(".tmp")
+    save_file({"embeddings": table.detach().cpu().float().contiguous()}, str(tmp), metadata={"names": json.dumps(names)})
+    tmp.replace(path)

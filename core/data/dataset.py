@@ -22,11 +22,11 @@ MAX_FRAME_MISMATCH = 3  # audio vs curves length tolerance (frames) before a cli
 def detect_format(source: Path) -> str:
     if (source / "index.jsonl").is_file():
         return "corpus"
+    if any(source.rglob("*.json")):   # BEAT first: a BEAT tree may also hold CSV side files
+        return "beat"
     if any(source.rglob("*.csv")):
         return "livelink"
-    if any(source.rglob("*.json")):
-        return "beat"
-    raise ValueError(f"{source}: no corpus index.jsonl, Live Link Face CSV or BEAT JSON found")
+    raise ValueError(f"{source}: no corpus index.jsonl, BEAT JSON or Live Link Face CSV found")
 
 
 def load_clips(source: str | Path, splits: tuple[str, ...] | None = None, fmt: str = "auto") -> list[TalkingClip]:
