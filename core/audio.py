@@ -1,0 +1,168 @@
+"""Audio input: anything a user or a data loader hands us -> float32 16 kHz mono.
+
+One entry point, :func:`load_audio`, so that the demo, training and evaluation all see
+exactly the same samples for the same recording. It accepts
+
+* a path: wav/flac/ogg are read with soundfile (libsndfile); anything else (mp3, m4a,
+  webm, video files ...) or a file libsndfile rejects is decoded by the static ffmpeg
+  shipped in the ``imageio-ffmpeg`` wheel, piped out as 16 kHz mono float32;
+* a ``(sample_rate, array)`` tuple as Gradio's ``gr.Audio(type="numpy")`` gives it
+  (int16/int32/uint8/float, mono ``[n]`` or ``[n, channels]``);
+* a bare 1-D float array, taken to be 16 kHz already.
+
+Clean-up is deliberately mild: channels are averaged, the DC offset is removed, the
+signal is resampled with a polyphase filter (``scipy.signal.resample_poly``) and scaled
+down only if it would clip. Loudness is otherwise left alone - the speech encoders do
+their own normalisation and a quiet speaker should stay recognisably quiet.
+
+Every way the input can be unusable raises :class:`AudioError` (a ``ValueError``) with a
+message meant for the person who uploaded the file.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000          # Hz, what every speech encoder here expects
+FPS = 30                     # animation frame rate
+MIN_SECONDS = 0.3            # shorter than this holds no syllable worth animating
+MAX_SECONDS = 600.0          # default upper bound (10 min) to keep memory and time sane
+SILENCE_PEAK = 1e-4          # peak amplitude (full scale = 1) below which audio is "silent"
+
+# libsndfile reads these reliably; everything else goes straight to ffmpeg.
+_SOUNDFILE_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".w64"}
+
+
+class AudioError(ValueError):
+    """The input cannot be used as speech; the message says why, in plain words."""
+
+
+def duration_frames(num_samples: int, fps: int = FPS, sample_rate: int = SAMPLE_RATE) -> int:
+    """Number of animation frames for ``num_samples`` of audio: round(seconds * fps).
+
+    Integer arithmetic with halves rounded up, so the answer never depends on float
+    rounding and every module (encoders, data, video) agrees on the frame count.
+    """
+    return (2 * int(num_samples) * fps + sample_rate) // (2 * sample_rate)
+
+
+def load_audio(source, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Return ``source`` as a float32 16 kHz mono array (see module docstring).
+
+    Raises :class:`AudioError` for a missing, unreadable, empty, too short, too long,
+    silent or non-finite input.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        samples, rate = _read_file(Path(source), max_seconds)
+        what = f"'{Path(source).name}'"
+    elif isinstance(source, tuple):
+        if len(source) != 2:
+            raise AudioError("Expected audio as a (sample_rate, samples) pair.")
+        rate, samples = source
+        samples, rate, what = _to_float(np.asarray(samples)), int(rate), "the audio"
+    elif isinstance(source, np.ndarray):
+        samples, rate, what = _to_float(source), SAMPLE_RATE, "the audio"
+    else:
+        raise AudioError(f"Cannot read audio from a {type(source).__name__}; "
+                         "give a file path, a (sample_rate, array) pair or a 16 kHz array.")
+    return _clean(samples, rate, what, max_seconds)
+
+
+def _read_file(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Decode a file to float32 ``[n, channels]`` plus its sample rate."""
+    if not path.exists():
+        raise AudioError(f"Audio file not found: {path}")
+    if not path.is_file():
+        raise AudioError(f"Not a file: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError(f"The file '{path.name}' is empty (0 bytes).")
+    if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
+        import soundfile as sf
+        try:
+            info = sf.info(str(path))
+            _check_length(info.frames / info.samplerate, f"'{path.name}'", max_seconds)
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            return data, int(rate)
+        except AudioError:
+            raise
+        except Exception:
+            pass  # e.g. a wav with an exotic codec: let ffmpeg have a go
+    return _ffmpeg_decode(path, max_seconds)[:, None], SAMPLE_RATE
+
+
+def _ffmpeg_decode(path: Path, max_seconds: float) -> np.ndarray:
+    """Decode any container/codec ffmpeg knows to 16 kHz mono float32 through a pipe.
+
+    Reading stops a little past ``max_seconds`` so a huge file cannot fill memory; the
+    length check in :func:`_clean` then reports it as too long.
+    """
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
+           "-t", f"{max_seconds + 1:.3f}", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
+           "-f", "f32le", "-"]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0 or not proc.stdout:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        hint = f" (ffmpeg: {detail[-1]})" if detail else ""
+        raise AudioError(f"Could not read '{path.name}' as audio: the file is corrupt or "
+                         f"not a sound file{hint}.")
+    return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM -> float in [-1, 1]; shape -> ``[n, channels]``."""
+    if samples.dtype.kind == "i":
+        scale = float(2 ** (8 * samples.dtype.itemsize - 1))
+        samples = samples.astype(np.float32) / scale
+    elif samples.dtype.kind == "u":
+        half = float(2 ** (8 * samples.dtype.itemsize - 1))
+        samples = (samples.astype(np.float32) - half) / half
+    elif samples.dtype.kind == "f":
+        samples = samples.astype(np.float32, copy=False)
+    else:
+        raise AudioError(f"Audio samples of type {samples.dtype} are not supported.")
+    if samples.ndim == 1:
+        return samples[:, None]
+    if samples.ndim == 2:
+        # [channels, n] layouts (torch/librosa style) are recognised by their few rows.
+        if samples.shape[0] <= 8 < samples.shape[1]:
+            samples = samples.T
+        return samples
+    raise AudioError(f"Audio must be 1-D or [samples, channels]; got shape {samples.shape}.")
+
+
+def _check_length(seconds: float, what: str, max_seconds: float) -> None:
+    if seconds <= 0:
+        raise AudioError(f"{what.capitalize()} contains no audio samples.")
+    if seconds < MIN_SECONDS:
+        raise AudioError(f"{what.capitalize()} is too short ({seconds:.2f} s); "
+                         f"at least {MIN_SECONDS} s of speech is needed.")
+    if seconds > max_seconds:
+        raise AudioError(f"{what.capitalize()} is too long ({seconds:.0f} s); "
+                         f"the limit is {max_seconds:.0f} s.")
+
+
+def _clean(samples: np.ndarray, rate: int, what: str, max_seconds: float) -> np.ndarray:
+    """[n, channels] float at ``rate`` -> validated, DC-free, clip-safe 16 kHz mono."""
+    if rate <= 0:
+        raise AudioError(f"Invalid sample rate {rate} Hz.")
+    _check_length(samples.shape[0] / rate, what, max_seconds)
+    if not np.all(np.isfinite(samples)):
+        raise AudioError(f"{what.capitalize()} contains invalid samples (NaN or infinity).")
+    mono = samples.mean(axis=1, dtype=np.float64)
+    mono -= mono.mean()
+    if np.max(np.abs(mono)) < SILENCE_PEAK:
+        raise AudioError(f"{what.capitalize()} is silent; nothing to animate.")
+    if rate != SAMPLE_RATE:
+        from scipy.signal import resample_poly  # imported here: scipy.signal takes ~0.5 s
+        g = gcd(rate, SAMPLE_RATE)
+        mono = resample_poly(mono, SAMPLE_RATE // g, rate // g)
+    peak = np.max(np.abs(mono))
+    if peak > 1.0:
+        mono /= peak
+    return mono.astype(np.float32)

