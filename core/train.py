@@ -162,10 +162,21 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     per_epoch = max(1, len(train_set) // (cfg.batch_size * world))
     total_steps = per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, (s + start_epoch * per_epoch) / total_steps))))
+    minutes_before = log[-1]["minutes"] if log else 0.0
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     began, epoch = time.time(), start_epoch - 1
+
+    def minutes() -> float:
+        return minutes_before + (time.time() - began) / 60
+
+    def set_lr(step: int) -> None:
+        """Cosine decay over whichever runs out first: the epochs or the minute budget."""
+        progress = step / total_steps
+        if cfg.max_minutes:
+            progress = max(progress, minutes() / cfg.max_minutes)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng(cfg.seed + epoch)
         order = rng.permutation(len(train_set))[rank::world]
@@ -176,17 +187,17 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
             if len(idx) == 0:
                 continue
             batch = tuple(b.to(device) for b in train_set.batch(idx, cfg.crop_frames, rng))
+            set_lr(epoch * per_epoch + i)
             terms, _ = objective(wrapped, batch, gen)
             loss = L.total_loss(cfg.loss_weights, terms)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            sched.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             bar.set_postfix({k: f"{v / (i + 1):.4f}" for k, v in sums.items()})
-        row = {"epoch": epoch + 1, "minutes": round((time.time() - began) / 60, 2),
+        row = {"epoch": epoch + 1, "minutes": round(minutes(), 2), "lr": optimizer.param_groups[0]["lr"],
                "train": {k: v / per_epoch for k, v in sums.items()}}
         if rank == 0:
             row["val"] = evaluate_objective(model, objective, val_set, cfg, device)
@@ -196,7 +207,7 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
             save_state(out, optimizer, {"epoch": epoch + 1, "log": log, "train_config": _jsonable(cfg)})
             with open(out / LOG_NAME, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
-        if cfg.max_minutes is not None and (time.time() - began) / 60 >= cfg.max_minutes:
+        if cfg.max_minutes is not None and minutes() >= cfg.max_minutes:
             if rank == 0:
                 print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch + 1}")
             break
