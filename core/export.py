@@ -1,0 +1,526 @@
+"""Blendshape curve files in and out: Live Link Face CSV, JSON, NPY and an animated GLB head.
+
+Curves are float32 ``[T, 52]`` in canonical ARKit order (:mod:`core.arkit`). Every format
+maps channels by name, every reader returns ``(curves, fps)`` and raises ``ValueError`` with
+a plain message for a file it cannot trust, and every writer goes through one temp-file +
+rename step, so a failed export never leaves a half-written file behind.
+
+Formats (checked against public sources, see the notes at each section):
+
+* ``.csv``  Live Link Face: ``Timecode, BlendShapeCount``, 52 capitalised names in the app's
+  order, then 9 head/eye rotation columns (written as zeros).
+* ``.json`` ``{"names": [...], "fps": 30, "frames": [{"time": t, "weights": [...]}]}`` -
+  the layout of BEAT's facial files plus an explicit ``fps``; the reader takes both.
+* ``.npy``  the bare float32 array; the format has no header, so it is 30 fps by convention.
+* ``.glb``  the ARKit head of :mod:`core.face_mesh` with 52 morph targets (ARKit names in
+  ``mesh.extras.targetNames``) and one LINEAR animation channel on ``weights``.
+
+Passing ``audio`` to :func:`export_curves` also writes ``<stem>.wav`` (16 kHz mono) beside
+the file: a ``.csv`` + ``.wav`` pair is exactly what :mod:`core.data.livelink` loads.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable, Sequence
+
+import numpy as np
+
+from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES, canonical_name, livelink_name, to_canonical
+
+FPS = 30
+SUFFIXES = (".csv", ".json", ".npy", ".glb")
+
+# Tolerated absences: BEAT's facial JSON has 51 channels (no tongueOut); it stays 0.
+OPTIONAL_CHANNELS = ("tongueOut",)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+def export_curves(curves, path: str | Path, fps: float = FPS, audio=None, *, face=None) -> Path:
+    """Write ``curves`` to ``path`` in the format its suffix names (.csv/.json/.npy/.glb).
+
+    ``audio`` (anything :func:`core.audio.load_audio` accepts) is also written as
+    ``<stem>.wav`` at 16 kHz; ``face`` (a :class:`~core.face_mesh.FaceMesh` or a GLB path)
+    picks the head for ``.glb`` (default: facecap.glb). Returns ``path``.
+    """
+    path = Path(path)
+    writers = {".csv": _livelink_writer, ".json": _json_writer, ".npy": _npy_writer,
+               ".glb": functools.partial(_glb_writer, face=face)}
+    writer = writers.get(path.suffix.lower())
+    if writer is None:
+        raise ValueError(f"cannot export to '{path.name}': use one of {', '.join(SUFFIXES)}")
+    outputs = {path: writer(_checked_curves(curves), _checked_fps(fps))}
+    if audio is not None:
+        outputs[path.with_suffix(".wav")] = _wav_writer(audio)
+    _write_atomically(outputs)
+    return path
+
+
+def import_curves(path: str | Path) -> tuple[np.ndarray, float]:
+    """Read curves from any format :func:`export_curves` writes: ``(float32 [T, 52], fps)``."""
+    path = Path(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(f"cannot import '{path.name}': use one of {', '.join(SUFFIXES)}")
+    return reader(path)
+
+
+# --------------------------------------------------------------------------- Live Link Face CSV
+# Column order as the app writes it (headers of real captures quoted by Live Link Face
+# importers for Blender, Flutter and Unity; note JawRight before JawLeft and MouthRight before
+# MouthLeft, unlike core.arkit's order). Timecode is ``HH:MM:SS:FF.fff``: FF.fff is a
+# *fractional frame number* at the capture rate, as Unreal's LiveLinkFaceImporter parses it;
+# the file stores no rate, so the importer infers 60 fps when a frame number exceeds 30.
+
+LIVELINK_BLENDSHAPES: tuple[str, ...] = tuple(livelink_name(n) for n in (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
+    "eyeSquintLeft", "eyeWideLeft",
+    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight",
+    "jawForward", "jawRight", "jawLeft", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthRight", "mouthLeft",
+    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight",
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+))
+LIVELINK_ROTATIONS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch",
+                      "LeftEyeRoll", "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
+LIVELINK_HEADER = ("Timecode", "BlendShapeCount") + LIVELINK_BLENDSHAPES + LIVELINK_ROTATIONS
+LIVELINK_FPS = (30, 60)
+
+_TIMECODE = re.compile(r"^(\d+):(\d\d?):(\d\d?):(\d+(?:\.\d*)?)$")
+
+
+def read_livelink_csv(path: str | Path, fps: int | None = None) -> tuple[np.ndarray, float]:
+    """Read a Live Link Face CSV: ``(float32 [T, 52] at the capture rate, fps)``.
+
+    The rate is 30 or 60 fps, inferred from the timecodes like Unreal does (``fps`` overrides
+    it; takes shorter than half a second at 60 fps are otherwise read as 30 fps). Rows are
+    placed by timecode and interpolated onto a uniform grid, so dropped frames do not shift
+    the rest of the take. A missing or unknown column, a malformed row, timecodes that go
+    backwards or that are not one row per frame at 30/60 fps raise ``ValueError``.
+    """
+    path = Path(path)
+    header, rows = _csv_rows(path)
+    if len(header) < 2 or [h.lower() for h in header[:2]] != ["timecode", "blendshapecount"]:
+        raise ValueError(f"{path.name} is not a Live Link Face CSV: the first columns must be "
+                         f"Timecode, BlendShapeCount (found {', '.join(header[:2]) or 'nothing'})")
+    rotations = {r.lower() for r in LIVELINK_ROTATIONS}
+    columns = [i for i in range(2, len(header)) if header[i].lower() not in rotations]
+    order = _channel_order([header[i] for i in columns], path.name)
+    if not rows:
+        raise ValueError(f"{path.name} has a header but no frames")
+
+    values = np.empty((len(rows), len(columns)), dtype=np.float64)
+    stamps = np.empty((len(rows), 2), dtype=np.float64)   # (whole seconds, frame number)
+    for r, (line_no, row) in enumerate(rows):
+        if len(row) != len(header):
+            raise ValueError(f"{path.name}, line {line_no}: {len(row)} values for {len(header)} columns")
+        stamps[r] = _parse_timecode(row[0], path.name, line_no)
+        try:
+            values[r] = [float(row[i]) for i in columns]
+        except ValueError:
+            raise ValueError(f"{path.name}, line {line_no}: a blendshape value is not a number") from None
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{path.name} contains NaN or infinite blendshape values")
+
+    fps = _livelink_fps(stamps, fps, path.name)
+    positions = stamps[:, 0] * fps + stamps[:, 1]          # in frames
+    steps = np.diff(positions)
+    if np.any(steps <= 0):
+        line_no = rows[int(np.argmax(steps <= 0)) + 1][0]
+        raise ValueError(f"{path.name}, line {line_no}: the timecode does not advance")
+    if len(steps) and not 0.8 <= np.median(steps) <= 1.25:
+        raise ValueError(f"{path.name}: rows are {np.median(steps):.2f} frames apart at {fps} fps; "
+                         "Live Link Face writes one row per frame at 30 or 60 fps")
+    grid = positions[0] + np.arange(int(np.floor(positions[-1] - positions[0] + 1e-6)) + 1)
+    uniform = np.stack([np.interp(grid, positions, column) for column in values.T], axis=1)
+    return _in_canonical_order(uniform, order), float(fps)
+
+
+def _livelink_writer(curves: np.ndarray, fps: float) -> Callable[[BinaryIO], None]:
+    if fps not in LIVELINK_FPS:
+        raise ValueError(f"Live Link Face CSV is recorded at 30 or 60 fps, not {fps:g}; "
+                         "resample the curves first")
+    fps = int(fps)
+    by_column = curves[:, [INDEX[canonical_name(n)] for n in LIVELINK_BLENDSHAPES]]
+
+    def write(f: BinaryIO) -> None:
+        text = io.StringIO()
+        text.write(",".join(LIVELINK_HEADER) + "\n")
+        zeros = ",0" * len(LIVELINK_ROTATIONS)
+        for k, row in enumerate(by_column):
+            seconds, frame = divmod(k, fps)
+            timecode = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frame:02d}.000"
+            # 9 significant digits read back to exactly the same float32.
+            weights = ",".join("%.9g" % v for v in row)
+            text.write(f"{timecode},{len(LIVELINK_HEADER) - 2},{weights}{zeros}\n")
+        f.write(text.getvalue().encode())
+    return write
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header cells and ``(line number, cells)`` for each non-blank data row."""
+    if not path.is_file():
+        raise ValueError(f"CSV file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name} is not a text CSV file") from None
+    lines = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), 1)
+             if any(cell.strip() for cell in row)]
+    if not lines:
+        raise ValueError(f"{path.name} is empty")
+    header = [cell.strip() for cell in lines[0][1]]
+    return header, [(n, [cell.strip() for cell in row]) for n, row in lines[1:]]
+
+
+def _parse_timecode(text: str, name: str, line_no: int) -> tuple[int, float]:
+    match = _TIMECODE.match(text)
+    if match is None:
+        raise ValueError(f"{name}, line {line_no}: timecode {text!r} is not HH:MM:SS:FF.fff")
+    hours, minutes, seconds, frame = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds), float(frame)
+
+
+def _livelink_fps(stamps: np.ndarray, fps: int | None, name: str) -> int:
+    """The capture rate: given, or 60 when any frame number reaches 30 (Unreal's rule).
+
+    Frame numbering at another rate (24, 25, 50 fps) is caught by whole seconds inside the
+    take whose frame numbers stop short of the rate.
+    """
+    frames = stamps[:, 1]
+    if fps is None:
+        fps = 60 if frames.max() >= 30 else 30
+    if fps not in LIVELINK_FPS:
+        raise ValueError(f"{name}: Live Link Face records at 30 or 60 fps, not {fps}")
+    if frames.max() >= fps:
+        raise ValueError(f"{name}: frame number {frames.max():g} does not exist at {fps} fps")
+    inner = (stamps[:, 0] > stamps[0, 0]) & (stamps[:, 0] < stamps[-1, 0])
+    if inner.any() and frames[inner].max() < fps - 2:
+        raise ValueError(f"{name}: frame numbers within a second stop at {frames[inner].max():g}, "
+                         f"so the take is not at {fps} fps; Live Link Face records at 30 or 60 fps")
+    return fps
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def read_json(path: str | Path, assume_fps: float | None = None) -> tuple[np.ndarray, float]:
+    """Read this project's JSON or a BEAT facial JSON: ``(float32 [T, 52], fps)``.
+
+    The rate comes from ``"fps"``, else from the frames' ``"time"`` stamps, else from
+    ``assume_fps``. Channels are mapped by name; only ``tongueOut`` may be absent (BEAT has
+    51 channels), any other missing or unknown name raises ``ValueError``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"JSON file not found: {path}")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path.name} is not a JSON file ({err})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("names"), list) \
+            or not isinstance(document.get("frames"), list):
+        raise ValueError(f"{path.name}: expected an object with 'names' and 'frames' lists")
+    names, frames = document["names"], document["frames"]
+    if not frames:
+        raise ValueError(f"{path.name} has no frames")
+    order = _channel_order([str(n) for n in names], path.name, optional=OPTIONAL_CHANNELS)
+    try:
+        values = np.array([frame["weights"] for frame in frames], dtype=np.float64)
+    except (TypeError, KeyError, ValueError):
+        raise ValueError(f"{path.name}: every frame needs a 'weights' list of numbers") from None
+    if values.shape != (len(frames), len(names)):
+        raise ValueError(f"{path.name}: every frame needs {len(names)} weights, one per name")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{path.name} contains NaN or infinite weights")
+    return _in_canonical_order(values, order), _json_fps(document, frames, assume_fps, path.name)
+
+
+def _json_writer(curves: np.ndarray, fps: float) -> Callable[[BinaryIO], None]:
+    def write(f: BinaryIO) -> None:
+        document = {
+            "names": list(ARKIT_NAMES),
+            "fps": int(fps) if float(fps).is_integer() else fps,
+            # float(float32) prints the shortest decimal that reads back to the same float32.
+            "frames": [{"time": round(k / fps, 6), "weights": [float(v) for v in row]}
+                       for k, row in enumerate(curves)],
+        }
+        f.write(json.dumps(document, separators=(",", ":")).encode())
+    return write
+
+
+def _json_fps(document: dict, frames: list, assume_fps: float | None, name: str) -> float:
+    if "fps" in document:
+        return _checked_fps(document["fps"], name)
+    times = [frame.get("time") for frame in frames]
+    if len(frames) > 1 and all(isinstance(t, (int, float)) for t in times):
+        step = float(np.median(np.diff(times)))
+        if step <= 0:
+            raise ValueError(f"{name}: frame times do not increase")
+        fps = 1.0 / step
+        return float(round(fps)) if abs(fps - round(fps)) < 0.01 * fps else fps
+    if assume_fps is None:
+        raise ValueError(f"{name} states no frame rate ('fps' or per-frame 'time')")
+    return _checked_fps(assume_fps, name)
+
+
+# --------------------------------------------------------------------------- NPY
+
+
+def read_npy(path: str | Path) -> tuple[np.ndarray, float]:
+    """Read a ``[T, 52]`` array in canonical order; its rate is the project's 30 fps."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"NPY file not found: {path}")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path.name} is not a NumPy array file ({err})") from None
+    return _checked_curves(array, path.name), float(FPS)
+
+
+def _npy_writer(curves: np.ndarray, fps: float) -> Callable[[BinaryIO], None]:
+    if fps != FPS:
+        raise ValueError(f"an .npy file stores no frame rate and is read as {FPS} fps; "
+                         f"resample the curves from {fps:g} fps or use .json")
+    return lambda f: np.save(f, curves)
+
+
+# --------------------------------------------------------------------------- animated GLB
+# glTF 2.0: morph targets are per-primitive ``targets``; their names go in
+# ``mesh.extras.targetNames`` (the convention Blender, three.js and Babylon read); an
+# animation channel with path "weights" has an output of T * 52 floats for T key times.
+
+_FLOAT, _UINT = 5126, 5125
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+
+
+def read_glb_weights(path: str | Path) -> tuple[np.ndarray, float]:
+    """The first morph-weight animation of a GLB/glTF as ``(float32 [T, 52], fps)``.
+
+    Channels are mapped through the mesh's ``targetNames``; channels the rig lacks stay 0.
+    Keys on a uniform grid (as :func:`write_glb` writes them) come back exactly; other key
+    times are resampled to their median rate. No weight animation raises ``ValueError``.
+    """
+    from core.face_mesh import _Gltf, load_reference_animation
+
+    gltf = _Gltf.open(Path(path))
+    for animation in gltf.json.get("animations", []):
+        for channel in animation.get("channels", []):
+            target = channel.get("target", {})
+            mesh = gltf.json["nodes"][target["node"]].get("mesh") if "node" in target else None
+            if target.get("path") != "weights" or mesh is None:
+                continue
+            names = gltf.target_names(mesh)
+            if not any(canonical_name(n) for n in names):
+                continue
+            sampler = animation["samplers"][channel["sampler"]]
+            times = gltf.accessor(sampler["input"]).astype(np.float64).ravel()
+            fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 1 else float(FPS)
+            fps = float(round(fps)) if abs(fps - round(fps)) < 1e-3 * fps else fps
+            on_grid = np.allclose(times, times[0] + np.arange(len(times)) / fps, rtol=0, atol=1e-4)
+            if not on_grid or sampler.get("interpolation", "LINEAR") != "LINEAR":
+                return load_reference_animation(path, fps=fps), fps
+            values = gltf.accessor(sampler["output"])
+            if values.size != len(times) * len(names):
+                raise ValueError(f"{Path(path).name}: the weight animation has {values.size} values "
+                                 f"for {len(times)} keys of {len(names)} morph targets")
+            values = values.reshape(len(times), len(names))
+            return to_canonical(values, names, require_all=False), fps
+    raise ValueError(f"{Path(path).name} has no morph-weight animation with ARKit target names")
+
+
+def _glb_writer(curves: np.ndarray, fps: float, face) -> Callable[[BinaryIO], None]:
+    from core.face_mesh import FaceMesh, load_face_mesh
+
+    mesh = face if isinstance(face, FaceMesh) else load_face_mesh(face)
+    buffer = _GlbBuffer()
+    targets = [{"POSITION": buffer.sparse_vec3(deltas)} for deltas in mesh.morph_deltas]
+    primitive = {
+        "attributes": {"POSITION": buffer.vec3(mesh.vertices),
+                       "NORMAL": buffer.vec3(_vertex_normals(mesh.vertices, mesh.faces))},
+        "indices": buffer.accessor(mesh.faces.astype(np.uint32).ravel(), _UINT, "SCALAR",
+                                   target=_ELEMENT_ARRAY_BUFFER),
+        "material": 0,
+        "targets": targets,
+    }
+    times = (np.arange(len(curves)) / fps).astype(np.float32)
+    document = {
+        "asset": {"version": "2.0", "generator": "DiffusionTalker core.export"},
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
+        "nodes": [{"name": "face", "mesh": 0}],
+        "meshes": [{"name": "face", "primitives": [primitive], "weights": [0.0] * NUM_BLENDSHAPES,
+                    "extras": {"targetNames": list(ARKIT_NAMES)}}],
+        "materials": [{"name": "skin", "pbrMetallicRoughness": {
+            "baseColorFactor": [0.8, 0.66, 0.58, 1.0], "metallicFactor": 0.0, "roughnessFactor": 0.6}}],
+        "animations": [{"name": "ARKit", "samplers": [{
+            "input": buffer.accessor(times, _FLOAT, "SCALAR", bounds=True),
+            "output": buffer.accessor(curves.ravel(), _FLOAT, "SCALAR"),
+            "interpolation": "LINEAR"}],
+            "channels": [{"sampler": 0, "target": {"node": 0, "path": "weights"}}]}],
+    }
+    return lambda f: f.write(buffer.glb(document))
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted vertex normals, so viewers shade the head smoothly."""
+    corners = vertices[faces].astype(np.float64)
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros(vertices.shape, dtype=np.float64)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], face_normals)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.where(length > 0, normals / np.maximum(length, 1e-30), [0.0, 0.0, 1.0]).astype(np.float32)
+
+
+class _GlbBuffer:
+    """Collects binary data, buffer views and accessors for one GLB file."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.views: list[dict] = []
+        self.accessors: list[dict] = []
+
+    def view(self, array: np.ndarray, target: int | None = None) -> int:
+        data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        view = {"buffer": 0, "byteOffset": self.size, "byteLength": len(data)}
+        if target is not None:
+            view["target"] = target
+        self.views.append(view)
+        padded = data + b"\0" * (-len(data) % 4)
+        self.chunks.append(padded)
+        self.size += len(padded)
+        return len(self.views) - 1
+
+    def accessor(self, array: np.ndarray, component: int, kind: str, *, target: int | None = None,
+                 bounds: bool = False) -> int:
+        rows = array.reshape(len(array), -1)
+        accessor = {"bufferView": self.view(array, target), "componentType": component,
+                    "count": len(rows), "type": kind}
+        if bounds:
+            accessor["min"], accessor["max"] = rows.min(axis=0).tolist(), rows.max(axis=0).tolist()
+        self.accessors.append(accessor)
+        return len(self.accessors) - 1
+
+    def vec3(self, array: np.ndarray) -> int:
+        return self.accessor(array.astype(np.float32), _FLOAT, "VEC3", target=_ARRAY_BUFFER, bounds=True)
+
+    def sparse_vec3(self, deltas: np.ndarray) -> int:
+        """Morph offsets as a sparse accessor: only the moved vertices are stored."""
+        deltas = deltas.astype(np.float32)
+        moved = np.flatnonzero(np.any(deltas != 0, axis=1)).astype(np.uint32)
+        accessor = {"componentType": _FLOAT, "count": len(deltas), "type": "VEC3",
+                    "min": deltas.min(axis=0).tolist(), "max": deltas.max(axis=0).tolist()}
+        if len(moved):
+            accessor["sparse"] = {"count": len(moved),
+                                  "indices": {"bufferView": self.view(moved), "componentType": _UINT},
+                                  "values": {"bufferView": self.view(deltas[moved])}}
+        self.accessors.append(accessor)
+        return len(self.accessors) - 1
+
+    def glb(self, document: dict) -> bytes:
+        binary = b"".join(self.chunks)
+        document = {**document, "buffers": [{"byteLength": len(binary)}],
+                    "bufferViews": self.views, "accessors": self.accessors}
+        text = json.dumps(document, separators=(",", ":")).encode()
+        text += b" " * (-len(text) % 4)
+        total = 12 + 8 + len(text) + 8 + len(binary)
+        return b"".join([struct.pack("<4sII", b"glTF", 2, total),
+                         struct.pack("<I4s", len(text), b"JSON"), text,
+                         struct.pack("<I4s", len(binary), b"BIN\0"), binary])
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def _checked_curves(curves, name: str = "curves") -> np.ndarray:
+    """float32 ``[T >= 1, 52]`` with finite values, or a ``ValueError`` saying what is wrong."""
+    array = np.asarray(curves)
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"{name}: expected numbers, got {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != NUM_BLENDSHAPES:
+        raise ValueError(f"{name}: expected [frames, {NUM_BLENDSHAPES}] curves, got shape {array.shape}")
+    if len(array) == 0:
+        raise ValueError(f"{name}: no frames")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return array.astype(np.float32)
+
+
+def _checked_fps(fps, name: str = "fps") -> float:
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(f"{name}: the frame rate must be a positive number, got {fps!r}")
+    return float(fps)
+
+
+def _channel_order(names: Sequence[str], where: str, optional: Sequence[str] = ()) -> list[int]:
+    """Canonical index of each named column; unknown, repeated or missing names raise."""
+    unknown = [n for n in names if canonical_name(n) is None]
+    if unknown:
+        raise ValueError(f"{where}: unknown column{'s' * (len(unknown) > 1)} " + ", ".join(unknown[:8]))
+    order = [INDEX[canonical_name(n)] for n in names]
+    repeated = sorted({ARKIT_NAMES[i] for i in order if order.count(i) > 1})
+    if repeated:
+        raise ValueError(f"{where}: blendshape listed twice: " + ", ".join(repeated))
+    missing = [n for n in ARKIT_NAMES if INDEX[n] not in order and n not in optional]
+    if missing:
+        raise ValueError(f"{where}: missing blendshape column{'s' * (len(missing) > 1)} "
+                         + ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else ""))
+    return order
+
+
+def _in_canonical_order(values: np.ndarray, order: list[int]) -> np.ndarray:
+    out = np.zeros((len(values), NUM_BLENDSHAPES), dtype=np.float32)
+    out[:, order] = values
+    return out
+
+
+def _wav_writer(audio) -> Callable[[BinaryIO], None]:
+    import soundfile as sf
+
+    from core.audio import SAMPLE_RATE, load_audio
+
+    samples = load_audio(audio)
+    return lambda f: sf.write(f, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+
+
+def _write_atomically(outputs: dict[Path, Callable[[BinaryIO], None]]) -> None:
+    """Write every file to a temp file beside it, then rename them all into place.
+
+    Any failure (bad input found late, full disk) removes the temp files and leaves the
+    destinations as they were.
+    """
+    temps: dict[Path, Path] = {}
+    try:
+        for path, write in outputs.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps[path] = Path(temp)
+            with os.fdopen(handle, "wb") as f:
+                write(f)
+            os.chmod(temp, 0o644)
+        for path, temp in temps.items():
+            os.replace(temp, path)
+    finally:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+
+
+_READERS = {".csv": read_livelink_csv, ".json": read_json, ".npy": read_npy, ".glb": read_glb_weights}

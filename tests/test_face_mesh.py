@@ -1,0 +1,182 @@
+"""The ARKit face rig: facecap.glb from openfacefx, custom avatars, the reference capture."""
+import base64
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
+from core.face_mesh import FaceMesh, load_face_mesh, load_reference_animation
+
+# A unit quad (two triangles) standing in for a face.
+QUAD = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float32)
+QUAD_FACES = np.array([[0, 1, 2], [0, 2, 3]], dtype=np.uint16)
+
+
+FLOAT, UINT16, UINT32 = 5126, 5123, 5125  # glTF componentType codes
+
+
+def write_gltf(path, targets=None, sparse=False, translation=(0.0, 0.0, 0.0), scale=1.0):
+    """A minimal glTF 2.0 file (GLB, or .gltf with a data URI) holding the quad and its targets."""
+    blob, views, accessors = bytearray(), [], []
+
+    def view(array) -> int:
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": array.nbytes})
+        blob.extend(np.ascontiguousarray(array).tobytes() + b"\0" * (-array.nbytes % 4))
+        return len(views) - 1
+
+    def accessor(array, component, kind) -> int:
+        accessors.append({"bufferView": view(array), "componentType": component, "type": kind,
+                          "count": len(array)})
+        return len(accessors) - 1
+
+    def sparse_accessor(delta) -> int:
+        """Only the moved vertices, over an implicit all-zero accessor."""
+        moved = np.flatnonzero(np.abs(delta).sum(axis=1)).astype(np.uint32)
+        accessors.append({"componentType": FLOAT, "type": "VEC3", "count": len(delta), "sparse": {
+            "count": len(moved), "indices": {"bufferView": view(moved), "componentType": UINT32},
+            "values": {"bufferView": view(delta[moved])}}})
+        return len(accessors) - 1
+
+    primitive = {"attributes": {"POSITION": accessor(QUAD, FLOAT, "VEC3")},
+                 "indices": accessor(QUAD_FACES.ravel(), UINT16, "SCALAR")}
+    mesh = {"primitives": [primitive]}
+    if targets:
+        deltas = [np.asarray(d, dtype=np.float32) for d in targets.values()]
+        primitive["targets"] = [{"POSITION": sparse_accessor(d) if sparse else accessor(d, FLOAT, "VEC3")}
+                                for d in deltas]
+        mesh["extras"] = {"targetNames": list(targets)}
+    node = {"name": "face", "mesh": 0, "translation": list(translation), "scale": [scale] * 3}
+    document = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [node],
+                "meshes": [mesh], "accessors": accessors, "bufferViews": views,
+                "buffers": [{"byteLength": len(blob)}]}
+    if path.suffix == ".gltf":
+        encoded = base64.b64encode(blob).decode()
+        document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + encoded
+        path.write_text(json.dumps(document))
+        return path
+    text = json.dumps(document).encode()
+    text += b" " * (-len(text) % 4)
+    chunks = (struct.pack("<II", len(text), 0x4E4F534A) + text  # JSON
+              + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))  # BIN
+    path.write_bytes(struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks)
+    return path
+
+
+@pytest.fixture(scope="module")
+def facecap() -> FaceMesh:
+    return load_face_mesh()
+
+
+def test_facecap_has_all_52_arkit_targets(facecap):
+    assert facecap.missing == ()  # eyeBlink_L, mouthSmile_R ... all map to ARKit names
+    assert facecap.morph_deltas.shape == (NUM_BLENDSHAPES, len(facecap.vertices), 3)
+    assert facecap.vertices.dtype == np.float32 and facecap.faces.dtype == np.int32
+    assert facecap.faces.min() >= 0 and facecap.faces.max() < len(facecap.vertices)
+    moving = [name for name in ARKIT_NAMES if np.abs(facecap.morph_deltas[INDEX[name]]).max() > 0]
+    assert len(moving) == 51 and "tongueOut" not in moving  # facecap's tongueOut target is empty
+    head = next(p for p in facecap.parts if p.name == "head")
+    assert head.vertices.stop - head.vertices.start == 2694
+    assert head.faces.stop - head.faces.start == 5032
+    assert {p.name for p in facecap.parts} >= {"eyeLeft", "eyeRight", "teeth"}
+
+
+def test_zero_weights_give_the_neutral_face(facecap):
+    np.testing.assert_array_equal(facecap.deform(np.zeros(NUM_BLENDSHAPES)), facecap.vertices)
+
+
+def test_jaw_open_moves_the_lower_face_down(facecap):
+    weights = np.zeros(NUM_BLENDSHAPES, np.float32)
+    weights[INDEX["jawOpen"]] = 1.0
+    offsets = facecap.deform(weights) - facecap.vertices
+    moved = np.linalg.norm(offsets, axis=1) > 0.05 * np.ptp(facecap.vertices[:, 1])
+    assert moved.sum() > 50
+    nose_tip = facecap.vertices[np.argmax(facecap.vertices[:, 2])]  # the face looks down +Z
+    assert np.all(facecap.vertices[moved, 1] < nose_tip[1])
+    assert offsets[moved, 1].mean() < 0
+
+
+def test_left_blink_closes_the_subjects_left_eye(facecap):
+    """ARKit's Left is the subject's left: +X on a glTF face looking down +Z."""
+    offsets = facecap.morph_deltas[INDEX["eyeBlinkLeft"]]
+    moved = np.linalg.norm(offsets, axis=1) > 0.5 * np.linalg.norm(offsets, axis=1).max()
+    assert np.all(facecap.vertices[moved, 0] > 0) and offsets[moved, 1].mean() < 0
+
+
+def test_deform_sequence_is_linear_and_batched(facecap):
+    weights = np.random.default_rng(0).uniform(0, 1, (3, NUM_BLENDSHAPES)).astype(np.float32)
+    frames = facecap.deform_sequence(weights)
+    assert frames.shape == (3, len(facecap.vertices), 3)
+    np.testing.assert_allclose(frames[1], facecap.deform(weights[1]), atol=1e-5)
+    halfway = facecap.deform(weights[0] / 2) - facecap.vertices
+    np.testing.assert_allclose(2 * halfway, frames[0] - facecap.vertices, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.zeros(51), np.zeros((2, 3, NUM_BLENDSHAPES))])
+def test_deform_rejects_wrong_shapes(facecap, bad):
+    with pytest.raises(ValueError, match="weights"):
+        facecap.deform_sequence(bad) if bad.ndim == 3 else facecap.deform(bad)
+
+
+def test_loaded_mesh_is_cached_and_read_only(facecap):
+    assert load_face_mesh() is facecap
+    with pytest.raises(ValueError):
+        facecap.vertices[0, 0] = 1.0
+
+
+def test_reference_animation_is_the_30fps_capture():
+    capture = load_reference_animation()
+    assert capture.dtype == np.float32 and capture.shape[1] == NUM_BLENDSHAPES
+    assert 11.0 <= len(capture) / 30 <= 11.3
+    assert capture.min() >= 0 and capture.max() <= 1
+    blink = capture[:, INDEX["eyeBlinkLeft"]]
+    assert blink.max() > 0.5 and blink.min() < 0.2  # the capture blinks
+    assert np.abs(np.diff(capture, axis=0)).max() < 1  # a smooth 30 fps curve, not noise
+
+
+@pytest.mark.parametrize("name,sparse", [("avatar.glb", False), ("avatar.glb", True), ("avatar.gltf", False)])
+def test_custom_avatar_with_two_arkit_targets(tmp_path, name, sparse):
+    jaw = np.zeros_like(QUAD)
+    jaw[:2, 1] = -0.5  # the bottom edge drops
+    blink = np.zeros_like(QUAD)
+    blink[3, 1] = -0.25
+    path = write_gltf(tmp_path / name, {"jawOpen": jaw, "eyeBlink_L": blink, "notAShape": np.ones_like(QUAD)},
+                      sparse=sparse, translation=(0.0, 10.0, 0.0), scale=2.0)
+    mesh = load_face_mesh(path)
+    assert len(mesh.missing) == 50 and "jawOpen" not in mesh.missing and "eyeBlinkLeft" not in mesh.missing
+    np.testing.assert_allclose(mesh.vertices, QUAD * 2 + [0, 10, 0])  # node transform baked in
+    np.testing.assert_allclose(mesh.morph_deltas[INDEX["jawOpen"]], jaw * 2)
+    np.testing.assert_allclose(mesh.morph_deltas[INDEX["eyeBlinkLeft"]], blink * 2)
+    others = np.delete(mesh.morph_deltas, [INDEX["jawOpen"], INDEX["eyeBlinkLeft"]], axis=0)
+    assert not others.any()
+    np.testing.assert_array_equal(mesh.faces, QUAD_FACES)
+
+
+def test_glb_without_morph_targets_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="ARKit"):
+        load_face_mesh(write_gltf(tmp_path / "static.glb"))
+
+
+def test_glb_with_only_foreign_targets_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="ARKit"):
+        load_face_mesh(write_gltf(tmp_path / "visemes.glb", {"viseme_aa": np.ones_like(QUAD)}))
+
+
+def test_bad_files_raise_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        load_face_mesh(tmp_path / "nope.glb")
+    junk = tmp_path / "junk.glb"
+    junk.write_bytes(b"\x00\x01not a gltf")
+    with pytest.raises(ValueError, match="glTF"):
+        load_face_mesh(junk)
+    truncated = write_gltf(tmp_path / "truncated.glb", {"jawOpen": np.ones_like(QUAD)})
+    truncated.write_bytes(truncated.read_bytes()[:-40])
+    with pytest.raises(ValueError, match="past the end"):
+        load_face_mesh(truncated)
+
+
+def test_reference_animation_needs_an_animation(tmp_path):
+    path = write_gltf(tmp_path / "still.glb", {"jawOpen": np.ones_like(QUAD)})
+    with pytest.raises(ValueError, match="animation"):
+        load_reference_animation(path)
