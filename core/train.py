@@ -195,7 +195,7 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + v.item()
             bar.set_postfix({k: f"{v / (i + 1):.4f}" for k, v in sums.items()})
         row = {"epoch": epoch + 1, "minutes": round(minutes(), 2), "lr": optimizer.param_groups[0]["lr"],
                "train": {k: v / per_epoch for k, v in sums.items()}}
