@@ -31,6 +31,7 @@ SAMPLE_RATE = 16000          # Hz, what every speech encoder here expects
 FPS = 30                     # animation frame rate
 MIN_SECONDS = 0.3            # shorter than this holds no syllable worth animating
 MAX_SECONDS = 600.0          # default upper bound (10 min) to keep memory and time sane
+MAX_REQUEST_SECONDS = 120.0  # one app / API request (rendering time grows with length)
 SILENCE_PEAK = 1e-4          # peak amplitude (full scale = 1) below which audio is "silent"
 
 # libsndfile reads these reliably; everything else goes straight to ffmpeg.

@@ -17,7 +17,7 @@ import soundfile as sf
 
 from core.audio import SAMPLE_RATE
 
-MAX_APP_SECONDS = 300.0   # documented maximum for one request; longer audio gets a clear message
+from core.audio import MAX_REQUEST_SECONDS as MAX_APP_SECONDS  # longer audio gets a clear message
 SPEECH_TEXT = "Peter picked a bright blue balloon, and Maya opened the window to wave at everyone."
 
 

@@ -1,0 +1,29 @@
+"""DiffusionTalker demo: ``python app.py`` serves it on http://127.0.0.1:7860.
+
+Thin on purpose: the UI is built by :func:`demo.ui.build_demo` (logic in ``demo/``). Options:
+``--host`` / ``--port`` (defaults from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``, as on
+Hugging Face Spaces) and ``--checkpoints`` (a folder with ``manifest.json``, or one checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from demo.ui import LAUNCH_OPTIONS, build_demo  # sets the no-telemetry environment before gradio loads
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the DiffusionTalker Gradio demo.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--checkpoints", default="checkpoints",
+                        help="folder with manifest.json (all shipped models) or one checkpoint folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
+    build_demo(args.checkpoints).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""A synthetic speaker's talking style: how the same phones become a face for this identity.
+
+The lower-face parameters (amplitude, jaw-vs-lip emphasis, smile bias, asymmetry,
+coarticulation speed, lead) make identities distinguishable from their motion, which is what
+the identity embedding and the personalisation adapter learn. The upper-face parameters set the
+rates and sizes of the stochastic events (blinks, brow raises, gaze shifts).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Style:
+    amplitude: float = 1.0       # overall gain of mouth and jaw motion
+    jaw_emphasis: float = 0.0    # -1: all lips, +1: all jaw (trades jaw gain against lip gain)
+    smile_bias: float = 0.0      # constant mouthSmile added to the whole clip
+    asymmetry: float = 0.0       # >0: left side moves more than the right (and vice versa)
+    coarticulation: float = 1.0  # speed: higher = sharper transitions, less blending of phones
+    lead: float = 0.03           # seconds the mouth anticipates the sound
+    brow_activity: float = 0.5   # 0..1, how often and how high brows rise on prominent syllables
+    blink_rate: float = 15.0     # blinks per minute
+    gaze_activity: float = 0.5   # 0..1, how far and how often the eyes wander
+    squint: float = 0.05         # resting eyeSquint
+
+    def __post_init__(self):
+        checks = {"amplitude": (0.2, 2.0), "jaw_emphasis": (-1, 1), "smile_bias": (0, 0.6),
+                  "asymmetry": (-0.5, 0.5), "coarticulation": (0.3, 3.0), "lead": (0.0, 0.15),
+                  "brow_activity": (0, 1), "blink_rate": (0, 60), "gaze_activity": (0, 1),
+                  "squint": (0, 0.5)}
+        for name, (lo, hi) in checks.items():
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise ValueError(f"style {name}={value} outside [{lo}, {hi}]")
+
+    @property
+    def jaw_gain(self) -> float:
+        return self.amplitude * (1.0 + 0.35 * self.jaw_emphasis)
+
+    @property
+    def lip_gain(self) -> float:
+        return self.amplitude * (1.0 - 0.35 * self.jaw_emphasis)
+
+    def to_dict(self) -> dict:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> "Style":
+        """A random but plausible style; the ranges span calm to very expressive speakers."""
+        u = rng.uniform
+        return cls(amplitude=u(0.75, 1.3), jaw_emphasis=u(-0.8, 0.8), smile_bias=u(0.0, 0.25),
+                   asymmetry=u(-0.2, 0.2), coarticulation=u(0.8, 1.4), lead=u(0.0, 0.05),
+                   brow_activity=u(0.15, 1.0), blink_rate=u(8.0, 26.0),
+                   gaze_activity=u(0.2, 1.0), squint=u(0.0, 0.12))

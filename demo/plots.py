@@ -1,0 +1,204 @@
+"""Plotly figures of the demo: blendshape curves, step x seed comparisons, spread across seeds.
+
+Pure functions from numpy arrays to ``plotly.graph_objects.Figure``; the UI (:mod:`demo.ui`)
+only wires them to Gradio, so they can be tested and reused from a notebook. Channels are
+grouped as in :data:`core.arkit.GROUPS`; time is in seconds on every x axis.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative, sample_colorscale
+from plotly.subplots import make_subplots
+
+from core.arkit import ARKIT_NAMES, GROUPS, LIP_INDICES, UPPER_INDICES
+
+FPS = 30
+DECIMALS = 3                        # curves are in [0, 1]; 3 decimals keep the JSON small
+REGION_COLORS = {"upper face (brows, eyes)": "#e4572e",
+                 "lips (jaw, mouth)": "#2e86ab",
+                 "cheeks, nose, tongue": "#9a9a9a"}
+_FONT = dict(size=11)
+_TOP_RIGHT_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=0.995, yanchor="top", yref="container")
+_LEGEND_SPILL = 0.03                # a legend may reach this far (fraction of the plot) below its subplot
+
+
+def channel_spread(samples: np.ndarray) -> np.ndarray:
+    """Per-channel spread across seeds: std over samples, averaged over time. [S, T, 52] -> [52]."""
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.ndim != 3 or len(samples) < 2:
+        raise ValueError(f"need samples [seeds >= 2, frames, 52], got {samples.shape}")
+    return samples.std(axis=0).mean(axis=0)
+
+
+def region_of(channel: int) -> str:
+    """The face region a channel belongs to (the keys of :data:`REGION_COLORS`)."""
+    names = list(REGION_COLORS)
+    return names[0] if channel in UPPER_INDICES else names[1] if channel in LIP_INDICES else names[2]
+
+
+def curves_figure(curves: np.ndarray, fps: float = FPS, title: str | None = None) -> go.Figure:
+    """All 52 curves in one subplot per channel group, each group with its own legend.
+
+    ``curves``: [T, 52] or [K, T, 52]. Sample 1 is drawn solid; further samples (other seeds)
+    as faint lines in the same colour and legend group, so one legend click toggles a channel
+    across samples. ``...Right`` channels are dotted to tell them from their ``...Left`` twin.
+    """
+    samples = _as_samples(curves)
+    time = _time_axis(samples.shape[1], fps)
+    groups = list(GROUPS.items())
+    heights = np.array([max(len(idx), 10) for _, idx in groups], dtype=float)  # room for short legends
+    fig = make_subplots(rows=len(groups), cols=1, shared_xaxes=True, vertical_spacing=0.045,
+                        row_heights=list(heights / heights.sum()),
+                        subplot_titles=[f"{name} ({len(idx)} channels)" for name, idx in groups])
+    for row, (_, indices) in enumerate(groups, start=1):
+        legend = "legend" if row == 1 else f"legend{row}"
+        colors = _distinct_colors(len(indices))
+        for color, channel in zip(colors, indices):
+            name = ARKIT_NAMES[channel]
+            dash = "dot" if name.endswith("Right") else "solid"
+            for k, sample in enumerate(samples):
+                fig.add_trace(go.Scatter(
+                    x=time, y=np.round(sample[:, channel], DECIMALS), name=name, legend=legend,
+                    legendgroup=name, showlegend=k == 0, mode="lines",
+                    line=dict(color=color, dash=dash, width=1.6 if k == 0 else 1.0),
+                    opacity=1.0 if k == 0 else 0.35,
+                    hovertemplate=f"{name}{f' (sample {k + 1})' if k else ''}: %{{y:.2f}} at %{{x:.2f}} s"
+                                  "<extra></extra>"), row=row, col=1)
+        fig.update_yaxes(range=[-0.02, 1.02], row=row, col=1)
+    fig.update_xaxes(title_text="time (s)", row=len(groups), col=1)
+    height, margin = 1300, dict(l=50, r=170, t=60, b=40)
+    _place_legends(fig, len(groups), height - margin["t"] - margin["b"])
+    subtitle = f" · faint: samples 2-{len(samples)}" if len(samples) > 1 else ""
+    fig.update_layout(title=dict(text=(title or "ARKit blendshape curves") + subtitle, font=dict(size=14)),
+                      height=height, margin=margin, font=_FONT,
+                      hovermode="closest", template="plotly_white")
+    return fig
+
+
+def compare_figure(runs: Mapping[tuple[int, int], np.ndarray], channels: Sequence[int] | str,
+                   fps: float = FPS) -> go.Figure:
+    """Curves of some channels for every (steps, seed) run: one row per step count, one colour per seed.
+
+    ``runs``: ``{(steps, seed): curves [T, 52]}``; ``channels``: indices, a group name of
+    :data:`core.arkit.GROUPS` or one ARKit channel name. Legend entries toggle a seed.
+    """
+    if not runs:
+        return message_figure("Nothing to compare yet.")
+    label, indices = resolve_channels(channels)
+    steps_list = sorted({steps for steps, _ in runs}, reverse=True)
+    seeds = sorted({seed for _, seed in runs})
+    colors = dict(zip(seeds, qualitative.D3 * (len(seeds) // len(qualitative.D3) + 1)))
+    fig = make_subplots(rows=len(steps_list), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[f"{steps} steps" for steps in steps_list])
+    for row, steps in enumerate(steps_list, start=1):
+        for seed in seeds:
+            curves = runs.get((steps, seed))
+            if curves is None:
+                continue
+            time = _time_axis(len(curves), fps)
+            for j, channel in enumerate(indices):
+                name = ARKIT_NAMES[channel]
+                fig.add_trace(go.Scatter(
+                    x=time, y=np.round(curves[:, channel], DECIMALS), mode="lines", name=f"seed {seed}",
+                    legendgroup=f"seed {seed}", showlegend=row == 1 and j == 0,
+                    line=dict(color=colors[seed], width=1.3), opacity=0.8,
+                    hovertemplate=f"{name}, seed {seed}, {steps} steps: %{{y:.2f}} at %{{x:.2f}} s<extra></extra>"),
+                    row=row, col=1)
+        fig.update_yaxes(range=[-0.02, 1.02], row=row, col=1)
+    fig.update_xaxes(title_text="time (s)", row=len(steps_list), col=1)
+    fig.update_layout(title=dict(text=f"{label}: one colour per seed", font=dict(size=14)),
+                      height=170 + 230 * len(steps_list), margin=dict(l=50, r=20, t=70, b=40), font=_FONT,
+                      hovermode="closest", template="plotly_white",
+                      legend=_TOP_RIGHT_LEGEND)
+    return fig
+
+
+def spread_figure(spreads: Mapping[int, np.ndarray]) -> go.Figure:
+    """Per-channel spread across seeds (see :func:`channel_spread`), one row per step count.
+
+    Bars are coloured by face region; each row's title gives the mean spread of the upper
+    face and of the lips, the contrast the paper's diversity claim rests on.
+    """
+    if not spreads:
+        return message_figure("Pick at least two seeds to see how much the seeds differ.")
+    steps_list = sorted(spreads, reverse=True)
+    titles = []
+    for steps in steps_list:
+        spread = np.asarray(spreads[steps])
+        titles.append(f"{steps} steps: mean spread upper face {spread[list(UPPER_INDICES)].mean():.4f}, "
+                      f"lips {spread[list(LIP_INDICES)].mean():.4f}")
+    fig = make_subplots(rows=len(steps_list), cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=titles)
+    regions = [region_of(c) for c in range(len(ARKIT_NAMES))]
+    for row, steps in enumerate(steps_list, start=1):
+        spread = np.asarray(spreads[steps], dtype=np.float64)
+        for region, color in REGION_COLORS.items():
+            channels = [c for c, r in enumerate(regions) if r == region]
+            fig.add_trace(go.Bar(
+                x=[ARKIT_NAMES[c] for c in channels], y=np.round(spread[channels], 5), name=region,
+                legendgroup=region, showlegend=row == 1, marker_color=color,
+                hovertemplate="%{x}: %{y:.4f}<extra>" + f"{steps} steps</extra>"), row=row, col=1)
+        fig.update_yaxes(title_text="std across seeds", row=row, col=1)
+    fig.update_xaxes(categoryorder="array", categoryarray=list(ARKIT_NAMES), tickangle=-60, tickfont=dict(size=9))
+    fig.update_layout(title=dict(text="Spread across seeds per channel (std over seeds, mean over time)",
+                                 font=dict(size=14)),
+                      height=200 + 260 * len(steps_list), margin=dict(l=60, r=20, t=80, b=110), font=_FONT,
+                      barmode="group", bargap=0.15, template="plotly_white",
+                      legend=_TOP_RIGHT_LEGEND)
+    return fig
+
+
+def message_figure(text: str) -> go.Figure:
+    """An empty figure that says ``text`` (used where a plot has nothing to show)."""
+    fig = go.Figure()
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=14))
+    fig.update_layout(height=160, xaxis=dict(visible=False), yaxis=dict(visible=False), template="plotly_white",
+                      margin=dict(l=20, r=20, t=20, b=20))
+    return fig
+
+
+def resolve_channels(channels: Sequence[int] | str) -> tuple[str, list[int]]:
+    """(label, channel indices) for a group name, one ARKit name, or a list of indices."""
+    if isinstance(channels, str):
+        if channels in GROUPS:
+            return channels, list(GROUPS[channels])
+        if channels in ARKIT_NAMES:
+            return channels, [ARKIT_NAMES.index(channels)]
+        raise ValueError(f"unknown channel or group {channels!r}; use one of {', '.join(GROUPS)} or an ARKit name")
+    indices = [int(c) for c in channels]
+    if not indices or not all(0 <= c < len(ARKIT_NAMES) for c in indices):
+        raise ValueError(f"channel indices must be within 0..{len(ARKIT_NAMES) - 1}, got {indices}")
+    return ", ".join(ARKIT_NAMES[c] for c in indices[:3]) + (" ..." if len(indices) > 3 else ""), indices
+
+
+def _as_samples(curves: np.ndarray) -> np.ndarray:
+    curves = np.asarray(curves, dtype=np.float32)
+    if curves.ndim == 2:
+        curves = curves[None]
+    if curves.ndim != 3 or curves.shape[-1] != len(ARKIT_NAMES) or curves.shape[1] == 0:
+        raise ValueError(f"curves must be [T, 52] or [K, T, 52], got {curves.shape}")
+    return curves
+
+
+def _time_axis(frames: int, fps: float) -> np.ndarray:
+    return np.round(np.arange(frames) / fps, 4)
+
+
+def _distinct_colors(n: int) -> list[str]:
+    """``n`` distinguishable colours: D3's ten, else Dark24 then Light24 (48 in all)."""
+    palette = qualitative.D3 if n <= len(qualitative.D3) else qualitative.Dark24 + qualitative.Light24
+    return list(palette[:n]) if n <= len(palette) else sample_colorscale("Turbo", list(np.linspace(0, 1, n)))
+
+
+def _place_legends(fig: go.Figure, rows: int, plot_height: float) -> None:
+    """Put legend ``i`` to the right of subplot ``i``, top-aligned; it scrolls only if it is
+    taller than its subplot plus the gap below (``plot_height``: pixels between the margins)."""
+    for row in range(1, rows + 1):
+        bottom, top = fig.layout["yaxis" if row == 1 else f"yaxis{row}"].domain
+        key = "legend" if row == 1 else f"legend{row}"
+        fig.update_layout({key: dict(x=1.01, xanchor="left", y=top, yanchor="top", font=dict(size=10),
+                                     tracegroupgap=0, itemclick="toggle", itemdoubleclick="toggleothers",
+                                     maxheight=int((top - bottom + _LEGEND_SPILL) * plot_height))})

@@ -1,0 +1,246 @@
+"""The Gradio demo: its logic directly, then the running app through gradio_client.
+
+The app runs a tiny, untrained DiffusionTalker (8-step teacher + distilled 4-step student)
+with the real default speech encoder (Whisper tiny.en), so every stage of a real request
+runs, in seconds. The speech clip is synthesised with espeak-ng (tests needing it skip
+without it).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from core.distill import make_student
+from core.manifest import build_manifest
+from core.model import DiffusionTalker, TalkerConfig
+from demo import plots, ui
+
+IDENTITIES = ["a", "b", "c"]
+SENTENCE = "Hello there. The quick brown fox jumps over the lazy dog."
+
+
+# --------------------------------------------------------------------------- fixtures (shared with test_browser)
+
+def make_tiny_checkpoints(root) -> None:
+    """A tiny teacher-8 + distilled-4 pair with the real encoder, and their manifest, in ``root``."""
+    torch.manual_seed(0)
+    teacher = DiffusionTalker(TalkerConfig(identity_names=IDENTITIES, audio_dim=384, encoder="whisper-tiny.en",
+                                           audio_proj_dim=16, identity_feat_dim=16, step_dim=16, hidden=32,
+                                           layers=1, contrast_dim=16, steps=8))
+    teacher.save_pretrained(root / "teacher-8")
+    make_student(teacher, "teacher-8").save_pretrained(root / "distilled-4")
+    build_manifest(root)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_app(root):
+    """Build the demo on the checkpoints in ``root`` and serve it in a background thread: (demo, url)."""
+    demo = ui.build_demo(root)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **ui.LAUNCH_OPTIONS)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+def synthesise_speech(path, text: str = SENTENCE) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (Debian package espeak-ng)")
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_tiny_checkpoints(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "hello.wav"
+    synthesise_speech(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def service(checkpoints):
+    talker, problem = ui.load_talker(checkpoints)
+    assert problem is None
+    return ui.DemoService(talker)
+
+
+@pytest.fixture(scope="module")
+def app_url(checkpoints):
+    demo, url = launch_app(checkpoints)
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+    return Client(app_url, verbose=False)
+
+
+# --------------------------------------------------------------------------- logic, no server
+
+def test_form_values_are_checked_with_plain_messages():
+    assert ui.parse_seed(3) == 3 and ui.parse_seed(4.0) == 4 and ui.parse_seed(" 7 ") == 7
+    for bad, message in ((None, "Enter a seed"), (-1, "between 0"), (1.5, "whole number"), ("x", "whole number"),
+                         (2 ** 31, "between 0")):
+        with pytest.raises(ValueError, match=message):
+            ui.parse_seed(bad)
+    assert ui.parse_seeds("0, 1 2;1") == [0, 1, 2]
+    with pytest.raises(ValueError, match="one or more seeds"):
+        ui.parse_seeds(" , ")
+    with pytest.raises(ValueError, match="between 1 and"):
+        ui.parse_samples(ui.MAX_SAMPLES + 1)
+    assert ui._consecutive_runs([0, 1, 2, 7, 9, 10]) == [(0, 3), (7, 1), (9, 2)]
+
+
+def test_curves_figure_has_every_channel_in_four_groups():
+    rng = np.random.default_rng(0)
+    curves = rng.random((2, 45, NUM_BLENDSHAPES), dtype=np.float32)
+    fig = plots.curves_figure(curves)
+    legend_traces = [t for t in fig.data if t.showlegend]
+    assert sorted(t.name for t in legend_traces) == sorted(ARKIT_NAMES)       # one legend entry per channel
+    assert len(fig.data) == 2 * NUM_BLENDSHAPES                              # and a faint line for sample 2
+    assert {t.legend for t in fig.data} == {"legend", "legend2", "legend3", "legend4"}
+    assert len(fig.layout.annotations) == 4 and fig.data[0].x[-1] == pytest.approx(44 / 30, abs=1e-3)
+
+
+def test_spread_and_compare_figures():
+    rng = np.random.default_rng(1)
+    samples = rng.random((3, 30, NUM_BLENDSHAPES))
+    spread = plots.channel_spread(samples)
+    np.testing.assert_allclose(spread, samples.std(axis=0).mean(axis=0))
+    fig = plots.spread_figure({8: spread, 1: spread * 2})
+    assert len(fig.data) == 2 * len(plots.REGION_COLORS)
+    assert sum(len(t.x) for t in fig.data) == 2 * NUM_BLENDSHAPES
+    runs = {(8, 0): samples[0], (8, 1): samples[1], (1, 0): samples[2]}
+    fig = plots.compare_figure(runs, "brows")
+    assert len(fig.data) == 3 * 5 and {t.name for t in fig.data if t.showlegend} == {"seed 0", "seed 1"}
+    assert len(plots.compare_figure(runs, "jawOpen").data) == 3
+    with pytest.raises(ValueError, match="unknown channel"):
+        plots.compare_figure(runs, "nose")
+    with pytest.raises(ValueError, match="seeds >= 2"):
+        plots.channel_spread(samples[:1])
+
+
+def test_example_clips_are_offered_when_present(checkpoints, speech_wav, tmp_path):
+    assert ui.example_files(tmp_path) == []
+    shutil.copy(speech_wav, tmp_path / "example.wav")
+    assert ui.example_files(tmp_path) == [tmp_path / "example.wav"]
+    demo = ui.build_demo(checkpoints, examples=ui.example_files(tmp_path), warm_up=False)
+    datasets = [block for block in demo.blocks.values() if block.get_block_name() == "dataset"]
+    assert len(datasets) == 1 and len(datasets[0].samples) == 1
+
+
+def test_missing_checkpoint_gives_a_page_not_a_crash(tmp_path):
+    demo = ui.build_demo(tmp_path / "nothing-here")
+    text = " ".join(str(block.value) for block in demo.blocks.values() if hasattr(block, "value"))
+    assert "No trained checkpoint yet" in text and "python -m core.train" in text
+
+
+def test_service_generates_exports_and_compares(service, speech_wav):
+    assert service.steps_choices == [8, 4] and service.default_steps == 8 and service.identities == IDENTITIES
+    take = service.generate(str(speech_wav), steps=4, seed=5, num_samples=2, identity="b")
+    generation = take.generation
+    assert generation.blendshapes.shape[0] == 2 and generation.identity == "b" and generation.seeds == [5, 6]
+    table = ui.scores_table(generation)
+    assert sorted(table["identity"]) == IDENTITIES and table["similarity"].map(type).eq(float).all()
+    files = service.export(take)
+    assert sorted(f.suffix for f in files) == [".csv", ".glb", ".json", ".npy", ".npy"]
+    assert "ITF" in ui.timings_markdown(take) and "export files" in ui.timings_markdown(take)
+
+    comparison = service.compare(str(speech_wav), [8, 4], "0, 1, 3")
+    assert sorted(comparison.runs) == [(4, 0), (4, 1), (4, 3), (8, 0), (8, 1), (8, 3)]
+    single = service.generate(str(speech_wav), steps=8, seed=3, identity=comparison.identity).generation
+    np.testing.assert_allclose(comparison.runs[(8, 3)], single.blendshapes[0], atol=1e-5)  # batching is invisible
+    assert set(comparison.spreads()) == {8, 4} and comparison.spreads()[8].shape == (NUM_BLENDSHAPES,)
+    with pytest.raises(ValueError, match="more than"):
+        service.compare(str(speech_wav), [8, 4], list(range(ui.MAX_COMPARE_CELLS)))
+    with pytest.raises(ValueError, match="no model with 3 steps"):
+        service.generate(str(speech_wav), steps=3)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(int((service.max_seconds + 1) * 16000))
+    with pytest.raises(ValueError, match="too long"):
+        service.generate(noise.astype(np.float32))
+
+
+# --------------------------------------------------------------------------- the running app
+
+def _video_seconds(path) -> tuple[int, float]:
+    return imageio_ffmpeg.count_frames_and_secs(str(path))
+
+
+def test_generate_endpoint_returns_scores_curves_video_and_files(client, speech_wav):
+    from gradio_client import handle_file
+    start = time.perf_counter()
+    matched, table, figure, video, timings, files = client.predict(
+        handle_file(str(speech_wav)), 8, 0, 1, "auto", api_name="/generate")
+    print(f"/generate on a {sf.info(str(speech_wav)).duration:.2f} s clip: {time.perf_counter() - start:.2f} s")
+    assert sorted(row[0] for row in table["data"]) == IDENTITIES
+    best = table["data"][0]
+    assert matched.startswith(best[0]) and "matched" in best[2]
+    plotted = json.loads(figure["plot"])["data"]
+    assert {trace["name"] for trace in plotted} == set(ARKIT_NAMES)
+    audio_seconds = sf.info(str(speech_wav)).duration
+    frames, seconds = _video_seconds(video)
+    assert abs(frames / 30 - audio_seconds) <= 1 / 30 and abs(seconds - audio_seconds) <= 1 / 30
+    assert sorted(f.rsplit(".", 1)[1] for f in files) == ["csv", "glb", "json", "npy"]
+    assert "ITF" in timings and "render video" in timings
+
+
+def test_style_transfer_and_samples_through_the_api(client, speech_wav):
+    from gradio_client import handle_file
+    matched, table, figure, video, timings, files = client.predict(
+        handle_file(str(speech_wav)), 4, 11, 3, "a", api_name="/generate")
+    roles = {row[0]: row[2] for row in table["data"]}
+    assert "style used" in roles["a"] and ("a" in matched)
+    assert len(json.loads(figure["plot"])["data"]) == 3 * NUM_BLENDSHAPES
+    assert any(f.endswith("_all_3_samples.npy") for f in files)
+    assert "4 steps x 3 samples" in timings
+
+
+def test_bad_input_gives_a_clear_error_and_the_app_keeps_serving(client, speech_wav, tmp_path):
+    from gradio_client import handle_file
+    fake = tmp_path / "picture.wav"
+    Image.new("RGB", (16, 16), "red").save(fake, format="PNG")
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(32000, np.float32), 16000)
+    for path, message in ((fake, "not a sound file"), (silence, "silent")):
+        with pytest.raises(Exception, match=message):
+            client.predict(handle_file(str(path)), 8, 0, 1, "auto", api_name="/generate")
+    with pytest.raises(Exception, match="Record or upload"):
+        client.predict(None, 8, 0, 1, "auto", api_name="/generate")
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict(handle_file(str(speech_wav)), 3, 0, 1, "auto", api_name="/generate")
+    matched, table, *_ = client.predict(handle_file(str(speech_wav)), 4, 1, 1, "auto", api_name="/generate")
+    assert len(table["data"]) == len(IDENTITIES)
+
+
+def test_compare_endpoint_tiles_steps_by_seeds(client, speech_wav):
+    from gradio_client import handle_file
+    video, curves, spread, summary = client.predict(
+        handle_file(str(speech_wav)), [8, 4], "0, 1", "brows", "auto", api_name="/compare")
+    frames, _ = _video_seconds(video)
+    assert abs(frames / 30 - sf.info(str(speech_wav)).duration) <= 1 / 30
+    assert len(json.loads(curves["plot"])["data"]) == 4 * 5          # 2 steps x 2 seeds x 5 brow channels
+    assert "spread, upper face" in summary
+    assert len(json.loads(spread["plot"])["data"]) == 2 * len(plots.REGION_COLORS)
