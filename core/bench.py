@@ -107,6 +107,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--render-frames", type=int, default=150)
+    p.add_argument("--skip-encoders", action="store_true")
     p.add_argument("--json", default="docs/bench.json")
     p.add_argument("--results", default="docs/RESULTS.md")
     a = p.parse_args(argv)
@@ -114,6 +115,12 @@ def main(argv=None):
     talker = Talker.from_pretrained(a.checkpoints)
     peak = measured_peak_gflops()
     rows = run(talker, audio, a.repeats, a.seeds)
+    encoders = {}
+    if not a.skip_encoders:
+        from core.encoders import benchmark_encoder
+        for name in ("whisper-tiny.en", "whisper-tiny.en-int8"):
+            for threads in (1, 2):
+                encoders[f"{name}, {threads} thread(s)"] = benchmark_encoder(name, 10.0, a.repeats, threads)
     render = None
     try:
         from demo.render import benchmark_render
@@ -121,7 +128,7 @@ def main(argv=None):
     except Exception as err:  # rendering needs EGL; report its absence instead of failing the benchmark
         render = {"error": str(err).splitlines()[0]}
     result = {"machine": machine_description(), "device": str(talker.device), "peak_gflops": peak,
-              "audio": str(audio), "repeats": a.repeats, "models": rows, "render": render}
+              "audio": str(audio), "repeats": a.repeats, "models": rows, "render": render, "encoders": encoders}
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=1))
     table_rows = [[s, r["itf"]["median"] * 1e4, f"{r['itf']['min'] * 1e4:.3g}-{r['itf']['max'] * 1e4:.3g}",
@@ -134,8 +141,14 @@ def main(argv=None):
           f"encoder + identity match + sampling. Measured matmul peak: {peak:.1f} GFLOP/s.\n",
           table(["steps", "ITF e2e", "e2e range", "ITF decoder", "encoder s", f"{a.seeds} seeds / 1 seed cost",
                  "GFLOP/frame", "% of peak", "paper ITF (V100)"], table_rows)]
-    if render and "fps" in render:
-        md.append(f"\nRenderer: {render['fps']:.1f} frames/s at 512x512 ({a.render_frames} frames).")
+    if encoders:
+        md += ["\nSpeech encoder on a 10 s clip (CTranslate2; `core.encoders.benchmark_encoder`):\n",
+               table(["encoder", "median s", "min s", "x real time"],
+                     [[k, v["median_s"], v["min_s"], v["realtime_factor"]] for k, v in encoders.items()])]
+    if render and "render_fps" in render:
+        md.append(f"\nRenderer (`demo.render.benchmark_render`, 512x512, {a.render_frames} frames): "
+                  f"{render['render_fps']:.1f} frames/s rendering, {render['video_fps']:.1f} frames/s "
+                  f"rendered and encoded to mp4.")
     update_section("benchmark", "\n".join(md), a.results)
     print("\n".join(md))
 
