@@ -248,11 +248,14 @@ def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     for name, value in L.LossWeights().as_dict().items():
         p.add_argument(f"--w-{name}", type=float, default=value, help=f"weight of L_{name}")
 
 
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
+    if a.threads:
+        torch.set_num_threads(a.threads)
     weights = L.LossWeights(**{k: getattr(a, f"w_{k}") for k in L.LossWeights().as_dict()})
     return TrainConfig(data=a.data, out=getattr(a, "out", ""), epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size,
                        crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume)
