@@ -80,22 +80,8 @@ def import_curves(path: str | Path) -> tuple[np.ndarray, float]:
 # *fractional frame number* at the capture rate, as Unreal's LiveLinkFaceImporter parses it;
 # the file stores no rate, so the importer infers 60 fps when a frame number exceeds 30.
 
-LIVELINK_BLENDSHAPES: tuple[str, ...] = tuple(livelink_name(n) for n in (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
-    "eyeSquintLeft", "eyeWideLeft",
-    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight",
-    "jawForward", "jawRight", "jawLeft", "jawOpen",
-    "mouthClose", "mouthFunnel", "mouthPucker", "mouthRight", "mouthLeft",
-    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
-    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
-    "mouthUpperUpLeft", "mouthUpperUpRight",
-    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight",
-    "tongueOut",
-))
+_LIVELINK_SWAPS = {"jawLeft": "jawRight", "jawRight": "jawLeft", "mouthLeft": "mouthRight", "mouthRight": "mouthLeft"}
+LIVELINK_BLENDSHAPES: tuple[str, ...] = tuple(livelink_name(_LIVELINK_SWAPS.get(n, n)) for n in ARKIT_NAMES)
 LIVELINK_ROTATIONS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch",
                       "LeftEyeRoll", "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
 LIVELINK_HEADER = ("Timecode", "BlendShapeCount") + LIVELINK_BLENDSHAPES + LIVELINK_ROTATIONS
