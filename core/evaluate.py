@@ -87,6 +87,24 @@ def diversity(talker: Talker, clips: list[TalkingClip], samples: int = 4) -> dic
     return {"upper": up, "lower": low, "ratio": up / max(low, 1e-9), "samples": samples, "clips": len(clips)}
 
 
+def fp16_check(folder: Path, clips: list[TalkingClip]) -> dict:
+    """Does storing the weights as float16 change the outputs measurably? Same seeds, both ways."""
+    import torch
+    exact = Talker.from_pretrained(folder)
+    rounded = Talker.from_pretrained(folder)
+    steps = exact.steps_available[0]
+    model = rounded.model(steps)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    a = evaluate_checkpoint(exact, clips, progress=False)
+    b = evaluate_checkpoint(rounded, clips, progress=False)
+    diff = max(float(np.abs(exact.generate(c.load_audio(), steps=steps).blendshapes
+                            - rounded.generate(c.load_audio(), steps=steps).blendshapes).max()) for c in clips[:5])
+    return {"model": folder.name, "lbe_fp32": a["lbe"], "lbe_fp16": b["lbe"], "max_abs_curve_diff": diff,
+            "clips": len(clips)}
+
+
 def pick(clips: list[TalkingClip], n: int | None, seed: int = 0) -> list[TalkingClip]:
     if n is None or len(clips) <= n:
         return clips
@@ -143,6 +161,7 @@ def main(argv=None):
     p.add_argument("--json", default="docs/results.json")
     p.add_argument("--results", default="docs/RESULTS.md")
     p.add_argument("--no-lve", action="store_true")
+    p.add_argument("--fp16-check", metavar="NAME", help="only compare fp32 vs fp16 weights of this checkpoint")
     a = p.parse_args(argv)
     from core.data.dataset import load_clips
     root = Path(a.checkpoints)
@@ -151,6 +170,14 @@ def main(argv=None):
         unseen = pick(load_clips(a.data, ("test_unseen",)), a.max_clips)
     except ValueError:
         unseen = []
+    if a.fp16_check:
+        res = fp16_check(root / a.fp16_check, test[:20])
+        print(json.dumps(res))
+        update_section("fp16", f"## fp16 weights\n\n`python -m core.evaluate --fp16-check {a.fp16_check}` "
+                       f"({res['clips']} test clips, seed 0): LBE {res['lbe_fp32']:.5f} with fp32 weights, "
+                       f"{res['lbe_fp16']:.5f} with fp16-rounded weights; largest curve difference "
+                       f"{res['max_abs_curve_diff']:.2e} (weights in [0, 1]).", a.results)
+        return
     mesh = None if a.no_lve else MeshDriver()
     entries = [m for m in read_manifest(root)["models"] if not a.models or m["name"] in a.models]
     results = {"command": "python -m core.evaluate " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
