@@ -2,7 +2,8 @@
 
 Thin on purpose: the UI is built by :func:`demo.ui.build_demo` (logic in ``demo/``). Options:
 ``--host`` / ``--port`` (defaults from ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``, as on
-Hugging Face Spaces) and ``--checkpoints`` (a folder with ``manifest.json``, or one checkpoint).
+Hugging Face Spaces), ``--checkpoints`` (a folder with ``manifest.json``, or one checkpoint) and
+``--no-enroll``.
 """
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     parser.add_argument("--checkpoints", default="checkpoints",
                         help="folder with manifest.json (all shipped models) or one checkpoint folder")
+    parser.add_argument("--no-enroll", action="store_true",
+                        help="hide the Enroll tab (public deployments: enrolment writes into the checkpoints)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
-    build_demo(args.checkpoints).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
+    build_demo(args.checkpoints, enroll=not args.no_enroll).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
 
 
 if __name__ == "__main__":

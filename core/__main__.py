@@ -36,25 +36,12 @@ def generate(a: argparse.Namespace) -> None:
 
 
 def enroll(a: argparse.Namespace) -> None:
-    from core.data.livelink import load_livelink_take
-    from core.enroll import enroll as enroll_identity
-    from core.manifest import read_manifest, verify
+    from core.enroll import enroll_pairs
     files = [Path(f) for f in a.pairs]
     if not files or len(files) % 2:
         raise ValueError("give pairs of files: speech.wav capture.csv [speech2.wav capture2.csv ...]")
-    pairs = list(zip(files[::2], files[1::2]))
-    for wav, csv in pairs:
-        if csv.suffix.lower() != ".csv":
-            raise ValueError(f"{csv} should be the Live Link Face CSV recorded with {wav}")
-    clips = [clip for wav, csv in pairs
-             for clip in load_livelink_take(csv, wav, a.name, min_frames=a.min_frames)]
-    root = Path(a.checkpoints)
-    for entry in read_manifest(root)["models"]:
-        if entry.get("role", "shipped") != "shipped":
-            continue
-        verify(root, entry)
-        print(f"enrolling {a.name!r} into {entry['name']} ...", file=sys.stderr)
-        names = enroll_identity(root / entry["path"], a.name, clips, iterations=a.iterations)
+    names = enroll_pairs(a.checkpoints, a.name, list(zip(files[::2], files[1::2])), iterations=a.iterations,
+                         min_frames=a.min_frames, progress=lambda line: print(line, file=sys.stderr))
     print(f"library now holds {len(names)} identities, the last is {names[-1]!r}")
 
 

@@ -6,8 +6,14 @@ whole network frozen, only one new 32-d identity embedding is learned from a few
 the decoder) and the contrast loss (so the person's voice is matched to it).  The embedding is
 stored in ``library.safetensors`` beside each checkpoint, which ``DiffusionTalker.from_pretrained``
 reads, so the app and the CLIs list it at once.
+
+:func:`enroll_pairs` is what ``python -m core enroll`` and the demo's *Enroll* tab both call:
+(speech, Live Link Face CSV) pairs -> clips -> the new identity in every shipped model.
 """
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +25,8 @@ from core.data.dataset import FeatureDataset
 from core.model import LIBRARY_NAME, DiffusionTalker, read_library, to_model_space, write_library
 
 ENROL_CONTRAST_WEIGHT = 0.1   # stronger than training's 0.007: only one vector learns, and it must be findable
+MIN_TAKE_FRAMES = 60          # shortest take (chunk) used for enrolment: 2 s at 30 fps
+RESERVED_NAMES = ("auto",)    # means "matched from the voice" in the app and `generate --identity`
 
 
 def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, iterations: int = 150,
@@ -52,11 +60,8 @@ def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, ite
 
 def enroll(checkpoint_dir, name: str, clips: list[TalkingClip], encoder=None, iterations: int = 150) -> list[str]:
     """Enrol ``name`` into one checkpoint folder's library; returns the library's identities."""
-    from pathlib import Path
     from core.encoders import get_encoder
-    name = name.strip()
-    if not name or len(name) > 64:
-        raise ValueError("give the new identity a name of 1 to 64 characters")
+    name = check_name(name)
     folder = Path(checkpoint_dir)
     model = DiffusionTalker.from_pretrained(folder)
     if name in model.identity_names:
@@ -67,3 +72,87 @@ def enroll(checkpoint_dir, name: str, clips: list[TalkingClip], encoder=None, it
     names, table = read_library(path) if path.is_file() else ([], torch.zeros(0, embedding.numel()))
     write_library(path, names + [name], torch.cat([table, embedding[None]], 0))
     return model.identity_names + [name]
+
+
+def check_name(name) -> str:
+    """The new identity's name, stripped: 1 to 64 characters and not a reserved word."""
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise ValueError("give the new identity a name of 1 to 64 characters")
+    if name.lower() in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is reserved (it means 'matched from the voice'); choose another name")
+    return name
+
+
+def shipped_folders(checkpoints_root) -> list[Path]:
+    """The checkpoint folders an enrolment goes into, each checked against the manifest.
+
+    ``checkpoints_root`` is a folder with ``manifest.json`` (its 'shipped' models) or one
+    checkpoint folder.
+    """
+    from core.manifest import read_manifest, verify
+    from core.model import CONFIG_NAME
+    root = Path(checkpoints_root)
+    if (root / CONFIG_NAME).is_file():
+        return [root]
+    folders = []
+    for entry in read_manifest(root)["models"]:
+        if entry.get("role", "shipped") == "shipped":
+            verify(root, entry)
+            folders.append(root / entry["path"])
+    if not folders:
+        raise ValueError(f"{root}/manifest.json lists no shipped models to enrol into")
+    return folders
+
+
+def load_pairs(name: str, pairs: Sequence[tuple], min_frames: int = MIN_TAKE_FRAMES) -> list[TalkingClip]:
+    """Clips of ``name`` from (speech file, Live Link Face CSV) pairs; a take too short is an error."""
+    from core.data.livelink import load_livelink_take
+    if not pairs:
+        raise ValueError("enrolment needs at least one recording (speech file + Live Link Face CSV)")
+    clips = []
+    for audio, csv in pairs:
+        audio, csv = Path(audio), Path(csv)
+        if csv.suffix.lower() != ".csv":
+            raise ValueError(f"{csv.name} should be the Live Link Face CSV recorded with {audio.name}")
+        take = load_livelink_take(csv, audio, name, min_frames=min_frames)
+        if not take:
+            raise ValueError(f"the take {csv.name} is too short: enrolment needs takes of at least "
+                             f"{min_frames / 30:g} s ({min_frames} frames at 30 fps)")
+        clips += take
+    return clips
+
+
+def enroll_pairs(checkpoints_root, name: str, pairs: Sequence[tuple], iterations: int = 150,
+                 min_frames: int = MIN_TAKE_FRAMES, encoder=None,
+                 progress: Callable[[str], None] | None = None) -> list[str]:
+    """Enrol ``name`` from (speech, CSV) ``pairs`` into every shipped model; returns the new library.
+
+    Everything is checked (name, files, takes, checksums, that no library already holds the
+    name) before any model learns, so a bad request changes nothing. ``progress`` gets a line
+    per model.
+    """
+    name = check_name(name)
+    if not 1 <= int(iterations) <= 10_000:
+        raise ValueError(f"iterations must be between 1 and 10000, not {iterations}")
+    folders = shipped_folders(checkpoints_root)
+    for folder in folders:
+        if name in _library_names(folder):
+            raise ValueError(f"identity {name!r} is already in the library of {folder.name}")
+    clips = load_pairs(name, pairs, min_frames)
+    names: list[str] = []
+    for folder in folders:
+        if progress:
+            progress(f"enrolling {name!r} into {folder.name} ...")
+        names = enroll(folder, name, clips, encoder=encoder, iterations=int(iterations))
+    return names
+
+
+def _library_names(folder: Path) -> list[str]:
+    """Identity names of a checkpoint (config + enrolled library) without building the model."""
+    import json
+    from core.model import CONFIG_NAME
+    names = list(json.loads((folder / CONFIG_NAME).read_text()).get("identity_names", []))
+    if (folder / LIBRARY_NAME).is_file():
+        names += read_library(folder / LIBRARY_NAME)[0]
+    return names

@@ -89,6 +89,10 @@ class Talker:
             self._models[steps] = DiffusionTalker.from_pretrained(self.root / entry["path"], self.device)
         return self._models[steps]
 
+    def reload(self) -> None:
+        """Forget loaded models so the next use re-reads them (e.g. after an enrolment)."""
+        self._models.clear()
+
     @property
     def identity_names(self) -> list[str]:
         return self.model(self.steps_available[-1]).identity_names

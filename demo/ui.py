@@ -2,10 +2,17 @@
 
 Layout: one audio input (microphone or upload) and a talking-style choice, shared by two tabs,
 *Generate* (one take, optionally several seeds) and *Compare* (step counts x seeds side by
-side). The work is done by :class:`DemoService`, which knows nothing about Gradio and which
-tests call directly; the callbacks in :func:`build_demo` only turn its results into component
-values and its ``ValueError``s into ``gr.Error`` messages, so that bad input never shows a
-traceback and the app keeps serving.
+side); a third tab, *Enroll*, adds a new identity from recordings + Live Link Face CSVs. The
+work is done by :class:`DemoService`, which knows nothing about Gradio and which tests call
+directly; the callbacks in :func:`build_demo` only turn its results into component values and
+its ``ValueError``s into ``gr.Error`` messages, so that bad input never shows a traceback and
+the app keeps serving.
+
+Load and temporary files: at most :data:`MAX_CONCURRENT` generations or comparisons run at
+once (one queue group; up to :data:`MAX_QUEUE` wait) and one enrolment. Each request writes its
+files into its own folder, which is deleted as soon as Gradio has copied the outputs into its
+cache (folders a crashed request left behind go after ``keep_seconds``); Gradio's cache (the
+copies and the uploads) is swept by ``delete_cache`` (:data:`DELETE_CACHE`).
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -59,6 +67,11 @@ VIDEO_SIZE = 512                   # pixels, the single-take video
 EXPORT_SUFFIXES = (".csv", ".json", ".npy", ".glb")
 SCORE_COLUMNS = ["identity", "similarity", ""]
 LAUNCH_OPTIONS = {"max_file_size": MAX_UPLOAD}   # pass to demo.launch() (app.py and the tests do)
+MAX_CONCURRENT = 2                 # generations + comparisons running at once (one queue group)
+MAX_QUEUE = 32                     # requests waiting; more are refused with "queue full"
+DELETE_CACHE = (600, 3600)         # every 10 min, delete Gradio cache files (outputs, uploads) over 1 h old
+ENROL_ITERATIONS = (10, 150, 400)  # the Enroll tab's iterations slider: minimum, default, maximum
+SPEECH_FILE_TYPES = ["audio", ".mov", ".mp4", ".m4a"]   # Enroll tab: recordings (Live Link Face's own .mov)
 
 
 # --------------------------------------------------------------------------- input checks
@@ -100,6 +113,46 @@ def example_files(folder: Path | None = None) -> list[Path]:
     """The example clips: every .wav in ``folder`` (default ``demo/examples/``); none is fine."""
     folder = Path(folder or EXAMPLES_DIR)
     return sorted(folder.glob("*.wav")) if folder.is_dir() else []
+
+
+def pair_takes(speech_files, csv_files) -> list[tuple[Path, Path]]:
+    """(speech, CSV) pairs matched by file stem, e.g. ``take1.wav`` + ``take1.csv``.
+
+    Every file must have a partner; a stem given twice on one side is ambiguous. Raises
+    ``ValueError`` with a message naming the files.
+    """
+    speech = [Path(f) for f in _file_list(speech_files)]
+    csvs = [Path(f) for f in _file_list(csv_files)]
+    if not speech or not csvs:
+        raise ValueError("Upload one or more speech recordings and the Live Link Face CSV of each "
+                         "(paired by name: take1.wav + take1.csv).")
+    for label, files in (("speech recording", speech), ("CSV", csvs)):
+        stems = [f.stem for f in files]
+        twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if twice:
+            raise ValueError(f"More than one {label} is named {', '.join(map(repr, twice))}; "
+                             "give every take its own name.")
+    not_csv = [f.name for f in csvs if f.suffix.lower() != ".csv"]
+    if not_csv:
+        raise ValueError(f"{', '.join(not_csv)}: the animation must be a Live Link Face .csv file.")
+    by_stem = {f.stem: f for f in csvs}
+    lonely_speech = [f.name for f in speech if f.stem not in by_stem]
+    lonely_csv = sorted(f.name for f in csvs if f.stem not in {s.stem for s in speech})
+    if lonely_speech or lonely_csv:
+        parts = ([f"no CSV named like {', '.join(lonely_speech)}"] if lonely_speech else []) + \
+                ([f"no speech recording named like {', '.join(lonely_csv)}"] if lonely_csv else [])
+        raise ValueError(f"Every take needs a speech file and a CSV with the same name (take1.wav + take1.csv): "
+                         f"{'; '.join(parts)}.")
+    return [(f, by_stem[f.stem]) for f in speech]
+
+
+def _file_list(files) -> list[str]:
+    """gr.File(file_count="multiple") values: None, a path, or a list of paths / file objects."""
+    if files is None:
+        return []
+    if not isinstance(files, (list, tuple)):
+        files = [files]
+    return [str(getattr(f, "name", f)) for f in files if f]
 
 
 def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
@@ -173,7 +226,11 @@ class DemoService:
         self._renderer = None                 # demo.render.FaceRenderer, built on first use
         self._renderer_lock = threading.Lock()
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="diffusiontalker-demo-"))
-        self.keep_seconds = keep_seconds      # request folders older than this are deleted
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.keep_seconds = keep_seconds      # request folders left behind longer than this are deleted
+        self._enrol_lock = threading.Lock()   # one enrolment at a time (they write the libraries)
+        # A folder we made goes when the service is closed or collected, or at exit.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.workdir), True) if not workdir else None
 
     # -- what the controls offer ------------------------------------------------------------------
     @property
@@ -302,7 +359,53 @@ class DemoService:
                                  comparison.folder / f"{comparison.name}.mp4", fps=plots.FPS,
                                  cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256)
 
+    # -- Enroll -----------------------------------------------------------------------------------
+    def enroll(self, speech_files, csv_files, name, iterations=ENROL_ITERATIONS[1], progress=None) -> str:
+        """Learn a new identity from (speech, CSV) takes paired by name, in every shipped model.
+
+        The same code as ``python -m core enroll`` (:func:`core.enroll.enroll_pairs`); then the
+        models are reloaded so that the new identity is offered and matched at once. Returns a
+        status line (markdown).
+        """
+        from core.enroll import enroll_pairs
+        low, _, high = ENROL_ITERATIONS
+        try:
+            iterations = int(float(iterations))
+        except (TypeError, ValueError):
+            iterations = None
+        if iterations is None or not low <= iterations <= high:
+            raise ValueError(f"The number of iterations must be between {low} and {high}.")
+        pairs = pair_takes(speech_files, csv_files)
+        if self.talker.root is None:
+            raise ValueError("These models were not loaded from a checkpoint folder; cannot enrol into them.")
+        start = time.perf_counter()
+        with self._enrol_lock:
+            names = enroll_pairs(self.talker.root, name, pairs, iterations=iterations,
+                                 encoder=self.talker.encoder(), progress=progress)
+            self.reload()
+        added = names[-1]
+        return (f"Enrolled **{added}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
+                f"{time.perf_counter() - start:.1f} s ({iterations} iterations per model). "
+                f"The library now holds **{len(names)} identities**: {', '.join(names)}.")
+
+    def reload(self) -> None:
+        """Drop the loaded models, so the next request reads the checkpoints (and libraries) again.
+
+        Requests already running keep the model objects they hold.
+        """
+        self.talker.reload()
+
     # -- house-keeping ----------------------------------------------------------------------------
+    def discard(self, folder: Path | None) -> None:
+        """Delete one request's folder (once Gradio has copied its outputs into its cache)."""
+        if folder is not None and Path(folder).parent == self.workdir:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Delete the work folder if this service made it."""
+        if self._cleanup is not None:
+            self._cleanup()
+
     def warm_up(self) -> None:
         """Load the speech encoder and the renderer in the background, so the first click is quick."""
         def load():
@@ -317,7 +420,8 @@ class DemoService:
     def _new_folder(self) -> Path:
         """A fresh folder for one request's files; folders older than ``keep_seconds`` go.
 
-        Gradio copies returned files into its own cache, so deleting ours later is safe.
+        The app deletes each request's folder itself (:meth:`discard`) once Gradio has copied the
+        outputs into its cache; this sweep only catches what a failed request left behind.
         """
         now = time.time()
         for old in self.workdir.glob("req-*"):
@@ -429,61 +533,89 @@ def _errors_shown(input_errors: bool = True) -> Iterator[None]:
 
 def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" = None,
                max_seconds: float = MAX_AUDIO_SECONDS, examples: Sequence[str | Path] | None = None,
-               warm_up: bool = True) -> gr.Blocks:
+               warm_up: bool = True, service: DemoService | None = None, enroll: bool = True,
+               delete_cache: tuple[int, int] | None = DELETE_CACHE) -> gr.Blocks:
     """The app's Blocks (queue enabled). Without a usable checkpoint: a page saying how to train one.
 
-    ``talker`` overrides ``checkpoints``; ``examples`` (wav paths) default to :func:`example_files`;
-    ``warm_up`` loads the encoder and renderer in the background right away.
+    ``talker`` overrides ``checkpoints`` and ``service`` (a :class:`DemoService`, e.g. with its own
+    work folder) overrides both; ``examples`` (wav paths) default to :func:`example_files`;
+    ``warm_up`` loads the encoder and renderer in the background right away; ``enroll`` adds the
+    Enroll tab (it writes the identity libraries beside the checkpoints); ``delete_cache`` is
+    Gradio's (frequency, age) sweep of its file cache. The service is ``demo.service``.
     """
-    if talker is None:
-        talker, problem = load_talker(checkpoints)
+    if service is None:
         if talker is None:
-            return missing_checkpoint_page(problem)
-    service = DemoService(talker, max_seconds)
+            talker, problem = load_talker(checkpoints)
+            if talker is None:
+                return missing_checkpoint_page(problem)
+        service = DemoService(talker, max_seconds)
+    max_seconds = service.max_seconds
     if warm_up:
         service.warm_up()
-    identity_choices = [("matched from voice", AUTO)] + [(name, name) for name in service.identities]
+
+    def identity_choices() -> list[tuple[str, str]]:
+        return [("matched from voice", AUTO)] + [(name, name) for name in service.identities]
 
     def generate(audio, steps, seed, num_samples, identity):
         """Animate speech: identity match, curves (yielded first), then the face video and files."""
         with _errors_shown():
             take = service.generate(audio, steps, seed, num_samples, identity)
-        generation = take.generation
-        with _errors_shown(input_errors=False):
-            outputs = [identity_summary(generation), scores_table(generation),
-                       plots.curves_figure(generation.blendshapes, generation.fps,
-                                           f"{generation.steps} steps, seed {generation.seeds[0]}")]
-        yield *outputs, None, timings_markdown(take, rendering=True), None
-        with _errors_shown(input_errors=False):
-            files = service.export(take)
         try:
-            video = service.render(take)
-        except Exception as err:  # the curves stand without the video: warn, do not fail
-            log.exception("rendering failed")
-            video = None
-            take.notes.append(f"Could not render the face video: {err}")
-        for note in take.notes:
-            gr.Warning(note)
-        yield *outputs, video, timings_markdown(take), [str(f) for f in files]
+            generation = take.generation
+            with _errors_shown(input_errors=False):
+                outputs = [identity_summary(generation), scores_table(generation),
+                           plots.curves_figure(generation.blendshapes, generation.fps,
+                                               f"{generation.steps} steps, seed {generation.seeds[0]}")]
+            yield *outputs, None, timings_markdown(take, rendering=True), None
+            with _errors_shown(input_errors=False):
+                files = service.export(take)
+            try:
+                video = service.render(take)
+            except Exception as err:  # the curves stand without the video: warn, do not fail
+                log.exception("rendering failed")
+                video = None
+                take.notes.append(f"Could not render the face video: {err}")
+            for note in take.notes:
+                gr.Warning(note)
+            yield *outputs, video, timings_markdown(take), [str(f) for f in files]
+        finally:  # reached after Gradio has copied the last outputs into its cache (or on failure)
+            service.discard(take.folder)
 
     def compare(audio, steps_list, seeds, channels, identity):
         """Every step count x seed: overlaid curves and spread across seeds first, then a tiled video."""
         with _errors_shown():
             comparison = service.compare(audio, steps_list, seeds, identity)
             curves = plots.compare_figure(comparison.runs, channels)  # raises for an unknown channel name
-        with _errors_shown(input_errors=False):
-            spread, summary = plots.spread_figure(comparison.spreads()), comparison_summary(comparison)
-        yield None, curves, spread, summary, comparison.runs
-        with _errors_shown(input_errors=False):
-            video = service.render_comparison(comparison)
-        yield video, curves, spread, summary, comparison.runs
+        try:
+            with _errors_shown(input_errors=False):
+                spread, summary = plots.spread_figure(comparison.spreads()), comparison_summary(comparison)
+            yield None, curves, spread, summary, comparison.runs
+            with _errors_shown(input_errors=False):
+                video = service.render_comparison(comparison)
+            yield video, curves, spread, summary, comparison.runs
+        finally:
+            service.discard(comparison.folder)
 
     def replot(runs, channels):
         with _errors_shown():
             return plots.compare_figure(runs or {}, channels)
 
-    with gr.Blocks(title=TITLE, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(_header(service))
+    def enroll_identity(speech_files, csv_files, name, iterations, progress=gr.Progress()):
+        """Learn a new identity from the takes; every session (and the API) can use it at once."""
+        with _errors_shown():
+            status = service.enroll(speech_files, csv_files, name, iterations,
+                                    progress=lambda line: progress(None, desc=line))
+        # The shared dropdown is what new sessions and API clients are checked against; the
+        # browser that enrolled updates its own copy in refresh_identities (chained below).
+        with _errors_shown(input_errors=False):
+            identity.choices = identity_choices()
+        return status
+
+    def refresh_identities():
+        return gr.Dropdown(choices=identity_choices()), _header(service)
+
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
+        header = gr.Markdown(_header(service))
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 # No `format=`: Gradio would convert non-wav uploads with pydub, which needs a system
@@ -491,7 +623,7 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
                 audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="speech-input",
                                  label=f"Speech: record or upload (up to {max_seconds:.0f} s)")
             with gr.Column(scale=2):
-                identity = gr.Dropdown(identity_choices, value=AUTO, label="Talking style",
+                identity = gr.Dropdown(identity_choices(), value=AUTO, label="Talking style",
                                        info="the identity matched from the voice, or any identity "
                                             "of the library (style transfer)")
                 examples = example_files() if examples is None else list(examples)
@@ -537,14 +669,44 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
                 compare_curves = gr.Plot(label="Curves overlaid")
                 spread = gr.Plot(label="Spread across seeds")
                 runs = gr.State()
+            if enroll:
+                with gr.Tab("Enroll a new identity"):
+                    gr.Markdown("Add a talking style to the library from recordings of one person: each "
+                                "speech file with the Live Link Face CSV captured with it, **paired by file "
+                                "name** (`take1.wav` + `take1.csv`), at least 2 s each. The models stay "
+                                "frozen; only the new identity's embedding is learned, in every model.")
+                    with gr.Row(equal_height=True):
+                        enrol_speech = gr.File(label="Speech recordings", file_count="multiple", type="filepath",
+                                               file_types=SPEECH_FILE_TYPES, elem_id="enroll-speech")
+                        enrol_csvs = gr.File(label="Live Link Face CSVs (same names)", file_count="multiple",
+                                             type="filepath", file_types=[".csv"], elem_id="enroll-csv")
+                    with gr.Row(equal_height=True):
+                        enrol_name = gr.Textbox(label="Name of the new identity", max_lines=1, max_length=64,
+                                                elem_id="enroll-name")
+                        low, default, high = ENROL_ITERATIONS
+                        enrol_iterations = gr.Slider(low, high, value=default, step=1, label="Iterations",
+                                                     info="more = a closer fit, slower")
+                    enrol_button = gr.Button("Enroll", variant="primary", elem_id="enroll")
+                    enrol_status = gr.Markdown(elem_id="enroll-status")
 
         new_seed.click(lambda: random.randint(0, MAX_SEED), outputs=seed, queue=False, api_visibility="private")
+        # Generations and comparisons share one limit: MAX_CONCURRENT model calls + renders at once.
         run.click(generate, inputs=[audio, steps, seed, num_samples, identity],
-                  outputs=[matched, scores, curves, video, timings, files], api_name="generate")
+                  outputs=[matched, scores, curves, video, timings, files], api_name="generate",
+                  concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
         run_compare.click(compare, inputs=[audio, compare_steps, compare_seeds, channels, identity],
-                          outputs=[compare_video, compare_curves, spread, summary, runs], api_name="compare")
+                          outputs=[compare_video, compare_curves, spread, summary, runs], api_name="compare",
+                          concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
         channels.change(replot, inputs=[runs, channels], outputs=compare_curves, api_visibility="private")
-    demo.queue(default_concurrency_limit=2, max_size=32)
+        if enroll:
+            enrol_button.click(enroll_identity, inputs=[enrol_speech, enrol_csvs, enrol_name, enrol_iterations],
+                               outputs=enrol_status, api_name="enroll", concurrency_id="enroll",
+                               concurrency_limit=1).success(
+                refresh_identities, outputs=[identity, header], queue=False, api_visibility="private")
+        # A page opened after an enrolment elsewhere lists the new identity too.
+        demo.load(refresh_identities, outputs=[identity, header], queue=False, api_visibility="private")
+    demo.queue(default_concurrency_limit=MAX_CONCURRENT, max_size=MAX_QUEUE)
+    demo.service = service
     return demo
 
 

@@ -22,9 +22,11 @@ from PIL import Image
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 from core.distill import make_student
+from core.export import export_curves
 from core.manifest import build_manifest
 from core.model import DiffusionTalker, TalkerConfig
 from demo import plots, ui
+from tests.helpers import toy_clip
 
 IDENTITIES = ["a", "b", "c"]
 SENTENCE = "Hello there. The quick brown fox jumps over the lazy dog."
@@ -244,3 +246,75 @@ def test_compare_endpoint_tiles_steps_by_seeds(client, speech_wav):
     assert len(json.loads(curves["plot"])["data"]) == 4 * 5          # 2 steps x 2 seeds x 5 brow channels
     assert "spread, upper face" in summary
     assert len(json.loads(spread["plot"])["data"]) == 2 * len(plots.REGION_COLORS)
+
+
+# --------------------------------------------------------------------------- enrolment
+
+def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
+    """A speech wav and its Live Link Face CSV (same stem), as the CLI test makes them."""
+    clip = toy_clip(2, seed, seconds=seconds)
+    wav, csv = folder / f"{stem}.wav", folder / f"{stem}.csv"
+    sf.write(wav, clip.audio, 16000)
+    export_curves(clip.blendshapes, csv)
+    return wav, csv
+
+
+def test_takes_are_paired_by_file_name(tmp_path):
+    a, b = tmp_path / "take1.wav", tmp_path / "take2.flac"
+    pairs = ui.pair_takes([str(b), str(a)], [str(tmp_path / "take1.csv"), str(tmp_path / "take2.csv")])
+    assert [(s.name, c.name) for s, c in pairs] == [("take2.flac", "take2.csv"), ("take1.wav", "take1.csv")]
+    for speech, csvs, message in (([a], [tmp_path / "other.csv"], "no CSV named like take1.wav.*no speech"),
+                                  ([a, b], [tmp_path / "take1.csv"], "no CSV named like take2.flac"),
+                                  ([a], [tmp_path / "take1.txt"], "must be a Live Link Face .csv"),
+                                  ([a, tmp_path / "x" / "take1.wav"], [tmp_path / "take1.csv"], "named 'take1'"),
+                                  (None, [tmp_path / "take1.csv"], "Upload one or more")):
+        with pytest.raises(ValueError, match=message):
+            ui.pair_takes(speech, csvs)
+
+
+@pytest.fixture(scope="module")
+def enrol_app(checkpoints, tmp_path_factory):
+    """An app on a copy of the checkpoints (enrolment writes their libraries)."""
+    root = tmp_path_factory.mktemp("enrol") / "checkpoints"
+    shutil.copytree(checkpoints, root)
+    demo = ui.build_demo(root, warm_up=False)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **ui.LAUNCH_OPTIONS)
+    yield root, f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav, tmp_path):
+    from gradio_client import Client, handle_file
+    root, url = enrol_app
+    client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+    takes = [write_take(tmp_path, f"take{k}", seed=40 + k) for k in range(2)]
+    wavs = [handle_file(str(wav)) for wav, _ in takes]
+    csvs = [handle_file(str(csv)) for _, csv in reversed(takes)]          # any order: paired by name
+    short = write_take(tmp_path, "short", seconds=1.0)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "take0.csv").write_text("not,a,capture\n1,2,3\n")
+    for speech, captures, message in (
+            (wavs, csvs[:1], "no CSV named like take0.wav"),
+            (wavs[:1], [handle_file(str(bad / "take0.csv"))], "not a Live Link Face CSV"),
+            ([handle_file(str(short[0]))], [handle_file(str(short[1]))], "too short"),
+            (wavs, csvs, "reserved")):
+        name = "auto" if message == "reserved" else "carol"
+        with pytest.raises(Exception, match=message) as info:
+            client.predict(speech, captures, name, 10, api_name="/enroll")
+        assert "Traceback" not in str(info.value)
+    assert ui.load_talker(root)[0].identity_names == IDENTITIES   # a refused request changes nothing
+
+    status = client.predict(wavs, csvs, "carol", 10, api_name="/enroll")
+    assert "carol" in status and "4 identities" in status
+    for name in ("teacher-8", "distilled-4"):
+        assert DiffusionTalker.from_pretrained(root / name).identity_names == IDENTITIES + ["carol"]
+    with pytest.raises(Exception, match="already in the library"):
+        client.predict(wavs, csvs, " carol ", 10, api_name="/enroll")
+
+    for user in (client, Client(url, verbose=False, download_files=str(tmp_path / "downloads"))):  # and a new session
+        matched, table, *_ = user.predict(handle_file(str(speech_wav)), 4, 0, 1, "carol", api_name="/generate")
+        roles = {row[0]: row[2] for row in table["data"]}
+        assert sorted(roles) == sorted(IDENTITIES + ["carol"]) and "style used" in roles["carol"]

@@ -1,0 +1,218 @@
+"""The running app under load and abuse: simultaneous requests, temporary files, the bad-input matrix.
+
+Same tiny model and real Whisper encoder as test_app, served in-process, so the server's memory is
+this process's. Clients use ``download_files=False``: outputs are read where the server keeps them.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import soundfile as sf
+
+from core.audio import load_audio
+from core.robustness import make_cases
+from demo import ui
+from tests.test_app import IDENTITIES, free_port, make_tiny_checkpoints, synthesise_speech
+
+CONCURRENT = 8
+MAX_RSS_GROWTH_MB = 500
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (which runs the server), in MB."""
+    try:
+        import psutil
+        return psutil.Process().memory_info().rss / 2 ** 20
+    except ImportError:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    pytest.skip("cannot read this process's memory (no psutil, no /proc)")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """(url, service): the demo on tiny checkpoints, with its request folders in a known place."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_tiny_checkpoints(root)
+    talker, problem = ui.load_talker(root)
+    assert problem is None
+    # 128-pixel videos: rendering is the slowest stage, and its size changes nothing tested here
+    service = ui.DemoService(talker, workdir=tmp_path_factory.mktemp("requests"), video_size=128)
+    demo = ui.build_demo(service=service)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **ui.LAUNCH_OPTIONS)
+    yield f"http://127.0.0.1:{port}/", service
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+    return Client(app[0], verbose=False, download_files=False)
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "short.wav"
+    synthesise_speech(path, "Hello there.")
+    return path
+
+
+def request_folders(service) -> list[Path]:
+    return sorted(service.workdir.glob("req-*"))
+
+
+def wait_for_request_folders(service, expected=(), timeout: float = 10.0) -> list[Path]:
+    """The request folders left (a folder goes just after its last output is sent: allow a moment)."""
+    deadline = time.monotonic() + timeout
+    while request_folders(service) != sorted(expected) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return request_folders(service)
+
+
+def check_outputs(outputs, audio_seconds: float, identities=IDENTITIES) -> dict[str, Path]:
+    """Scores for every identity and an mp4 as long as the audio; returns the files by suffix."""
+    matched, table, figure, video, timings, files = outputs
+    assert sorted(row[0] for row in table["data"]) == sorted(identities)
+    assert matched.startswith(table["data"][0][0]) and "ITF" in timings
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(video["path"])
+    assert abs(frames / 30 - audio_seconds) <= 1 / 30 + 1e-6
+    return {Path(f["path"]).suffix: Path(f["path"]) for f in files}
+
+
+# --------------------------------------------------------------------------- configuration
+
+def test_queue_limits_concurrency_and_gradio_cache_is_swept(app):
+    import gradio as gr
+    demo = ui.build_demo(service=app[1], warm_up=False)
+    assert isinstance(demo, gr.Blocks) and demo.delete_cache == ui.DELETE_CACHE
+    assert demo._queue.max_size == ui.MAX_QUEUE
+    model_events = [fn for fn in demo.fns.values() if fn.api_name in ("generate", "compare")]
+    assert len(model_events) == 2
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in model_events} == {("model", ui.MAX_CONCURRENT)}
+    enrol = next(fn for fn in demo.fns.values() if fn.api_name == "enroll")
+    assert enrol.concurrency_limit == 1
+
+
+# --------------------------------------------------------------------------- concurrency
+
+@pytest.mark.slow
+def test_simultaneous_requests_all_complete_correctly(app, client, short_wav):
+    from gradio_client import Client, handle_file
+    url, service = app
+    seconds = sf.info(str(short_wav)).duration
+    check_outputs(client.predict(handle_file(str(short_wav)), 4, 0, 1, "auto", api_name="/generate"), seconds)
+    before = rss_mb()   # after one request: models, encoder and renderer are loaded
+
+    clients = [Client(url, verbose=False, download_files=False) for _ in range(CONCURRENT)]
+    start = threading.Barrier(CONCURRENT)
+    jobs = [(8 if k % 2 else 4, 100 + k, "auto" if k % 3 else IDENTITIES[k // 3])
+            for k in range(CONCURRENT)]
+
+    def one(k):
+        steps, seed, identity = jobs[k]
+        start.wait()
+        began = time.perf_counter()
+        out = clients[k].predict(handle_file(str(short_wav)), steps, seed, 1, identity, api_name="/generate")
+        return out, time.perf_counter() - began
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        results = list(pool.map(one, range(CONCURRENT)))
+    wall = time.perf_counter() - began
+    after = rss_mb()
+    print(f"\n{CONCURRENT} simultaneous /generate ({seconds:.2f} s clip): wall {wall:.1f} s, "
+          f"per request {min(r[1] for r in results):.1f}-{max(r[1] for r in results):.1f} s; "
+          f"RSS {before:.0f} MB before, {after:.0f} MB after (+{after - before:.0f} MB)")
+
+    wave = load_audio(str(short_wav))
+    for (steps, seed, identity), (outputs, _) in zip(jobs, results):
+        files = check_outputs(outputs, seconds)
+        reference = service.talker.generate(wave, steps=steps, seed=seed,
+                                            identity=None if identity == "auto" else identity)
+        assert files[".npy"].name == f"short_{steps}steps_seed{seed}.npy"       # no request got another's files
+        np.testing.assert_allclose(np.load(files[".npy"]), reference.blendshapes[0], atol=1e-4)
+        assert outputs[0].startswith(reference.matched_identity)
+    assert after - before < MAX_RSS_GROWTH_MB
+    assert wait_for_request_folders(service) == []
+
+
+# --------------------------------------------------------------------------- temporary files
+
+def test_request_folders_are_deleted_once_served(app, client, short_wav):
+    from gradio_client import handle_file
+    service = app[1]
+    stale, fresh = service.workdir / "req-crashed-long-ago", service.workdir / "req-running-elsewhere"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "left.mp4").write_bytes(b"x")
+    old = time.time() - service.keep_seconds - 60
+    os.utime(stale, (old, old))
+    outputs = client.predict(handle_file(str(short_wav)), 4, 1, 2, "a", api_name="/generate")
+    files = check_outputs(outputs, sf.info(str(short_wav)).duration)
+    assert all(path.is_file() for path in files.values())      # Gradio's copies outlive our folder
+    assert not any(service.workdir in path.parents for path in files.values())
+    assert wait_for_request_folders(service, [fresh]) == [fresh]      # ours went at once, the stale one by age
+    fresh.joinpath("left.mp4").unlink()
+    fresh.rmdir()
+
+
+def test_service_removes_the_work_folder_it_made(app):
+    service = ui.DemoService(app[1].talker)
+    service._new_folder()
+    assert service.workdir.is_dir()
+    service.close()
+    assert not service.workdir.exists()
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    return make_cases(tmp_path_factory.mktemp("inputs"))
+
+
+UI_PARAMS = {"steps": 4, "seed": 0, "num_samples": 1, "identity": "auto"}   # /generate's inputs after the audio
+
+
+@pytest.mark.slow
+def test_bad_input_matrix_through_the_app(app, client, cases, short_wav):
+    """Every case of core.robustness through /generate: outputs, or the plain message the API gives."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    service = app[1]
+    ran = []
+    for case in cases:
+        if case.expect == "skip" or set(case.params) - set(UI_PARAMS):
+            continue
+        if case.slow and case.expect == "ok":   # a 60 s render; the Python API test covers that case
+            continue
+        params = {**UI_PARAMS, **case.params}
+        args = [handle_file(case.source), *(params[k] for k in UI_PARAMS)]
+        if case.expect == "ok":
+            check_outputs(client.predict(*args, api_name="/generate"), len(load_audio(case.source)) / 16000)
+        else:
+            with pytest.raises(AppError) as info:
+                client.predict(*args, api_name="/generate")
+            message = str(info.value)
+            assert message.strip() and "Traceback" not in message and 'File "' not in message, case.name
+            if case.params:   # refused by the form (not a choice, out of range): names the value
+                assert str(next(iter(case.params.values()))) in message, (case.name, message)
+            else:             # the audio's own problem: exactly what the Python API says
+                with pytest.raises(ValueError) as direct:
+                    service.load(case.source)
+                assert str(direct.value) in message, (case.name, message)
+        ran.append(case.name)
+    assert len(ran) >= 20
+    check_outputs(client.predict(handle_file(str(short_wav)), 8, 3, 1, "auto", api_name="/generate"),
+                  sf.info(str(short_wav)).duration)                     # still serving normally
+    assert wait_for_request_folders(service) == []
