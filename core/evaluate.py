@@ -105,6 +105,32 @@ def fp16_check(folder: Path, clips: list[TalkingClip]) -> dict:
             "clips": len(clips)}
 
 
+def enrolment_check(folder: Path, clips: list[TalkingClip], iterations: int = 150) -> dict:
+    """Enrol an identity never seen in training from half of its clips (a copy of the checkpoint),
+    then on the other half: does its voice match the new identity, and is LBE lower with the new
+    identity than with the best old one (the one matched before enrolment)?"""
+    import shutil
+    import tempfile
+    from core.enroll import enroll
+    name = clips[0].identity
+    enrol, held_out = clips[::2], clips[1::2]
+    before = Talker.from_pretrained(folder)
+    steps = before.steps_available[0]
+    best_old = Counter(before.generate(c.load_audio(), steps=steps).matched_identity for c in held_out).most_common(1)[0][0]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / folder.name
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("training_state*", "log.jsonl"))
+        enroll(copy, name, enrol, iterations=iterations)
+        after = Talker.from_pretrained(copy)
+        new = [after.generate(c.load_audio(), steps=steps, seed=0) for c in held_out]
+        old = [after.generate(c.load_audio(), steps=steps, seed=0, identity=best_old) for c in held_out]
+    return {"identity": name, "model": folder.name, "enrol_clips": len(enrol), "held_out_clips": len(held_out),
+            "matched_new": float(np.mean([g.matched_identity == name for g in new])),
+            "best_old_identity": best_old,
+            "lbe_new": float(np.mean([M.lbe(g.blendshapes[0], c.blendshapes) for g, c in zip(new, held_out)])),
+            "lbe_best_old": float(np.mean([M.lbe(g.blendshapes[0], c.blendshapes) for g, c in zip(old, held_out)]))}
+
+
 def pick(clips: list[TalkingClip], n: int | None, seed: int = 0) -> list[TalkingClip]:
     if n is None or len(clips) <= n:
         return clips
@@ -162,6 +188,8 @@ def main(argv=None):
     p.add_argument("--results", default="docs/RESULTS.md")
     p.add_argument("--no-lve", action="store_true")
     p.add_argument("--fp16-check", metavar="NAME", help="only compare fp32 vs fp16 weights of this checkpoint")
+    p.add_argument("--enrol-check", metavar="NAME", help="only run the enrolment check on this checkpoint, "
+                                                         "with every unseen identity of the test_unseen split")
     a = p.parse_args(argv)
     from core.data.dataset import load_clips
     root = Path(a.checkpoints)
@@ -177,6 +205,20 @@ def main(argv=None):
                        f"({res['clips']} test clips, seed 0): LBE {res['lbe_fp32']:.5f} with fp32 weights, "
                        f"{res['lbe_fp16']:.5f} with fp16-rounded weights; largest curve difference "
                        f"{res['max_abs_curve_diff']:.2e} (weights in [0, 1]).", a.results)
+        return
+    if a.enrol_check:
+        every = load_clips(a.data, ("test_unseen",))
+        rows = []
+        for ident in sorted({c.identity for c in every}):
+            res = enrolment_check(root / a.enrol_check, [c for c in every if c.identity == ident])
+            print(json.dumps(res), flush=True)
+            rows.append([res["identity"], res["enrol_clips"], res["held_out_clips"], res["matched_new"],
+                         res["best_old_identity"], res["lbe_best_old"], res["lbe_new"]])
+        update_section("enrolment", f"## Enrolment of unseen identities\n\n`python -m core.evaluate --data {a.data} "
+                       f"--enrol-check {a.enrol_check}`: each identity of test_unseen is enrolled (network frozen, one "
+                       "new embedding, 150 iterations) from every other clip; the rest are held out.\n\n"
+                       + table(["identity", "enrol clips", "held-out clips", "held-out matched to new identity",
+                                "best old identity", "LBE with best old", "LBE with new"], rows), a.results)
         return
     mesh = None if a.no_lve else MeshDriver()
     entries = [m for m in read_manifest(root)["models"] if not a.models or m["name"] in a.models]
