@@ -74,7 +74,7 @@ def test_contrastive_matching_separates_identities():
     first = None
     for _ in range(150):
         loss = torch.nn.functional.cross_entropy(model.identity_logits(audio, mask), ident)
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
