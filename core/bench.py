@@ -100,6 +100,25 @@ def run(talker: Talker, audio: Path, repeats: int, seeds: int) -> dict:
     return rows
 
 
+def chunk_check(talker: Talker, audio: Path, steps: int, options=((60, 30), (100, 30), (150, 30)),
+                repeats: int = 5) -> list[dict]:
+    """Chunked decoder recurrence vs one pass: decoder time and the largest curve difference."""
+    saved = talker.chunk
+    rows = []
+    try:
+        talker.chunk = None
+        full = [talker.generate(str(audio), steps=steps, seed=0) for _ in range(repeats)]
+        base = statistics.median(g.timings["sampling"] for g in full)
+        for chunk in options:
+            talker.chunk = chunk
+            runs = [talker.generate(str(audio), steps=steps, seed=0) for _ in range(repeats)]
+            rows.append({"chunk": chunk, "sampling_s": statistics.median(g.timings["sampling"] for g in runs),
+                         "one_pass_s": base, "max_abs_diff": float(np.abs(runs[0].blendshapes - full[0].blendshapes).max())})
+    finally:
+        talker.chunk = saved
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Benchmark inference speed (ITF) for every step count.")
     p.add_argument("--checkpoints", default="checkpoints")
@@ -115,6 +134,7 @@ def main(argv=None):
     talker = Talker.from_pretrained(a.checkpoints)
     peak = measured_peak_gflops()
     rows = run(talker, audio, a.repeats, a.seeds)
+    chunks = chunk_check(talker, audio, 8 if 8 in talker.steps_available else talker.steps_available[-1])
     encoders = {}
     if not a.skip_encoders:
         from core.encoders import benchmark_encoder
@@ -128,7 +148,8 @@ def main(argv=None):
     except Exception as err:  # rendering needs EGL; report its absence instead of failing the benchmark
         render = {"error": str(err).splitlines()[0]}
     result = {"machine": machine_description(), "device": str(talker.device), "peak_gflops": peak,
-              "audio": str(audio), "repeats": a.repeats, "models": rows, "render": render, "encoders": encoders}
+              "audio": str(audio), "repeats": a.repeats, "models": rows, "render": render, "encoders": encoders,
+              "chunks": chunks, "default_chunk": talker.chunk}
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=1))
     table_rows = [[s, r["itf"]["median"] * 1e4, f"{r['itf']['min'] * 1e4:.3g}-{r['itf']['max'] * 1e4:.3g}",
@@ -141,6 +162,11 @@ def main(argv=None):
           f"encoder + identity match + sampling. Measured matmul peak: {peak:.1f} GFLOP/s.\n",
           table(["steps", "ITF e2e", "e2e range", "ITF decoder", "encoder s", f"{a.seeds} seeds / 1 seed cost",
                  "GFLOP/frame", "% of peak", "paper ITF (V100)"], table_rows)]
+    md += [f"\nDecoder recurrence in chunks (frames, warm-up) vs one pass, 8 steps, same seed "
+           f"(the pipeline default is {talker.chunk}):\n",
+           table(["chunk", "sampling s", "one pass s", "speed-up", "max |curve diff|"],
+                 [[str(c["chunk"]), c["sampling_s"], c["one_pass_s"], c["one_pass_s"] / c["sampling_s"],
+                   c["max_abs_diff"]] for c in chunks])]
     if encoders:
         md += ["\nSpeech encoder on a 10 s clip (CTranslate2; `core.encoders.benchmark_encoder`):\n",
                table(["encoder", "median s", "min s", "x real time"],

@@ -30,3 +30,17 @@ def test_benchmark_rows_for_every_step_count(tmp_path):
     assert rows[4]["decoder_gflops_per_frame"] > rows[2]["decoder_gflops_per_frame"]
     assert all(r["itf"]["median"] >= r["itf_decoder"]["median"] > 0 for r in rows.values())
     assert spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
+
+
+def test_chunk_check_reports_speed_and_difference(tmp_path):
+    import soundfile as sf
+    from core.bench import chunk_check
+    tiny_model(steps=2).save_pretrained(tmp_path / "teacher-2")
+    build_manifest(tmp_path)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, toy_clip(0, 1, seconds=2.0).audio, 16000)
+    talker = Talker.from_pretrained(tmp_path, encoder=ToyEncoder())
+    rows = chunk_check(talker, wav, 2, options=((10, 5), (10, 60)), repeats=1)
+    assert [r["chunk"] for r in rows] == [(10, 5), (10, 60)] and talker.chunk is None
+    assert rows[1]["max_abs_diff"] < 1e-4     # clip shorter than chunk + warm-up: one pass, same result
+    assert rows[0]["max_abs_diff"] > 0
