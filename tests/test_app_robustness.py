@@ -19,22 +19,11 @@ import soundfile as sf
 from core.audio import load_audio
 from core.robustness import make_cases
 from demo import ui
+from demo.loadtest import rss_mb
 from tests.test_app import IDENTITIES, free_port, make_tiny_checkpoints, synthesise_speech
 
 CONCURRENT = 8
 MAX_RSS_GROWTH_MB = 500
-
-
-def rss_mb() -> float:
-    """Resident memory of this process (which runs the server), in MB."""
-    try:
-        import psutil
-        return psutil.Process().memory_info().rss / 2 ** 20
-    except ImportError:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    pytest.skip("cannot read this process's memory (no psutil, no /proc)")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,88 @@
+"""Concurrent users against the real app: ``python -m demo.loadtest [--checkpoints checkpoints]``.
+
+Serves the app in this process on the shipped checkpoints, fires N simultaneous ``/generate``
+requests through gradio_client, and writes the wall time, per-request latency, server memory
+before/after and the request folders left behind to docs/RESULTS.md ("concurrency").
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent / "examples" / "harvard-f.wav"
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (which runs the server), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise OSError("no VmRSS in /proc/self/status")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(checkpoints: str, wav: Path, requests: int) -> dict:
+    from gradio_client import Client, handle_file
+    from demo import ui
+    talker, problem = ui.load_talker(checkpoints)
+    if problem:
+        raise ValueError(problem)
+    with tempfile.TemporaryDirectory() as workdir:
+        service = ui.DemoService(talker, workdir=Path(workdir))
+        demo = ui.build_demo(service=service, warm_up=False)
+        port = free_port()
+        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                    **ui.LAUNCH_OPTIONS)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            def one(_):
+                client = Client(url, verbose=False, download_files=False)
+                t0 = time.perf_counter()
+                client.predict(handle_file(str(wav)), 8, 0, 1, ui.AUTO, api_name="/generate")
+                return time.perf_counter() - t0
+            one(0)                                  # warm-up: models, encoder and renderer loaded
+            before = rss_mb()
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(requests) as pool:
+                latencies = list(pool.map(one, range(requests)))
+            wall = time.perf_counter() - t0
+            after = rss_mb()
+            time.sleep(2)
+            left = len(list(Path(workdir).glob("req-*")))
+        finally:
+            demo.close()
+    return {"requests": requests, "wall_s": wall, "latency_median_s": statistics.median(latencies),
+            "latency_max_s": max(latencies), "rss_before_mb": before, "rss_after_mb": after,
+            "request_folders_left": left, "audio_s": len(__import__("soundfile").read(wav)[0]) / 16000}
+
+
+def main(argv=None):
+    from core.report import machine_description, update_section
+    p = argparse.ArgumentParser(description="Simultaneous /generate requests against the app.")
+    p.add_argument("--checkpoints", default="checkpoints")
+    p.add_argument("--requests", type=int, default=8)
+    p.add_argument("--audio", default=str(EXAMPLE))
+    p.add_argument("--results", default="docs/RESULTS.md")
+    a = p.parse_args(argv)
+    r = run(a.checkpoints, Path(a.audio), a.requests)
+    md = (f"## Concurrent users\n\n`python -m demo.loadtest` on {machine_description()}: {r['requests']} simultaneous "
+          f"`/generate` requests (gradio_client, 8-step model, {r['audio_s']:.1f} s clip, 512x512 video), queue limit 2. "
+          f"All completed in {r['wall_s']:.1f} s (latency median {r['latency_median_s']:.1f} s, max "
+          f"{r['latency_max_s']:.1f} s); server memory {r['rss_before_mb']:.0f} MB before, {r['rss_after_mb']:.0f} MB "
+          f"after; request folders left behind: {r['request_folders_left']}.")
+    update_section("concurrency", md, a.results)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
