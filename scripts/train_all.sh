@@ -45,3 +45,4 @@ $PY -m core.evaluate --checkpoints checkpoints --data "$CORPUS"
 $PY -m core.evaluate --checkpoints checkpoints --data "$CORPUS" --enrol-check distilled-8
 $PY -m core.bench --checkpoints checkpoints
 $PY -m core.robustness --checkpoints checkpoints
+$PY -m demo.loadtest --checkpoints checkpoints
