@@ -78,7 +78,7 @@ def test_contrastive_matching_separates_identities():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < first / 5
+    assert loss.item() < first / 5
     test = [toy_clip(i, 999 + i) for i in range(3)]
     from core.features import cached_encode
     for clip in test:
