@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything the project needs into ./.venv (idempotent). `--dev` adds the test tools.
-# System packages (TTS engines for the corpus, EGL for headless rendering, Chromium for the
-# browser test) come from Debian when we are root or have sudo; elsewhere install packages.txt yourself.
+# System packages come from Debian when we are root or have sudo (elsewhere install them yourself):
+# packages.txt (EGL for headless rendering, TTS engines and sox for the corpus; no comments in it,
+# Hugging Face Spaces reads it too) and, with --dev, Chromium for the browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
 [[ "${1:-}" == "--dev" ]] && dev=1
 
-apt_packages=$(grep -v '^#' packages.txt | xargs)
+apt_packages=$(xargs < packages.txt)
 [[ $dev == 1 ]] && apt_packages="$apt_packages chromium"
 missing=$(for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [[ -n "$missing" ]] && command -v apt-get >/dev/null; then
