@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -56,22 +55,11 @@ def _timed(fn) -> float:
 
 
 def speech_clip(seconds: float = 10.0) -> Path:
-    """A ~10 s spoken clip made with espeak-ng (falls back to modulated noise without it)."""
+    """A spoken clip of exactly ``seconds`` (espeak-ng, repeated as needed) written to a temp wav."""
     import soundfile as sf
+    from core.robustness import speech
     out = Path(tempfile.mkdtemp()) / "bench.wav"
-    text = ("The quick brown fox jumps over the lazy dog while a big pink bubble pops. "
-            "Many people believe that speaking clearly helps everyone understand the message.")
-    try:
-        subprocess.run(["espeak-ng", "-s", "150", "-w", str(out), text], check=True, capture_output=True)
-        from core.audio import load_audio
-        audio = load_audio(out)
-    except (OSError, subprocess.CalledProcessError):
-        rng = np.random.default_rng(0)
-        t = np.arange(int(seconds * 16000)) / 16000
-        audio = (0.2 * rng.standard_normal(len(t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-    n = int(seconds * 16000)
-    audio = np.pad(audio, (0, max(0, n - len(audio))))[:n]
-    sf.write(out, audio, 16000)
+    sf.write(out, speech(seconds), 16000)
     return out
 
 
