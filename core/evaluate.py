@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -250,7 +251,7 @@ def main(argv=None):
         return
     mesh = None if a.no_lve else MeshDriver()
     entries = [m for m in read_manifest(root)["models"] if not a.models or m["name"] in a.models]
-    results = {"command": "python -m core.evaluate " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+    results = {"command": "python -m core.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
                "data": str(a.data), "clips": len(test), "machine": machine_description(), "models": {}}
     prev = json.loads(Path(a.json).read_text()) if Path(a.json).is_file() else {}
     results["models"] = {k: v for k, v in prev.get("models", {}).items() if (root / k).is_dir()}

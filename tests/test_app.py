@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 
@@ -26,6 +25,7 @@ from core.export import export_curves
 from core.manifest import build_manifest
 from core.model import DiffusionTalker, TalkerConfig
 from demo import plots, ui
+from demo.loadtest import free_port
 from tests.helpers import toy_clip
 
 IDENTITIES = ["a", "b", "c"]
@@ -43,12 +43,6 @@ def make_tiny_checkpoints(root) -> None:
     teacher.save_pretrained(root / "teacher-8")
     make_student(teacher, "teacher-8").save_pretrained(root / "distilled-4")
     build_manifest(root)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch_app(root):

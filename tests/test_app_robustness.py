@@ -19,8 +19,8 @@ import soundfile as sf
 from core.audio import load_audio
 from core.robustness import make_cases
 from demo import ui
-from demo.loadtest import rss_mb
-from tests.test_app import IDENTITIES, free_port, make_tiny_checkpoints, synthesise_speech
+from demo.loadtest import free_port, rss_mb
+from tests.test_app import IDENTITIES, make_tiny_checkpoints, synthesise_speech
 
 CONCURRENT = 8
 MAX_RSS_GROWTH_MB = 500
