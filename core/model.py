@@ -173,6 +173,10 @@ class DiffusionTalker(nn.Module):
             ident = torch.zeros_like(ident)
         return a, ident
 
+    def step_features(self, t: torch.Tensor) -> torch.Tensor:
+        """Step-encoder output [B, step_dim] for step indices t [B] on this model's grid."""
+        return self.step_encoder(sinusoidal_embedding(self.schedule.time(t), self.config.step_dim))
+
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor],
                 chunk: tuple[int, int] | None = None) -> torch.Tensor:
         """Predict x0 [B, F, 52] (model space) from x_t [B, F, 52] at step indices t [B].
@@ -182,7 +186,7 @@ class DiffusionTalker(nn.Module):
         """
         a, ident = cond
         frames = x_t.shape[1]
-        step = self.step_encoder(sinusoidal_embedding(self.schedule.time(t), self.config.step_dim))
+        step = self.step_features(t)
         inp = torch.cat([a, ident[:, None].expand(-1, frames, -1), step[:, None].expand(-1, frames, -1), x_t], -1)
         if chunk is not None and not self.config.bidirectional and frames > chunk[0] + chunk[1]:
             return self.head(run_chunked(self.decoder, inp, *chunk))

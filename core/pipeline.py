@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from core.arkit import ARKIT_NAMES
+from core.cpu import limit_numpy_blas
 from core.diffusion import make_generator, sample
 from core.manifest import read_manifest, verify
 from core.model import CONFIG_NAME, DiffusionTalker, from_model_space
@@ -24,6 +25,9 @@ FPS = 30
 # Chunked decoder recurrence (frames per chunk, warm-up frames); None = one pass over the clip.
 # Kept only where the benchmark shows it faster within tolerance (see core.bench).
 DEFAULT_CHUNK: tuple[int, int] | None = None
+# Decoder backends: "onnx" (ONNX Runtime, CPU; core.onnx_decoder) or "torch". "auto" picks ONNX
+# Runtime on the CPU when it is installed (measured 3-4x faster there, see core.bench), torch on CUDA.
+BACKENDS = ("auto", "onnx", "torch")
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Generation:
     steps: int
     seeds: list[int]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    decoder: str = "torch"                  # backend that ran the decoder: "onnx" or "torch"
     names: tuple[str, ...] = ARKIT_NAMES
     fps: int = FPS
 
@@ -50,30 +55,36 @@ class Generation:
 
 class Talker:
     def __init__(self, root: Path | None, entries: dict[int, dict], models: dict[int, DiffusionTalker] | None = None,
-                 device: str | torch.device | None = None, verify_checksums: bool = True, encoder=None):
+                 device: str | torch.device | None = None, verify_checksums: bool = True, encoder=None,
+                 backend: str = "auto"):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown decoder backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        limit_numpy_blas()
         self.root = root
         self.entries = entries               # steps -> manifest entry
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.verify_checksums = verify_checksums
         self._models: dict[int, DiffusionTalker] = dict(models or {})
+        self.backend = backend
+        self._onnx: dict[int, object] = {}   # steps -> OnnxDecoder, built on first use
         self._encoder = encoder              # default: the encoder named in the checkpoint config
         self.chunk = DEFAULT_CHUNK
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str | Path = "checkpoints", device=None, role: str = "shipped",
-                        verify_checksums: bool = True, encoder=None) -> "Talker":
+                        verify_checksums: bool = True, encoder=None, backend: str = "auto") -> "Talker":
         """``path``: one checkpoint folder, or a folder with ``manifest.json`` (all its ``role`` models)."""
         path = Path(path)
         if (path / CONFIG_NAME).is_file():
             model = DiffusionTalker.from_pretrained(path)
             entry = {"name": path.name, "path": ".", "steps": model.config.steps}
-            return cls(path, {model.config.steps: entry}, {model.config.steps: model}, device, False, encoder)
+            return cls(path, {model.config.steps: entry}, {model.config.steps: model}, device, False, encoder, backend)
         manifest = read_manifest(path)
         entries = {m["steps"]: m for m in manifest["models"] if m.get("role", "shipped") == role}
         if not entries:
             raise ValueError(f"{path}/manifest.json lists no {role} models")
-        return cls(path, entries, None, device, verify_checksums, encoder)
+        return cls(path, entries, None, device, verify_checksums, encoder, backend)
 
     @property
     def steps_available(self) -> list[int]:
@@ -92,6 +103,24 @@ class Talker:
     def reload(self) -> None:
         """Forget loaded models so the next use re-reads them (e.g. after an enrolment)."""
         self._models.clear()
+        self._onnx.clear()
+
+    def decoder_backend(self, steps: int) -> str:
+        """The backend that runs ``steps``' decoder: ONNX Runtime for unchunked CPU inference
+        when ``backend`` allows it and the packages are present, else torch."""
+        if self.device.type != "cpu" and self.backend == "onnx":
+            raise ValueError("the ONNX decoder runs on the CPU only; use backend='torch' on CUDA")
+        if self.backend == "torch" or self.device.type != "cpu" or self.chunk is not None:
+            return "torch"
+        if steps not in self._onnx:
+            from core.onnx_decoder import OnnxDecoder, OnnxUnavailable
+            try:
+                self._onnx[steps] = OnnxDecoder(self.model(steps))
+            except OnnxUnavailable:
+                if self.backend == "onnx":
+                    raise
+                self._onnx[steps] = None
+        return "torch" if self._onnx[steps] is None else "onnx"
 
     @property
     def identity_names(self) -> list[str]:
@@ -144,9 +173,14 @@ class Talker:
         seeds = [seed + k for k in range(num_samples)]
         gens = [make_generator(s, "cpu") for s in seeds]
         method = sampler or ("ddim" if model.config.distilled else "ddpm")
-        x0 = sample(model.schedule, lambda x, t: model.denoise(x, t, cond, self.chunk), (num_samples, len(features), 52),
+        backend = self.decoder_backend(int(steps))
+        if backend == "onnx":
+            x0_fn = self._onnx[int(steps)].bind(cond)
+        else:
+            x0_fn = lambda x, t: model.denoise(x, t, cond, self.chunk)  # noqa: E731
+        x0 = sample(model.schedule, x0_fn, (num_samples, len(features), 52),
                     method=method, generator=gens, device=self.device)
         curves = from_model_space(x0).float().cpu().numpy()
         timings["sampling"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - began
-        return Generation(curves, used, matched, scores, int(steps), seeds, timings)
+        return Generation(curves, used, matched, scores, int(steps), seeds, timings, backend)

@@ -32,13 +32,10 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import ThreadpoolController
 
-# Requests run in several threads at once, and numpy's bundled OpenBLAS can spin forever when two
-# threads enter a multi-threaded BLAS call together (seen here: a blend-shape matmul stuck in
-# OpenBLAS's inner_thread under 8 simultaneous requests). Numpy's share of the work is small
-# (torch has its own thread pool), so its BLAS runs single-threaded in the server.
-ThreadpoolController().select(internal_api="openblas").limit(limits=1)
+from core.cpu import limit_numpy_blas
+
+limit_numpy_blas()  # before any request thread calls numpy BLAS (see core.cpu)
 
 # Before gradio is imported: no usage analytics and no Hugging Face telemetry (no outside network).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

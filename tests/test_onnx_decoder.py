@@ -1,0 +1,52 @@
+"""The ONNX Runtime decoder matches the torch decoder (parity), in the model and in the pipeline."""
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from core.model import DiffusionTalker, TalkerConfig
+from core.onnx_decoder import OnnxDecoder, main as export_main
+from core.pipeline import Talker
+from tests.helpers import ToyEncoder, toy_clip
+from tests.test_pipeline import checkpoints  # noqa: F401  (fixture)
+
+
+@pytest.mark.parametrize("layers, bidirectional", [(2, False), (1, True), (3, False)])
+def test_onnx_decoder_matches_torch(layers, bidirectional):
+    torch.manual_seed(layers)
+    model = DiffusionTalker(TalkerConfig(identity_names=["a", "b", "c"], audio_dim=12, hidden=24, layers=layers,
+                                         bidirectional=bidirectional, steps=8)).eval()
+    audio, ids = torch.randn(3, 37, 12), torch.tensor([2, 0, 1])
+    x_t, t = torch.randn(3, 37, 52), torch.tensor([8, 4, 1])
+    with torch.inference_mode():
+        cond = model.condition(audio, ids)
+        expected = model.denoise(x_t, t, cond)
+        got = OnnxDecoder(model).denoise(x_t, t, cond)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    assert (expected - model.denoise(x_t, t.flip(0), cond)).abs().max() > 1e-3  # the step input matters
+
+
+def test_pipeline_backends_agree_and_report(checkpoints):  # noqa: F811
+    audio = toy_clip(2, 5, seconds=1.2).audio
+    onnx = Talker.from_pretrained(checkpoints, encoder=ToyEncoder(), backend="onnx")
+    torch_ = Talker.from_pretrained(checkpoints, encoder=ToyEncoder(), backend="torch")
+    for steps in (8, 4):   # ancestral teacher (fresh noise each step) and deterministic student
+        a = onnx.generate(audio, steps=steps, seed=11, num_samples=2)
+        b = torch_.generate(audio, steps=steps, seed=11, num_samples=2)
+        assert (a.decoder, b.decoder) == ("onnx", "torch")
+        np.testing.assert_allclose(a.blendshapes, b.blendshapes, atol=1e-4)
+    assert Talker.from_pretrained(checkpoints, encoder=ToyEncoder()).generate(audio, steps=4).decoder == "onnx"
+    with pytest.raises(ValueError, match="unknown decoder backend"):
+        Talker.from_pretrained(checkpoints, backend="tensorrt")
+
+
+def test_written_onnx_file_runs_in_onnxruntime(checkpoints, tmp_path):  # noqa: F811
+    out = tmp_path / "decoder.onnx"
+    export_main([str(checkpoints / "distilled-4"), str(out)])
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    model = DiffusionTalker.from_pretrained(checkpoints / "distilled-4")
+    feeds = {"context": np.zeros((5, 1, model.config.audio_proj_dim + model.config.identity_feat_dim), np.float32),
+             "step": np.zeros((1, model.config.step_dim), np.float32), "x_t": np.zeros((5, 1, 52), np.float32)}
+    (x0,) = session.run(None, feeds)
+    assert x0.shape == (5, 1, 52) and np.isfinite(x0).all()
