@@ -88,22 +88,39 @@ def diversity(talker: Talker, clips: list[TalkingClip], samples: int = 4) -> dic
     return {"upper": up, "lower": low, "ratio": up / max(low, 1e-9), "samples": samples, "clips": len(clips)}
 
 
+def compare_talkers(a: Talker, b: Talker, clips: list[TalkingClip]) -> dict:
+    """Same clips and seeds through two variants of one model: LBE of each, the largest curve
+    difference, and how often both match the same identity."""
+    steps = a.steps_available[0]
+    runs = [(a.generate(c.load_audio(), steps=steps, seed=0), b.generate(c.load_audio(), steps=steps, seed=0))
+            for c in clips]
+    return {"lbe_a": float(np.mean([M.lbe(x.blendshapes[0], c.blendshapes) for (x, _), c in zip(runs, clips)])),
+            "lbe_b": float(np.mean([M.lbe(y.blendshapes[0], c.blendshapes) for (_, y), c in zip(runs, clips)])),
+            "max_abs_curve_diff": max(float(np.abs(x.blendshapes - y.blendshapes).max()) for x, y in runs),
+            "same_identity": float(np.mean([x.matched_identity == y.matched_identity for x, y in runs])),
+            "clips": len(clips)}
+
+
 def fp16_check(folder: Path, clips: list[TalkingClip]) -> dict:
     """Does storing the weights as float16 change the outputs measurably? Same seeds, both ways."""
     import torch
     exact = Talker.from_pretrained(folder)
     rounded = Talker.from_pretrained(folder)
-    steps = exact.steps_available[0]
-    model = rounded.model(steps)
     with torch.no_grad():
-        for p in model.parameters():
+        for p in rounded.model(rounded.steps_available[0]).parameters():
             p.copy_(p.half().float())
-    a = evaluate_checkpoint(exact, clips, progress=False)
-    b = evaluate_checkpoint(rounded, clips, progress=False)
-    diff = max(float(np.abs(exact.generate(c.load_audio(), steps=steps).blendshapes
-                            - rounded.generate(c.load_audio(), steps=steps).blendshapes).max()) for c in clips[:5])
-    return {"model": folder.name, "lbe_fp32": a["lbe"], "lbe_fp16": b["lbe"], "max_abs_curve_diff": diff,
-            "clips": len(clips)}
+    res = compare_talkers(exact, rounded, clips)
+    return {"model": folder.name, "lbe_fp32": res.pop("lbe_a"), "lbe_fp16": res.pop("lbe_b"), **res}
+
+
+def encoder_check(folder: Path, clips: list[TalkingClip], variant: str = "whisper-tiny.en-int8") -> dict:
+    """The model was trained on one encoder's features: does a faster variant (int8) change its output?"""
+    from core.encoders import get_encoder
+    exact = Talker.from_pretrained(folder, encoder=get_encoder("whisper-tiny.en"))
+    fast = Talker.from_pretrained(folder, encoder=get_encoder(variant))
+    res = compare_talkers(exact, fast, clips)
+    return {"model": folder.name, "variant": variant, "lbe_float32": res.pop("lbe_a"), "lbe_variant": res.pop("lbe_b"),
+            **res}
 
 
 def enrolment_check(folder: Path, clips: list[TalkingClip], iterations: int = 150) -> dict:
@@ -214,6 +231,8 @@ def main(argv=None):
     p.add_argument("--no-lve", action="store_true")
     p.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md from the JSON, no evaluation")
     p.add_argument("--fp16-check", metavar="NAME", help="only compare fp32 vs fp16 weights of this checkpoint")
+    p.add_argument("--encoder-check", metavar="NAME", help="only compare the float32 and int8 speech encoder "
+                                                           "under this checkpoint")
     p.add_argument("--enrol-check", metavar="NAME", help="only run the enrolment check on this checkpoint, "
                                                          "with every unseen identity of the test_unseen split")
     a = p.parse_args(argv)
@@ -234,6 +253,16 @@ def main(argv=None):
                        f"({res['clips']} test clips, seed 0): LBE {res['lbe_fp32']:.5f} with fp32 weights, "
                        f"{res['lbe_fp16']:.5f} with fp16-rounded weights; largest curve difference "
                        f"{res['max_abs_curve_diff']:.2e} (weights in [0, 1]).", a.results)
+        return
+    if a.encoder_check:
+        res = encoder_check(root / a.encoder_check, test)
+        print(json.dumps(res))
+        update_section("encoder-precision", f"## int8 speech encoder\n\n`python -m core.evaluate --data {a.data} "
+                       f"--encoder-check {a.encoder_check}` ({res['clips']} test clips, seed 0; the model was "
+                       f"trained on float32 encoder features): LBE {res['lbe_float32']:.5f} with the float32 encoder, "
+                       f"{res['lbe_variant']:.5f} with {res['variant']}; largest curve difference "
+                       f"{res['max_abs_curve_diff']:.3f}; same matched identity on {res['same_identity']:.0%} of "
+                       "clips.", a.results)
         return
     if a.enrol_check:
         every = load_clips(a.data, ("test_unseen",))

@@ -16,8 +16,8 @@ def test_onnx_decoder_matches_torch(layers, bidirectional):
     torch.manual_seed(layers)
     model = DiffusionTalker(TalkerConfig(identity_names=["a", "b", "c"], audio_dim=12, hidden=24, layers=layers,
                                          bidirectional=bidirectional, steps=8)).eval()
-    audio, ids = torch.randn(3, 37, 12), torch.tensor([2, 0, 1])
-    x_t, t = torch.randn(3, 37, 52), torch.tensor([8, 4, 1])
+    audio, ids = torch.randn(4, 37, 12), torch.tensor([2, 0, 1, 2])   # rows 0 and 3 share identity and step
+    x_t, t = torch.randn(4, 37, 52), torch.tensor([8, 4, 1, 8])
     with torch.inference_mode():
         cond = model.condition(audio, ids)
         expected = model.denoise(x_t, t, cond)
@@ -46,7 +46,7 @@ def test_written_onnx_file_runs_in_onnxruntime(checkpoints, tmp_path):  # noqa: 
     export_main([str(checkpoints / "distilled-4"), str(out)])
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     model = DiffusionTalker.from_pretrained(checkpoints / "distilled-4")
-    feeds = {"context": np.zeros((5, 1, model.config.audio_proj_dim + model.config.identity_feat_dim), np.float32),
-             "step": np.zeros((1, model.config.step_dim), np.float32), "x_t": np.zeros((5, 1, 52), np.float32)}
+    feeds = {"audio": np.zeros((5, 1, model.config.audio_proj_dim), np.float32),
+             "x_t": np.zeros((5, 1, 52), np.float32), "bias0": np.zeros((1, 6 * model.config.hidden), np.float32)}
     (x0,) = session.run(None, feeds)
     assert x0.shape == (5, 1, 52) and np.isfinite(x0).all()
