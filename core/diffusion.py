@@ -101,6 +101,19 @@ class NoiseSchedule:
         nonzero = (t > 1).to(x_t.dtype).view(-1, *([1] * (x_t.dim() - 1)))
         return coef_x0 * x0_hat + coef_xt * x_t + nonzero * var.sqrt() * noise
 
+    def update_coefficients(self, method: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The reverse step t -> t-1 for t = T .. 1 as x_{t-1} = c_x0 x0_hat + c_xt x_t + c_noise z
+        (float64 [T] each): ``ddim_step`` and ``ddpm_step`` in a form that needs no model call."""
+        t = torch.arange(self.steps, 0, -1)
+        if method == "ddim":
+            c_xt = self.sigma[t - 1] / self.sigma[t]
+            return self.alpha[t - 1] - c_xt * self.alpha[t], c_xt, torch.zeros_like(c_xt)
+        if method == "ddpm":
+            ab_t, ab_prev, beta = self.alpha_bar[t], self.alpha_bar[t - 1], self.beta[t]
+            return (ab_prev.sqrt() * beta / (1 - ab_t), (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab_t),
+                    (beta * (1 - ab_prev) / (1 - ab_t)).sqrt() * (t > 1))
+        raise ValueError(f"unknown sampler {method!r} (use 'ddim' or 'ddpm')")
+
     # -- distillation --------------------------------------------------------------------------
     def distillation_target(self, x_t: torch.Tensor, t_student: torch.Tensor, teacher: "NoiseSchedule",
                             teacher_x0: X0Predictor) -> torch.Tensor:

@@ -52,6 +52,9 @@ WHISPER_BATCH = 8                 # windows per CTranslate2 call (bounded memory
 MEL_HOP = 160                     # samples per log-mel frame (100 Hz)
 ENCODER_HOP = 320                 # samples per encoder output frame (50 Hz), Whisper and HuBERT
 
+# Whisper tiny(.en) encoder dimensions, for its FLOP count (core.bench).
+WHISPER_TINY_DIMS = {"mels": 80, "width": 384, "layers": 4, "ffn": 1536}
+
 # HuBERT handles any length; only very long clips are cut, with the same cross-fade idea.
 HUBERT_WINDOW = 30 * SAMPLE_RATE
 HUBERT_HOP = 28 * SAMPLE_RATE
@@ -185,6 +188,16 @@ class WhisperTinyEncoder(SpeechEncoder):
                               fade=(WHISPER_WINDOW - WHISPER_HOP) // ENCODER_HOP)
         return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
                                     duration_frames(len(audio)))
+
+
+def whisper_encoder_flops(mel_frames: int = WHISPER_WINDOW // MEL_HOP, dims: dict = WHISPER_TINY_DIMS) -> float:
+    """Multiply-adds x 2 of one Whisper encoder pass over ``mel_frames`` log-mel frames: two
+    width-3 convolutions (the second with stride 2), then per layer the q/k/v/output projections,
+    attention scores and weighted sum, and the feed-forward block."""
+    d, n = dims["width"], mel_frames // 2
+    convs = 3 * dims["mels"] * d * mel_frames + 3 * d * d * n
+    layer = 4 * n * d * d + 2 * n * n * d + 2 * n * d * dims["ffn"]
+    return 2.0 * (convs + dims["layers"] * layer)
 
 
 # --------------------------------------------------------------------------- HuBERT

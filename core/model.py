@@ -77,26 +77,6 @@ def sinusoidal_embedding(s: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def run_chunked(rnn: nn.GRU, inp: torch.Tensor, length: int, warmup: int) -> torch.Tensor:
-    """A causal RNN over [B, F, D] as chunks run side by side in one batch.
-
-    The first chunk covers frames [0, length + warmup) exactly as a full pass would; every
-    later chunk starts ``warmup`` real frames before its own ``length`` frames, so its hidden
-    state has settled when they begin, and the warm-up outputs are dropped.  The recurrence
-    runs length + warmup steps instead of F, with matrix-matrix instead of matrix-vector work
-    per step.  Output matches the full pass within a tolerance measured by the benchmark.
-    """
-    b, frames, d = inp.shape
-    span = length + warmup
-    starts = [0] + [s - warmup for s in range(span, frames, length)]
-    padded = torch.nn.functional.pad(inp, (0, 0, 0, span))             # causal: end padding is harmless
-    pieces = torch.stack([padded[:, s:s + span] for s in starts], 1)   # [B, C, span, D]
-    out, _ = rnn(pieces.reshape(b * len(starts), span, d))
-    out = out.reshape(b, len(starts), span, -1)
-    joined = torch.cat([out[:, 0]] + [out[:, k, warmup:] for k in range(1, len(starts))], 1)
-    return joined[:, :frames]
-
-
 def mlp(dim_in: int, dim_hidden: int, dim_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim_in, dim_hidden), nn.SiLU(), nn.Linear(dim_hidden, dim_out))
 
@@ -177,19 +157,12 @@ class DiffusionTalker(nn.Module):
         """Step-encoder output [B, step_dim] for step indices t [B] on this model's grid."""
         return self.step_encoder(sinusoidal_embedding(self.schedule.time(t), self.config.step_dim))
 
-    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor],
-                chunk: tuple[int, int] | None = None) -> torch.Tensor:
-        """Predict x0 [B, F, 52] (model space) from x_t [B, F, 52] at step indices t [B].
-
-        ``chunk=(length, warmup)`` runs a unidirectional GRU over overlapping chunks in parallel
-        (see :func:`run_chunked`) - an inference-time speed-up for long clips.
-        """
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Predict x0 [B, F, 52] (model space) from x_t [B, F, 52] at step indices t [B]."""
         a, ident = cond
         frames = x_t.shape[1]
         step = self.step_features(t)
         inp = torch.cat([a, ident[:, None].expand(-1, frames, -1), step[:, None].expand(-1, frames, -1), x_t], -1)
-        if chunk is not None and not self.config.bidirectional and frames > chunk[0] + chunk[1]:
-            return self.head(run_chunked(self.decoder, inp, *chunk))
         out, _ = self.decoder(inp)
         return self.head(out)
 

@@ -19,16 +19,19 @@ and step contributions folded in); output ``x0`` [F, B, 52].  PyTorch orders the
 from __future__ import annotations
 
 import argparse
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.arkit import NUM_BLENDSHAPES
-from core.diffusion import X0Predictor
+from core.diffusion import X0Predictor, randn, sample
 from core.model import DiffusionTalker
 
 OPSET = 17
+PIPELINE_CHUNK = 30                     # frames per chunk when steps run side by side (25-75 measured alike)
+MAX_PREDRAWN_NOISE_BYTES = 64 * 2 ** 20  # ancestral sampling pre-draws its noise to pipeline; above this, step by step
 
 
 class OnnxUnavailable(RuntimeError):
@@ -54,17 +57,22 @@ def _directions(model: DiffusionTalker) -> list[str]:
     return ["", "_reverse"] if model.config.bidirectional else [""]
 
 
-def decoder_graph(model: DiffusionTalker) -> bytes:
+def decoder_graph(model: DiffusionTalker, stateful: bool = False) -> bytes:
     """Serialized ONNX model of ``model.decoder`` + ``model.head`` (float32).
 
     The first layer sees only the per-frame inputs (audio features and x_t); the identity and
     step parts of its input projection are constant over a sequence, so they arrive folded
     into that layer's bias (input ``bias0``), which cuts its input product by 40 %.
+    ``stateful`` (unidirectional only) adds each layer's initial hidden state as input
+    ``h0_<layer>`` [1, B, H] and its final state as output ``h_<layer>``, so that a sequence
+    can run in consecutive chunks.
     """
     onnx, _ = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     c, gru = model.config, model.decoder
+    if stateful and c.bidirectional:
+        raise ValueError("a bidirectional decoder cannot run in chunks")
     directions = _directions(model)
     audio_cols = slice(0, c.audio_proj_dim)
     x_cols = slice(c.audio_proj_dim + c.identity_feat_dim + c.step_dim, None)
@@ -84,7 +92,8 @@ def decoder_graph(model: DiffusionTalker) -> bytes:
             inits.append(numpy_helper.from_array(np.concatenate([stacked("bias_ih"), stacked("bias_hh")], 1), bias))
         inits += [numpy_helper.from_array(w, f"W{layer}"), numpy_helper.from_array(stacked("weight_hh"), f"R{layer}")]
         y, out = f"y{layer}", f"layer{layer + 1}_in"
-        nodes.append(helper.make_node("GRU", [previous, f"W{layer}", f"R{layer}", bias], [y],
+        state_in, state_out = (["", f"h0_{layer}"], [f"h_{layer}"]) if stateful else ([], [])
+        nodes.append(helper.make_node("GRU", [previous, f"W{layer}", f"R{layer}", bias] + state_in, [y] + state_out,
                                       hidden_size=c.hidden, linear_before_reset=1,
                                       direction="bidirectional" if c.bidirectional else "forward"))
         if c.bidirectional:  # Y [F, 2, B, H] -> [F, B, 2H], forward features first as in PyTorch
@@ -102,8 +111,11 @@ def decoder_graph(model: DiffusionTalker) -> bytes:
         nodes, "diffusiontalker_decoder",
         [helper.make_tensor_value_info("audio", floats, ["frames", "batch", c.audio_proj_dim]),
          helper.make_tensor_value_info("x_t", floats, ["frames", "batch", NUM_BLENDSHAPES]),
-         helper.make_tensor_value_info("bias0", floats, [len(directions), 6 * c.hidden])],
-        [helper.make_tensor_value_info("x0", floats, ["frames", "batch", NUM_BLENDSHAPES])], inits)
+         helper.make_tensor_value_info("bias0", floats, [len(directions), 6 * c.hidden])]
+        + [helper.make_tensor_value_info(f"h0_{i}", floats, [1, "batch", c.hidden]) for i in range(c.layers) if stateful],
+        [helper.make_tensor_value_info("x0", floats, ["frames", "batch", NUM_BLENDSHAPES])]
+        + [helper.make_tensor_value_info(f"h_{i}", floats, [1, "batch", c.hidden]) for i in range(c.layers) if stateful],
+        inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="diffusiontalker")
     proto.ir_version = min(proto.ir_version, 10)  # readable by older runtimes too
@@ -123,20 +135,26 @@ class OnnxDecoder:
         _, ort = _onnx()
         self.model = model
         c, gru = model.config, model.decoder
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # Idle workers sleep instead of spinning: a spinning pool slowed the speech encoder of the
-        # next request (0.061 -> 0.088 s), and the decoder itself measured no slower without it.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(decoder_graph(model), options, providers=["CPUExecutionProvider"])
+        self.session = self._session(decoder_graph(model), threads or torch.get_num_threads())
+        self._stateful = None    # single-threaded chunk graph for StepPipeline, built on first use
         first = c.audio_proj_dim
         constant = slice(first, first + c.identity_feat_dim + c.step_dim)   # identity + step input columns
         dirs = _directions(model)
         self.w_constant = torch.stack([getattr(gru, f"weight_ih_l0{d}").detach().float()[:, constant] for d in dirs])
         self.b_ih = torch.stack([getattr(gru, f"bias_ih_l0{d}").detach().float() for d in dirs])
         self.b_hh = torch.stack([_reorder_gates(getattr(gru, f"bias_hh_l0{d}")) for d in dirs])
+
+    @staticmethod
+    def _session(graph: bytes, threads: int):
+        _, ort = _onnx()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Idle workers sleep instead of spinning: a spinning pool slowed the speech encoder of the
+        # next request (0.061 -> 0.088 s), and the decoder itself measured no slower without it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def _bias0(self, constant_gates: torch.Tensor) -> np.ndarray:
         """ONNX GRU bias [dirs, 6H] with identity + step gates [dirs, 3H] folded into the input bias."""
@@ -165,6 +183,105 @@ class OnnxDecoder:
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
         return self.bind(cond)(x_t, t)
+
+    # -- all steps at once ---------------------------------------------------------------------------
+    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
+               method: str) -> torch.Tensor:
+        """The whole reverse process (as ``core.diffusion.sample``, same noise): x0 [K, F, 52].
+
+        With a causal decoder, two or more steps and threads to spare, the steps run side by side
+        in chunks (see :class:`StepPipeline`); otherwise one step after another.
+        """
+        model = self.model
+        k = len(generators)
+        steps = model.config.steps
+        workers = min(torch.get_num_threads(), steps)
+        noise_bytes = (steps - 1) * k * frames * NUM_BLENDSHAPES * 4 if method == "ddpm" else 0
+        if model.config.bidirectional or workers < 2 or noise_bytes > MAX_PREDRAWN_NOISE_BYTES:
+            return sample(model.schedule, self.bind(cond), (k, frames, NUM_BLENDSHAPES), method=method,
+                          generator=generators)
+        if self._stateful is None:
+            self._stateful = self._session(decoder_graph(model, stateful=True), threads=1)
+        audio, ident = cond
+        if not bool((ident == ident[:1]).all()):
+            raise ValueError("pipelined sampling needs one identity for the whole batch")
+        x_T = randn((k, frames, NUM_BLENDSHAPES), generators, "cpu", torch.float32)
+        noise = [randn((k, frames, NUM_BLENDSHAPES), generators, "cpu", torch.float32).transpose(0, 1).numpy()
+                 for _ in range(steps - 1)] if method == "ddpm" else None
+        with torch.inference_mode():
+            step_feats = model.step_features(torch.arange(steps, 0, -1)).float()
+            biases = [self._bias0(self.w_constant @ torch.cat([ident[0].float(), f])) for f in step_feats]
+        coefficients = [c.float().numpy() for c in model.schedule.update_coefficients(method)]
+        out = StepPipeline(self._stateful, model.config.layers, model.config.hidden, workers).run(
+            audio[0].float().cpu().numpy()[:, None], x_T.transpose(0, 1).numpy(), biases, coefficients, noise)
+        return torch.from_numpy(out).transpose(0, 1)
+
+
+class StepPipeline:
+    """Diffusion steps side by side over chunks of frames, on ``workers`` threads.
+
+    Why it is exact: the decoder is causal and each reverse update acts frame by frame, so step
+    k+1 can process frames [a, b) as soon as step k has produced them; each step carries its GRU
+    state from chunk to chunk (the stateful graph), which equals one pass over the sequence.
+    Worker w runs steps w, w + W, ... in order, chunk by chunk, each chunk waiting only for
+    the previous step's same chunk.  Every worker runs single-threaded ONNX Runtime, so W
+    cores work at once instead of W threads splitting each small per-frame product.
+    """
+
+    def __init__(self, session, layers: int, hidden: int, workers: int, chunk: int = None):
+        self.session, self.layers, self.hidden, self.workers = session, layers, hidden, workers
+        self.chunk = chunk or PIPELINE_CHUNK
+
+    def run(self, audio: np.ndarray, x_T: np.ndarray, biases: list[np.ndarray], coefficients: list[np.ndarray],
+            noise: list[np.ndarray] | None) -> np.ndarray:
+        """audio [F, 1, A] (shared by the batch), x_T [F, K, 52], one first-layer bias per step,
+        update coefficients (c_x0, c_xt, c_noise) per step, noise per step but the last (or None).
+        Returns x0 [F, K, 52]."""
+        steps, frames = len(biases), len(x_T)
+        c_x0, c_xt, c_noise = coefficients
+        audio = np.ascontiguousarray(np.broadcast_to(audio, (frames, x_T.shape[1], audio.shape[2])))
+        inputs = [np.ascontiguousarray(x_T)] + [np.empty_like(x_T) for _ in range(steps - 1)]
+        out = np.empty_like(x_T)
+        bounds = [(a, min(a + self.chunk, frames)) for a in range(0, frames, self.chunk)]
+        ready = [[threading.Event() for _ in bounds] for _ in range(steps)]
+        failures: list[BaseException] = []
+
+        def work(first_step: int) -> None:
+            try:
+                for k in range(first_step, steps, self.workers):
+                    state = {f"h0_{i}": np.zeros((1, x_T.shape[1], self.hidden), np.float32)
+                             for i in range(self.layers)}
+                    for c, (a, b) in enumerate(bounds):
+                        if k > 0:
+                            ready[k - 1][c].wait()
+                            if failures:
+                                return
+                        x0, *states = self.session.run(None, {"audio": audio[a:b], "x_t": inputs[k][a:b],
+                                                              "bias0": biases[k], **state})
+                        state = {f"h0_{i}": h for i, h in enumerate(states)}
+                        if k == steps - 1:
+                            out[a:b] = x0
+                        else:
+                            update = c_x0[k] * x0 + c_xt[k] * inputs[k][a:b]
+                            if noise is not None:
+                                update += c_noise[k] * noise[k][a:b]
+                            inputs[k + 1][a:b] = update
+                        ready[k][c].set()
+            except BaseException as err:  # wake every waiting worker, then re-raise in the caller
+                failures.append(err)
+                for events in ready:
+                    for event in events:
+                        event.set()
+
+        helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, self.workers)]
+        for thread in helpers:
+            thread.start()
+        work(0)
+        for thread in helpers:
+            thread.join()
+        if failures:
+            raise failures[0]
+        return out
 
 
 def main(argv=None):

@@ -2,7 +2,8 @@
 
 The app, the CLIs, the evaluation and the benchmark all go through :class:`Talker`:
 audio -> frozen speech encoder (30 fps features) -> identity match over the library ->
-N-step reverse diffusion (K seeds as one batch) -> ARKit-52 curves in [0, 1].
+N-step reverse diffusion (K seeds as one batch; the decoder runs on ONNX Runtime on the CPU,
+see core.onnx_decoder, or on torch) -> ARKit-52 curves in [0, 1].
 Checkpoints load lazily (one per step count, on first use) after their sha256 is checked
 against the manifest, so start-up stays fast.
 """
@@ -22,9 +23,6 @@ from core.manifest import read_manifest, verify
 from core.model import CONFIG_NAME, DiffusionTalker, from_model_space
 
 FPS = 30
-# Chunked decoder recurrence (frames per chunk, warm-up frames); None = one pass over the clip.
-# Kept only where the benchmark shows it faster within tolerance (see core.bench).
-DEFAULT_CHUNK: tuple[int, int] | None = None
 # Decoder backends: "onnx" (ONNX Runtime, CPU; core.onnx_decoder) or "torch". "auto" picks ONNX
 # Runtime on the CPU when it is installed (measured 3-4x faster there, see core.bench), torch on CUDA.
 BACKENDS = ("auto", "onnx", "torch")
@@ -68,7 +66,6 @@ class Talker:
         self.backend = backend
         self._onnx: dict[int, object] = {}   # steps -> OnnxDecoder, built on first use
         self._encoder = encoder              # default: the encoder named in the checkpoint config
-        self.chunk = DEFAULT_CHUNK
 
     # -- loading -----------------------------------------------------------------------------------
     @classmethod
@@ -106,11 +103,11 @@ class Talker:
         self._onnx.clear()
 
     def decoder_backend(self, steps: int) -> str:
-        """The backend that runs ``steps``' decoder: ONNX Runtime for unchunked CPU inference
-        when ``backend`` allows it and the packages are present, else torch."""
+        """The backend that runs ``steps``' decoder: ONNX Runtime on the CPU when ``backend``
+        allows it and the packages are present, else torch."""
         if self.device.type != "cpu" and self.backend == "onnx":
             raise ValueError("the ONNX decoder runs on the CPU only; use backend='torch' on CUDA")
-        if self.backend == "torch" or self.device.type != "cpu" or self.chunk is not None:
+        if self.backend == "torch" or self.device.type != "cpu":
             return "torch"
         if steps not in self._onnx:
             from core.onnx_decoder import OnnxDecoder, OnnxUnavailable
@@ -175,11 +172,10 @@ class Talker:
         method = sampler or ("ddim" if model.config.distilled else "ddpm")
         backend = self.decoder_backend(int(steps))
         if backend == "onnx":
-            x0_fn = self._onnx[int(steps)].bind(cond)
+            x0 = self._onnx[int(steps)].sample(cond, gens, len(features), method)
         else:
-            x0_fn = lambda x, t: model.denoise(x, t, cond, self.chunk)  # noqa: E731
-        x0 = sample(model.schedule, x0_fn, (num_samples, len(features), 52),
-                    method=method, generator=gens, device=self.device)
+            x0 = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (num_samples, len(features), 52),
+                        method=method, generator=gens, device=self.device)
         curves = from_model_space(x0).float().cpu().numpy()
         timings["sampling"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - began

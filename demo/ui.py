@@ -483,6 +483,9 @@ _STAGES = (("decode", "decode audio"), ("encoder", "speech encoder"), ("match", 
            ("sampling", "diffusion sampling"), ("export", "export files"), ("render", "render video"))
 
 
+_DECODERS = {"onnx": "ONNX Runtime", "torch": "PyTorch"}
+
+
 def timings_markdown(take: Take, rendering: bool = False) -> str:
     """The timing readout: seconds per stage and the inference time per frame (ITF)."""
     generation = take.generation
@@ -498,7 +501,7 @@ def timings_markdown(take: Take, rendering: bool = False) -> str:
     itf_ms = 1000 * take.model_seconds / max(1, frames)
     lines.append(f"\n**ITF {itf_ms:.2f} ms per frame** (decode + encoder + matching + sampling, "
                  f"{frames} frames = {frames / generation.fps:.2f} s at {generation.fps} fps, "
-                 f"on {take.device})")
+                 f"on {take.device}, decoder on {_DECODERS.get(generation.decoder, generation.decoder)})")
     return "\n".join(lines)
 
 

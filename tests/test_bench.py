@@ -32,15 +32,33 @@ def test_benchmark_rows_for_every_step_count(tmp_path):
     assert spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
 
 
-def test_chunk_check_reports_speed_and_difference(tmp_path):
+def test_folded_flops_drop_the_identity_and_step_columns():
+    model = tiny_model()
+    c = model.config
+    dirs = 2 if c.bidirectional else 1
+    saved = dirs * 2 * 3 * (c.identity_feat_dim + c.step_dim) * c.hidden
+    assert decoder_flops_per_frame(model) - decoder_flops_per_frame(model, folded=True) == saved
+
+
+def test_decoder_variants_and_targets(tmp_path):
     import soundfile as sf
-    from core.bench import chunk_check
-    tiny_model(steps=2).save_pretrained(tmp_path / "teacher-2")
+    from core.bench import decoder_variants, seeds_bound, targets
+    student = make_student(tiny_model(steps=4, bidirectional=False), "teacher-4")
+    student.save_pretrained(tmp_path / "distilled-2")
     build_manifest(tmp_path)
     wav = tmp_path / "a.wav"
-    sf.write(wav, toy_clip(0, 1, seconds=2.0).audio, 16000)
+    sf.write(wav, toy_clip(0, 1, seconds=1.0).audio, 16000)
     talker = Talker.from_pretrained(tmp_path, encoder=ToyEncoder())
-    rows = chunk_check(talker, wav, 2, options=((10, 5), (10, 60)), repeats=1)
-    assert [r["chunk"] for r in rows] == [(10, 5), (10, 60)] and talker.chunk is None
-    assert rows[1]["max_abs_diff"] < 1e-4     # clip shorter than chunk + warm-up: one pass, same result
-    assert rows[0]["max_abs_diff"] > 0
+    rows = {v["variant"]: v for v in decoder_variants(talker, wav, 2, repeats=1, seeds=2, compile_model=False)}
+    assert rows["torch GRU"]["max_abs_diff_model_space"] == 0.0
+    assert rows["ONNX Runtime GRU, one step after another"]["max_abs_diff_model_space"] < 1e-4
+    assert rows["ONNX Runtime GRU, steps side by side in chunks (kept)"]["max_abs_diff_model_space"] < 1e-4
+    assert rows["ONNX Runtime, 2 seeds as one batch (kept)"]["max_abs_diff_model_space"] < 1e-4  # seed 0 row
+    assert all(v["seconds"] > 0 for v in rows.values())
+    fake = {8: {"itf": {"median": 2e-4}, "itf_decoder": {"median": 1.6e-4}, "4_seeds_vs_1": {"median": 3.0},
+                "achieved_gflops": 50.0},
+            1: {"itf_decoder": {"median": 2e-5}}}
+    met = {t[0]: t[3] for t in targets(fake, {"render_fps": 40.0}, "cpu")}
+    assert met == {"8-step end-to-end ITF (s/frame)": True, "8-step decoder-only ITF (s/frame)": False,
+                   "4 seeds vs 1 seed": False, "decoder ITF 8 steps / 1 step(s)": True, "renderer at 512x512": True}
+    assert "100 GFLOP/s, 50% of the peak" in seeds_bound(fake, 4, 200.0)

@@ -74,3 +74,17 @@ def test_seeds_reproducible_and_distinct():
     b = sample(s, f, (1, 10, 52), method="ddpm", generator=make_generator(5))
     c = sample(s, f, (1, 10, 52), method="ddpm", generator=make_generator(6))
     assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("method", ["ddim", "ddpm"])
+def test_update_coefficients_reproduce_the_reverse_steps(method):
+    sched = NoiseSchedule(ScheduleConfig(steps=8))
+    c_x0, c_xt, c_noise = sched.update_coefficients(method)
+    gen = torch.Generator().manual_seed(0)
+    x_t, x0, z = (torch.randn(8, 5, 52, generator=gen, dtype=torch.float64) for _ in range(3))
+    t = torch.arange(8, 0, -1)                      # row k holds step T - k
+    view = lambda c: c.view(-1, 1, 1)               # noqa: E731
+    mine = view(c_x0) * x0 + view(c_xt) * x_t + view(c_noise) * z
+    expected = sched.ddim_step(x_t, x0, t, t - 1) if method == "ddim" else sched.ddpm_step(x_t, x0, t, z)
+    torch.testing.assert_close(mine, expected)
+    assert c_noise[-1] == 0 and (method == "ddpm") == bool(c_noise[0] > 0)

@@ -155,3 +155,11 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch, sentence):
     monkeypatch.setenv("DIFFUSIONTALKER_CACHE", str(tmp_path))
     cached_encode(CountingEncoder(), sentence)
     assert len(list(tmp_path.rglob("*.npy"))) == 1
+
+
+def test_whisper_encoder_flops_hand_value():
+    from core.encoders import whisper_encoder_flops
+    dims = {"mels": 2, "width": 4, "layers": 1, "ffn": 8}
+    # 10 mel frames -> 5 positions: convs 3*2*4*10 + 3*4*4*5; layer 4*5*16 + 2*25*4 + 2*5*4*8
+    assert whisper_encoder_flops(10, dims) == 2.0 * (240 + 240 + 320 + 200 + 320)
+    assert 9e9 < whisper_encoder_flops() < 1e10     # tiny.en on a 10 s window: about 9.2 GFLOP

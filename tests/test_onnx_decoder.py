@@ -50,3 +50,50 @@ def test_written_onnx_file_runs_in_onnxruntime(checkpoints, tmp_path):  # noqa: 
              "x_t": np.zeros((5, 1, 52), np.float32), "bias0": np.zeros((1, 6 * model.config.hidden), np.float32)}
     (x0,) = session.run(None, feeds)
     assert x0.shape == (5, 1, 52) and np.isfinite(x0).all()
+
+
+@pytest.fixture()
+def three_threads():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("method", ["ddim", "ddpm"])
+def test_pipelined_steps_equal_step_by_step_sampling(method, three_threads, monkeypatch):
+    from core import onnx_decoder
+    from core.diffusion import make_generator, sample
+    monkeypatch.setattr(onnx_decoder, "PIPELINE_CHUNK", 7)          # 37 frames: 6 chunks, ragged last one
+    torch.manual_seed(3)
+    model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=5)).eval()
+    with torch.inference_mode():
+        cond = model.condition(torch.randn(1, 37, 12).expand(2, -1, -1), torch.tensor([1, 1]))
+        expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (2, 37, 52), method=method,
+                          generator=[make_generator(s) for s in (4, 5)])
+    decoder = OnnxDecoder(model)
+    got = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method)
+    assert decoder._stateful is not None                              # the pipeline ran (3 workers)
+    torch.testing.assert_close(got, expected, atol=5e-5, rtol=1e-4)
+    monkeypatch.setattr(onnx_decoder, "MAX_PREDRAWN_NOISE_BYTES", 0)  # too much noise to pre-draw: step by step
+    again = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method)
+    torch.testing.assert_close(again, expected, atol=5e-5, rtol=1e-4)
+
+
+def test_pipeline_failure_in_one_worker_is_raised_not_hung(three_threads):
+    from core.onnx_decoder import StepPipeline
+
+    class Flaky:
+        calls = 0
+
+        def run(self, _, feeds):
+            Flaky.calls += 1
+            if Flaky.calls == 3:
+                raise RuntimeError("session broke")
+            return [np.zeros_like(feeds["x_t"]), feeds["h0_0"]]
+
+    pipe = StepPipeline(Flaky(), layers=1, hidden=4, workers=3, chunk=2)
+    x_T = np.zeros((6, 1, 52), np.float32)
+    coefficients = [np.ones(4, np.float32)] * 3
+    with pytest.raises(RuntimeError, match="session broke"):
+        pipe.run(np.zeros((6, 1, 3), np.float32), x_T, [None] * 4, coefficients, None)
