@@ -411,11 +411,11 @@ class DemoService:
             self._cleanup()
 
     def warm_up(self) -> None:
-        """Load the speech encoder, the default model and the renderer in the background, so the
-        first click is quick."""
+        """Load the speech encoder, the default model (and its ONNX Runtime decoder) and the
+        renderer in the background, so the first click is quick."""
         def load():
             for what, step in (("speech encoder", lambda: self.talker.features(_WARM_UP_TONE)),
-                               ("default model", lambda: self.talker.model(self.default_steps)),
+                               ("default model", lambda: self.talker.decoder_backend(self.default_steps)),
                                ("face renderer", self.face_renderer)):
                 try:
                     step()

@@ -60,5 +60,7 @@ def test_decoder_variants_and_targets(tmp_path):
             1: {"itf_decoder": {"median": 2e-5}}}
     met = {t[0]: t[3] for t in targets(fake, {"render_fps": 40.0}, "cpu")}
     assert met == {"8-step end-to-end ITF (s/frame)": True, "8-step decoder-only ITF (s/frame)": False,
-                   "4 seeds vs 1 seed": False, "decoder ITF 8 steps / 1 step(s)": True, "renderer at 512x512": True}
+                   "4 seeds vs 1 seed": False, "decoder ITF per halving of steps (8 -> 1)": True,
+                   "renderer at 512x512": True}
+    assert targets(fake, None, "cpu")[-1][1] == "2.00"                 # 8x slower over three halvings
     assert "100 GFLOP/s, 50% of the peak" in seeds_bound(fake, 4, 200.0)

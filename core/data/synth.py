@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from core.arkit import ARKIT_NAMES
+from core.cpu import limit_numpy_blas
 from core.data import augment
 from core.data.clip import FPS, SAMPLE_RATE, SPLITS
 from core.data.sentences import split_pool
@@ -163,6 +164,9 @@ def _speak(job: _Job, sentences: list[str], clip_rng: np.random.Generator):
 
 def _build_identity(job: _Job) -> list[dict]:
     """Every clip of one identity (runs in a worker process); returns its index rows."""
+    # Byte-identical output needs the same floating-point order everywhere: multi-threaded
+    # OpenBLAS sums in a different order than single-threaded, so every builder uses one thread.
+    limit_numpy_blas()
     ident, cfg = job.identity, job.config
     order_rng = np.random.default_rng([job.seed, ident.index, 1])
     if ident.seen:
