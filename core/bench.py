@@ -110,10 +110,22 @@ def run(talker: Talker, audio: Path, repeats: int, seeds: int) -> dict:
     return rows
 
 
+def interleaved_medians(variants: dict[str, callable], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, timed round-robin (A B C A B C ...) after one warm-up call
+    each, so that a machine whose speed drifts (shared CPUs) favours none of them."""
+    for fn in variants.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            times[name].append(_timed(fn))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seeds: int,
                      compile_model: bool = True) -> list[dict]:
-    """Decoder-only time at ``steps`` for each way of running it, with the largest curve
-    difference from the plain torch decoder (same seed and noise)."""
+    """Decoder-only time at ``steps`` for each way of running it (timed interleaved), with the
+    largest curve difference from the plain torch decoder (same seed and noise)."""
     from core.onnx_decoder import OnnxDecoder
     model = talker.model(steps)
     features, _ = talker.features(str(audio))
@@ -123,6 +135,7 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
         cond1 = model.condition(torch.from_numpy(features)[None], torch.zeros(1, dtype=torch.long))
     condk = (cond1[0].expand(seeds, -1, -1), cond1[1].expand(seeds, -1))
     onnx = OnnxDecoder(model)
+    workers = min(torch.get_num_threads(), steps)
 
     def sampled(x0_fn, k=1):
         return sample(model.schedule, x0_fn, (k, frames, NUM_BLENDSHAPES), method=method,
@@ -131,50 +144,52 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
     def torch_fn(cond):
         return lambda x, t: model.denoise(x, t, cond)
 
-    reference = sampled(torch_fn(cond1))
-    rows = []
+    def pipelined(cond, k=1):
+        return onnx.sample(cond, [make_generator(s) for s in range(k)], frames, method)
 
-    def add(name, seconds, output=None, note=""):
-        diff = float((output - reference[:1]).abs().max()) if output is not None else float("nan")
-        rows.append({"variant": name, "seconds": seconds, "itf": seconds / frames, "max_abs_diff_model_space": diff,
-                     "note": note})
-
-    # Autograd bookkeeping: one denoising call per step, outside the sampler (which is always inference mode).
     x, t = torch.randn(1, frames, NUM_BLENDSHAPES), torch.full((1,), steps, dtype=torch.long)
-    for name, context in (("torch, autograd on", torch.enable_grad), ("torch, no_grad", torch.no_grad),
-                          ("torch, inference_mode", torch.inference_mode)):
-        def call(context=context):
+
+    def denoiser_calls(context):  # autograd bookkeeping, outside the sampler (always inference mode)
+        def call():
             with context():
                 for _ in range(steps):
                     model.denoise(x, t, cond1)
-        add(name + " (denoiser calls only)", _median_time(call, repeats))
-    add("torch GRU", _median_time(lambda: sampled(torch_fn(cond1)), repeats), reference)
+        return call
+
+    # name -> (function, output to compare for seed 0 or None, note)
+    variants = {
+        "torch, autograd on (denoiser calls only)": (denoiser_calls(torch.enable_grad), None, ""),
+        "torch, no_grad (denoiser calls only)": (denoiser_calls(torch.no_grad), None, ""),
+        "torch, inference_mode (denoiser calls only)": (denoiser_calls(torch.inference_mode), None, ""),
+        "torch GRU": (lambda: sampled(torch_fn(cond1)), sampled(torch_fn(cond1)), "")}
     if compile_model:
         try:
             began = time.perf_counter()
             compiled = torch.compile(torch_fn(cond1))
             out = sampled(compiled)
-            first = time.perf_counter() - began
-            add("torch GRU + torch.compile", _median_time(lambda: sampled(compiled), repeats), out,
-                f"compile + first call {first:.1f} s")
+            variants["torch GRU + torch.compile"] = (lambda: sampled(compiled), out,
+                                                     f"compile + first call {time.perf_counter() - began:.1f} s")
         except Exception as err:  # no C++ compiler, unsupported op...: report, do not fail
-            add("torch GRU + torch.compile", float("nan"), None, f"failed: {str(err).splitlines()[0][:80]}")
-    def pipelined(cond, k=1):
-        return onnx.sample(cond, [make_generator(s) for s in range(k)], frames, method)
-
-    out = sampled(onnx.bind(cond1))
-    add("ONNX Runtime GRU, one step after another", _median_time(lambda: sampled(onnx.bind(cond1)), repeats), out,
-        f"{torch.get_num_threads()} threads per step")
-    out = pipelined(cond1)
-    add("ONNX Runtime GRU, steps side by side in chunks (kept)", _median_time(lambda: pipelined(cond1), repeats), out,
-        f"{min(torch.get_num_threads(), steps)} single-threaded workers")
-    add(f"ONNX Runtime, {seeds} seeds one at a time", _median_time(
-        lambda: [pipelined(cond1) for _ in range(seeds)], repeats), None, f"{seeds} x frames of output")
-    batched = pipelined(condk, seeds)
-    add(f"ONNX Runtime, {seeds} seeds as one batch (kept)", _median_time(lambda: pipelined(condk, seeds), repeats),
-        batched[:1], f"{seeds} x frames of output")
-    add(f"torch GRU, {seeds} seeds as one batch", _median_time(lambda: sampled(torch_fn(condk), seeds), repeats),
-        None, f"{seeds} x frames of output")
+            variants["torch GRU + torch.compile"] = (None, None, f"failed: {str(err).splitlines()[0][:80]}")
+    variants.update({
+        "ONNX Runtime GRU, one step after another": (lambda: sampled(onnx.bind(cond1)), sampled(onnx.bind(cond1)),
+                                                     f"{torch.get_num_threads()} threads per step"),
+        "ONNX Runtime GRU, steps side by side in chunks (kept)": (lambda: pipelined(cond1), pipelined(cond1),
+                                                                  f"{workers} single-threaded workers"),
+        f"ONNX Runtime, {seeds} seeds one at a time": (lambda: [pipelined(cond1) for _ in range(seeds)], None,
+                                                       f"{seeds} x frames of output"),
+        f"ONNX Runtime, {seeds} seeds as one batch (kept)": (lambda: pipelined(condk, seeds),
+                                                             pipelined(condk, seeds)[:1], f"{seeds} x frames of output"),
+        f"torch GRU, {seeds} seeds as one batch": (lambda: sampled(torch_fn(condk), seeds), None,
+                                                   f"{seeds} x frames of output")})
+    reference = variants["torch GRU"][1]
+    seconds = interleaved_medians({k: v[0] for k, v in variants.items() if v[0] is not None}, repeats)
+    rows = []
+    for name, (_, output, note) in variants.items():
+        took = seconds.get(name, float("nan"))
+        rows.append({"variant": name, "seconds": took, "itf": took / frames, "note": note,
+                     "max_abs_diff_model_space": float((output - reference).abs().max()) if output is not None
+                     else float("nan")})
     return rows
 
 

@@ -64,3 +64,10 @@ def test_decoder_variants_and_targets(tmp_path):
                    "renderer at 512x512": True}
     assert targets(fake, None, "cpu")[-1][1] == "2.00"                 # 8x slower over three halvings
     assert "100 GFLOP/s, 50% of the peak" in seeds_bound(fake, 4, 200.0)
+
+
+def test_interleaved_medians_time_every_variant_in_turn():
+    from core.bench import interleaved_medians
+    order = []
+    medians = interleaved_medians({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3)
+    assert order == ["a", "b"] * 4 and set(medians) == {"a", "b"} and all(v >= 0 for v in medians.values())
