@@ -164,7 +164,7 @@ def _speak(job: _Job, sentences: list[str], clip_rng: np.random.Generator):
 
 def _build_identity(job: _Job) -> list[dict]:
     """Every clip of one identity (runs in a worker process); returns its index rows."""
-    # Byte-identical output needs the same floating-point order everywhere: multi-threaded
+    # Byte-identical output on any machine needs the same floating-point order: multi-threaded
     # OpenBLAS sums in a different order than single-threaded, so every builder uses one thread.
     limit_numpy_blas()
     ident, cfg = job.identity, job.config
@@ -242,20 +242,17 @@ def build_corpus(out: str | Path, seed: int = 0, size: str = "default", workers:
     jobs = [_Job(seed, ident, cfg, pools, str(partial / "clips")) for ident in identities]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     rows: list[dict] = []
-    if workers == 1:
-        results = map(_build_identity, jobs)
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(workers)
-        results = pool.imap_unordered(_build_identity, jobs)
+    # Always in fresh worker processes, even for one worker: in a long-lived process that had
+    # already done other work, a build came out with a few samples different in the last bit.
+    pool = multiprocessing.get_context("spawn").Pool(workers)
     try:
-        for done, part in enumerate(results, 1):
+        for done, part in enumerate(pool.imap_unordered(_build_identity, jobs), 1):
             rows.extend(part)
             log(f"[synth] {done}/{len(jobs)} identities, {len(rows)} clips, "
                 f"{time.perf_counter() - started:.0f} s")
     finally:
-        if workers > 1:
-            pool.close()
-            pool.join()
+        pool.close()
+        pool.join()
     rows.sort(key=lambda r: r["id"])
 
     with open(partial / "index.jsonl", "w") as f:
