@@ -189,8 +189,8 @@ class OnnxDecoder:
                method: str) -> torch.Tensor:
         """The whole reverse process (as ``core.diffusion.sample``, same noise): x0 [K, F, 52].
 
-        With a causal decoder, two or more steps, threads to spare and one identity for the whole
-        batch, the steps run side by side in chunks (see :class:`StepPipeline`); otherwise one
+        With a causal decoder, two or more steps, threads to spare and one clip and identity for
+        the whole batch, the steps run side by side in chunks (see :class:`StepPipeline`); otherwise one
         step after another.
         """
         model = self.model
@@ -199,8 +199,9 @@ class OnnxDecoder:
         workers = min(torch.get_num_threads(), steps)
         noise_bytes = (steps - 1) * k * frames * NUM_BLENDSHAPES * 4 if method == "ddpm" else 0
         audio, ident = cond
-        one_identity = torch.allclose(ident, ident[:1].expand_as(ident), atol=1e-6)  # rows may differ in rounding
-        if model.config.bidirectional or workers < 2 or noise_bytes > MAX_PREDRAWN_NOISE_BYTES or not one_identity:
+        # One request = one clip and one identity for every row (rows may differ in rounding).
+        shared = all(torch.allclose(v, v[:1].expand_as(v), atol=1e-6) for v in (audio, ident))
+        if model.config.bidirectional or workers < 2 or noise_bytes > MAX_PREDRAWN_NOISE_BYTES or not shared:
             return sample(model.schedule, self.bind(cond), (k, frames, NUM_BLENDSHAPES), method=method,
                           generator=generators)
         if self._stateful is None:
@@ -228,7 +229,7 @@ class StepPipeline:
     cores work at once instead of W threads splitting each small per-frame product.
     """
 
-    def __init__(self, session, layers: int, hidden: int, workers: int, chunk: int = None):
+    def __init__(self, session, layers: int, hidden: int, workers: int, chunk: int | None = None):
         self.session, self.layers, self.hidden, self.workers = session, layers, hidden, workers
         self.chunk = chunk or PIPELINE_CHUNK
 

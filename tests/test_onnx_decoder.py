@@ -80,6 +80,20 @@ def test_pipelined_steps_equal_step_by_step_sampling(method, three_threads, monk
     torch.testing.assert_close(again, expected, atol=5e-5, rtol=1e-4)
 
 
+def test_batch_of_different_clips_samples_step_by_step(three_threads):
+    from core.diffusion import make_generator, sample
+    torch.manual_seed(4)
+    model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=4)).eval()
+    with torch.inference_mode():
+        cond = model.condition(torch.randn(2, 20, 12), torch.tensor([0, 0]))      # two clips, one identity
+        expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (2, 20, 52), method="ddim",
+                          generator=[make_generator(s) for s in (1, 2)])
+    decoder = OnnxDecoder(model)
+    got = decoder.sample(cond, [make_generator(s) for s in (1, 2)], 20, "ddim")
+    assert decoder._stateful is None                                  # not pipelined: rows need their own audio
+    torch.testing.assert_close(got, expected, atol=5e-5, rtol=1e-4)
+
+
 def test_pipeline_failure_in_one_worker_is_raised_not_hung(three_threads):
     from core.onnx_decoder import StepPipeline
 
