@@ -13,7 +13,6 @@ OpenBLAS sums in a different order, and its output must be byte-identical for a 
 from __future__ import annotations
 
 
-
 def limit_numpy_blas() -> None:
     """Limit every OpenBLAS loaded so far (numpy's, scipy's) to one thread for the rest of the
     process.  Call it again after importing a module that brings its own OpenBLAS: a library

@@ -63,6 +63,12 @@ class NoiseSchedule:
         self.alpha = ab.sqrt()
         self.sigma = (1 - ab).clamp(min=0).sqrt()
         self.beta = torch.cat([torch.zeros(1, dtype=torch.float64), 1 - ab[1:] / ab[:-1]])
+        # Ancestral step t -> t-1 as x_{t-1} = c_x0 x0_hat + c_xt x_t + std z (index t; 0 unused).
+        ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
+        self.ddpm_x0 = ab_prev.sqrt() * self.beta / (1 - ab).clamp(min=1e-12)
+        self.ddpm_xt = (1 - self.beta).sqrt() * (1 - ab_prev) / (1 - ab).clamp(min=1e-12)
+        self.ddpm_std = (self.beta * (1 - ab_prev) / (1 - ab).clamp(min=1e-12)).sqrt()
+        self.ddpm_std[:2] = 0.0                              # the last step (t = 1) adds no noise
 
     # -- helpers -------------------------------------------------------------------------------
     def time(self, t: torch.Tensor) -> torch.Tensor:
@@ -92,14 +98,8 @@ class NoiseSchedule:
 
     def ddpm_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Ancestral step t -> t-1: posterior mean plus sigma_t z (the source of diversity)."""
-        ab_t = self._gather(self.alpha_bar, t, x_t)
-        ab_prev = self._gather(self.alpha_bar, t - 1, x_t)
-        beta_t = self._gather(self.beta, t, x_t)
-        coef_x0 = ab_prev.sqrt() * beta_t / (1 - ab_t)
-        coef_xt = (1 - beta_t).sqrt() * (1 - ab_prev) / (1 - ab_t)
-        var = beta_t * (1 - ab_prev) / (1 - ab_t)
-        nonzero = (t > 1).to(x_t.dtype).view(-1, *([1] * (x_t.dim() - 1)))
-        return coef_x0 * x0_hat + coef_xt * x_t + nonzero * var.sqrt() * noise
+        return (self._gather(self.ddpm_x0, t, x_t) * x0_hat + self._gather(self.ddpm_xt, t, x_t) * x_t
+                + self._gather(self.ddpm_std, t, x_t) * noise)
 
     def update_coefficients(self, method: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The reverse step t -> t-1 for t = T .. 1 as x_{t-1} = c_x0 x0_hat + c_xt x_t + c_noise z
@@ -109,9 +109,7 @@ class NoiseSchedule:
             c_xt = self.sigma[t - 1] / self.sigma[t]
             return self.alpha[t - 1] - c_xt * self.alpha[t], c_xt, torch.zeros_like(c_xt)
         if method == "ddpm":
-            ab_t, ab_prev, beta = self.alpha_bar[t], self.alpha_bar[t - 1], self.beta[t]
-            return (ab_prev.sqrt() * beta / (1 - ab_t), (1 - beta).sqrt() * (1 - ab_prev) / (1 - ab_t),
-                    (beta * (1 - ab_prev) / (1 - ab_t)).sqrt() * (t > 1))
+            return self.ddpm_x0[t], self.ddpm_xt[t], self.ddpm_std[t]
         raise ValueError(f"unknown sampler {method!r} (use 'ddim' or 'ddpm')")
 
     # -- distillation --------------------------------------------------------------------------
