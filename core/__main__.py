@@ -26,7 +26,7 @@ def generate(a: argparse.Namespace) -> None:
     curves = result.blendshapes[0]
     if out.suffix.lower() == ".mp4":
         from core.audio import load_audio
-        from demo.render import render_video
+        from core.render import render_video
         print("rendering video ...", file=sys.stderr)
         render_video(curves, load_audio(a.audio), out)
     else:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000          # Hz, what every speech encoder here expects
-FPS = 30                     # animation frame rate
+from core.rates import FPS, SAMPLE_RATE
+
 MIN_SECONDS = 0.3            # shorter than this holds no syllable worth animating
 MAX_SECONDS = 600.0          # default upper bound (10 min) to keep memory and time sane
 MAX_REQUEST_SECONDS = 120.0  # one app / API request (rendering time grows with length)

@@ -83,6 +83,13 @@ class NoiseSchedule:
         """x_t = alpha_t x0 + sigma_t eps."""
         return self._gather(self.alpha, t, x0) * x0 + self._gather(self.sigma, t, x0) * noise
 
+    def training_input(self, x0: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """What every training objective starts from: a step t ~ U{1..T} per row and x0 noised
+        to it, (t [B], x_t). Draws t first, then the noise, from ``generator`` (on the CPU)."""
+        t = torch.randint(1, self.steps + 1, (x0.shape[0],), generator=generator).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        return t, self.q_sample(x0, t, noise)
+
     def snr_weight(self, t: torch.Tensor) -> torch.Tensor:
         """Truncated SNR weight max(alpha^2 / sigma^2, 1) of the distillation loss (eq. 16)."""
         snr = self.alpha_bar[t.cpu()] / (1 - self.alpha_bar[t.cpu()]).clamp(min=1e-12)

@@ -17,13 +17,14 @@ import torch
 
 from core import losses as L
 from core.model import DiffusionTalker, to_model_space
-from core.train import Batch, add_common_args, diffusion_terms, fit, prepare_data, train_config_from_args
+from core.train import Batch, add_common_args, fit, prepare_data, train_config_from_args
 
 
 def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker:
     if teacher.config.steps % 2:
         raise ValueError(f"cannot halve a {teacher.config.steps}-step teacher")
     config = dataclasses.replace(teacher.config, steps=teacher.config.steps // 2, parent=teacher_name, distilled=True,
+                                 sampler="ddim",
                                  extra=copy.deepcopy(teacher.config.extra))
     student = DiffusionTalker(config)
     student.load_state_dict(teacher.state_dict())
@@ -37,14 +38,13 @@ def distillation_objective(teacher: DiffusionTalker):
         audio, curves, mask, ident = batch
         student = getattr(model, "module", model)
         x0 = to_model_space(curves)
-        t = torch.randint(1, student.schedule.steps + 1, (x0.shape[0],), generator=gen).to(x0.device)
-        x_t = student.schedule.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(x0.device))
+        t, x_t = student.schedule.training_input(x0, gen)
         with torch.no_grad():
             cond = teacher.condition(audio, ident)
             target = student.schedule.distillation_target(
                 x_t, t, teacher.schedule, lambda x, tt: teacher.denoise(x, tt, cond))
         x0_hat, logits = model(x_t, t, audio, ident, mask)
-        terms = diffusion_terms(x0_hat, x0, mask, logits, ident)
+        terms = L.diffusion_terms(x0_hat, x0, mask, logits, ident)
         terms["dis"] = L.distillation_loss(x0_hat, target, mask, student.schedule.snr_weight(t))
         return terms, logits
 

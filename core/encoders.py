@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import FPS, SAMPLE_RATE, duration_frames
+from core.audio import duration_frames
+from core.rates import FPS, SAMPLE_RATE
 
 DEFAULT_ENCODER = "whisper-tiny.en"
 ALLOW_DOWNLOADS_ENV = "DIFFUSIONTALKER_ALLOW_DOWNLOADS"
@@ -52,7 +53,7 @@ WHISPER_BATCH = 8                 # windows per CTranslate2 call (bounded memory
 MEL_HOP = 160                     # samples per log-mel frame (100 Hz)
 ENCODER_HOP = 320                 # samples per encoder output frame (50 Hz), Whisper and HuBERT
 
-# Whisper tiny(.en) encoder dimensions, for its FLOP count (core.bench).
+# Whisper tiny(.en) encoder dimensions, for its FLOP count (experiments.bench).
 WHISPER_TINY_DIMS = {"mels": 80, "width": 384, "layers": 4, "ffn": 1536}
 
 # HuBERT handles any length; only very long clips are cut, with the same cross-fade idea.

@@ -12,19 +12,21 @@ reads, so the app and the CLIs list it at once.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from core import losses as L
 from core.data.clip import TalkingClip
 from core.data.dataset import FeatureDataset
 from core.model import LIBRARY_NAME, DiffusionTalker, read_library, to_model_space, write_library
 
-ENROL_CONTRAST_WEIGHT = 0.1   # stronger than training's 0.007: only one vector learns, and it must be findable
+# Training's weights, but a contrast weight of 0.1 instead of 0.007: only one vector learns, and it
+# must be findable from the voice.
+ENROL_LOSS_WEIGHTS = dataclasses.replace(L.LossWeights(), con=0.1)
 MIN_TAKE_FRAMES = 60          # shortest take (chunk) used for enrolment: 2 s at 30 fps
 RESERVED_NAMES = ("auto",)    # means "matched from the voice" in the app and `generate --identity`
 
@@ -45,13 +47,11 @@ def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, ite
         audio, curves, mask, ident = data.batch(idx, crop_frames, rng)
         table = torch.cat([model.identity_embedding.weight, new], 0)
         x0 = to_model_space(curves)
-        t = torch.randint(1, model.schedule.steps + 1, (len(idx),), generator=gen)
-        x_t = model.schedule.q_sample(x0, t, torch.randn(x0.shape, generator=gen))
+        t, x_t = model.schedule.training_input(x0, gen)
         x0_hat = model.denoise(x_t, t, model.condition(audio, ident, table))
         logits = model.identity_logits(audio, mask, table)
-        loss = (L.expression_loss(x0_hat, x0, mask) + L.lip_loss(x0_hat, x0, mask)
-                + 0.5 * L.velocity_loss(x0_hat, x0, mask)
-                + ENROL_CONTRAST_WEIGHT * F.cross_entropy(logits, torch.full_like(ident, new_index)))
+        terms = L.diffusion_terms(x0_hat, x0, mask, logits, torch.full_like(ident, new_index))
+        loss = L.total_loss(ENROL_LOSS_WEIGHTS, terms)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -90,19 +90,13 @@ def shipped_folders(checkpoints_root) -> list[Path]:
     ``checkpoints_root`` is a folder with ``manifest.json`` (its 'shipped' models) or one
     checkpoint folder.
     """
-    from core.manifest import read_manifest, verify
-    from core.model import CONFIG_NAME
+    from core.manifest import is_checkpoint_folder, model_entries, verify
     root = Path(checkpoints_root)
-    if (root / CONFIG_NAME).is_file():
-        return [root]
-    folders = []
-    for entry in read_manifest(root)["models"]:
-        if entry.get("role", "shipped") == "shipped":
+    entries = model_entries(root, "shipped")
+    if not is_checkpoint_folder(root):
+        for entry in entries:
             verify(root, entry)
-            folders.append(root / entry["path"])
-    if not folders:
-        raise ValueError(f"{root}/manifest.json lists no shipped models to enrol into")
-    return folders
+    return [root / entry["path"] for entry in entries]
 
 
 def load_pairs(name: str, pairs: Sequence[tuple], min_frames: int = MIN_TAKE_FRAMES) -> list[TalkingClip]:

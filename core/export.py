@@ -34,8 +34,8 @@ from typing import BinaryIO, Callable, Sequence
 import numpy as np
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES, canonical_name, livelink_name, to_canonical
+from core.rates import FPS
 
-FPS = 30
 SUFFIXES = (".csv", ".json", ".npy", ".glb")
 
 # Tolerated absences: BEAT's facial JSON has 51 channels (no tongueOut); it stays 0.
@@ -332,14 +332,14 @@ def read_glb_weights(path: str | Path) -> tuple[np.ndarray, float]:
 
 
 def _glb_writer(curves: np.ndarray, fps: float, face) -> Callable[[BinaryIO], None]:
-    from core.face_mesh import FaceMesh, load_face_mesh
+    from core.face_mesh import FaceMesh, load_face_mesh, vertex_normals
 
     mesh = face if isinstance(face, FaceMesh) else load_face_mesh(face)
     buffer = _GlbBuffer()
     targets = [{"POSITION": buffer.sparse_vec3(deltas)} for deltas in mesh.morph_deltas]
     primitive = {
         "attributes": {"POSITION": buffer.vec3(mesh.vertices),
-                       "NORMAL": buffer.vec3(_vertex_normals(mesh.vertices, mesh.faces))},
+                       "NORMAL": buffer.vec3(vertex_normals(mesh.vertices, mesh.faces))},
         "indices": buffer.accessor(mesh.faces.astype(np.uint32).ravel(), _UINT, "SCALAR",
                                    target=_ELEMENT_ARRAY_BUFFER),
         "material": 0,
@@ -362,17 +362,6 @@ def _glb_writer(curves: np.ndarray, fps: float, face) -> Callable[[BinaryIO], No
             "channels": [{"sampler": 0, "target": {"node": 0, "path": "weights"}}]}],
     }
     return lambda f: f.write(buffer.glb(document))
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals, so viewers shade the head smoothly."""
-    corners = vertices[faces].astype(np.float64)
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros(vertices.shape, dtype=np.float64)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.where(length > 0, normals / np.maximum(length, 1e-30), [0.0, 0.0, 1.0]).astype(np.float32)
 
 
 class _GlbBuffer:
@@ -481,7 +470,8 @@ def _in_canonical_order(values: np.ndarray, order: list[int]) -> np.ndarray:
 def _wav_writer(audio) -> Callable[[BinaryIO], None]:
     import soundfile as sf
 
-    from core.audio import SAMPLE_RATE, load_audio
+    from core.audio import load_audio
+    from core.rates import SAMPLE_RATE
 
     samples = load_audio(audio)
     return lambda f: sf.write(f, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES, canonical_name, to_canonical
+from core.rates import FPS
 
-FPS = 30
 
 _COMPONENT_DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16,
                      5125: np.uint32, 5126: np.float32}
@@ -96,6 +96,33 @@ class FaceMesh:
     def animated_vertices(self) -> np.ndarray:
         """Boolean [V]: vertices that at least one ARKit channel moves (the face region)."""
         return np.abs(self.morph_deltas).max(axis=(0, 2)) > 0
+
+    def welded_positions(self) -> np.ndarray:
+        """Int [V]: one id per position within a part, shared by the copies of a vertex that
+        UV seams split (for :func:`vertex_normals`, so seams do not show in the shading)."""
+        part_of = np.zeros(len(self.vertices))
+        for i, part in enumerate(self.parts):
+            part_of[part.vertices] = i
+        extent = float(np.ptp(self.vertices, axis=0).max()) or 1.0
+        keys = np.column_stack([part_of, np.round(self.vertices / extent * 1e5)])
+        _, weld = np.unique(keys, axis=0, return_inverse=True)
+        return weld.ravel()
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, weld: np.ndarray | None = None) -> np.ndarray:
+    """Area-weighted unit vertex normals, float32 [V, 3] (+Z where no triangle gives one).
+
+    With ``weld`` (a position id per vertex, :meth:`FaceMesh.welded_positions`) the vertices
+    sharing an id share the normal summed over all their triangles.
+    """
+    ids = np.arange(len(vertices)) if weld is None else np.asarray(weld)
+    corners = np.asarray(vertices, np.float64)[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    corner_ids, per_corner = ids[faces].ravel(), np.repeat(face_normals, 3, axis=0)
+    size = int(ids.max()) + 1 if len(ids) else 0
+    summed = np.stack([np.bincount(corner_ids, per_corner[:, k], size) for k in range(3)], axis=1)[ids]
+    length = np.linalg.norm(summed, axis=1, keepdims=True)
+    return np.where(length > 0, summed / np.maximum(length, 1e-30), [0.0, 0.0, 1.0]).astype(np.float32)
 
 
 def load_face_mesh(path: str | Path | None = None) -> FaceMesh:

@@ -58,5 +58,11 @@ def distillation_loss(pred, target, mask, snr_weight):
     return masked_mse(pred, target, mask, frame_weight=snr_weight)
 
 
+def diffusion_terms(x0_hat, x0, mask, logits, identity) -> dict[str, torch.Tensor]:
+    """The data and contrast terms every objective shares (teacher, student, enrolment)."""
+    return {"exp": expression_loss(x0_hat, x0, mask), "lip": lip_loss(x0_hat, x0, mask),
+            "vel": velocity_loss(x0_hat, x0, mask), "con": contrast_loss(logits, identity)}
+
+
 def total_loss(weights: LossWeights, terms: dict[str, torch.Tensor]) -> torch.Tensor:
     return sum(getattr(weights, name) * value for name, value in terms.items())

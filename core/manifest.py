@@ -52,6 +52,27 @@ def verify(root: str | Path, entry: dict) -> None:
                                 f"replaced; rebuild the manifest only if you trust it")
 
 
+def is_checkpoint_folder(path: str | Path) -> bool:
+    """A single checkpoint (config + weights) rather than a folder of them with a manifest."""
+    return (Path(path) / CONFIG_NAME).is_file()
+
+
+def model_entries(path: str | Path, role: str = "shipped") -> list[dict]:
+    """The models at ``path``: the ``role`` entries of ``path/manifest.json``, or, for a single
+    checkpoint folder, an entry of its own (``"path": "."``, no checksums to verify)."""
+    path = Path(path)
+    if is_checkpoint_folder(path):
+        try:
+            steps = json.loads((path / CONFIG_NAME).read_text())["steps"]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path / CONFIG_NAME}: broken config ({err})") from None
+        return [{"name": path.name, "path": ".", "steps": steps, "role": role_of(path.name), "sha256": {}}]
+    entries = [m for m in read_manifest(path)["models"] if m.get("role", "shipped") == role]
+    if not entries:
+        raise ValueError(f"{path}/manifest.json lists no {role} models")
+    return entries
+
+
 def role_of(name: str) -> str:
     """Shipped chain (teacher-*, distilled-*), baselines (scratch-*) or ablations (ablation-*)."""
     for prefix, role in (("scratch-", "baseline"), ("ablation-", "ablation")):

@@ -51,6 +51,7 @@ class TalkerConfig:
     use_identity: bool = True            # ablation "without identity embedding"
     steps: int = 256
     schedule: str = "linear"
+    sampler: str = "ddpm"                # "ddpm" (ancestral: teachers, baselines) or "ddim" (distilled students)
     parent: str | None = None            # name of the checkpoint this one was distilled from
     distilled: bool = False
     data_fingerprint: str | None = None
@@ -203,6 +204,7 @@ class DiffusionTalker(nn.Module):
             raise ValueError(f"{directory} is not a checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
         try:
             raw = json.loads(cfg_path.read_text())
+            raw.setdefault("sampler", "ddim" if raw.get("distilled") else "ddpm")  # configs older than the field
             config = TalkerConfig(**raw)
         except (json.JSONDecodeError, TypeError) as err:
             raise ValueError(f"{cfg_path}: broken config ({err})") from None

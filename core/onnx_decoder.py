@@ -3,7 +3,7 @@
 This is the CPU analogue of the paper's TensorRT path.  PyTorch's CPU GRU dispatches several
 small operators per frame, so a 300-frame pass at batch 1 is dominated by overhead rather
 than arithmetic.  ONNX Runtime's fused GRU kernel runs the whole recurrence in native code
-(`python -m core.bench` measures both; see docs/RESULTS.md).
+(`python -m experiments.bench` measures both; see docs/RESULTS.md).
 
 Only the decoder and head go into the graph.  Conditioning (audio projection, identity and
 step encoders) stays in torch and is computed once per request (once per step for the step
@@ -130,6 +130,7 @@ class OnnxDecoder:
     once; each step computes the first layer's bias from the identity and step features and
     runs the session once (once per distinct identity when a batch mixes identities).
     """
+    name = "onnx"
 
     def __init__(self, model: DiffusionTalker, threads: int | None = None):
         _, ort = _onnx()
@@ -186,11 +187,12 @@ class OnnxDecoder:
 
     # -- all steps at once ---------------------------------------------------------------------------
     def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
-               method: str) -> torch.Tensor:
+               method: str, *, rows_share_clip: bool) -> torch.Tensor:
         """The whole reverse process (as ``core.diffusion.sample``, same noise): x0 [K, F, 52].
 
-        With a causal decoder, two or more steps, threads to spare and one clip and identity for
-        the whole batch, the steps run side by side in chunks (see :class:`StepPipeline`); otherwise one
+        With a causal decoder, two or more steps, threads to spare and, as the caller says with
+        ``rows_share_clip``, one clip and one identity for every row of the batch (K seeds of one
+        request), the steps run side by side in chunks (see :class:`StepPipeline`); otherwise one
         step after another.
         """
         model = self.model
@@ -199,9 +201,7 @@ class OnnxDecoder:
         workers = min(torch.get_num_threads(), steps)
         noise_bytes = (steps - 1) * k * frames * NUM_BLENDSHAPES * 4 if method == "ddpm" else 0
         audio, ident = cond
-        # One request = one clip and one identity for every row (rows may differ in rounding).
-        shared = all(torch.allclose(v, v[:1].expand_as(v), atol=1e-6) for v in (audio, ident))
-        if model.config.bidirectional or workers < 2 or noise_bytes > MAX_PREDRAWN_NOISE_BYTES or not shared:
+        if model.config.bidirectional or workers < 2 or noise_bytes > MAX_PREDRAWN_NOISE_BYTES or not rows_share_clip:
             return sample(model.schedule, self.bind(cond), (k, frames, NUM_BLENDSHAPES), method=method,
                           generator=generators)
         if self._stateful is None:

@@ -19,13 +19,18 @@ import torch
 from core.arkit import ARKIT_NAMES
 from core.cpu import limit_numpy_blas
 from core.diffusion import make_generator, sample
-from core.manifest import read_manifest, verify
-from core.model import CONFIG_NAME, DiffusionTalker, from_model_space
+from core.inputs import MAX_SEED, shown, whole_number
+from core.manifest import is_checkpoint_folder, model_entries, verify
+from core.model import DiffusionTalker, from_model_space
+from core.rates import FPS, SAMPLE_RATE
 
-FPS = 30
 # Decoder backends: "onnx" (ONNX Runtime, CPU; core.onnx_decoder) or "torch". "auto" picks ONNX
-# Runtime on the CPU when it is installed (measured 3-4x faster there, see core.bench), torch on CUDA.
+# Runtime on the CPU when it is installed (measured 3-4x faster there, see experiments.bench), torch on CUDA.
 BACKENDS = ("auto", "onnx", "torch")
+MAX_SAMPLES = 16          # seeds in one call (one batch)
+
+
+WARM_UP_TONE = (0.1 * np.sin(np.linspace(0, 2000, SAMPLE_RATE))).astype(np.float32)  # 1 s, not silent
 
 
 @dataclass
@@ -51,10 +56,27 @@ class Generation:
         return self.timings["total"] / max(1, self.frames)
 
 
+class TorchDecoder:
+    """The reverse process with the decoder run by torch (CUDA, or a CPU without ONNX Runtime).
+
+    Same interface as :class:`core.onnx_decoder.OnnxDecoder`: ``sample`` returns x0 [K, F, 52].
+    """
+    name = "torch"
+
+    def __init__(self, model: DiffusionTalker):
+        self.model = model
+
+    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
+               method: str, *, rows_share_clip: bool) -> torch.Tensor:
+        model = self.model
+        return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (len(generators), frames, 52),
+                      method=method, generator=generators, device=cond[0].device)
+
+
 class Talker:
-    def __init__(self, root: Path | None, entries: dict[int, dict], models: dict[int, DiffusionTalker] | None = None,
-                 device: str | torch.device | None = None, verify_checksums: bool = True, encoder=None,
-                 backend: str = "auto"):
+    def __init__(self, root: Path | None, entries: dict[int, dict], *,
+                 models: dict[int, DiffusionTalker] | None = None, device: str | torch.device | None = None,
+                 verify_checksums: bool = True, encoder=None, backend: str = "auto"):
         if backend not in BACKENDS:
             raise ValueError(f"unknown decoder backend {backend!r}; use one of {', '.join(BACKENDS)}")
         limit_numpy_blas()
@@ -64,7 +86,7 @@ class Talker:
         self.verify_checksums = verify_checksums
         self._models: dict[int, DiffusionTalker] = dict(models or {})
         self.backend = backend
-        self._onnx: dict[int, object] = {}   # steps -> OnnxDecoder, built on first use
+        self._decoders: dict[int, object] = {}   # steps -> TorchDecoder | OnnxDecoder, built on first use
         self._encoder = encoder              # default: the encoder named in the checkpoint config
 
     # -- loading -----------------------------------------------------------------------------------
@@ -73,23 +95,29 @@ class Talker:
                         verify_checksums: bool = True, encoder=None, backend: str = "auto") -> "Talker":
         """``path``: one checkpoint folder, or a folder with ``manifest.json`` (all its ``role`` models)."""
         path = Path(path)
-        if (path / CONFIG_NAME).is_file():
-            model = DiffusionTalker.from_pretrained(path)
-            entry = {"name": path.name, "path": ".", "steps": model.config.steps}
-            return cls(path, {model.config.steps: entry}, {model.config.steps: model}, device, False, encoder, backend)
-        manifest = read_manifest(path)
-        entries = {m["steps"]: m for m in manifest["models"] if m.get("role", "shipped") == role}
-        if not entries:
-            raise ValueError(f"{path}/manifest.json lists no {role} models")
-        return cls(path, entries, None, device, verify_checksums, encoder, backend)
+        entries = model_entries(path, role)
+        if is_checkpoint_folder(path):       # no manifest, so nothing to check the files against
+            verify_checksums = False
+        return cls(path, {e["steps"]: e for e in entries}, device=device, verify_checksums=verify_checksums,
+                   encoder=encoder, backend=backend)
 
     @property
     def steps_available(self) -> list[int]:
         return sorted(self.entries, reverse=True)
 
-    def model(self, steps: int) -> DiffusionTalker:
+    def check_steps(self, value) -> int:
+        """``value`` (a form field, an API argument) as one of the step counts available."""
+        try:
+            steps = whole_number(value, "the number of steps", 1, max(self.entries))
+        except ValueError:
+            steps = None
         if steps not in self.entries:
-            raise ValueError(f"no model with {steps} steps; available: {', '.join(map(str, self.steps_available))}")
+            raise ValueError(f"There is no model with {shown(value)} steps; choose one of "
+                             f"{', '.join(map(str, self.steps_available))}.")
+        return steps
+
+    def model(self, steps: int) -> DiffusionTalker:
+        steps = self.check_steps(steps)
         if steps not in self._models:
             entry = self.entries[steps]
             if self.verify_checksums:
@@ -100,28 +128,37 @@ class Talker:
     def reload(self) -> None:
         """Forget loaded models so the next use re-reads them (e.g. after an enrolment)."""
         self._models.clear()
-        self._onnx.clear()
+        self._decoders.clear()
 
-    def decoder_backend(self, steps: int) -> str:
-        """The backend that runs ``steps``' decoder: ONNX Runtime on the CPU when ``backend``
-        allows it and the packages are present, else torch."""
+    def decoder(self, steps: int):
+        """The decoder that samples ``steps``' model (built and cached on first use): ONNX Runtime
+        on the CPU when ``backend`` allows it and the packages are present, else torch.
+        Its ``name`` says which."""
         if self.device.type != "cpu" and self.backend == "onnx":
             raise ValueError("the ONNX decoder runs on the CPU only; use backend='torch' on CUDA")
-        if self.backend == "torch" or self.device.type != "cpu":
-            return "torch"
-        if steps not in self._onnx:
-            from core.onnx_decoder import OnnxDecoder, OnnxUnavailable
-            try:
-                self._onnx[steps] = OnnxDecoder(self.model(steps))
-            except OnnxUnavailable:
-                if self.backend == "onnx":
-                    raise
-                self._onnx[steps] = None
-        return "torch" if self._onnx[steps] is None else "onnx"
+        if steps not in self._decoders:
+            model = self.model(steps)
+            decoder = TorchDecoder(model)
+            if self.backend != "torch" and self.device.type == "cpu":
+                from core.onnx_decoder import OnnxDecoder, OnnxUnavailable
+                try:
+                    decoder = OnnxDecoder(model)
+                except OnnxUnavailable:
+                    if self.backend == "onnx":
+                        raise
+            self._decoders[steps] = decoder
+        return self._decoders[steps]
 
-    @property
-    def identity_names(self) -> list[str]:
+    def identities(self) -> list[str]:
+        """The identity library (the same in every model); loads and checksums the smallest model
+        on first use."""
         return self.model(self.steps_available[-1]).identity_names
+
+    def warm_up(self, steps: int) -> None:
+        """Do now what the first request would otherwise wait for: check and load ``steps``' model,
+        build its decoder, load the speech encoder and run it once."""
+        self.decoder(steps)
+        self.features(WARM_UP_TONE)
 
     def encoder(self):
         if self._encoder is None:
@@ -144,15 +181,14 @@ class Talker:
                  sampler: str | None = None, features: np.ndarray | None = None) -> Generation:
         """Curves for ``audio``; ``identity=None`` uses the identity matched from the voice.
 
-        Sample k uses seed ``seed + k`` (independent of ``num_samples``).  Teachers sample
-        ancestrally (DDPM), distilled students deterministically (DDIM) from the initial noise.
+        Sample k uses seed ``seed + k`` (independent of ``num_samples``).  ``sampler`` overrides
+        the model's own (``config.sampler``: teachers ancestral DDPM, distilled students
+        deterministic DDIM from the initial noise).
         """
-        if not 1 <= int(num_samples) <= 16:
-            raise ValueError("num_samples must be between 1 and 16")
-        seed = int(seed)
-        if not 0 <= seed < 2 ** 31:
-            raise ValueError("seed must be a whole number between 0 and 2147483647")
-        model = self.model(int(steps))
+        num_samples = whole_number(num_samples, "num_samples", 1, MAX_SAMPLES)
+        seed = whole_number(seed, "the seed", 0, MAX_SEED)
+        steps = self.check_steps(steps)
+        model = self.model(steps)
         timings: dict[str, float] = {}
         began = time.perf_counter()
         if features is None:
@@ -169,14 +205,9 @@ class Talker:
         cond = model.condition(batch_audio, ids)
         seeds = [seed + k for k in range(num_samples)]
         gens = [make_generator(s, "cpu") for s in seeds]
-        method = sampler or ("ddim" if model.config.distilled else "ddpm")
-        backend = self.decoder_backend(int(steps))
-        if backend == "onnx":
-            x0 = self._onnx[int(steps)].sample(cond, gens, len(features), method)
-        else:
-            x0 = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (num_samples, len(features), 52),
-                        method=method, generator=gens, device=self.device)
+        decoder = self.decoder(steps)
+        x0 = decoder.sample(cond, gens, len(features), sampler or model.config.sampler, rows_share_clip=True)
         curves = from_model_space(x0).float().cpu().numpy()
         timings["sampling"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - began
-        return Generation(curves, used, matched, scores, int(steps), seeds, timings, backend)
+        return Generation(curves, used, matched, scores, steps, seeds, timings, decoder.name)

@@ -64,20 +64,13 @@ def distributed() -> tuple[int, int]:
 
 # -- objectives ---------------------------------------------------------------------------------
 
-def diffusion_terms(x0_hat, x0, mask, logits, ident) -> dict[str, torch.Tensor]:
-    return {"exp": L.expression_loss(x0_hat, x0, mask), "lip": L.lip_loss(x0_hat, x0, mask),
-            "vel": L.velocity_loss(x0_hat, x0, mask), "con": L.contrast_loss(logits, ident)}
-
-
 def teacher_objective(model, batch: Batch, gen: torch.Generator):
     audio, curves, mask, ident = batch
     core_model = getattr(model, "module", model)
     x0 = to_model_space(curves)
-    t = torch.randint(1, core_model.schedule.steps + 1, (x0.shape[0],), generator=gen).to(x0.device)
-    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
-    x_t = core_model.schedule.q_sample(x0, t, noise)
+    t, x_t = core_model.schedule.training_input(x0, gen)
     x0_hat, logits = model(x_t, t, audio, ident, mask)
-    return diffusion_terms(x0_hat, x0, mask, logits, ident), logits
+    return L.diffusion_terms(x0_hat, x0, mask, logits, ident), logits
 
 
 # -- training state (safetensors + JSON: no pickle anywhere) ------------------------------------

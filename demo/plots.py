@@ -14,8 +14,8 @@ from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from core.arkit import ARKIT_NAMES, GROUPS, LIP_INDICES, UPPER_INDICES
+from core.rates import FPS
 
-FPS = 30
 DECIMALS = 3                        # curves are in [0, 1]; 3 decimals keep the JSON small
 REGION_COLORS = {"upper face (brows, eyes)": "#e4572e",
                  "lips (jaw, mouth)": "#2e86ab",

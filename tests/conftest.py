@@ -11,3 +11,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _isolated_feature_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own feature cache so nothing leaks between tests or into ~/.cache."""
     monkeypatch.setenv("DIFFUSIONTALKER_CACHE", str(tmp_path_factory.mktemp("feature-cache")))
+
+
+@pytest.fixture()
+def toy_checkpoints(tmp_path):
+    """teacher-8, distilled-4 and a scratch-4 baseline on the toy encoder, with their manifest."""
+    from core.distill import make_student
+    from core.manifest import build_manifest
+    from tests.helpers import tiny_model
+    teacher = tiny_model(steps=8)
+    teacher.save_pretrained(tmp_path / "teacher-8")
+    make_student(teacher, "teacher-8").save_pretrained(tmp_path / "distilled-4")
+    tiny_model(steps=4).save_pretrained(tmp_path / "scratch-4")
+    build_manifest(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def whisper_checkpoints(tmp_path_factory):
+    """A tiny teacher-4 + distilled-2 with the real Whisper encoder and identities a, b (one per module)."""
+    from tests.helpers import make_tiny_checkpoints
+    root = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoints(root, identities=["a", "b"], teacher_steps=4)
+    return root

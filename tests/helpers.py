@@ -1,11 +1,26 @@
-"""Small generated fixtures shared by the model, training and pipeline tests."""
+"""Small generated fixtures shared by the tests: toy audio and clips, tiny models and checkpoints,
+synthetic speech, and the app served in a thread. pytest fixtures built on them are in conftest.py."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
+import pytest
+import torch
 
 from core.arkit import INDEX, NUM_BLENDSHAPES
 from core.audio import duration_frames
-from core.data.clip import SAMPLE_RATE, TalkingClip
+from core.data.clip import TalkingClip
+from core.rates import SAMPLE_RATE
+
+# Tiny networks: TINY on the toy encoder's 8 features, TINY_WHISPER on the real Whisper features.
+TINY = dict(audio_dim=8, audio_proj_dim=16, identity_feat_dim=16, step_dim=16, hidden=32, layers=2, contrast_dim=16)
+TINY_WHISPER = dict(audio_dim=384, encoder="whisper-tiny.en", audio_proj_dim=16, identity_feat_dim=16, step_dim=16,
+                    hidden=32, layers=1, contrast_dim=16)
+NAMES = ["id0", "id1", "id2"]          # identities of tiny_model
+IDENTITIES = ["a", "b", "c"]           # identities of make_tiny_checkpoints
+SENTENCE = "Hello there. The quick brown fox jumps over the lazy dog."
 
 
 class ToyEncoder:
@@ -44,3 +59,41 @@ def toy_clip(identity: int, seed: int, split: str = "train", seconds: float = 2.
     curves[:, INDEX["eyeBlinkLeft"]] = rng.random() * 0.2
     return TalkingClip(id=f"id{identity}-{seed}", identity=f"id{identity}", split=split, wav_path=None,
                        blendshapes=curves, audio=audio)
+
+
+def tiny_model(steps=8, **kw):
+    """A tiny untrained DiffusionTalker on the toy encoder (fixed seed)."""
+    from core.model import DiffusionTalker, TalkerConfig
+    torch.manual_seed(0)
+    return DiffusionTalker(TalkerConfig(identity_names=NAMES, steps=steps, **{**TINY, **kw}))
+
+
+def make_tiny_checkpoints(root, identities=IDENTITIES, teacher_steps: int = 8) -> None:
+    """A tiny teacher + distilled student (half the steps) with the real encoder, and their
+    manifest, in ``root``."""
+    from core.distill import make_student
+    from core.manifest import build_manifest
+    from core.model import DiffusionTalker, TalkerConfig
+    torch.manual_seed(0)
+    teacher = DiffusionTalker(TalkerConfig(identity_names=list(identities), steps=teacher_steps, **TINY_WHISPER))
+    teacher.save_pretrained(root / f"teacher-{teacher_steps}")
+    make_student(teacher, f"teacher-{teacher_steps}").save_pretrained(root / f"distilled-{teacher_steps // 2}")
+    build_manifest(root)
+
+
+def launch_app(root):
+    """Build the demo on the checkpoints in ``root`` and serve it in a background thread: (demo, url)."""
+    from demo import ui
+    from experiments.loadtest import free_port
+    demo = ui.build_demo(root)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                **ui.LAUNCH_OPTIONS)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+def synthesise_speech(path, text: str = SENTENCE) -> None:
+    """``text`` spoken by espeak-ng into the wav ``path`` (the test skips without espeak-ng)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (Debian package espeak-ng)")
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)

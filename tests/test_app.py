@@ -9,56 +9,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 
 import imageio_ffmpeg
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from PIL import Image
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
-from core.distill import make_student
 from core.export import export_curves
-from core.manifest import build_manifest
-from core.model import DiffusionTalker, TalkerConfig
-from demo import plots, ui
-from demo.loadtest import free_port
-from tests.helpers import toy_clip
-
-IDENTITIES = ["a", "b", "c"]
-SENTENCE = "Hello there. The quick brown fox jumps over the lazy dog."
+from core.model import DiffusionTalker
+from demo import formatting, forms, plots, ui
+from demo import service as demo_service
+from experiments.loadtest import free_port
+from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech, toy_clip
 
 
-# --------------------------------------------------------------------------- fixtures (shared with test_browser)
-
-def make_tiny_checkpoints(root) -> None:
-    """A tiny teacher-8 + distilled-4 pair with the real encoder, and their manifest, in ``root``."""
-    torch.manual_seed(0)
-    teacher = DiffusionTalker(TalkerConfig(identity_names=IDENTITIES, audio_dim=384, encoder="whisper-tiny.en",
-                                           audio_proj_dim=16, identity_feat_dim=16, step_dim=16, hidden=32,
-                                           layers=1, contrast_dim=16, steps=8))
-    teacher.save_pretrained(root / "teacher-8")
-    make_student(teacher, "teacher-8").save_pretrained(root / "distilled-4")
-    build_manifest(root)
-
-
-def launch_app(root):
-    """Build the demo on the checkpoints in ``root`` and serve it in a background thread: (demo, url)."""
-    demo = ui.build_demo(root)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **ui.LAUNCH_OPTIONS)
-    return demo, f"http://127.0.0.1:{port}/"
-
-
-def synthesise_speech(path, text: str = SENTENCE) -> None:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (Debian package espeak-ng)")
-    subprocess.run(["espeak-ng", "-w", str(path), text], check=True, capture_output=True)
-
+# --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
@@ -76,9 +44,9 @@ def speech_wav(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def service(checkpoints):
-    talker, problem = ui.load_talker(checkpoints)
+    talker, problem = demo_service.load_talker(checkpoints)
     assert problem is None
-    return ui.DemoService(talker)
+    return demo_service.DemoService(talker)
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +65,17 @@ def client(app_url):
 # --------------------------------------------------------------------------- logic, no server
 
 def test_form_values_are_checked_with_plain_messages():
-    assert ui.parse_seed(3) == 3 and ui.parse_seed(4.0) == 4 and ui.parse_seed(" 7 ") == 7
+    assert forms.parse_seed(3) == 3 and forms.parse_seed(4.0) == 4 and forms.parse_seed(" 7 ") == 7
     for bad, message in ((None, "Enter a seed"), (-1, "between 0"), (1.5, "whole number"), ("x", "whole number"),
                          (2 ** 31, "between 0")):
         with pytest.raises(ValueError, match=message):
-            ui.parse_seed(bad)
-    assert ui.parse_seeds("0, 1 2;1") == [0, 1, 2]
+            forms.parse_seed(bad)
+    assert forms.parse_seeds("0, 1 2;1") == [0, 1, 2]
     with pytest.raises(ValueError, match="one or more seeds"):
-        ui.parse_seeds(" , ")
+        forms.parse_seeds(" , ")
     with pytest.raises(ValueError, match="between 1 and"):
-        ui.parse_samples(ui.MAX_SAMPLES + 1)
-    assert ui._consecutive_runs([0, 1, 2, 7, 9, 10]) == [(0, 3), (7, 1), (9, 2)]
+        forms.parse_samples(forms.MAX_SAMPLES + 1)
+    assert demo_service._consecutive_runs([0, 1, 2, 7, 9, 10]) == [(0, 3), (7, 1), (9, 2)]
 
 
 def test_curves_figure_has_every_channel_in_four_groups():
@@ -140,10 +108,10 @@ def test_spread_and_compare_figures():
 
 
 def test_example_clips_are_offered_when_present(checkpoints, speech_wav, tmp_path):
-    assert ui.example_files(tmp_path) == []
+    assert demo_service.example_files(tmp_path) == []
     shutil.copy(speech_wav, tmp_path / "example.wav")
-    assert ui.example_files(tmp_path) == [tmp_path / "example.wav"]
-    demo = ui.build_demo(checkpoints, examples=ui.example_files(tmp_path), warm_up=False)
+    assert demo_service.example_files(tmp_path) == [tmp_path / "example.wav"]
+    demo = ui.build_demo(checkpoints, examples=demo_service.example_files(tmp_path), warm_up=False)
     datasets = [block for block in demo.blocks.values() if block.get_block_name() == "dataset"]
     assert len(datasets) == 1 and len(datasets[0].samples) == 1
 
@@ -159,11 +127,11 @@ def test_service_generates_exports_and_compares(service, speech_wav):
     take = service.generate(str(speech_wav), steps=4, seed=5, num_samples=2, identity="b")
     generation = take.generation
     assert generation.blendshapes.shape[0] == 2 and generation.identity == "b" and generation.seeds == [5, 6]
-    table = ui.scores_table(generation)
+    table = formatting.scores_table(generation)
     assert sorted(table["identity"]) == IDENTITIES and table["similarity"].map(type).eq(float).all()
     files = service.export(take)
     assert sorted(f.suffix for f in files) == [".csv", ".glb", ".json", ".npy", ".npy"]
-    assert "ITF" in ui.timings_markdown(take) and "export files" in ui.timings_markdown(take)
+    assert "ITF" in formatting.timings_markdown(take) and "export files" in formatting.timings_markdown(take)
 
     comparison = service.compare(str(speech_wav), [8, 4], "0, 1, 3")
     assert sorted(comparison.runs) == [(4, 0), (4, 1), (4, 3), (8, 0), (8, 1), (8, 3)]
@@ -171,7 +139,7 @@ def test_service_generates_exports_and_compares(service, speech_wav):
     np.testing.assert_allclose(comparison.runs[(8, 3)], single.blendshapes[0], atol=1e-5)  # batching is invisible
     assert set(comparison.spreads()) == {8, 4} and comparison.spreads()[8].shape == (NUM_BLENDSHAPES,)
     with pytest.raises(ValueError, match="more than"):
-        service.compare(str(speech_wav), [8, 4], list(range(ui.MAX_COMPARE_CELLS)))
+        service.compare(str(speech_wav), [8, 4], list(range(demo_service.MAX_COMPARE_CELLS)))
     with pytest.raises(ValueError, match="no model with 3 steps"):
         service.generate(str(speech_wav), steps=3)
     noise = 0.1 * np.random.default_rng(0).standard_normal(int((service.max_seconds + 1) * 16000))
@@ -255,7 +223,7 @@ def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
 
 def test_takes_are_paired_by_file_name(tmp_path):
     a, b = tmp_path / "take1.wav", tmp_path / "take2.flac"
-    pairs = ui.pair_takes([str(b), str(a)], [str(tmp_path / "take1.csv"), str(tmp_path / "take2.csv")])
+    pairs = forms.pair_takes([str(b), str(a)], [str(tmp_path / "take1.csv"), str(tmp_path / "take2.csv")])
     assert [(s.name, c.name) for s, c in pairs] == [("take2.flac", "take2.csv"), ("take1.wav", "take1.csv")]
     for speech, csvs, message in (([a], [tmp_path / "other.csv"], "no CSV named like take1.wav.*no speech"),
                                   ([a, b], [tmp_path / "take1.csv"], "no CSV named like take2.flac"),
@@ -263,7 +231,7 @@ def test_takes_are_paired_by_file_name(tmp_path):
                                   ([a, tmp_path / "x" / "take1.wav"], [tmp_path / "take1.csv"], "named 'take1'"),
                                   (None, [tmp_path / "take1.csv"], "Upload one or more")):
         with pytest.raises(ValueError, match=message):
-            ui.pair_takes(speech, csvs)
+            forms.pair_takes(speech, csvs)
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +267,7 @@ def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav
         with pytest.raises(Exception, match=message) as info:
             client.predict(speech, captures, name, 10, api_name="/enroll")
         assert "Traceback" not in str(info.value)
-    assert ui.load_talker(root)[0].identity_names == IDENTITIES   # a refused request changes nothing
+    assert demo_service.load_talker(root)[0].identities() == IDENTITIES   # a refused request changes nothing
 
     status = client.predict(wavs, csvs, "carol", 10, api_name="/enroll")
     assert "carol" in status and "4 identities" in status

@@ -17,10 +17,11 @@ import pytest
 import soundfile as sf
 
 from core.audio import load_audio
-from core.robustness import make_cases
+from experiments.robustness import make_cases
+from demo import service as demo_service
 from demo import ui
-from demo.loadtest import free_port, rss_mb
-from tests.test_app import IDENTITIES, make_tiny_checkpoints, synthesise_speech
+from experiments.loadtest import free_port, rss_mb
+from tests.helpers import IDENTITIES, make_tiny_checkpoints, synthesise_speech
 
 CONCURRENT = 8
 MAX_RSS_GROWTH_MB = 500
@@ -31,10 +32,10 @@ def app(tmp_path_factory):
     """(url, service): the demo on tiny checkpoints, with its request folders in a known place."""
     root = tmp_path_factory.mktemp("checkpoints")
     make_tiny_checkpoints(root)
-    talker, problem = ui.load_talker(root)
+    talker, problem = demo_service.load_talker(root)
     assert problem is None
     # 128-pixel videos: rendering is the slowest stage, and its size changes nothing tested here
-    service = ui.DemoService(talker, workdir=tmp_path_factory.mktemp("requests"), video_size=128)
+    service = demo_service.DemoService(talker, workdir=tmp_path_factory.mktemp("requests"), video_size=128)
     demo = ui.build_demo(service=service)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
@@ -156,7 +157,7 @@ def test_request_folders_are_deleted_once_served(app, client, short_wav):
 
 
 def test_service_removes_the_work_folder_it_made(app):
-    service = ui.DemoService(app[1].talker)
+    service = demo_service.DemoService(app[1].talker)
     service._new_folder()
     assert service.workdir.is_dir()
     service.close()
@@ -175,7 +176,7 @@ UI_PARAMS = {"steps": 4, "seed": 0, "num_samples": 1, "identity": "auto"}   # /g
 
 @pytest.mark.slow
 def test_bad_input_matrix_through_the_app(app, client, cases, short_wav):
-    """Every case of core.robustness through /generate: outputs, or the plain message the API gives."""
+    """Every case of experiments.robustness through /generate: outputs, or the plain message the API gives."""
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
     service = app[1]

@@ -1,11 +1,10 @@
 import torch
 
-from core.bench import decoder_flops_per_frame, run, spread
+from experiments.bench import decoder_flops_per_frame, run, spread
 from core.distill import make_student
 from core.manifest import build_manifest
 from core.pipeline import Talker
-from tests.helpers import ToyEncoder, toy_clip
-from tests.test_model import tiny_model
+from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
 
 def test_flops_count_matches_hand_value():
@@ -42,7 +41,7 @@ def test_folded_flops_drop_the_identity_and_step_columns():
 
 def test_decoder_variants_and_targets(tmp_path):
     import soundfile as sf
-    from core.bench import decoder_variants, seeds_bound, targets
+    from experiments.bench import decoder_variants, seeds_bound, targets
     student = make_student(tiny_model(steps=4, bidirectional=False), "teacher-4")
     student.save_pretrained(tmp_path / "distilled-2")
     build_manifest(tmp_path)
@@ -67,7 +66,7 @@ def test_decoder_variants_and_targets(tmp_path):
 
 
 def test_interleaved_medians_time_every_variant_in_turn():
-    from core.bench import interleaved_medians
+    from experiments.bench import interleaved_medians
     order = []
     medians = interleaved_medians({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3)
     assert order == ["a", "b"] * 4 and set(medians) == {"a", "b"} and all(v >= 0 for v in medians.values())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_app import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech
+from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses Debian chromium)")
 

@@ -5,7 +5,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from core.audio import FPS, SAMPLE_RATE, duration_frames, load_audio
+from core.audio import duration_frames, load_audio
+from core.rates import FPS, SAMPLE_RATE
 from core.encoders import (EncoderError, SpeechEncoder, _overlap_add, _to_animation_frames,
                            get_encoder)
 from core.features import cache_path, cached_encode

@@ -7,8 +7,7 @@ from core.enroll import enroll
 from core.features import cached_encode
 from core.model import LIBRARY_NAME, DiffusionTalker
 from core.train import TrainConfig, fit, teacher_objective
-from tests.helpers import ToyEncoder, toy_clip
-from tests.test_model import NAMES, tiny_model
+from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
 
 
 def test_enrolled_identity_is_listed_and_matched(tmp_path):

@@ -1,9 +1,9 @@
 import numpy as np
 
-from core.evaluate import diversity, evaluate_checkpoint, identity_matching, write_report
+from core.evaluation import diversity, evaluate_checkpoint, identity_matching
+from experiments.evaluate.tables import write_report
 from core.pipeline import Talker
-from tests.helpers import ToyEncoder, toy_clip
-from tests.test_model import tiny_model
+from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
 
 def test_evaluation_of_a_checkpoint_writes_tables(tmp_path):

@@ -7,18 +7,9 @@ import torch
 from core.arkit import NUM_BLENDSHAPES
 from core.data.dataset import FeatureDataset
 from core.distill import distillation_objective, make_student
-from core.model import DiffusionTalker, TalkerConfig, from_model_space, to_model_space
+from core.model import DiffusionTalker, from_model_space, to_model_space
 from core.train import TrainConfig, fit, teacher_objective
-from tests.helpers import ToyEncoder, toy_clip
-
-TINY = dict(audio_dim=8, audio_proj_dim=16, identity_feat_dim=16, step_dim=16, hidden=32, layers=2, contrast_dim=16)
-NAMES = ["id0", "id1", "id2"]
-
-
-def tiny_model(steps=8, **kw) -> DiffusionTalker:
-    torch.manual_seed(0)
-    return DiffusionTalker(TalkerConfig(identity_names=NAMES, steps=steps, **{**TINY, **kw}))
-
+from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
 
 def toy_dataset(clips_per_id=4, split="train") -> FeatureDataset:
     clips = [toy_clip(i, 100 * i + k, split) for i in range(3) for k in range(clips_per_id)]

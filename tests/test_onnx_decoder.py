@@ -8,7 +8,7 @@ from core.model import DiffusionTalker, TalkerConfig
 from core.onnx_decoder import OnnxDecoder, main as export_main
 from core.pipeline import Talker
 from tests.helpers import ToyEncoder, toy_clip
-from tests.test_pipeline import checkpoints  # noqa: F401  (fixture)
+
 
 
 @pytest.mark.parametrize("layers, bidirectional", [(2, False), (1, True), (3, False)])
@@ -27,25 +27,25 @@ def test_onnx_decoder_matches_torch(layers, bidirectional):
     assert (expected - model.denoise(x_t, t.flip(0), cond)).abs().max() > 1e-3  # the step input matters
 
 
-def test_pipeline_backends_agree_and_report(checkpoints):  # noqa: F811
+def test_pipeline_backends_agree_and_report(toy_checkpoints):
     audio = toy_clip(2, 5, seconds=1.2).audio
-    onnx = Talker.from_pretrained(checkpoints, encoder=ToyEncoder(), backend="onnx")
-    torch_ = Talker.from_pretrained(checkpoints, encoder=ToyEncoder(), backend="torch")
+    onnx = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder(), backend="onnx")
+    torch_ = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder(), backend="torch")
     for steps in (8, 4):   # ancestral teacher (fresh noise each step) and deterministic student
         a = onnx.generate(audio, steps=steps, seed=11, num_samples=2)
         b = torch_.generate(audio, steps=steps, seed=11, num_samples=2)
         assert (a.decoder, b.decoder) == ("onnx", "torch")
         np.testing.assert_allclose(a.blendshapes, b.blendshapes, atol=1e-4)
-    assert Talker.from_pretrained(checkpoints, encoder=ToyEncoder()).generate(audio, steps=4).decoder == "onnx"
+    assert Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder()).generate(audio, steps=4).decoder == "onnx"
     with pytest.raises(ValueError, match="unknown decoder backend"):
-        Talker.from_pretrained(checkpoints, backend="tensorrt")
+        Talker.from_pretrained(toy_checkpoints, backend="tensorrt")
 
 
-def test_written_onnx_file_runs_in_onnxruntime(checkpoints, tmp_path):  # noqa: F811
+def test_written_onnx_file_runs_in_onnxruntime(toy_checkpoints, tmp_path):
     out = tmp_path / "decoder.onnx"
-    export_main([str(checkpoints / "distilled-4"), str(out)])
+    export_main([str(toy_checkpoints / "distilled-4"), str(out)])
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    model = DiffusionTalker.from_pretrained(checkpoints / "distilled-4")
+    model = DiffusionTalker.from_pretrained(toy_checkpoints / "distilled-4")
     feeds = {"audio": np.zeros((5, 1, model.config.audio_proj_dim), np.float32),
              "x_t": np.zeros((5, 1, 52), np.float32), "bias0": np.zeros((1, 6 * model.config.hidden), np.float32)}
     (x0,) = session.run(None, feeds)
@@ -72,11 +72,11 @@ def test_pipelined_steps_equal_step_by_step_sampling(method, three_threads, monk
         expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (2, 37, 52), method=method,
                           generator=[make_generator(s) for s in (4, 5)])
     decoder = OnnxDecoder(model)
-    got = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method)
+    got = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method, rows_share_clip=True)
     assert decoder._stateful is not None                              # the pipeline ran (3 workers)
     torch.testing.assert_close(got, expected, atol=5e-5, rtol=1e-4)
     monkeypatch.setattr(onnx_decoder, "MAX_PREDRAWN_NOISE_BYTES", 0)  # too much noise to pre-draw: step by step
-    again = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method)
+    again = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method, rows_share_clip=True)
     torch.testing.assert_close(again, expected, atol=5e-5, rtol=1e-4)
 
 
@@ -89,7 +89,7 @@ def test_batch_of_different_clips_samples_step_by_step(three_threads):
         expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (2, 20, 52), method="ddim",
                           generator=[make_generator(s) for s in (1, 2)])
     decoder = OnnxDecoder(model)
-    got = decoder.sample(cond, [make_generator(s) for s in (1, 2)], 20, "ddim")
+    got = decoder.sample(cond, [make_generator(s) for s in (1, 2)], 20, "ddim", rows_share_clip=False)
     assert decoder._stateful is None                                  # not pipelined: rows need their own audio
     torch.testing.assert_close(got, expected, atol=5e-5, rtol=1e-4)
 

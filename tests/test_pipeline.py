@@ -5,33 +5,21 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.distill import make_student
-from core.manifest import ChecksumError, build_manifest, read_manifest, role_of
+from core.manifest import ChecksumError, read_manifest, role_of
 from core.pipeline import Talker
-from tests.helpers import ToyEncoder, toy_clip
-from tests.test_model import tiny_model
+from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
 
-@pytest.fixture()
-def checkpoints(tmp_path):
-    teacher = tiny_model(steps=8)
-    teacher.save_pretrained(tmp_path / "teacher-8")
-    make_student(teacher, "teacher-8").save_pretrained(tmp_path / "distilled-4")
-    tiny_model(steps=4).save_pretrained(tmp_path / "scratch-4")
-    build_manifest(tmp_path)
-    return tmp_path
-
-
-def test_manifest_lists_models_with_roles_and_checksums(checkpoints):
-    models = {m["name"]: m for m in read_manifest(checkpoints)["models"]}
+def test_manifest_lists_models_with_roles_and_checksums(toy_checkpoints):
+    models = {m["name"]: m for m in read_manifest(toy_checkpoints)["models"]}
     assert set(models) == {"teacher-8", "distilled-4", "scratch-4"}
     assert models["distilled-4"]["parent"] == "teacher-8" and models["distilled-4"]["steps"] == 4
     assert models["scratch-4"]["role"] == "baseline" and role_of("ablation-8-no-lip") == "ablation"
     assert len(models["teacher-8"]["sha256"]["model.safetensors"]) == 64
 
 
-def test_generate_from_path_and_array(checkpoints, tmp_path):
-    talker = Talker.from_pretrained(checkpoints, encoder=ToyEncoder())
+def test_generate_from_path_and_array(toy_checkpoints, tmp_path):
+    talker = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
     assert talker.steps_available == [8, 4]
     clip = toy_clip(1, 7, seconds=1.5)
     wav = tmp_path / "speech.wav"
@@ -49,8 +37,8 @@ def test_generate_from_path_and_array(checkpoints, tmp_path):
     assert styled.identity == "id2"
 
 
-def test_bad_requests_give_clear_errors(checkpoints):
-    talker = Talker.from_pretrained(checkpoints, encoder=ToyEncoder())
+def test_bad_requests_give_clear_errors(toy_checkpoints):
+    talker = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
     audio = toy_clip(0, 1).audio
     with pytest.raises(ValueError, match="no model with 3 steps"):
         talker.generate(audio, steps=3)
@@ -60,10 +48,10 @@ def test_bad_requests_give_clear_errors(checkpoints):
         talker.generate(audio, steps=4, seed=-1)
 
 
-def test_tampered_checkpoint_is_refused(checkpoints):
-    weights = checkpoints / "distilled-4" / "model.safetensors"
+def test_tampered_checkpoint_is_refused(toy_checkpoints):
+    weights = toy_checkpoints / "distilled-4" / "model.safetensors"
     torch.manual_seed(1)
-    tiny_model(steps=4).save_pretrained(checkpoints / "distilled-4")
+    tiny_model(steps=4).save_pretrained(toy_checkpoints / "distilled-4")
     with pytest.raises(ChecksumError, match="sha256"):
-        Talker.from_pretrained(checkpoints, encoder=ToyEncoder()).model(4)
+        Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder()).model(4)
     assert weights.is_file()

@@ -10,9 +10,13 @@ from itertools import product
 import numpy as np
 import pytest
 
-from core import realspeech as rs
+from core import lipsync
+from core.data import align, tts
+from experiments.realspeech import sources
+from experiments.realspeech.__main__ import main as realspeech_main
 from core.arkit import INDEX, NUM_BLENDSHAPES
-from core.audio import SAMPLE_RATE, load_audio
+from core.audio import load_audio
+from core.rates import SAMPLE_RATE
 from core.data.tts import Phone
 from core.data.visemes import lower_face
 
@@ -28,27 +32,27 @@ def test_auc_matches_its_definition_with_ties():
     rng = np.random.default_rng(0)
     scores = rng.integers(0, 5, 40).astype(float)            # many ties
     positive = rng.random(40) < 0.4
-    assert rs.auc(scores, positive) == pytest.approx(brute_force_auc(scores, positive))
-    assert rs.auc([3, 4, 1, 2], [True, True, False, False]) == 1.0
-    assert rs.auc([1, 2, 3, 4], [True, True, False, False]) == 0.0
-    assert rs.auc([1, 1, 1, 1], [True, False, True, False]) == 0.5
+    assert lipsync.auc(scores, positive) == pytest.approx(brute_force_auc(scores, positive))
+    assert lipsync.auc([3, 4, 1, 2], [True, True, False, False]) == 1.0
+    assert lipsync.auc([1, 2, 3, 4], [True, True, False, False]) == 0.0
+    assert lipsync.auc([1, 1, 1, 1], [True, False, True, False]) == 0.5
     with pytest.raises(ValueError, match="both classes"):
-        rs.auc([1, 2], [True, True])
+        lipsync.auc([1, 2], [True, True])
 
 
 def test_frame_labels_take_the_phone_under_each_frame_centre():
     phones = [Phone("pau", 0.0, 0.05), Phone("m", 0.05, 0.12), Phone("aa", 0.12, 0.30)]
-    labels = rs.frame_labels(phones, 12)                      # frame centres 1/60, 3/60, ... s
+    labels = lipsync.frame_labels(phones, 12)                      # frame centres 1/60, 3/60, ... s
     assert list(labels[:9]) == ["pau", "m", "m", "m", "aa", "aa", "aa", "aa", "aa"]
     assert list(labels[9:]) == ["pau"] * 3                    # past the last phone
-    keep, is_open = rs.open_vs_bilabial(labels)
+    keep, is_open = lipsync.open_vs_bilabial(labels)
     assert keep.sum() == 8 and is_open.sum() == 5
 
 
 def test_loudness_follows_the_signal_level():
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
     audio = np.where(t < 0.5, 0.01, 0.5) * np.sin(2 * np.pi * 200 * t)
-    loud = rs.frame_loudness(audio, 30)
+    loud = lipsync.frame_loudness(audio, 30)
     assert loud.shape == (30,)
     assert loud[20:].min() - loud[:10].max() > 25              # 0.5 vs 0.01: 34 dB apart
 
@@ -58,7 +62,7 @@ def test_mouth_scores_are_higher_for_an_open_mouth():
     curves[0, INDEX["jawOpen"]] = 0.6                          # "aa"
     curves[1, [INDEX["jawOpen"], INDEX["mouthClose"]]] = 0.1   # "m": lips together, jaw a little open
     curves[1, [INDEX["mouthPressLeft"], INDEX["mouthPressRight"], INDEX["mouthRollLower"]]] = 0.4
-    for name, score in rs.mouth_scores(curves).items():
+    for name, score in lipsync.mouth_scores(curves).items():
         assert score[0] > score[1], name
 
 
@@ -71,12 +75,12 @@ def test_the_corpus_rules_separate_open_vowels_from_bilabials(seconds, least):
         phones.append(Phone(label, t, t + seconds))
         t += seconds
     frames = int(t * 30)
-    labels = rs.frame_labels(phones, frames)
-    keep, is_open = rs.open_vs_bilabial(labels)
-    for name, score in rs.mouth_scores(lower_face(phones, frames)).items():
-        assert rs.auc(score[keep], is_open[keep]) > least, name
-    flat = rs.mouth_scores(np.zeros((frames, NUM_BLENDSHAPES)))["jawOpen"]
-    assert rs.auc(flat[keep], is_open[keep]) == 0.5
+    labels = lipsync.frame_labels(phones, frames)
+    keep, is_open = lipsync.open_vs_bilabial(labels)
+    for name, score in lipsync.mouth_scores(lower_face(phones, frames)).items():
+        assert lipsync.auc(score[keep], is_open[keep]) > least, name
+    flat = lipsync.mouth_scores(np.zeros((frames, NUM_BLENDSHAPES)))["jawOpen"]
+    assert lipsync.auc(flat[keep], is_open[keep]) == 0.5
 
 
 def test_separation_pools_frames_and_brackets_the_pooled_auc():
@@ -87,30 +91,30 @@ def test_separation_pools_frames_and_brackets_the_pooled_auc():
         is_open = np.isin(labels, ["aa", "ae"])
         rows.append({"labels": labels, "scores": {"good": is_open + rng.normal(0, 0.5, 60),
                                                   "noise": rng.normal(0, 1, 60)}})
-    result = rs.separation(rows, ["good", "noise"], resamples=200)
-    keep = np.concatenate([rs.open_vs_bilabial(r["labels"])[0] for r in rows])
+    result = lipsync.separation(rows, ["good", "noise"], resamples=200)
+    keep = np.concatenate([lipsync.open_vs_bilabial(r["labels"])[0] for r in rows])
     pooled = np.concatenate([r["scores"]["good"] for r in rows])[keep]
-    positive = np.concatenate([rs.open_vs_bilabial(r["labels"])[1] for r in rows])[keep]
-    assert result["good"][0] == pytest.approx(rs.auc(pooled, positive))
+    positive = np.concatenate([lipsync.open_vs_bilabial(r["labels"])[1] for r in rows])[keep]
+    assert result["good"][0] == pytest.approx(lipsync.auc(pooled, positive))
     for name, (point, low, high) in result.items():
         assert low <= point <= high, name
     assert result["good"][0] > 0.85 and abs(result["noise"][0] - 0.5) < 0.15
-    assert np.isnan(rs.separation(rows[:2], ["good"])["good"][1])   # too few recordings for an interval
+    assert np.isnan(lipsync.separation(rows[:2], ["good"])["good"][1])   # too few recordings for an interval
 
 
 def test_shipped_clips_are_found_without_fetching(tmp_path):
-    by_name = {r.name: r for r in rs.RECORDINGS}
+    by_name = {r.name: r for r in sources.RECORDINGS}
     for name in ("librivox-0870", "harvard-f"):
-        path = rs.find_audio(by_name[name], tmp_path)
-        assert path == rs.EXAMPLES_DIR / f"{name}.wav" and path.stat().st_size < 400_000
+        path = sources.find_audio(by_name[name], tmp_path)
+        assert path == sources.EXAMPLES_DIR / f"{name}.wav" and path.stat().st_size < 400_000
         assert len(load_audio(path)) <= 10 * SAMPLE_RATE
-    assert rs.find_audio(by_name["cmu-goforward"], tmp_path) is None
-    assert (rs.EXAMPLES_DIR / "SOURCES.md").is_file()
+    assert sources.find_audio(by_name["cmu-goforward"], tmp_path) is None
+    assert (sources.EXAMPLES_DIR / "SOURCES.md").is_file()
 
 
 # --------------------------------------------------------------------------- alignment (pocketsphinx)
 
-needs_pocketsphinx = pytest.mark.skipif(not rs.pocketsphinx_available(),
+needs_pocketsphinx = pytest.mark.skipif(not align.pocketsphinx_available(),
                                         reason="pip install pocketsphinx==5.1.1")
 
 
@@ -125,7 +129,7 @@ def espeak_phrase(tmp_path_factory):
 
 @needs_pocketsphinx
 def test_forced_alignment_of_an_espeak_phrase(espeak_phrase):
-    phones = rs.align_phones(espeak_phrase, "bob has a map")
+    phones = align.align_phones(espeak_phrase, "bob has a map")
     seconds = len(espeak_phrase) / SAMPLE_RATE
     speech = [p.label for p in phones if p.label != "pau"]
     assert speech == "b aa b hh ah z ah m ae p".split()
@@ -138,20 +142,20 @@ def test_forced_alignment_of_an_espeak_phrase(espeak_phrase):
 @needs_pocketsphinx
 def test_alignment_refuses_a_text_that_is_not_spoken(espeak_phrase):
     with pytest.raises(ValueError, match="could not align"):
-        rs.align_phones(espeak_phrase, "bob has a map and seven more words nobody said")
+        align.align_phones(espeak_phrase, "bob has a map and seven more words nobody said")
 
 
 @needs_pocketsphinx
 def test_phone_recognition_without_a_text(espeak_phrase):
-    phones = rs.align_phones(espeak_phrase)
-    assert phones and all(p.label in rs.PHONES for p in phones)
-    assert any(p.label in rs.BILABIALS for p in phones)
+    phones = align.align_phones(espeak_phrase)
+    assert phones and all(p.label in tts.PHONES for p in phones)
+    assert any(p.label in lipsync.BILABIALS for p in phones)
 
 
 @needs_pocketsphinx
 def test_the_shipped_real_clip_aligns_to_its_text():
-    rec = next(r for r in rs.RECORDINGS if r.name == "librivox-0870")
-    phones = rs.align_phones(load_audio(rs.EXAMPLES_DIR / "librivox-0870.wav"), rec.transcript)
+    rec = next(r for r in sources.RECORDINGS if r.name == "librivox-0870")
+    phones = align.align_phones(load_audio(sources.EXAMPLES_DIR / "librivox-0870.wav"), rec.transcript)
     labels = [p.label for p in phones]
     assert labels.count("m") >= 3 and phones[-1].end <= 7.11
 
@@ -160,11 +164,11 @@ def test_the_shipped_real_clip_aligns_to_its_text():
 
 @needs_pocketsphinx
 def test_command_writes_plot_and_results_section(tmp_path, monkeypatch):
-    from tests.test_app import make_tiny_checkpoints
+    from tests.helpers import make_tiny_checkpoints
 
     make_tiny_checkpoints(tmp_path / "ckpt")
     out, results = tmp_path / "docs" / "real_speech.png", tmp_path / "docs" / "RESULTS.md"
-    rs.main(["--checkpoints", str(tmp_path / "ckpt"), "--steps", "8", "--audio-dir", str(tmp_path / "none"),
+    realspeech_main(["--checkpoints", str(tmp_path / "ckpt"), "--steps", "8", "--audio-dir", str(tmp_path / "none"),
              "--out", str(out), "--results", str(results), "--no-tts-control"])
     assert 0 < out.stat().st_size < 300_000
     text = results.read_text()

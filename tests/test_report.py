@@ -1,4 +1,4 @@
-from core.report import table, update_section
+from experiments.report import table, update_section
 
 
 def test_sections_are_replaced_in_place(tmp_path):

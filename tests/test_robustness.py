@@ -4,8 +4,8 @@ import pytest
 
 from core.audio import load_audio
 from core.pipeline import Talker
-from core.robustness import MAX_APP_SECONDS, make_cases, run_case, seam_ratio
-from tests.test_cli import checkpoints  # noqa: F401  (module fixture: tiny checkpoints, real encoder)
+from experiments.robustness import MAX_APP_SECONDS, make_cases, run_case, seam_ratio
+
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def test_matrix_has_at_least_twenty_cases(cases):
 
 
 @pytest.mark.slow
-def test_every_case_gives_a_result_or_a_clear_error(checkpoints, cases):  # noqa: F811
-    talker = Talker.from_pretrained(checkpoints)
+def test_every_case_gives_a_result_or_a_clear_error(whisper_checkpoints, cases):
+    talker = Talker.from_pretrained(whisper_checkpoints)
 
     def generate(source, **params):
         return talker.generate(load_audio(source, max_seconds=MAX_APP_SECONDS), **{"steps": 2, **params})

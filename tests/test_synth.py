@@ -7,7 +7,8 @@ import pytest
 
 from core.arkit import INDEX, LIP_INDICES, NUM_BLENDSHAPES, UPPER_INDICES
 from core.data import augment, sentences, synth, tts
-from core.data.clip import FPS, SAMPLE_RATE, SPLITS, read_corpus, read_meta
+from core.data.clip import SPLITS, read_corpus, read_meta
+from core.rates import FPS, SAMPLE_RATE
 from core.data.style import Style
 from core.data.tts import Phone
 from core.data.upper_face import upper_face

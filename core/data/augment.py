@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core.data.clip import FPS, SAMPLE_RATE
+from core.rates import FPS, SAMPLE_RATE
 from core.data.tts import Phone, merge_phones
 
 SAMPLES_PER_STEP = SAMPLE_RATE // 10   # 0.1 s = exactly 3 frames: audio length <-> frame count

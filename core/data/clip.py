@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core.arkit import NUM_BLENDSHAPES
-from core.audio import FPS, SAMPLE_RATE  # noqa: F401  (re-exported: one definition of the rates)
+
 SPLITS = ("train", "val", "test", "test_unseen")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from core.arkit import INDEX
-from core.data.clip import FPS
+from core.rates import FPS
 
 PANELS = {
     "jaw & lip closure": ("jawOpen", "mouthClose", "mouthPressLeft", "mouthRollLower"),

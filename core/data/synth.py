@@ -31,7 +31,8 @@ import soundfile as sf
 from core.arkit import ARKIT_NAMES
 from core.cpu import limit_numpy_blas
 from core.data import augment
-from core.data.clip import FPS, SAMPLE_RATE, SPLITS
+from core.data.clip import SPLITS
+from core.rates import FPS, SAMPLE_RATE
 from core.data.sentences import split_pool
 from core.data.style import Style
 from core.data.tts import FLITE_VOICES, Voice, synthesize

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.data.clip import FPS, SAMPLE_RATE, TalkingClip
+from core.data.clip import TalkingClip
+from core.rates import FPS, SAMPLE_RATE
 
 CHUNK_FRAMES = 300          # 10 s at 30 fps
 MAX_OFFSET_S = 0.5          # tolerated audio/animation length difference per take

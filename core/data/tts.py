@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from core.data.clip import SAMPLE_RATE
+from core.rates import SAMPLE_RATE
 
 ENGINES = ("espeak", "flite")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")

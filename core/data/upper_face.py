@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.arkit import INDEX, NUM_BLENDSHAPES
-from core.data.clip import FPS, SAMPLE_RATE
+from core.rates import FPS, SAMPLE_RATE
 from core.data.style import Style
 from core.data.tts import VOWELS, Phone
 from core.data.visemes import apply_asymmetry

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
-from core.data.clip import FPS
+from core.rates import FPS
 from core.data.style import Style
 from core.data.tts import Phone
 

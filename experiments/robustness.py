@@ -1,6 +1,6 @@
 """Bad and odd inputs: a matrix of generated files, each with its expected outcome.
 
-``python -m core.robustness`` runs the matrix through ``Talker.generate`` on the shipped
+``python -m experiments.robustness`` runs the matrix through ``Talker.generate`` on the shipped
 checkpoints, measures seams in a 60 s generation, and writes the table to docs/RESULTS.md.
 The tests run the same matrix through the Python API and the app's HTTP API.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from core.audio import SAMPLE_RATE
+from core.rates import SAMPLE_RATE
 
 from core.audio import MAX_REQUEST_SECONDS as MAX_APP_SECONDS  # longer audio gets a clear message
 SPEECH_TEXT = "Peter picked a bright blue balloon, and Maya opened the window to wave at everyone."
@@ -135,7 +135,7 @@ def seam_ratio(curves: np.ndarray, window_s: float = 8.0, fps: int = 30, radius:
 
 def main(argv=None):
     from core.pipeline import Talker
-    from core.report import table, update_section
+    from experiments.report import table, update_section
     import tempfile
     p = argparse.ArgumentParser(description="Run the bad-input matrix and the long-audio seam check.")
     p.add_argument("--checkpoints", default="checkpoints")
@@ -160,7 +160,7 @@ def main(argv=None):
             rows.append([case.name, case.expect, outcome, f"{time.perf_counter() - t0:.2f}", detail])
         long = talker.generate(speech(60.0), steps=steps)
     ratio = seam_ratio(long.blendshapes[0])
-    md = [f"## Bad and odd inputs\n\n`python -m core.robustness` through `Talker.generate` ({steps}-step model, "
+    md = [f"## Bad and odd inputs\n\n`python -m experiments.robustness` through `Talker.generate` ({steps}-step model, "
           f"maximum {MAX_APP_SECONDS:.0f} s per request). 'error' = a clear message, no traceback.\n",
           table(["input", "expected", "outcome", "seconds", "detail"], rows),
           f"\nLong audio: 60 s generated in one pass ({long.frames} frames, {long.timings['total']:.2f} s). "

@@ -1,4 +1,4 @@
-"""Inference-speed benchmark: ``python -m core.bench [--checkpoints checkpoints] [--audio speech.wav]``.
+"""Inference-speed benchmark: ``python -m experiments.bench [--checkpoints checkpoints] [--audio speech.wav]``.
 
 For a 10 s clip and every shipped step count: end-to-end ITF (decode + encoder + identity
 match + sampling, from a wav path), decoder-only ITF (sampling), encoder time, and the cost of
@@ -25,7 +25,7 @@ from core.arkit import NUM_BLENDSHAPES
 from core.diffusion import make_generator, sample
 from core.model import DiffusionTalker
 from core.pipeline import Talker
-from core.report import machine_description, table, update_section
+from experiments.report import machine_description, table, update_section
 
 PAPER_ITF = {256: 82.4e-4, 128: 41.4e-4, 64: 20.8e-4, 32: 10.9e-4, 16: 5.2e-4, 8: 7.1e-4}  # V100, paper Table 1
 PAPER_TENSORRT_ITF = 3.9e-4
@@ -75,7 +75,7 @@ def _median_time(fn, repeats: int) -> float:
 def speech_clip(seconds: float = 10.0) -> Path:
     """A spoken clip of exactly ``seconds`` (espeak-ng, repeated as needed) written to a temp wav."""
     import soundfile as sf
-    from core.robustness import speech
+    from experiments.robustness import speech
     out = Path(tempfile.mkdtemp()) / "bench.wav"
     sf.write(out, speech(seconds), 16000)
     return out
@@ -135,7 +135,7 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
     model = talker.model(steps)
     features, _ = talker.features(str(audio))
     frames = len(features)
-    method = "ddim" if model.config.distilled else "ddpm"
+    method = model.config.sampler
     with torch.inference_mode():
         cond1 = model.condition(torch.from_numpy(features)[None], torch.zeros(1, dtype=torch.long))
     condk = (cond1[0].expand(seeds, -1, -1), cond1[1].expand(seeds, -1))
@@ -150,7 +150,7 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
         return lambda x, t: model.denoise(x, t, cond)
 
     def pipelined(cond, k=1):
-        return onnx.sample(cond, [make_generator(s) for s in range(k)], frames, method)
+        return onnx.sample(cond, [make_generator(s) for s in range(k)], frames, method, rows_share_clip=True)
 
     x, t = torch.randn(1, frames, NUM_BLENDSHAPES), torch.full((1,), steps, dtype=torch.long)
 
@@ -291,7 +291,7 @@ def main(argv=None):
                 encoders[f"{name}, {threads} thread(s)"] = benchmark_encoder(name, 10.0, a.repeats, threads)
         blas = encoder_blas_check(talker, audio, a.repeats)
     try:
-        from demo.render import benchmark_render
+        from core.render import benchmark_render
         render = benchmark_render(n_frames=a.render_frames, size=512)
     except Exception as err:  # rendering needs EGL; report its absence instead of failing the benchmark
         render = {"error": str(err).splitlines()[0]}
@@ -313,7 +313,7 @@ def report(result: dict, seeds: int, ref_steps: int, render_frames: int) -> str:
                    r["decoder_gflops_per_frame"], r["achieved_gflops"] / peak * 100,
                    PAPER_ITF.get(s, float("nan")) * 1e4]
                   for s, r in rows.items()]
-    md = [f"## Inference speed\n\n`python -m core.bench` on {result['machine']} (device {result['device']}); "
+    md = [f"## Inference speed\n\n`python -m experiments.bench` on {result['machine']} (device {result['device']}); "
           f"10 s clip, {result['repeats']} repeats (median, min-max). ITF in 1e-4 s/frame. End-to-end = wav decode + "
           f"encoder + identity match + sampling. Measured matmul peak (1024x1024 float32, best of the start and end of the run): {peak:.1f} GFLOP/s. The paper's ITF is on "
           f"a V100 ({PAPER_TENSORRT_ITF * 1e4:.1f} with TensorRT at 8 steps).\n",
@@ -348,7 +348,7 @@ def report(result: dict, seeds: int, ref_steps: int, render_frames: int) -> str:
                   f"{blas['one_thread_s']:.3f} s at one thread (what inference uses, `core/cpu.py`).")
     render = result["render"]
     if render and "render_fps" in render:
-        md.append(f"\nRenderer (`demo.render.benchmark_render`, 512x512, {render_frames} frames): "
+        md.append(f"\nRenderer (`core.render.benchmark_render`, 512x512, {render_frames} frames): "
                   f"{render['render_fps']:.1f} frames/s rendering, {render['video_fps']:.1f} frames/s "
                   f"rendered and encoded to mp4.")
     md += ["\nTargets (issue 'Speed'; the app's time to curves is in the section 'Time to curves in the app'):\n",

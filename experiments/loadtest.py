@@ -1,4 +1,4 @@
-"""Concurrent users against the real app: ``python -m demo.loadtest [--checkpoints checkpoints]``.
+"""Concurrent users against the real app: ``python -m experiments.loadtest [--checkpoints checkpoints]``.
 
 Serves the app in this process on the shipped checkpoints, times single requests to the first
 streamed output (the curves) and to the video ("app-latency"), then fires N simultaneous
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-EXAMPLE = Path(__file__).resolve().parent / "examples" / "harvard-f.wav"
+EXAMPLE = Path(__file__).resolve().parents[1] / "demo" / "examples" / "harvard-f.wav"
 
 
 def rss_mb() -> float:
@@ -39,11 +39,11 @@ def time_to_curves(client, wav: Path, repeats: int) -> list[tuple[float, float]]
     """(seconds to the first streamed output - matched identity, scores and curves -, seconds to the
     last - the video) for sequential ``/generate`` calls, measured from the submit."""
     from gradio_client import handle_file
-    from demo import ui
+    from demo import service as demo_service
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        job = client.submit(handle_file(str(wav)), 8, 0, 1, ui.AUTO, api_name="/generate")
+        job = client.submit(handle_file(str(wav)), 8, 0, 1, demo_service.AUTO, api_name="/generate")
         first = None
         for _ in job:                                # outputs arrive as the app yields them
             first = first or time.perf_counter() - t0
@@ -54,12 +54,13 @@ def time_to_curves(client, wav: Path, repeats: int) -> list[tuple[float, float]]
 
 def run(checkpoints: str, wav: Path, requests: int, latency_repeats: int = 5) -> dict:
     from gradio_client import Client, handle_file
+    from demo import service as demo_service
     from demo import ui
-    talker, problem = ui.load_talker(checkpoints)
+    talker, problem = demo_service.load_talker(checkpoints)
     if problem:
         raise ValueError(problem)
     with tempfile.TemporaryDirectory() as workdir:
-        service = ui.DemoService(talker, workdir=Path(workdir))
+        service = demo_service.DemoService(talker, workdir=Path(workdir))
         demo = ui.build_demo(service=service, warm_up=False)
         port = free_port()
         demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
@@ -69,7 +70,7 @@ def run(checkpoints: str, wav: Path, requests: int, latency_repeats: int = 5) ->
             def one(_):
                 client = Client(url, verbose=False, download_files=False)
                 t0 = time.perf_counter()
-                client.predict(handle_file(str(wav)), 8, 0, 1, ui.AUTO, api_name="/generate")
+                client.predict(handle_file(str(wav)), 8, 0, 1, demo_service.AUTO, api_name="/generate")
                 return time.perf_counter() - t0
             one(0)                                  # warm-up: models, encoder and renderer loaded
             latency = time_to_curves(Client(url, verbose=False, download_files=False), wav, latency_repeats)
@@ -90,7 +91,7 @@ def run(checkpoints: str, wav: Path, requests: int, latency_repeats: int = 5) ->
 
 
 def main(argv=None):
-    from core.report import machine_description, update_section
+    from experiments.report import machine_description, update_section
     p = argparse.ArgumentParser(description="Simultaneous /generate requests against the app.")
     p.add_argument("--checkpoints", default="checkpoints")
     p.add_argument("--requests", type=int, default=8)
@@ -98,14 +99,14 @@ def main(argv=None):
     p.add_argument("--results", default="docs/RESULTS.md")
     a = p.parse_args(argv)
     r = run(a.checkpoints, Path(a.audio), a.requests)
-    md = (f"## Concurrent users\n\n`python -m demo.loadtest` on {machine_description()}: {r['requests']} simultaneous "
+    md = (f"## Concurrent users\n\n`python -m experiments.loadtest` on {machine_description()}: {r['requests']} simultaneous "
           f"`/generate` requests (gradio_client, 8-step model, {r['audio_s']:.1f} s clip, 512x512 video), queue limit 2. "
           f"All completed in {r['wall_s']:.1f} s (latency median {r['latency_median_s']:.1f} s, max "
           f"{r['latency_max_s']:.1f} s); server memory {r['rss_before_mb']:.0f} MB before, {r['rss_after_mb']:.0f} MB "
           f"after; request folders left behind: {r['request_folders_left']}.")
     update_section("concurrency", md, a.results)
     print(md)
-    md = (f"## Time to curves in the app\n\n`python -m demo.loadtest`, one request at a time after a warm-up "
+    md = (f"## Time to curves in the app\n\n`python -m experiments.loadtest`, one request at a time after a warm-up "
           f"(8-step model, {r['audio_s']:.1f} s clip, {len(r['curves_s'])} requests through gradio_client, timed "
           f"from the submit): matched identity, scores and curves after {statistics.median(r['curves_s']):.2f} s "
           f"(median; max {max(r['curves_s']):.2f} s), the 512x512 video and downloads after "

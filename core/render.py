@@ -40,10 +40,9 @@ import pyrender  # noqa: E402  (after the environment and numpy fixes above)
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from core.arkit import NUM_BLENDSHAPES  # noqa: E402
-from core.face_mesh import FaceMesh, load_face_mesh  # noqa: E402
+from core.face_mesh import FaceMesh, load_face_mesh, vertex_normals  # noqa: E402
+from core.rates import FPS, SAMPLE_RATE  # noqa: E402
 
-FPS = 30
-SAMPLE_RATE = 16000
 BACKGROUND = (0.16, 0.17, 0.19)
 
 # Linear-space albedos and specular strengths of the materials told apart by part name.
@@ -73,7 +72,7 @@ class FaceRenderer:
                  background: Sequence[float] = BACKGROUND):
         self.mesh = mesh if mesh is not None else load_face_mesh()
         self.width, self.height = _frame_size(size)
-        self._corner_ids, self._weld = _weld(self.mesh)
+        self._weld = self.mesh.welded_positions()
         self._material = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0),
                                                             doubleSided=True)
         self._scene = pyrender.Scene(bg_color=[float(c) for c in background] + [1.0],
@@ -125,7 +124,7 @@ class FaceRenderer:
 
         The camera looks down -Z unrotated, so world-space normals are camera-space normals.
         """
-        normals = _vertex_normals(vertices, self.mesh.faces, self._corner_ids, self._weld)
+        normals = vertex_normals(vertices, self.mesh.faces, self._weld)
         key = np.clip(normals @ _KEY, 0.0, None)
         light = (_AMBIENT + _SKY * normals[:, 1] + _KEY_POWER * key
                  + _FILL_POWER * np.clip(normals @ _FILL, 0.0, None))
@@ -359,34 +358,6 @@ def _hidden_vertices(vertices: np.ndarray, depth: np.ndarray, camera: pyrender.C
     surface = depth[rows, cols]  # pyrender's linear depth, 0 where nothing was drawn
     extent = float(np.ptp(vertices, axis=0).max())
     return (surface > 0) & (-points[:, 2] > surface + tolerance * extent)
-
-
-def _weld(mesh: FaceMesh) -> tuple[np.ndarray, np.ndarray]:
-    """Map each triangle corner and vertex to a position shared within its part.
-
-    Vertices split along UV seams would otherwise get different normals and show the seam.
-    Returns (welded id per triangle corner [3F], welded id per vertex [V]).
-    """
-    part_of = np.zeros(len(mesh.vertices))
-    for i, part in enumerate(mesh.parts):
-        part_of[part.vertices] = i
-    extent = float(np.ptp(mesh.vertices, axis=0).max()) or 1.0
-    keys = np.column_stack([part_of, np.round(mesh.vertices / extent * 1e5)])
-    _, weld = np.unique(keys, axis=0, return_inverse=True)
-    weld = weld.ravel()
-    return weld[mesh.faces].ravel(), weld
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray, corner_ids: np.ndarray,
-                    weld: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals, summed over welded positions."""
-    corners = vertices[faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    per_corner = np.repeat(face_normals, 3, axis=0)
-    size = int(weld.max()) + 1
-    summed = np.stack([np.bincount(corner_ids, per_corner[:, k], size) for k in range(3)], axis=1)
-    normals = summed[weld]
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def _frame_camera(mesh: FaceMesh, aspect: float, yfov_deg: float = 20.0, margin: float = 1.12):

@@ -1,0 +1,73 @@
+"""The app's result read-outs as text and tables: identity scores, timings, comparison summary."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from core.arkit import LIP_INDICES, UPPER_INDICES
+from core.rates import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from core.pipeline import Generation
+    from demo.service import Comparison, Take
+
+SCORE_COLUMNS = ["identity", "similarity", ""]
+
+
+def scores_table(generation: "Generation") -> pd.DataFrame:
+    """Every library identity with its cosine similarity to the voice, best first."""
+    rows = []
+    for name, score in generation.scores:
+        role = [label for label, hit in (("matched", name == generation.matched_identity),
+                                         ("style used", name == generation.identity)) if hit]
+        rows.append(dict(zip(SCORE_COLUMNS, (name, round(float(score), 3), ", ".join(role)))))
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def identity_summary(generation: "Generation") -> str:
+    """The matched identity with its similarity, and the style used if another one was picked."""
+    best = dict(generation.scores)[generation.matched_identity]
+    text = f"{generation.matched_identity} (similarity {float(best):.3f})"
+    if generation.identity != generation.matched_identity:
+        text += f"; animated in the style of {generation.identity}"
+    return text
+
+
+_STAGES = (("decode", "decode audio"), ("encoder", "speech encoder"), ("match", "identity matching"),
+           ("sampling", "diffusion sampling"), ("export", "export files"), ("render", "render video"))
+
+
+_DECODERS = {"onnx": "ONNX Runtime", "torch": "PyTorch"}
+
+
+def timings_markdown(take: Take, rendering: bool = False) -> str:
+    """The timing readout: seconds per stage and the inference time per frame (ITF)."""
+    generation = take.generation
+    frames, samples = generation.frames, len(generation.blendshapes)
+    lines = ["| stage | seconds |", "|---|---:|"]
+    for key, label in _STAGES:
+        if key == "sampling":
+            label += f" ({generation.steps} steps x {samples} sample{'s' * (samples > 1)})"
+        if key in take.timings:
+            lines.append(f"| {label} | {take.timings[key]:.3f} |")
+        elif key == "render" and rendering:
+            lines.append(f"| {label} | running ... |")
+    itf_ms = 1000 * take.model_seconds / max(1, frames)
+    lines.append(f"\n**ITF {itf_ms:.2f} ms per frame** (decode + encoder + matching + sampling, "
+                 f"{frames} frames = {frames / generation.fps:.2f} s at {generation.fps} fps, "
+                 f"on {take.device}, decoder on {_DECODERS.get(generation.decoder, generation.decoder)})")
+    return "\n".join(lines)
+
+
+def comparison_summary(comparison: Comparison) -> str:
+    """What was compared, and the mean spread across seeds of the upper face vs the lips."""
+    spreads = comparison.spreads()
+    text = (f"{len(comparison.runs)} takes of {len(comparison.wave) / SAMPLE_RATE:.2f} s in "
+            f"{comparison.seconds:.2f} s (encoder once, then sampling), style: **{comparison.identity}**.")
+    if spreads:
+        rows = [f"| {steps} | {s[list(UPPER_INDICES)].mean():.4f} | {s[list(LIP_INDICES)].mean():.4f} |"
+                for steps, s in spreads.items()]
+        text += ("\n\n| steps | spread, upper face | spread, lips |\n|---:|---:|---:|\n" + "\n".join(rows)
+                 + "\n\nSpread = std across seeds, averaged over time and channels.")
+    return text

@@ -1,0 +1,334 @@
+"""Everything the app does, without Gradio: checks, generation, exports, renders, enrolment.
+
+:class:`DemoService` is what the UI (``demo.ui``) calls and what the tests call directly. Its
+``ValueError``s are messages for the user. Each request writes its files into its own folder,
+which the UI deletes once Gradio has copied the outputs into its cache (:meth:`DemoService.discard`);
+folders a crashed request left behind go after ``keep_seconds``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from core.audio import MAX_REQUEST_SECONDS, load_audio
+from core.inputs import MAX_SEED
+from core.rates import FPS
+from demo import plots
+from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations, parse_samples, parse_seed, parse_seeds
+
+if TYPE_CHECKING:  # torch is imported only when a checkpoint is actually loaded
+    from core.pipeline import Generation, Talker
+
+try:  # Hugging Face ZeroGPU attaches a GPU only inside functions wrapped like this
+    import spaces
+    gpu = spaces.GPU
+except ImportError:  # everywhere else: a no-op
+    def gpu(fn):
+        return fn
+
+log = logging.getLogger(__name__)
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+AUTO = "auto"                      # identity value meaning "the identity matched from the voice"
+MAX_AUDIO_SECONDS = MAX_REQUEST_SECONDS   # longer clips are refused (render time grows with length)
+MAX_COMPARE_CELLS = 12             # step counts x seeds in one comparison
+VIDEO_SIZE = 512                   # pixels, the single-take video
+EXPORT_SUFFIXES = (".csv", ".json", ".npy", ".glb")
+
+
+def example_files(folder: Path | None = None) -> list[Path]:
+    """The example clips: every .wav in ``folder`` (default ``demo/examples/``); none is fine."""
+    folder = Path(folder or EXAMPLES_DIR)
+    return sorted(folder.glob("*.wav")) if folder.is_dir() else []
+
+
+def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
+    """``(talker, None)``, or ``(None, why)`` when ``path`` holds no usable checkpoint."""
+    path = Path(path)
+    if not path.is_dir() or not any((path / name).is_file() for name in ("manifest.json", "config.json")):
+        return None, f"There is no trained checkpoint in `{path}` yet."
+    from core.pipeline import Talker
+    try:
+        talker = Talker.from_pretrained(path)
+        talker.model(talker.steps_available[-1])  # checksums and loads the smallest model now, not on the first click
+    except (ValueError, OSError) as err:
+        return None, f"The checkpoints in `{path}` could not be loaded: {err}"
+    return talker, None
+
+
+@gpu
+def _sample(talker: "Talker", wave: np.ndarray, steps: int, seed: int, identity: str | None, num_samples: int,
+            features: np.ndarray | None = None) -> "Generation":
+    """The model call, the only part that needs a GPU (``@spaces.GPU`` on ZeroGPU Spaces)."""
+    return talker.generate(wave, steps=steps, seed=seed, identity=identity, num_samples=num_samples,
+                           features=features)
+
+
+@dataclass
+class Take:
+    """One Generate request: the curves and what the outputs are made from."""
+    generation: "Generation"
+    wave: np.ndarray                     # 16 kHz mono, what the curves were made from
+    name: str                            # file-name stem of the downloads
+    folder: Path                         # this request's files
+    timings: dict[str, float]            # seconds per stage, in display order
+    device: str = "cpu"                  # where the model ran
+    notes: list[str] = field(default_factory=list)  # non-fatal problems to show as warnings
+
+    @property
+    def model_seconds(self) -> float:
+        return sum(self.timings.get(k, 0.0) for k in ("decode", "encoder", "match", "sampling"))
+
+
+@dataclass
+class Comparison:
+    """One Compare request: curves for every (steps, seed) cell."""
+    runs: dict[tuple[int, int], np.ndarray]   # (steps, seed) -> curves [T, 52]
+    steps: list[int]
+    seeds: list[int]
+    identity: str
+    wave: np.ndarray
+    name: str
+    folder: Path
+    seconds: float                            # encoder + sampling of every cell
+
+    def spreads(self) -> dict[int, np.ndarray]:
+        """Per-channel spread across seeds for each step count (empty with fewer than 2 seeds)."""
+        if len(self.seeds) < 2:
+            return {}
+        return {s: plots.channel_spread(np.stack([self.runs[(s, seed)] for seed in self.seeds]))
+                for s in self.steps}
+
+
+class DemoService:
+    """Everything the demo does, without Gradio: checks, generation, exports and renders."""
+
+    def __init__(self, talker: "Talker", max_seconds: float = MAX_AUDIO_SECONDS, video_size: int = VIDEO_SIZE,
+                 workdir: str | Path | None = None, keep_seconds: float = 3600.0):
+        self.talker = talker
+        self.max_seconds = max_seconds
+        self.video_size = video_size
+        self._renderer = None                 # core.render.FaceRenderer, built on first use
+        self._renderer_lock = threading.Lock()
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="diffusiontalker-demo-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.keep_seconds = keep_seconds      # request folders left behind longer than this are deleted
+        self._enrol_lock = threading.Lock()   # one enrolment at a time (they write the libraries)
+        # A folder we made goes when the service is closed or collected, or at exit.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.workdir), True) if not workdir else None
+
+    # -- what the controls offer ------------------------------------------------------------------
+    @property
+    def steps_choices(self) -> list[int]:
+        return list(self.talker.steps_available)
+
+    @property
+    def default_steps(self) -> int:
+        return 8 if 8 in self.steps_choices else min(self.steps_choices)
+
+    @property
+    def default_compare_steps(self) -> list[int]:
+        """The default step count, the fewest, and one well above the default (e.g. 32, 8, 1)."""
+        wanted = {self.default_steps, self.steps_choices[-1],
+                  max((s for s in self.steps_choices if s <= 4 * self.default_steps), default=self.default_steps)}
+        return sorted(wanted, reverse=True)
+
+    @property
+    def identities(self) -> list[str]:
+        return list(self.talker.identities())
+
+    def check_steps(self, value) -> int:
+        return self.talker.check_steps(value)
+
+    def check_identity(self, value) -> str | None:
+        """None for 'matched from the voice', else a library identity."""
+        if value in (None, "", AUTO):
+            return None
+        if value not in self.identities:
+            raise ValueError(f"Unknown identity {value!r}; choose one from the list.")
+        return value
+
+    def load(self, audio) -> np.ndarray:
+        """The input as 16 kHz mono (raises ValueError with a plain message)."""
+        if audio is None or (isinstance(audio, str) and not audio.strip()):
+            raise ValueError("Record or upload some speech first.")
+        return load_audio(audio, max_seconds=self.max_seconds)
+
+    # -- Generate ---------------------------------------------------------------------------------
+    def generate(self, audio, steps=8, seed=0, num_samples=1, identity=AUTO) -> Take:
+        """Curves, identity scores and timings for one input (no files written yet)."""
+        steps, seed = self.check_steps(steps), parse_seed(seed)
+        num_samples, identity = parse_samples(num_samples), self.check_identity(identity)
+        if seed + num_samples - 1 > MAX_SEED:
+            raise ValueError(f"Seeds {seed}..{seed + num_samples - 1} go past {MAX_SEED}; pick a smaller seed.")
+        start = time.perf_counter()
+        wave = self.load(audio)
+        decode = time.perf_counter() - start
+        generation = _sample(self.talker, wave, steps, seed, identity, num_samples)
+        timings = {"decode": decode + generation.timings.get("decode", 0.0)}
+        timings.update({k: generation.timings[k] for k in ("encoder", "match", "sampling")})
+        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self._new_folder(), timings,
+                    str(self.talker.device))
+
+    def export(self, take: Take) -> list[Path]:
+        """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
+        from core.export import export_curves
+        start = time.perf_counter()
+        curves, fps = take.generation.blendshapes, take.generation.fps
+        files = []
+        for suffix in EXPORT_SUFFIXES:
+            try:
+                files.append(export_curves(curves[0], take.folder / f"{take.name}{suffix}", fps=fps))
+            except Exception as err:  # one failing format (e.g. no face mesh for .glb) must not sink the rest
+                log.exception("export to %s failed", suffix)
+                take.notes.append(f"Could not write the {suffix} file: {err}")
+        if len(curves) > 1:
+            all_samples = take.folder / f"{take.name}_all_{len(curves)}_samples.npy"
+            np.save(all_samples, curves)
+            files.append(all_samples)
+        take.timings["export"] = time.perf_counter() - start
+        return files
+
+    def render(self, take: Take) -> Path:
+        """The face-mesh mp4 of sample 1 with the input audio."""
+        from core.render import render_video
+        start = time.perf_counter()
+        path = render_video(take.generation.blendshapes[0], take.wave, take.folder / f"{take.name}.mp4",
+                            fps=take.generation.fps, renderer=self.face_renderer())
+        take.timings["render"] = time.perf_counter() - start
+        return path
+
+    def face_renderer(self):
+        """One :class:`core.render.FaceRenderer` for every request (safe to share between threads)."""
+        with self._renderer_lock:
+            if self._renderer is None:
+                from core.render import FaceRenderer  # imports pyrender: slow, so only when needed
+                self._renderer = FaceRenderer(size=self.video_size)
+            return self._renderer
+
+    # -- Compare ----------------------------------------------------------------------------------
+    def compare(self, audio, steps_list: Sequence, seeds, identity=AUTO) -> Comparison:
+        """Curves for every step count x seed, all from one encoder pass."""
+        steps_list = sorted({self.check_steps(s) for s in (steps_list or [])}, reverse=True)
+        if not steps_list:
+            raise ValueError("Pick at least one step count to compare.")
+        seeds, identity = parse_seeds(seeds), self.check_identity(identity)
+        if len(steps_list) * len(seeds) > MAX_COMPARE_CELLS:
+            raise ValueError(f"{len(steps_list)} step counts x {len(seeds)} seeds is more than "
+                             f"{MAX_COMPARE_CELLS} videos; pick fewer.")
+        wave = self.load(audio)
+        start = time.perf_counter()
+        features, _ = self.talker.features(wave)
+        runs, used = {}, identity
+        for steps in steps_list:
+            for first, count in _consecutive_runs(seeds):   # seed k of a batch is first + k
+                generation = _sample(self.talker, wave, steps, first, identity, count, features)
+                used = generation.identity
+                runs.update({(steps, first + k): generation.blendshapes[k] for k in range(count)})
+        return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self._new_folder(),
+                          time.perf_counter() - start)
+
+    def render_comparison(self, comparison: Comparison) -> Path:
+        """One mp4: a row per step count, a column per seed, with the input audio."""
+        from core.render import render_grid_video
+        cells = [(steps, seed) for steps in comparison.steps for seed in comparison.seeds]
+        return render_grid_video([comparison.runs[cell] for cell in cells],
+                                 [f"{steps} steps, seed {seed}" for steps, seed in cells], comparison.wave,
+                                 comparison.folder / f"{comparison.name}.mp4", fps=FPS,
+                                 cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256)
+
+    # -- Enroll -----------------------------------------------------------------------------------
+    def enroll(self, speech_files, csv_files, name, iterations=ENROL_ITERATIONS[1], progress=None) -> str:
+        """Learn a new identity from (speech, CSV) takes paired by name, in every shipped model.
+
+        The same code as ``python -m core enroll`` (:func:`core.enroll.enroll_pairs`); then the
+        models are reloaded so that the new identity is offered and matched at once. Returns a
+        status line (markdown).
+        """
+        from core.enroll import enroll_pairs
+        iterations = parse_iterations(iterations)
+        pairs = pair_takes(speech_files, csv_files)
+        if self.talker.root is None:
+            raise ValueError("These models were not loaded from a checkpoint folder; cannot enrol into them.")
+        start = time.perf_counter()
+        with self._enrol_lock:
+            names = enroll_pairs(self.talker.root, name, pairs, iterations=iterations,
+                                 encoder=self.talker.encoder(), progress=progress)
+            self.reload()
+        added = names[-1]
+        return (f"Enrolled **{added}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
+                f"{time.perf_counter() - start:.1f} s ({iterations} iterations per model). "
+                f"The library now holds **{len(names)} identities**: {', '.join(names)}.")
+
+    def reload(self) -> None:
+        """Drop the loaded models, so the next request reads the checkpoints (and libraries) again.
+
+        Requests already running keep the model objects they hold.
+        """
+        self.talker.reload()
+
+    # -- house-keeping ----------------------------------------------------------------------------
+    def discard(self, folder: Path | None) -> None:
+        """Delete one request's folder (once Gradio has copied its outputs into its cache)."""
+        if folder is not None and Path(folder).parent == self.workdir:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Delete the work folder if this service made it."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def warm_up(self) -> None:
+        """Load the speech encoder, the default model (and its ONNX Runtime decoder) and the
+        renderer in the background, so the first click is quick."""
+        def load():
+            for what, step in (("default model and speech encoder", lambda: self.talker.warm_up(self.default_steps)),
+                               ("face renderer", self.face_renderer)):
+                try:
+                    step()
+                except Exception:  # a real problem will surface, with its message, on the first request
+                    log.exception("warm-up of the %s failed", what)
+        threading.Thread(target=load, name="warm-up", daemon=True).start()
+
+    def _new_folder(self) -> Path:
+        """A fresh folder for one request's files; folders older than ``keep_seconds`` go.
+
+        The app deletes each request's folder itself (:meth:`discard`) once Gradio has copied the
+        outputs into its cache; this sweep only catches what a failed request left behind.
+        """
+        now = time.time()
+        for old in self.workdir.glob("req-*"):
+            with contextlib.suppress(OSError):  # another request may be deleting it right now
+                if now - old.stat().st_mtime > self.keep_seconds:
+                    shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix="req-", dir=self.workdir))
+
+
+def _consecutive_runs(seeds: Sequence[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 7]`` -> ``[(0, 3), (7, 1)]``: seeds that one batched call can sample."""
+    runs: list[tuple[int, int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][0] + runs[-1][1]:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((seed, 1))
+    return runs
+
+
+def _stem(audio, suffix: str) -> str:
+    """A safe download-file stem from the input's name, e.g. ``hello_8steps_seed0``."""
+    name = Path(audio).stem if isinstance(audio, (str, os.PathLike)) else "speech"
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:40] or "speech"
+    return f"{name}_{suffix}"

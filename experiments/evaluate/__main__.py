@@ -1,0 +1,43 @@
+"""Command line of :mod:`experiments.evaluate` (one subcommand per RESULTS.md section)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from experiments.evaluate import checks, tables
+
+
+def main(argv=None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m experiments.evaluate",
+                                description="Evaluate checkpoints and write docs/RESULTS.md.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str, data: bool = True) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help)
+        q.add_argument("--checkpoints", default="checkpoints")
+        q.add_argument("--results", default="docs/RESULTS.md")
+        if data:
+            q.add_argument("--data", required=True, help="corpus folder (its test splits are used)")
+            q.add_argument("--max-clips", type=int, default=40, help="test clips per model (random, fixed seed)")
+        return q
+
+    t = command("tables", "every model of the manifest: paper Tables 1, 4 and 5")
+    t.add_argument("--models", nargs="*", help="only these checkpoint names")
+    t.add_argument("--json", default="docs/results.json")
+    t.add_argument("--no-lve", action="store_true", help="skip the mesh-based lip vertex error")
+    r = command("report", "rewrite the evaluation section from the JSON, no evaluation", data=False)
+    r.add_argument("--json", default="docs/results.json")
+    for name, what in (("fp16", "fp32 vs fp16-rounded weights"), ("encoder", "float32 vs int8 speech encoder"),
+                       ("enrolment", "enrol every unseen identity of test_unseen, then score held-out clips")):
+        command(name, f"one checkpoint: {what}").add_argument("model", help="checkpoint name, e.g. distilled-8")
+    a = p.parse_args(argv)
+    a.command_line = "python -m experiments.evaluate " + " ".join(argv)
+    a.checkpoints, a.results = Path(a.checkpoints), Path(a.results)
+    {"tables": tables.run, "report": tables.rewrite, "fp16": checks.fp16,
+     "encoder": checks.encoder, "enrolment": checks.enrolment}[a.command](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""``fp16``, ``encoder`` and ``enrolment``: one checkpoint against a variant of itself.
+
+Each writes its own section of docs/RESULTS.md ("fp16", "encoder-precision", "enrolment").
+"""
+from __future__ import annotations
+
+import json
+
+from core.evaluation import encoder_check, enrolment_check, fp16_check
+from experiments.evaluate.tables import test_split
+from experiments.report import table, update_section
+
+
+def fp16(a) -> None:
+    """Does storing the weights as float16 change the curves measurably?"""
+    res = fp16_check(a.checkpoints / a.model, test_split(a.data, a.max_clips)[1][:20])
+    print(json.dumps(res))
+    update_section("fp16", f"## fp16 weights\n\n`{a.command_line}` "
+                   f"({res['clips']} test clips, seed 0): LBE {res['lbe_fp32']:.5f} with fp32 weights, "
+                   f"{res['lbe_fp16']:.5f} with fp16-rounded weights; largest curve difference "
+                   f"{res['max_abs_curve_diff']:.2e} (weights in [0, 1]).", a.results)
+
+
+def encoder(a) -> None:
+    """Does the int8 speech encoder change the curves of a model trained on float32 features?"""
+    res = encoder_check(a.checkpoints / a.model, test_split(a.data, a.max_clips)[1])
+    print(json.dumps(res))
+    update_section("encoder-precision", f"## int8 speech encoder\n\n`{a.command_line}` "
+                   f"({res['clips']} test clips, seed 0; the model was "
+                   f"trained on float32 encoder features): LBE {res['lbe_float32']:.5f} with the float32 encoder, "
+                   f"{res['lbe_variant']:.5f} with {res['variant']}; largest curve difference "
+                   f"{res['max_abs_curve_diff']:.3f}; same matched identity on {res['same_identity']:.0%} of "
+                   "clips.", a.results)
+
+
+def enrolment(a) -> None:
+    """Every identity of test_unseen enrolled from half of its clips, scored on the other half."""
+    every = test_split(a.data, None, "test_unseen")[0]
+    rows = []
+    for ident in sorted({c.identity for c in every}):
+        res = enrolment_check(a.checkpoints / a.model, [c for c in every if c.identity == ident])
+        print(json.dumps(res), flush=True)
+        rows.append([res["identity"], res["enrol_clips"], res["held_out_clips"], res["matched_new"],
+                     res["best_old_identity"], res["lbe_best_old"], res["lbe_new"]])
+    update_section("enrolment", f"## Enrolment of unseen identities\n\n`{a.command_line}`: each identity of "
+                   "test_unseen is enrolled (network frozen, one new embedding, 150 iterations) from every other "
+                   "clip; the rest are held out.\n\n"
+                   + table(["identity", "enrol clips", "held-out clips", "held-out matched to new identity",
+                            "best old identity", "LBE with best old", "LBE with new"], rows), a.results)

