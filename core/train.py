@@ -226,7 +226,8 @@ def prepare_data(data: str, encoder_name: str, identity_names: list[str] | None 
     val_clips = load_clips(data, ("val",))
     names = identity_names or sorted({c.identity for c in train_clips})
     encoder = get_encoder(encoder_name)
-    return (FeatureDataset(train_clips, encoder, names, progress), FeatureDataset(val_clips, encoder, names, progress),
+    return (FeatureDataset(train_clips, encoder, names, progress=progress),
+            FeatureDataset(val_clips, encoder, names, progress=progress),
             names, data_fingerprint(train_clips))
 
 

@@ -104,15 +104,14 @@ def main(argv=None):
           f"All completed in {r['wall_s']:.1f} s (latency median {r['latency_median_s']:.1f} s, max "
           f"{r['latency_max_s']:.1f} s); server memory {r['rss_before_mb']:.0f} MB before, {r['rss_after_mb']:.0f} MB "
           f"after; request folders left behind: {r['request_folders_left']}.")
-    update_section("concurrency", md, a.results)
-    print(md)
-    md = (f"## Time to curves in the app\n\n`python -m experiments.loadtest`, one request at a time after a warm-up "
+    latency = (f"## Time to curves in the app\n\n`python -m experiments.loadtest`, one request at a time after a warm-up "
           f"(8-step model, {r['audio_s']:.1f} s clip, {len(r['curves_s'])} requests through gradio_client, timed "
           f"from the submit): matched identity, scores and curves after {statistics.median(r['curves_s']):.2f} s "
           f"(median; max {max(r['curves_s']):.2f} s), the 512x512 video and downloads after "
           f"{statistics.median(r['video_s']):.2f} s (median).")
-    update_section("app-latency", md, a.results)
-    print(md)
+    for section, text in (("concurrency", md), ("app-latency", latency)):
+        update_section(section, text, a.results)
+        print(text)
 
 
 if __name__ == "__main__":

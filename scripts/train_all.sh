@@ -39,10 +39,10 @@ baselines > runs/baselines.log 2>&1 &
 wait
 
 $PY -m core.manifest checkpoints
-$PY -m core.evaluate --checkpoints checkpoints --data "$CORPUS" --fp16-check distilled-8
+$PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m core.manifest checkpoints --fp16
-$PY -m core.evaluate --checkpoints checkpoints --data "$CORPUS"
-$PY -m core.evaluate --checkpoints checkpoints --data "$CORPUS" --enrol-check distilled-8
-$PY -m core.bench --checkpoints checkpoints
-$PY -m core.robustness --checkpoints checkpoints
-$PY -m demo.loadtest --checkpoints checkpoints
+$PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
+$PY -m experiments.evaluate enrolment distilled-8 --checkpoints checkpoints --data "$CORPUS"
+$PY -m experiments.bench --checkpoints checkpoints
+$PY -m experiments.robustness --checkpoints checkpoints
+$PY -m experiments.loadtest --checkpoints checkpoints
