@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
+import tempfile
 
-from demo.ui import LAUNCH_OPTIONS, build_demo  # sets the no-telemetry environment before gradio loads
+from demo.service import writable_problem
+from demo.ui import LAUNCH_OPTIONS, build_demo  # sets the environment (no telemetry, cache folder) before gradio loads
 
 
 def main(argv=None) -> None:
@@ -23,6 +26,11 @@ def main(argv=None) -> None:
     parser.add_argument("--no-enroll", action="store_true",
                         help="hide the Enroll tab (public deployments: enrolment writes into the checkpoints)")
     args = parser.parse_args(argv)
+    for folder, what in ((os.environ["GRADIO_TEMP_DIR"], "GRADIO_TEMP_DIR, the upload cache,"),
+                         (tempfile.gettempdir(), "The temporary folder")):
+        problem = writable_problem(folder, what)
+        if problem:
+            sys.exit(f"error: {problem}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
     build_demo(args.checkpoints, enroll=not args.no_enroll).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)

@@ -1,11 +1,16 @@
-"""Command line: ``python -m core generate ...`` and ``python -m core enroll ...``.
+"""Command line: ``python -m core generate|enroll|remove ...``.
 
     python -m core generate speech.wav --steps 8 --seed 0 --identity auto --out out.csv|json|npy|glb|mp4
     python -m core enroll --name NAME take1.wav take1.csv [take2.wav take2.csv ...]
+    python -m core remove NAME          # an enrolled identity, from every shipped model
+
+Problems with the input or the environment (a missing folder, no write permission) end with
+a one-line ``error:`` and exit status 2, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +22,11 @@ def generate(a: argparse.Namespace) -> None:
     out = Path(a.out)
     if out.suffix.lower() not in EXPORT_SUFFIXES:
         raise ValueError(f"--out must end in one of {', '.join(EXPORT_SUFFIXES)}")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"the folder {folder} does not exist (--out {a.out}); create it first")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write into {folder} (permission denied)")
     talker = Talker.from_pretrained(a.checkpoints)
     print(f"generating with the {a.steps}-step model ...", file=sys.stderr)
     result = talker.generate(a.audio, steps=a.steps, seed=a.seed, identity=a.identity)
@@ -45,6 +55,12 @@ def enroll(a: argparse.Namespace) -> None:
     print(f"library now holds {len(names)} identities, the last is {names[-1]!r}")
 
 
+def remove(a: argparse.Namespace) -> None:
+    from core.enroll import remove_identity
+    names = remove_identity(a.checkpoints, a.name)
+    print(f"removed {a.name!r}; the library holds {len(names)} identities: {', '.join(names)}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoints", default="checkpoints")
@@ -60,10 +76,12 @@ def main(argv=None) -> int:
     e.add_argument("--iterations", type=int, default=150)
     e.add_argument("--min-frames", type=int, default=60, help="shortest take chunk to use (frames)")
     e.add_argument("pairs", nargs="+", help="speech.wav capture.csv pairs")
+    r = sub.add_parser("remove", help="remove an enrolled identity from every shipped model")
+    r.add_argument("name")
     a = p.parse_args(argv)
     try:
-        {"generate": generate, "enroll": enroll}[a.command](a)
-    except ValueError as err:
+        {"generate": generate, "enroll": enroll, "remove": remove}[a.command](a)
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -4,15 +4,17 @@ The paper's library "can be continuously enriched and expanded by fine-tuning": 
 whole network frozen, only one new 32-d identity embedding is learned from a few recordings
 (wav + Live Link Face CSV) of the new person, with the diffusion losses (so its style drives
 the decoder) and the contrast loss (so the person's voice is matched to it).  The embedding is
-stored in ``library.safetensors`` beside each checkpoint, which ``DiffusionTalker.from_pretrained``
-reads, so the app and the CLIs list it at once.
+stored in the library beside each checkpoint (:mod:`core.library`), which
+``DiffusionTalker.from_pretrained`` reads, so the app and the CLIs list it at once.
 
 :func:`enroll_pairs` is what ``python -m core enroll`` and the demo's *Enroll* tab both call:
-(speech, Live Link Face CSV) pairs -> clips -> the new identity in every shipped model.
+(speech, Live Link Face CSV) pairs -> clips -> the new identity in every shipped model, all
+or nothing; :func:`remove_identity` takes one out of every model again.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,13 +24,13 @@ import torch
 from core import losses as L
 from core.data.clip import TalkingClip
 from core.data.dataset import FeatureDataset
-from core.model import LIBRARY_NAME, DiffusionTalker, read_library, to_model_space, write_library
+from core.library import LIBRARY_NAME, check_name, commit, library_names, read_library, repair, without
+from core.model import CONFIG_NAME, DiffusionTalker, to_model_space
 
 # Training's weights, but a contrast weight of 0.1 instead of 0.007: only one vector learns, and it
 # must be findable from the voice.
 ENROL_LOSS_WEIGHTS = dataclasses.replace(L.LossWeights(), con=0.1)
 MIN_TAKE_FRAMES = 60          # shortest take (chunk) used for enrolment: 2 s at 30 fps
-RESERVED_NAMES = ("auto",)    # means "matched from the voice" in the app and `generate --identity`
 
 
 def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, iterations: int = 150,
@@ -58,45 +60,52 @@ def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, ite
     return new.detach()[0]
 
 
-def enroll(checkpoint_dir, name: str, clips: list[TalkingClip], encoder=None, iterations: int = 150) -> list[str]:
-    """Enrol ``name`` into one checkpoint folder's library; returns the library's identities."""
-    from core.encoders import get_encoder
-    name = check_name(name)
-    folder = Path(checkpoint_dir)
+def enrolled(folder: Path, name: str, clips: list[TalkingClip], encoder, iterations: int,
+             ) -> tuple[list[str], torch.Tensor]:
+    """``folder``'s library with ``name`` learned into it (nothing written yet)."""
     model = DiffusionTalker.from_pretrained(folder)
     if name in model.identity_names:
         raise ValueError(f"identity {name!r} is already in the library of {folder.name}")
-    encoder = encoder or get_encoder(model.config.encoder)
     embedding = fit_embedding(model, clips, encoder, iterations)
     path = folder / LIBRARY_NAME
-    names, table = read_library(path) if path.is_file() else ([], torch.zeros(0, embedding.numel()))
-    write_library(path, names + [name], torch.cat([table, embedding[None]], 0))
-    return model.identity_names + [name]
+    names, table = read_library(path, model.config.identity_dim) if path.is_file() else \
+        ([], torch.zeros(0, embedding.numel()))
+    return names + [name], torch.cat([table, embedding[None]], 0)
 
 
-def check_name(name) -> str:
-    """The new identity's name, stripped: 1 to 64 characters and not a reserved word."""
-    name = (name or "").strip()
-    if not name or len(name) > 64:
-        raise ValueError("give the new identity a name of 1 to 64 characters")
-    if name.lower() in RESERVED_NAMES:
-        raise ValueError(f"{name!r} is reserved (it means 'matched from the voice'); choose another name")
-    return name
+def enroll(checkpoint_dir, name: str, clips: list[TalkingClip], encoder=None, iterations: int = 150) -> list[str]:
+    """Enrol ``name`` into one checkpoint folder's library; returns the model's identities."""
+    from core.encoders import get_encoder
+    folder, name = Path(checkpoint_dir), check_name(name)
+    encoder = encoder or get_encoder(json.loads((folder / CONFIG_NAME).read_text())["encoder"])
+    library = enrolled(folder, name, clips, encoder, iterations)
+    commit(folder, {folder / LIBRARY_NAME: library})
+    return _trained_names(folder) + library[0]
 
 
 def shipped_folders(checkpoints_root) -> list[Path]:
-    """The checkpoint folders an enrolment goes into, each checked against the manifest.
+    """The checkpoint folders an enrolment goes into, each checked against the manifest, after
+    any library change a crash interrupted has been finished or undone (:func:`repair_libraries`).
 
     ``checkpoints_root`` is a folder with ``manifest.json`` (its 'shipped' models) or one
     checkpoint folder.
     """
     from core.manifest import is_checkpoint_folder, model_entries, verify
     root = Path(checkpoints_root)
-    entries = model_entries(root, "shipped")
     if not is_checkpoint_folder(root):
-        for entry in entries:
+        for entry in model_entries(root, "shipped"):
             verify(root, entry)
-    return [root / entry["path"] for entry in entries]
+    return repair_libraries(root)
+
+
+def repair_libraries(checkpoints_root) -> list[Path]:
+    """Finish or undo an interrupted library change and make the shipped models' libraries
+    agree (:func:`core.library.repair`, which logs what it did); returns the shipped folders."""
+    from core.manifest import entry_folder, model_entries
+    root = Path(checkpoints_root)
+    folders = [entry_folder(root, entry) for entry in model_entries(root, "shipped")]
+    repair(root, folders, _trained_names(folders[0]))
+    return folders
 
 
 def load_pairs(name: str, pairs: Sequence[tuple], min_frames: int = MIN_TAKE_FRAMES) -> list[TalkingClip]:
@@ -123,30 +132,40 @@ def enroll_pairs(checkpoints_root, name: str, pairs: Sequence[tuple], iterations
     """Enrol ``name`` from (speech, CSV) ``pairs`` into every shipped model; returns the new library.
 
     Everything is checked (name, files, takes, checksums, that no library already holds the
-    name) before any model learns, so a bad request changes nothing. ``progress`` gets a line
-    per model.
+    name) before any model learns, and the libraries are written together at the end
+    (:func:`core.library.commit`), so a bad request, an error or a crash changes nothing.
+    ``progress`` gets a line per model.
     """
+    from core.encoders import get_encoder
     name = check_name(name)
     if not 1 <= int(iterations) <= 10_000:
         raise ValueError(f"iterations must be between 1 and 10000, not {iterations}")
     folders = shipped_folders(checkpoints_root)
     for folder in folders:
-        if name in _library_names(folder):
+        if name in _trained_names(folder) + library_names(folder):
             raise ValueError(f"identity {name!r} is already in the library of {folder.name}")
     clips = load_pairs(name, pairs, min_frames)
-    names: list[str] = []
-    for folder in folders:
+    encoder = encoder or get_encoder(json.loads((folders[0] / CONFIG_NAME).read_text())["encoder"])
+    libraries = {}
+    for k, folder in enumerate(folders):
         if progress:
-            progress(f"enrolling {name!r} into {folder.name} ...")
-        names = enroll(folder, name, clips, encoder=encoder, iterations=int(iterations))
-    return names
+            progress(f"enrolling {name!r} into {folder.name} ({k + 1} of {len(folders)}) ...")
+        libraries[folder / LIBRARY_NAME] = enrolled(folder, name, clips, encoder, int(iterations))
+    commit(Path(checkpoints_root), libraries)
+    return _trained_names(folders[0]) + libraries[folders[0] / LIBRARY_NAME][0]
 
 
-def _library_names(folder: Path) -> list[str]:
-    """Identity names of a checkpoint (config + enrolled library) without building the model."""
-    import json
-    from core.model import CONFIG_NAME
-    names = list(json.loads((folder / CONFIG_NAME).read_text()).get("identity_names", []))
-    if (folder / LIBRARY_NAME).is_file():
-        names += read_library(folder / LIBRARY_NAME)[0]
-    return names
+def remove_identity(checkpoints_root, name: str) -> list[str]:
+    """Take the enrolled identity ``name`` out of every shipped model (all or nothing); returns
+    the identities left. Trained identities are part of the weights and cannot be removed."""
+    folders = shipped_folders(checkpoints_root)
+    if name in _trained_names(folders[0]):
+        raise ValueError(f"{name!r} was trained into the models, not enrolled; it cannot be removed")
+    libraries = {folder / LIBRARY_NAME: without(folder / LIBRARY_NAME, name) for folder in folders}
+    commit(Path(checkpoints_root), libraries)
+    return _trained_names(folders[0]) + libraries[folders[0] / LIBRARY_NAME][0]
+
+
+def _trained_names(folder: Path) -> list[str]:
+    """Identity names trained into a checkpoint (its config), without building the model."""
+    return list(json.loads((Path(folder) / CONFIG_NAME).read_text()).get("identity_names", []))

@@ -40,6 +40,7 @@ SUFFIXES = (".csv", ".json", ".npy", ".glb")
 
 # Tolerated absences: BEAT's facial JSON has 51 channels (no tongueOut); it stays 0.
 OPTIONAL_CHANNELS = ("tongueOut",)
+WEIGHT_TOLERANCE = 0.01   # a capture's weights may overshoot [0, 1] by this much (rounding, filters)
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -122,6 +123,11 @@ def read_livelink_csv(path: str | Path, fps: int | None = None) -> tuple[np.ndar
             raise ValueError(f"{path.name}, line {line_no}: a blendshape value is not a number") from None
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{path.name} contains NaN or infinite blendshape values")
+    outside = np.abs(values - 0.5) > 0.5 + WEIGHT_TOLERANCE       # ARKit weights lie in [0, 1]
+    if outside.any():
+        r, c = np.argwhere(outside)[0]
+        raise ValueError(f"{path.name}, line {rows[r][0]}, column {header[columns[c]]}: the value "
+                         f"{values[r, c]:g} is outside 0-1, the range of a blendshape weight")
 
     fps = _livelink_fps(stamps, fps, path.name)
     positions = stamps[:, 0] * fps + stamps[:, 1]          # in frames

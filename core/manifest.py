@@ -17,7 +17,8 @@ MANIFEST_NAME = "manifest.json"
 
 
 class ChecksumError(ValueError):
-    pass
+    """A shipped file or the manifest is damaged: the server's problem, not the user's input."""
+    user_error = False
 
 
 def sha256_of(path: Path) -> str:
@@ -40,10 +41,31 @@ def read_manifest(root: str | Path) -> dict:
     return manifest
 
 
+LOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME)   # what loading a model reads; each must be hashed in its entry
+
+
+def entry_folder(root: str | Path, entry: dict) -> Path:
+    """The folder of a manifest entry, which must lie inside ``root`` (ChecksumError if not)."""
+    root = Path(root).resolve()
+    relative = entry.get("path") if isinstance(entry, dict) else None
+    if not isinstance(relative, str) or not relative:
+        raise ChecksumError(f"{root / MANIFEST_NAME}: an entry has no folder path")
+    folder = (root / relative).resolve()
+    if folder != root and root not in folder.parents:
+        raise ChecksumError(f"{root / MANIFEST_NAME}: the path {relative!r} of {entry.get('name')!r} leads outside "
+                            f"{root}; refused")
+    return folder
+
+
 def verify(root: str | Path, entry: dict) -> None:
-    """Raise ChecksumError if a file of this entry differs from what the manifest recorded."""
-    folder = Path(root) / entry["path"]
-    for name, expected in entry["sha256"].items():
+    """Raise ChecksumError unless every file the model loads is hashed in ``entry`` and matches."""
+    folder = entry_folder(root, entry)
+    hashes = entry.get("sha256")
+    unhashed = [name for name in LOADED_FILES if not isinstance(hashes, dict) or not isinstance(hashes.get(name), str)]
+    if unhashed:
+        raise ChecksumError(f"{Path(root) / MANIFEST_NAME}: the entry of {entry.get('name')!r} has no sha256 for "
+                            f"{', '.join(unhashed)}; every file a model loads must be hashed")
+    for name, expected in hashes.items():
         path = folder / name
         if not path.is_file():
             raise ChecksumError(f"{path} is missing (listed in the manifest)")

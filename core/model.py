@@ -18,6 +18,7 @@ data has roughly unit range against unit-variance diffusion noise.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,10 +29,12 @@ from torch import nn
 
 from core.arkit import NUM_BLENDSHAPES
 from core.diffusion import NoiseSchedule, ScheduleConfig
+from core.library import LIBRARY_NAME, LibraryError, read_library
+
+log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-LIBRARY_NAME = "library.safetensors"   # identities enrolled after training (core.enroll)
 
 
 @dataclass
@@ -101,6 +104,7 @@ class DiffusionTalker(nn.Module):
         self.decoder = nn.GRU(dec_in, c.hidden, num_layers=c.layers, batch_first=True,
                               bidirectional=c.bidirectional)
         self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), NUM_BLENDSHAPES)
+        self.library_problem: str | None = None   # why enrolled identities were not loaded, if so
 
     @property
     def identity_names(self) -> list[str]:
@@ -215,27 +219,10 @@ class DiffusionTalker(nn.Module):
         except (SafetensorError, RuntimeError, OSError) as err:
             raise ValueError(f"{w_path}: broken or mismatched weights ({str(err).splitlines()[0]})") from None
         if (directory / LIBRARY_NAME).is_file():
-            names, table = read_library(directory / LIBRARY_NAME)
-            model.add_identities(names, table)
+            try:
+                names, table = read_library(directory / LIBRARY_NAME, config.identity_dim, config.identity_names)
+                model.add_identities(names, table)
+            except LibraryError as err:   # served without its enrolled identities, and says so
+                log.warning("%s", err)
+                model.library_problem = f"The enrolled identities of {directory.name} are not used: {err}"
         return model.to(device).eval()
-
-
-def read_library(path: Path) -> tuple[list[str], torch.Tensor]:
-    """Enrolled identities: names (safetensors metadata) and their embeddings [n, identity_dim]."""
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), "pt") as fh:
-            names = json.loads(fh.metadata()["names"])
-            table = fh.get_tensor("embeddings").float()
-    except Exception as err:  # any parse failure of a user-writable file is reported, never executed
-        raise ValueError(f"{path}: unreadable identity library ({str(err).splitlines()[0]})") from None
-    if len(names) != len(table):
-        raise ValueError(f"{path}: {len(names)} names for {len(table)} embeddings")
-    return names, table
-
-
-def write_library(path: Path, names: list[str], table: torch.Tensor) -> None:
-    from safetensors.torch import save_file
-    tmp = path.with_suffix(".tmp")
-    save_file({"embeddings": table.detach().cpu().float().contiguous()}, str(tmp), metadata={"names": json.dumps(names)})
-    tmp.replace(path)

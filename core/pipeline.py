@@ -20,7 +20,7 @@ from core.arkit import ARKIT_NAMES
 from core.cpu import limit_numpy_blas
 from core.diffusion import make_generator, sample
 from core.inputs import MAX_SEED, shown, whole_number
-from core.manifest import is_checkpoint_folder, model_entries, verify
+from core.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
 from core.model import DiffusionTalker, from_model_space
 from core.rates import FPS, SAMPLE_RATE
 
@@ -87,6 +87,7 @@ class Talker:
         self._models: dict[int, DiffusionTalker] = dict(models or {})
         self.backend = backend
         self._decoders: dict[int, object] = {}   # steps -> TorchDecoder | OnnxDecoder, built on first use
+        self.unavailable: dict[str, str] = {}    # model name -> why it is not offered (see check_all)
         self._encoder = encoder              # default: the encoder named in the checkpoint config
 
     # -- loading -----------------------------------------------------------------------------------
@@ -116,14 +117,38 @@ class Talker:
                              f"{', '.join(map(str, self.steps_available))}.")
         return steps
 
+    def folder(self, steps: int) -> Path:
+        """The checkpoint folder of ``steps``' model."""
+        return entry_folder(self.root, self.entries[self.check_steps(steps)])
+
     def model(self, steps: int) -> DiffusionTalker:
         steps = self.check_steps(steps)
         if steps not in self._models:
             entry = self.entries[steps]
             if self.verify_checksums:
                 verify(self.root, entry)
-            self._models[steps] = DiffusionTalker.from_pretrained(self.root / entry["path"], self.device)
+            self._models[steps] = DiffusionTalker.from_pretrained(self.folder(steps), self.device)
         return self._models[steps]
+
+    def check_all(self) -> dict[str, str]:
+        """Check every model's files against the manifest now; a model that fails is no longer
+        offered (the others still are). Returns model name -> why, for the models dropped."""
+        broken = {}
+        for steps, entry in list(self.entries.items()):
+            if not self.verify_checksums:
+                break
+            try:
+                verify(self.root, entry)
+            except (ChecksumError, OSError) as err:
+                broken[str(entry.get("name", f"{steps}-step model"))] = str(err)
+                del self.entries[steps]
+        self.unavailable.update(broken)
+        return broken
+
+    def problems(self) -> list[str]:
+        """What a user of these models should know: models not offered, libraries not used."""
+        lines = [f"{name} is not offered: {why}" for name, why in self.unavailable.items()]
+        return lines + [m.library_problem for m in self._models.values() if m.library_problem]
 
     def reload(self) -> None:
         """Forget loaded models so the next use re-reads them (e.g. after an enrolment)."""

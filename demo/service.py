@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from core.audio import MAX_REQUEST_SECONDS, load_audio
-from core.inputs import MAX_SEED
-from core.rates import FPS
+from core.inputs import MAX_SEED, shown
+from core.rates import FPS, SAMPLE_RATE
 from demo import plots
 from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations, parse_samples, parse_seed, parse_seeds
 
@@ -40,10 +40,16 @@ except ImportError:  # everywhere else: a no-op
 
 log = logging.getLogger(__name__)
 
+WORKDIR_PREFIX = "diffusiontalker-demo-"   # + the server's pid: folders of dead servers are removed at start
+
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 AUTO = "auto"                      # identity value meaning "the identity matched from the voice"
 MAX_AUDIO_SECONDS = MAX_REQUEST_SECONDS   # longer clips are refused (render time grows with length)
 MAX_COMPARE_CELLS = 12             # step counts x seeds in one comparison
+# Work of one request: takes (samples, or comparison cells) x seconds of audio. Every take is
+# sampled and rendered, so this bounds how long one request holds a model slot (a 12-cell
+# comparison of a 120 s clip held one for 608 s): 12 takes of 20 s, or 2 of 120 s.
+MAX_TAKE_SECONDS = 240.0
 VIDEO_SIZE = 512                   # pixels, the single-take video
 EXPORT_SUFFIXES = (".csv", ".json", ".npy", ".glb")
 
@@ -54,17 +60,73 @@ def example_files(folder: Path | None = None) -> list[Path]:
     return sorted(folder.glob("*.wav")) if folder.is_dir() else []
 
 
+def remove_leftovers(temp: str | Path | None = None) -> list[Path]:
+    """Delete the work folders of servers that are no longer running (ended by a signal, say).
+
+    A folder is ``<temp>/diffusiontalker-demo-<pid>-*``; one whose pid is not a live process
+    is removed. Returns the folders removed.
+    """
+    removed = []
+    for folder in Path(temp or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        pid = folder.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def remove_old_files(folder: str | Path, max_age_s: float) -> int:
+    """Delete the entries of ``folder`` last changed more than ``max_age_s`` ago; returns how many."""
+    now, removed = time.time(), 0
+    for entry in Path(folder).glob("*") if Path(folder).is_dir() else []:
+        with contextlib.suppress(OSError):        # a request may be using or deleting it right now
+            if now - entry.stat().st_mtime > max_age_s:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                removed += 1
+    return removed
+
+
+def writable_problem(folder: str | Path, what: str) -> str | None:
+    """None if files can be created in ``folder`` (made if missing), else a message saying why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return (f"{what} {folder} cannot be written ({err.strerror or err}); point it at a writable folder "
+                "and start again.")
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # another user's process: alive
+        return True
+    return True
+
+
 def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
     """``(talker, None)``, or ``(None, why)`` when ``path`` holds no usable checkpoint."""
     path = Path(path)
     if not path.is_dir() or not any((path / name).is_file() for name in ("manifest.json", "config.json")):
         return None, f"There is no trained checkpoint in `{path}` yet."
+    from core.enroll import repair_libraries
     from core.pipeline import Talker
     try:
         talker = Talker.from_pretrained(path)
-        talker.model(talker.steps_available[-1])  # checksums and loads the smallest model now, not on the first click
+        broken = talker.check_all()        # every model's checksums now; a damaged one is left out
+        if not talker.entries:
+            return None, f"None of the checkpoints in `{path}` can be used: {'; '.join(broken.values())}"
+        with contextlib.suppress(OSError):          # read-only checkpoints: nothing to repair there
+            repair_libraries(path)                  # an enrolment a crash interrupted: finished or undone
+        talker.model(talker.steps_available[-1])  # loads the smallest model now, not on the first click
     except (ValueError, OSError) as err:
         return None, f"The checkpoints in `{path}` could not be loaded: {err}"
+    for problem in talker.problems():
+        log.warning("%s", problem)
     return talker, None
 
 
@@ -122,7 +184,9 @@ class DemoService:
         self.video_size = video_size
         self._renderer = None                 # core.render.FaceRenderer, built on first use
         self._renderer_lock = threading.Lock()
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="diffusiontalker-demo-"))
+        if not workdir:
+            remove_leftovers()
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.keep_seconds = keep_seconds      # request folders left behind longer than this are deleted
         self._enrol_lock = threading.Lock()   # one enrolment at a time (they write the libraries)
@@ -157,8 +221,16 @@ class DemoService:
         if value in (None, "", AUTO):
             return None
         if value not in self.identities:
-            raise ValueError(f"Unknown identity {value!r}; choose one from the list.")
+            raise ValueError(f"Unknown identity {shown(value)}; choose one from the list.")
         return value
+
+    def check_work(self, takes: int, wave: np.ndarray, what: str) -> None:
+        """Refuse a request of more than MAX_TAKE_SECONDS (takes x seconds of audio)."""
+        seconds = len(wave) / SAMPLE_RATE
+        if takes * seconds > MAX_TAKE_SECONDS:
+            raise ValueError(f"{what} of {seconds:.0f} s of speech is more than one request may compute "
+                             f"({MAX_TAKE_SECONDS:.0f} take-seconds, e.g. {MAX_COMPARE_CELLS} takes of "
+                             f"{MAX_TAKE_SECONDS / MAX_COMPARE_CELLS:.0f} s); use fewer takes or a shorter clip.")
 
     def load(self, audio) -> np.ndarray:
         """The input as 16 kHz mono (raises ValueError with a plain message)."""
@@ -175,6 +247,7 @@ class DemoService:
             raise ValueError(f"Seeds {seed}..{seed + num_samples - 1} go past {MAX_SEED}; pick a smaller seed.")
         start = time.perf_counter()
         wave = self.load(audio)
+        self.check_work(num_samples, wave, f"{num_samples} sample{'s' * (num_samples > 1)}")
         decode = time.perf_counter() - start
         generation = _sample(self.talker, wave, steps, seed, identity, num_samples)
         timings = {"decode": decode + generation.timings.get("decode", 0.0)}
@@ -229,6 +302,7 @@ class DemoService:
             raise ValueError(f"{len(steps_list)} step counts x {len(seeds)} seeds is more than "
                              f"{MAX_COMPARE_CELLS} videos; pick fewer.")
         wave = self.load(audio)
+        self.check_work(len(steps_list) * len(seeds), wave, f"{len(steps_list) * len(seeds)} takes")
         start = time.perf_counter()
         features, _ = self.talker.features(wave)
         runs, used = {}, identity
@@ -271,6 +345,21 @@ class DemoService:
         return (f"Enrolled **{added}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
                 f"{time.perf_counter() - start:.1f} s ({iterations} iterations per model). "
                 f"The library now holds **{len(names)} identities**: {', '.join(names)}.")
+
+    def enrolled(self) -> list[str]:
+        """The identities enrolled after training (the ones that can be removed)."""
+        from core.library import library_names
+        return library_names(self.talker.folder(self.talker.steps_available[-1])) if self.talker.root else []
+
+    def remove(self, name) -> str:
+        """Take an enrolled identity out of every shipped model (all or nothing); a status line."""
+        from core.enroll import remove_identity
+        if name not in self.enrolled():
+            raise ValueError(f"{shown(name)} is not an enrolled identity; choose one from the list.")
+        with self._enrol_lock:
+            names = remove_identity(self.talker.root, name)
+            self.reload()
+        return f"Removed **{name}**. The library now holds **{len(names)} identities**: {', '.join(names)}."
 
     def reload(self) -> None:
         """Drop the loaded models, so the next request reads the checkpoints (and libraries) again.

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import random
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -27,9 +28,12 @@ from core.cpu import limit_numpy_blas
 
 limit_numpy_blas()  # before any request thread calls numpy BLAS (see core.cpu)
 
-# Before gradio is imported: no usage analytics and no Hugging Face telemetry (no outside network).
+# Before gradio is imported: no usage analytics and no Hugging Face telemetry (no outside network),
+# and a cache folder of the app's own (uploads, output copies), so that what a server ended by a
+# signal left there can be swept at the next start without touching other Gradio apps' files.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "diffusiontalker-gradio"))
 
 import gradio as gr  # noqa: E402
 
@@ -39,7 +43,8 @@ from demo import plots  # noqa: E402
 from demo.formatting import (SCORE_COLUMNS, comparison_summary, identity_summary, scores_table,  # noqa: E402
                              timings_markdown)
 from demo.forms import ENROL_ITERATIONS, MAX_SAMPLES  # noqa: E402
-from demo.service import AUTO, MAX_AUDIO_SECONDS, DemoService, example_files, load_talker  # noqa: E402
+from demo.service import (AUTO, MAX_AUDIO_SECONDS, DemoService, example_files, load_talker,  # noqa: E402
+                          remove_old_files)
 
 if TYPE_CHECKING:
     from core.pipeline import Talker
@@ -55,6 +60,15 @@ DELETE_CACHE = (600, 3600)         # every 10 min, delete Gradio cache files (ou
 SPEECH_FILE_TYPES = ["audio", ".mov", ".mp4", ".m4a"]   # Enroll tab: recordings (Live Link Face's own .mov)
 
 
+class UncheckedSlider(gr.Slider):
+    """A slider that hands its value over as sent (Gradio's own check would fail on "2" with
+    no message); :mod:`demo.forms` checks it like every other field."""
+    is_template = True        # drawn by the Slider front end
+
+    def preprocess(self, payload):
+        return payload
+
+
 @contextlib.contextmanager
 def _errors_shown(input_errors: bool = True) -> Iterator[None]:
     """Turn exceptions into ``gr.Error`` pop-ups (no traceback reaches the page).
@@ -68,6 +82,10 @@ def _errors_shown(input_errors: bool = True) -> Iterator[None]:
     except gr.Error:
         raise
     except Exception as err:
+        if isinstance(err, ValueError) and not getattr(err, "user_error", True):   # e.g. a damaged checkpoint
+            log.error("request failed: %s", err)
+            raise gr.Error(f"{err} The app is still running; tell whoever runs it.", title="Server problem",
+                           print_exception=False) from None
         if input_errors and isinstance(err, ValueError):
             raise gr.Error(str(err), title="Cannot use this input", print_exception=False) from None
         log.exception("request failed")
@@ -95,6 +113,8 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
         service = DemoService(talker, max_seconds)
     if warm_up:
         service.warm_up()
+    if delete_cache:                  # what an earlier server left in the cache; Gradio sweeps its own
+        remove_old_files(os.environ["GRADIO_TEMP_DIR"], delete_cache[1])
     with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         header = gr.Markdown(_header(service))
         audio, identity = _shared_inputs(service, example_files() if examples is None else list(examples))
@@ -131,7 +151,7 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
             audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="speech-input",
                              label=f"Speech: record or upload (up to {service.max_seconds:.0f} s)")
         with gr.Column(scale=2):
-            identity = gr.Dropdown(_identity_choices(service), value=AUTO, label="Talking style",
+            identity = gr.Dropdown(_identity_choices(service), value=AUTO, label="Talking style", allow_custom_value=True,
                                    info="the identity matched from the voice, or any identity "
                                         "of the library (style transfer)")
             if examples:
@@ -143,13 +163,15 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
 def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> None:
     """One take: identity match and curves first (streamed), then the face video and downloads."""
     with gr.Row(equal_height=True):
+        # allow_custom_value and no bounds on the number fields: every value reaches demo.forms as sent
+        # (API clients too), so "8", 8.7 or -5 get one rule and one plain message, not Gradio's.
         steps = gr.Dropdown(service.steps_choices, value=service.default_steps, label="Diffusion steps",
+                            allow_custom_value=True,
                             info="fewer = faster (distilled students)", elem_id="steps")
         with gr.Column(min_width=160):
-            # precision=None: the value reaches the one whole-number check as typed (1.5 is refused, not rounded).
-            seed = gr.Number(0, precision=None, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="seed")
+            seed = gr.Number(0, precision=None, label="Seed", elem_id="seed")
             new_seed = gr.Button("New random seed", size="sm", elem_id="new-seed")
-        num_samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples",
+        num_samples = UncheckedSlider(1, MAX_SAMPLES, value=1, step=1, label="Samples",
                                 info="seeds seed .. seed+K-1; the video shows sample 1")
     run = gr.Button("Generate", variant="primary", elem_id="generate")
     with gr.Row(equal_height=False):
@@ -200,7 +222,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
 def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> None:
     """Every step count x seed: overlaid curves and spread across seeds first, then a tiled video."""
     with gr.Row(equal_height=True):
-        compare_steps = gr.Dropdown(service.steps_choices, value=service.default_compare_steps,
+        compare_steps = gr.Dropdown(service.steps_choices, value=service.default_compare_steps, allow_custom_value=True,
                                     multiselect=True, label="Step counts")
         compare_seeds = gr.Textbox("0, 1, 2", label="Seeds", info="comma-separated")
         channels = gr.Dropdown(list(GROUPS) + list(ARKIT_NAMES), value="jaw/lips",
@@ -257,6 +279,10 @@ def _enroll_tab(service: DemoService, identity: gr.Dropdown, header: gr.Markdown
                                      info="more = a closer fit, slower")
     enrol_button = gr.Button("Enroll", variant="primary", elem_id="enroll")
     enrol_status = gr.Markdown(elem_id="enroll-status")
+    with gr.Row(equal_height=True):
+        to_remove = gr.Dropdown(service.enrolled(), value=None, label="Enrolled identity to remove",
+                                allow_custom_value=True, elem_id="remove-name")
+        remove_button = gr.Button("Remove from the library", variant="stop", elem_id="remove")
 
     def enroll_identity(speech_files, csv_files, name, iterations, progress=gr.Progress()):
         with _errors_shown():
@@ -268,10 +294,23 @@ def _enroll_tab(service: DemoService, identity: gr.Dropdown, header: gr.Markdown
             identity.choices = _identity_choices(service)
         return status
 
+    def remove_identity(name):
+        with _errors_shown():
+            status = service.remove(name)
+        with _errors_shown(input_errors=False):
+            identity.choices = _identity_choices(service)
+        return status
+
+    def refreshed():
+        return *_refreshed_identities(service), gr.Dropdown(choices=service.enrolled(), value=None)
+
     enrol_button.click(enroll_identity, inputs=[enrol_speech, enrol_csvs, enrol_name, enrol_iterations],
                        outputs=enrol_status, api_name="enroll", concurrency_id="enroll",
                        concurrency_limit=1).success(
-        lambda: _refreshed_identities(service), outputs=[identity, header], queue=False, api_visibility="private")
+        refreshed, outputs=[identity, header, to_remove], queue=False, api_visibility="private")
+    remove_button.click(remove_identity, inputs=[to_remove], outputs=enrol_status, api_name="remove_identity",
+                        concurrency_id="enroll", concurrency_limit=1).success(
+        refreshed, outputs=[identity, header, to_remove], queue=False, api_visibility="private")
 
 
 def missing_checkpoint_page(problem: str) -> gr.Blocks:
@@ -300,4 +339,5 @@ def _header(service: DemoService) -> str:
     return (f"# {TITLE}\n"
             "Speech in, 52 ARKit blendshape curves at 30 fps out, from a distilled diffusion model. "
             f"The voice is matched against a library of {len(service.identities)} talking styles. "
-            f"Models: {steps} diffusion steps; running on **{service.talker.device}**.")
+            f"Models: {steps} diffusion steps; running on **{service.talker.device}**."
+            + "".join(f"\n\n> ⚠ {problem}" for problem in service.talker.problems()))

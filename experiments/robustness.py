@@ -47,10 +47,13 @@ def speech(seconds: float | None = None) -> np.ndarray:
     return audio
 
 
-def _ffmpeg(src: Path, dst: Path, *args: str) -> None:
+def _ffmpeg_exe() -> str:
     import imageio_ffmpeg
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), *args, str(dst)],
-                   check=True)
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _ffmpeg(src: Path, dst: Path, *args: str) -> None:
+    subprocess.run([_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), *args, str(dst)], check=True)
 
 
 def make_cases(folder: str | Path, include_slow: bool = True) -> list[Case]:
@@ -65,6 +68,16 @@ def make_cases(folder: str | Path, include_slow: bool = True) -> list[Case]:
         sf.write(path, audio, rate, subtype=subtype)
         cases.append(Case(name, str(path), expect, **kw))
         return path
+
+    def header_rate(name, rate, audio, expect, **kw):
+        """A 16-bit WAV declaring any ``rate`` (libsndfile refuses to write odd ones)."""
+        import wave
+        with wave.open(str(folder / name), "wb") as fh:
+            fh.setnchannels(1)
+            fh.setsampwidth(2)
+            fh.setframerate(rate)
+            fh.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+        cases.append(Case(name, str(folder / name), expect, **kw))
 
     (folder / "zero-bytes.wav").write_bytes(b"")
     cases.append(Case("zero-bytes.wav", str(folder / "zero-bytes.wav"), "error"))
@@ -101,12 +114,36 @@ def make_cases(folder: str | Path, include_slow: bool = True) -> list[Case]:
     cases.append(Case("corrupt-header.wav", str(folder / "corrupt-header.wav"), "error"))
     (folder / "image.wav").write_bytes(b"\x89PNG\r\n\x1a\n" + rng.integers(0, 255, 2000, dtype=np.uint8).tobytes())
     cases.append(Case("png-renamed.wav", str(folder / "image.wav"), "error"))
+    # Sample rates: refused outside 4-384 kHz before any work; a prime rate resampled in bounded time.
+    header_rate("rate-1hz.wav", 1, sp[:100], "error")
+    header_rate("rate-6mhz.wav", 6_000_011, sp, "error")
+    header_rate("rate-3mhz.wav", 3_000_017, sp, "error")
+    # Files that name other files: never followed (the speech.mp3 beside them must not be decoded).
+    target = folder / "speech.mp3"
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:4,\n{}\n#EXT-X-ENDLIST\n"
+    for name, text in (("playlist-absolute.m3u8", playlist.format(target)),
+                       ("playlist-relative.m3u8", playlist.format(target.name)),
+                       ("list.ffconcat", f"ffconcat version 1.0\nfile {target}\n"),
+                       ("stream.sdp", "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\n"
+                                      "m=audio 5004 RTP/AVP 0\n")):
+        (folder / name).write_text(text)
+        cases.append(Case(name, str(folder / name), "error"))
+    flac = subprocess.run([_ffmpeg_exe(), "-v", "error", "-i", str(src), "-f", "flac", "-"], check=True,
+                          capture_output=True).stdout          # no length in the header, as ffmpeg pipes write
+    (folder / "stream-unknown-length.flac").write_bytes(flac)
+    cases.append(Case("stream-unknown-length.flac", str(folder / "stream-unknown-length.flac"), "ok"))
     ok = str(folder / "24bit.wav")
     cases += [Case("steps=3 (not shipped)", ok, "error", {"steps": 3}),
               Case("seed=-5", ok, "error", {"seed": -5}),
+              Case("seed=1.5", ok, "error", {"seed": 1.5}),
+              Case("seed='abc'", ok, "error", {"seed": "abc"}),
+              Case("seed='3' (text)", ok, "ok", {"seed": "3"}),
               Case("identity=nobody", ok, "error", {"identity": "nobody"}),
-              Case("num_samples=0", ok, "error", {"num_samples": 0})]
+              Case("identity of 1 MB", ok, "error", {"identity": "x" * 1_000_000}),
+              Case("num_samples=0", ok, "error", {"num_samples": 0}),
+              Case("num_samples=2.9", ok, "error", {"num_samples": 2.9})]
     if include_slow:
+        header_rate("25mb-at-383987hz.wav", 383_987, np.resize(sp, 12_500_000), "ok", slow=True)
         wav("ten-minutes.wav", speech(600.0), expect="error", slow=True)
         wav("sixty-seconds.wav", speech(60.0), expect="ok", slow=True)
     return cases

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 
 import imageio_ffmpeg
@@ -147,6 +148,27 @@ def test_service_generates_exports_and_compares(service, speech_wav):
         service.generate(noise.astype(np.float32))
 
 
+def test_one_request_may_not_compute_more_than_its_bound(service):
+    """cells x seconds (or samples x seconds) above MAX_TAKE_SECONDS is refused before any work."""
+    seconds = demo_service.MAX_TAKE_SECONDS / 3 + 1
+    speech = (0.1 * np.sin(np.arange(int(seconds * 16000)) * 0.05)).astype(np.float32)
+    with pytest.raises(ValueError, match="4 samples of 81 s .*240 take-seconds"):
+        service.generate(speech, steps=4, num_samples=4)
+    with pytest.raises(ValueError, match="6 takes of 81 s"):
+        service.compare(speech, [8, 4], "0, 1, 2")
+
+
+def test_work_folders_of_dead_servers_are_removed_at_start(tmp_path):
+    import os
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftovers = [tmp_path / f"{demo_service.WORKDIR_PREFIX}{dead.pid}-abc", tmp_path / f"{demo_service.WORKDIR_PREFIX}{os.getpid()}-x"]
+    for folder in leftovers:
+        (folder / "req-1").mkdir(parents=True)
+    assert demo_service.remove_leftovers(tmp_path) == leftovers[:1]
+    assert not leftovers[0].exists() and leftovers[1].exists()    # a live server's folder stays
+
+
 # --------------------------------------------------------------------------- the running app
 
 def _video_seconds(path) -> tuple[int, float]:
@@ -193,8 +215,23 @@ def test_bad_input_gives_a_clear_error_and_the_app_keeps_serving(client, speech_
             client.predict(handle_file(str(path)), 8, 0, 1, "auto", api_name="/generate")
     with pytest.raises(Exception, match="Record or upload"):
         client.predict(None, 8, 0, 1, "auto", api_name="/generate")
-    with pytest.raises(Exception, match="not in the list of choices"):
-        client.predict(handle_file(str(speech_wav)), 3, 0, 1, "auto", api_name="/generate")
+    # Every number, whatever type the API client sends, gets the one rule and a plain message.
+    for steps, seed, samples, message in ((3, 0, 1, "no model with 3 steps"), ("x", 0, 1, "no model with 'x' steps"),
+                                          (8, "abc", 1, "seed must be a whole number"),
+                                          (8, 1.5, 1, "seed must be a whole number"),
+                                          (8, -5, 1, "seed must be a whole number between 0"),
+                                          (8, 0, "2.5", "number of samples must be a whole number"),
+                                          (8, 0, 1, None)):
+        if message is None:
+            break
+        with pytest.raises(Exception, match=message) as info:
+            client.predict(handle_file(str(speech_wav)), steps, seed, samples, "auto", api_name="/generate")
+        assert "upstream" not in str(info.value)
+    with pytest.raises(Exception, match="Unknown identity 'xxxxx.*\\.\\.\\.") as info:   # 1 MB is not echoed back
+        client.predict(handle_file(str(speech_wav)), 8, 0, 1, "x" * 1_000_000, api_name="/generate")
+    assert len(str(info.value)) < 300
+    matched, *_ = client.predict(handle_file(str(speech_wav)), "8", "3", "1", "auto", api_name="/generate")
+    assert matched                                         # numbers as text are numbers
     matched, table, *_ = client.predict(handle_file(str(speech_wav)), 4, 1, 1, "auto", api_name="/generate")
     assert len(table["data"]) == len(IDENTITIES)
 

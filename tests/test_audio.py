@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio import (MAX_SECONDS, MIN_SECONDS, SAMPLE_RATE, AudioError, duration_frames,
+from core.audio import (MAX_RATE, MAX_SECONDS, MIN_RATE, MIN_SECONDS, SAMPLE_RATE, AudioError, duration_frames,
                         load_audio)
 
 
@@ -129,3 +129,81 @@ def test_too_long_file_is_rejected_before_decoding(tmp_path):
     with pytest.raises(AudioError, match="too long"):
         load_audio(ffmpeg_tone(tmp_path / "long.mp3", seconds=3), max_seconds=2)
     assert MAX_SECONDS >= 60
+
+
+# --------------------------------------------------------------------------- hostile and odd files
+
+def wav_with_rate(path, rate: int, samples: np.ndarray) -> None:
+    """A 16-bit WAV whose header declares ``rate`` (the wave module accepts any rate)."""
+    import wave
+    with wave.open(str(path), "wb") as fh:
+        fh.setnchannels(1)
+        fh.setsampwidth(2)
+        fh.setframerate(rate)
+        fh.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+@pytest.mark.parametrize("rate", [1, MIN_RATE - 1, MAX_RATE + 1, 6_000_011])
+def test_rates_outside_the_range_are_refused_before_any_work(tmp_path, rate):
+    path = tmp_path / "odd.wav"
+    wav_with_rate(path, rate, tone(0.01, 16000))
+    with pytest.raises(AudioError, match=f"{rate} Hz.*4 to 384 kHz"):
+        load_audio(path)
+    with pytest.raises(AudioError, match="4 to 384 kHz"):
+        load_audio((rate, tone(1.0)))
+
+
+@pytest.mark.parametrize("rate", [MIN_RATE, 4_001, 22_051, 44_100, 383_987])
+def test_any_accepted_rate_resamples_to_the_right_length_and_pitch(rate):
+    audio = tone(2.0, rate, freq=300.0)
+    out = load_audio((rate, audio))
+    assert abs(len(out) - 2.0 * SAMPLE_RATE) <= 1 + 2.5e-5 * 2.0 * SAMPLE_RATE
+    assert abs(dominant_freq(out) - 300.0) < 3
+
+
+def test_a_25_mb_upload_at_a_prime_rate_stays_within_memory(tmp_path):
+    import tracemalloc
+    path = tmp_path / "prime.wav"
+    rate = 383_987                                    # a prime: the exact ratio would be 16000/383987
+    n = 12_500_000                                    # 25 MB of 16-bit samples, 32.6 s
+    wav_with_rate(path, rate, 0.3 * np.sin(np.arange(n) * (2 * np.pi * 200 / rate)))
+    tracemalloc.start()
+    out = load_audio(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert abs(len(out) - n * SAMPLE_RATE / rate) <= 1 + 2.5e-5 * len(out)
+    assert peak < 300e6
+
+
+def test_stream_flac_of_unknown_length_is_read(tmp_path):
+    """``ffmpeg ... -f flac -`` cannot seek back to write the length: libsndfile reports 2**63 - 1 frames."""
+    src = tmp_path / "a.wav"
+    sf.write(src, tone(1.5), SAMPLE_RATE)
+    data = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(src), "-f", "flac", "-"],
+                          check=True, capture_output=True).stdout
+    (tmp_path / "stream.flac").write_bytes(data)
+    assert sf.info(str(tmp_path / "stream.flac")).frames > 2 ** 62
+    assert_clean_tone(load_audio(tmp_path / "stream.flac"), seconds=1.5)
+
+
+def test_files_that_point_to_other_files_are_never_followed(tmp_path, monkeypatch):
+    """Playlists (absolute and relative names), concat lists and SDP must not decode what they name."""
+    target = tmp_path / "secret.mp3"
+    sf.write(tmp_path / "secret.wav", tone(2.0), SAMPLE_RATE)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "secret.wav"), str(target)],
+                   check=True)
+    assert len(load_audio(target)) > SAMPLE_RATE      # the file itself is fine to decode
+    playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2,\n{}\n#EXT-X-ENDLIST\n"
+    files = {"absolute.m3u8": playlist.format(target), "relative.m3u8": playlist.format(target.name),
+             "list.ffconcat": f"ffconcat version 1.0\nfile {target}\n",
+             "list.txt": f"file '{target}'\n",
+             "stream.sdp": "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 5004 RTP/AVP 0\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(AudioError, match="not a sound file"):
+            load_audio(tmp_path / name)
+
+
+def test_an_array_with_no_channel_side_is_called_what_it_is():
+    with pytest.raises(AudioError, match=r"shape \(9, 16000\).*\[samples, channels\]"):
+        load_audio((SAMPLE_RATE, np.full((9, SAMPLE_RATE), 0.1, np.float32)))

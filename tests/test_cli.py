@@ -1,5 +1,6 @@
 """The `python -m core` command line on a tiny checkpoint with the real Whisper encoder."""
 import pytest
+import torch
 import soundfile as sf
 
 from core.__main__ import main
@@ -47,3 +48,32 @@ def test_enroll_from_livelink_pairs(whisper_checkpoints, tmp_path, capsys):
     for name in ("teacher-4", "distilled-2"):
         assert DiffusionTalker.from_pretrained(whisper_checkpoints / name).identity_names[-1] == "carol"
     assert main(["--checkpoints", str(whisper_checkpoints), "enroll", "--name", "dave", pairs[0]]) == 2
+
+
+def test_out_folder_must_exist_and_write_errors_are_messages(whisper_checkpoints, speech, tmp_path, capsys,
+                                                             monkeypatch):
+    missing = tmp_path / "nonexistent" / "dir" / "x.csv"
+    assert main(["--checkpoints", str(whisper_checkpoints), "generate", str(speech[0]), "--steps", "2",
+                 "--out", str(missing)]) == 2
+    assert "does not exist" in capsys.readouterr().err and not missing.parent.exists()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "o.csv"))
+    monkeypatch.setattr("core.export._write_atomically", read_only)
+    assert main(["--checkpoints", str(whisper_checkpoints), "generate", str(speech[0]), "--steps", "2",
+                 "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "Permission denied" in err and "Traceback" not in err
+
+
+def test_remove_takes_an_enrolled_identity_out_again(whisper_checkpoints, tmp_path, capsys):
+    import shutil
+    from core.library import LIBRARY_NAME, library_names, write_library
+    root = tmp_path / "ckpt"
+    shutil.copytree(whisper_checkpoints, root)
+    for folder in ("teacher-4", "distilled-2"):
+        write_library(root / folder / LIBRARY_NAME, ["erin"], torch.zeros(1, 32))
+    assert main(["--checkpoints", str(root), "remove", "erin"]) == 0
+    assert "removed 'erin'" in capsys.readouterr().out and library_names(root / "distilled-2") == []
+    assert main(["--checkpoints", str(root), "remove", "erin"]) == 2
+    assert "not an enrolled identity" in capsys.readouterr().err

@@ -26,8 +26,30 @@ def test_enrolled_identity_is_listed_and_matched(tmp_path):
         enroll(tmp_path / "m", "newcomer", newcomer, ToyEncoder(), iterations=1)
 
 
-def test_broken_library_is_reported(tmp_path):
+def test_broken_library_is_reported_and_the_model_serves_without_it(tmp_path):
     tiny_model().save_pretrained(tmp_path)
     (tmp_path / LIBRARY_NAME).write_bytes(b"\x00garbage")
-    with pytest.raises(ValueError, match="library"):
-        DiffusionTalker.from_pretrained(tmp_path)
+    model = DiffusionTalker.from_pretrained(tmp_path)
+    assert model.identity_names == NAMES and "unreadable identity library" in model.library_problem
+
+
+@pytest.mark.parametrize("names, table, message", [
+    (["nan"], torch.full((1, 16), float("nan")), "NaN"),
+    (["small"], torch.zeros(1, 5), "size 5"),
+    ({"a": 1}, torch.zeros(1, 16), "list of strings"),
+    ([1], torch.zeros(1, 16), "list of strings"),
+    (["twice", "twice"], torch.zeros(2, 16), "twice"),
+    (["id0"], torch.zeros(1, 16), "already trained"),
+    (["auto"], torch.zeros(1, 16), "reserved"),
+    (["a", "b"], torch.zeros(1, 16), "float embeddings \\[2"),
+    (["ints"], torch.zeros(1, 16, dtype=torch.int64), "float embeddings")])
+def test_library_files_are_checked_on_read(tmp_path, names, table, message):
+    import json
+    from safetensors.torch import save_file
+    from core.library import LibraryError, read_library
+    save_file({"embeddings": table}, str(tmp_path / LIBRARY_NAME), metadata={"names": json.dumps(names)})
+    with pytest.raises(LibraryError, match=message):
+        read_library(tmp_path / LIBRARY_NAME, identity_dim=16, trained=NAMES)
+    tiny_model(identity_dim=16).save_pretrained(tmp_path)
+    model = DiffusionTalker.from_pretrained(tmp_path)
+    assert model.identity_names == NAMES and model.library_problem

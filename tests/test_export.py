@@ -296,3 +296,15 @@ def _glb_json(path):
     length, kind = struct.unpack_from("<I4s", data, 12)
     assert data[:4] == b"glTF" and kind == b"JSON"
     return json.loads(data[20:20 + length])
+
+
+@pytest.mark.parametrize("value", ["1e30", "1000000", "-50", "1.02"])
+def test_csv_weights_outside_0_1_are_refused_by_row_and_column(tmp_path, value):
+    rows = livelink_rows(random_curves(3), ["00:00:00:00.000", "00:00:00:01.000", "00:00:00:02.000"])
+    rows[1][2 + 3] = value
+    write_csv(tmp_path / "range.csv", LIVELINK_HEADER, rows)
+    with pytest.raises(ValueError, match=f"line 3, column {LIVELINK_HEADER[5]}: the value .* outside 0-1"):
+        read_livelink_csv(tmp_path / "range.csv")
+    rows[1][5] = "1.005"                               # within the tolerance of captures
+    write_csv(tmp_path / "range.csv", LIVELINK_HEADER, rows)
+    assert read_livelink_csv(tmp_path / "range.csv")[0].shape == (3, NUM_BLENDSHAPES)

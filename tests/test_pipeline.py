@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.manifest import ChecksumError, read_manifest, role_of
+from core.manifest import ChecksumError, read_manifest, role_of, verify
 from core.pipeline import Talker
 from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
@@ -55,3 +55,24 @@ def test_tampered_checkpoint_is_refused(toy_checkpoints):
     with pytest.raises(ChecksumError, match="sha256"):
         Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder()).model(4)
     assert weights.is_file()
+
+
+def test_manifest_entries_must_hash_every_loaded_file_and_stay_inside_the_root(toy_checkpoints, tmp_path_factory):
+    manifest = json.loads((toy_checkpoints / "manifest.json").read_text())
+    entry = next(m for m in manifest["models"] if m["name"] == "distilled-4")
+    without_weights = {**entry, "sha256": {"config.json": entry["sha256"]["config.json"]}}
+    with pytest.raises(ChecksumError, match="no sha256 for model.safetensors"):
+        verify(toy_checkpoints, without_weights)
+    outside = tmp_path_factory.mktemp("elsewhere")
+    tiny_model(steps=4).save_pretrained(outside / "x")
+    for path in ("../" * 8 + str(outside / "x").lstrip("/"), str(outside / "x")):
+        with pytest.raises(ChecksumError, match="leads outside"):
+            verify(toy_checkpoints, {**entry, "path": path, "sha256": {}})
+
+
+def test_a_damaged_model_is_left_out_and_the_others_are_served(toy_checkpoints):
+    from demo.service import load_talker
+    (toy_checkpoints / "distilled-4" / "model.safetensors").write_bytes(b"damaged")
+    talker, problem = load_talker(toy_checkpoints)
+    assert problem is None and talker.steps_available == [8]
+    assert any("distilled-4 is not offered" in line and "sha256" in line for line in talker.problems())
