@@ -29,7 +29,9 @@ def generate(a: argparse.Namespace) -> None:
         raise ValueError(f"cannot write into {folder} (permission denied)")
     talker = Talker.from_pretrained(a.checkpoints)
     print(f"generating with the {a.steps}-step model ...", file=sys.stderr)
-    result = talker.generate(a.audio, steps=a.steps, seed=a.seed, identity=a.identity)
+    result = talker.generate(a.audio, steps=a.steps, seed=a.seed, identity=a.identity, speech_check=True)
+    if result.speech.warning():
+        print(f"warning: {result.speech.warning()}", file=sys.stderr)
     print(f"identity: {result.identity} (matched from voice: {result.matched_identity}, "
           f"similarity {result.scores[0][1]:.3f}); {result.frames} frames; ITF {result.itf:.2e} s/frame",
           file=sys.stderr)

@@ -128,7 +128,8 @@ def _ffmpeg_decode(path: Path, max_seconds: float) -> np.ndarray:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         hint = f" (ffmpeg: {detail[-1]})" if detail else ""
         if any("not on whitelist" in line for line in detail):
-            hint = " (playlists, concat lists and other files that point to further files are not accepted)"
+            hint = (" (ffmpeg found a format that is not a recording: an image, or a playlist or list that names "
+                    "other files, which are never opened)")
         raise AudioError(f"Could not read '{path.name}' as audio: the file is corrupt or "
                          f"not a sound file{hint}.")
     return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)

@@ -25,8 +25,8 @@ def whole_number(value, what: str, low: int, high: int, missing: str | None = No
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError(missing or f"Enter {what} (a whole number from {low} to {high}).")
-    refused = ValueError(f"{what[:1].upper()}{what[1:]} must be a whole number between {low} and {high}, "
-                         f"not {shown(value)}.")
+    label = what[:1].upper() + what[1:] if what.startswith("the ") else what   # identifiers keep their case
+    refused = ValueError(f"{label} must be a whole number between {low} and {high}, not {shown(value)}.")
     if isinstance(value, bool):
         raise refused
     try:

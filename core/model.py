@@ -29,6 +29,7 @@ from torch import nn
 
 from core.arkit import NUM_BLENDSHAPES
 from core.diffusion import NoiseSchedule, ScheduleConfig
+from core.inputs import shown
 from core.library import LIBRARY_NAME, LibraryError, read_library
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class DiffusionTalker(nn.Module):
         try:
             return self.identity_names.index(name)
         except ValueError:
-            raise ValueError(f"unknown identity {name!r}; known: {', '.join(self.identity_names)}") from None
+            raise ValueError(f"unknown identity {shown(name)}; known: {', '.join(self.identity_names)}") from None
 
     # -- denoiser ----------------------------------------------------------------------------------
     def condition(self, audio: torch.Tensor, ids: torch.Tensor,

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.arkit import ARKIT_NAMES
+from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.cpu import limit_numpy_blas
 from core.diffusion import make_generator, sample
 from core.inputs import MAX_SEED, shown, whole_number
 from core.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
 from core.model import DiffusionTalker, from_model_space
 from core.rates import FPS, SAMPLE_RATE
+from core.speech_check import SpeechCheck
 
 # Decoder backends: "onnx" (ONNX Runtime, CPU; core.onnx_decoder) or "torch". "auto" picks ONNX
 # Runtime on the CPU when it is installed (measured 3-4x faster there, see experiments.bench), torch on CUDA.
@@ -45,6 +46,7 @@ class Generation:
     decoder: str = "torch"                  # backend that ran the decoder: "onnx" or "torch"
     names: tuple[str, ...] = ARKIT_NAMES
     fps: int = FPS
+    speech: SpeechCheck | None = None       # the voice-activity check, when one was asked for
 
     @property
     def frames(self) -> int:
@@ -203,12 +205,17 @@ class Talker:
 
     @torch.inference_mode()
     def generate(self, audio, steps: int = 8, seed: int = 0, identity: str | None = None, num_samples: int = 1,
-                 sampler: str | None = None, features: np.ndarray | None = None) -> Generation:
+                 sampler: str | None = None, features: np.ndarray | None = None,
+                 speech_check: "bool | SpeechCheck" = False) -> Generation:
         """Curves for ``audio``; ``identity=None`` uses the identity matched from the voice.
 
         Sample k uses seed ``seed + k`` (independent of ``num_samples``).  ``sampler`` overrides
         the model's own (``config.sampler``: teachers ancestral DDPM, distilled students
-        deterministic DDIM from the initial noise).
+        deterministic DDIM from the initial noise). ``speech_check`` runs the voice-activity
+        detector (:mod:`core.speech_check`): the result says whether the input sounds like
+        speech, and in clips that do, the lips are closed in the pauses between phrases (a
+        :class:`SpeechCheck` already made for this audio is used as it is).
+        The evaluation measures the model alone (``speech_check=False``, the default).
         """
         num_samples = whole_number(num_samples, "num_samples", 1, MAX_SAMPLES)
         seed = whole_number(seed, "the seed", 0, MAX_SEED)
@@ -216,8 +223,18 @@ class Talker:
         model = self.model(steps)
         timings: dict[str, float] = {}
         began = time.perf_counter()
+        speech = speech_check if isinstance(speech_check, SpeechCheck) else None
+        if speech_check is True:
+            from core.audio import load_audio
+            from core.speech_check import check_speech
+            if not (isinstance(audio, np.ndarray) and audio.ndim == 1):
+                audio = load_audio(audio)                    # decoded once, for the check and the encoder
+            timings["decode"] = time.perf_counter() - began
+            speech = check_speech(audio)
+            timings["speech check"] = time.perf_counter() - began - timings["decode"]
         if features is None:
-            features, timings = self.features(audio)
+            features, stages = self.features(audio)
+            timings.update({k: timings.get(k, 0.0) + v for k, v in stages.items()})
         t0 = time.perf_counter()
         audio_t = torch.from_numpy(np.asarray(features, np.float32)).to(self.device)
         scores = model.match(audio_t)
@@ -233,6 +250,9 @@ class Talker:
         decoder = self.decoder(steps)
         x0 = decoder.sample(cond, gens, len(features), sampler or model.config.sampler, rows_share_clip=True)
         curves = from_model_space(x0).float().cpu().numpy()
+        if speech is not None and speech.sounds_like_speech:
+            from core.speech_check import pause_weights
+            curves[:, :, list(LIP_INDICES)] *= pause_weights(speech, curves.shape[1])[None, :, None]
         timings["sampling"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - began
-        return Generation(curves, used, matched, scores, steps, seeds, timings, decoder.name)
+        return Generation(curves, used, matched, scores, steps, seeds, timings, decoder.name, speech=speech)

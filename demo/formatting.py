@@ -31,10 +31,12 @@ def identity_summary(generation: "Generation") -> str:
     text = f"{generation.matched_identity} (similarity {float(best):.3f})"
     if generation.identity != generation.matched_identity:
         text += f"; animated in the style of {generation.identity}"
+    if generation.speech is not None and not generation.speech.sounds_like_speech:
+        text += " - but this does not sound like speech"
     return text
 
 
-_STAGES = (("decode", "decode audio"), ("encoder", "speech encoder"), ("match", "identity matching"),
+_STAGES = (("decode", "decode audio"), ("speech check", "speech check"), ("encoder", "speech encoder"), ("match", "identity matching"),
            ("sampling", "diffusion sampling"), ("export", "export files"), ("render", "render video"))
 
 
@@ -70,4 +72,6 @@ def comparison_summary(comparison: Comparison) -> str:
                 for steps, s in spreads.items()]
         text += ("\n\n| steps | spread, upper face | spread, lips |\n|---:|---:|---:|\n" + "\n".join(rows)
                  + "\n\nSpread = std across seeds, averaged over time and channels.")
+    if comparison.warning:
+        text += f"\n\n> ⚠ {comparison.warning}"
     return text

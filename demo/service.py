@@ -132,10 +132,11 @@ def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
 
 @gpu
 def _sample(talker: "Talker", wave: np.ndarray, steps: int, seed: int, identity: str | None, num_samples: int,
-            features: np.ndarray | None = None) -> "Generation":
-    """The model call, the only part that needs a GPU (``@spaces.GPU`` on ZeroGPU Spaces)."""
+            features: np.ndarray | None = None, speech_check=True) -> "Generation":
+    """The model call, the only part that needs a GPU (``@spaces.GPU`` on ZeroGPU Spaces).
+    The app always checks for speech (a warning, and lips closed in pauses; core.speech_check)."""
     return talker.generate(wave, steps=steps, seed=seed, identity=identity, num_samples=num_samples,
-                           features=features)
+                           features=features, speech_check=speech_check)
 
 
 @dataclass
@@ -165,6 +166,7 @@ class Comparison:
     name: str
     folder: Path
     seconds: float                            # encoder + sampling of every cell
+    warning: str | None = None                # e.g. "This does not sound like speech ..."
 
     def spreads(self) -> dict[int, np.ndarray]:
         """Per-channel spread across seeds for each step count (empty with fewer than 2 seeds)."""
@@ -251,9 +253,10 @@ class DemoService:
         decode = time.perf_counter() - start
         generation = _sample(self.talker, wave, steps, seed, identity, num_samples)
         timings = {"decode": decode + generation.timings.get("decode", 0.0)}
-        timings.update({k: generation.timings[k] for k in ("encoder", "match", "sampling")})
+        timings.update({k: generation.timings[k] for k in ("speech check", "encoder", "match", "sampling")})
+        notes = [generation.speech.warning()] if generation.speech and generation.speech.warning() else []
         return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self._new_folder(), timings,
-                    str(self.talker.device))
+                    str(self.talker.device), notes)
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
@@ -305,14 +308,16 @@ class DemoService:
         self.check_work(len(steps_list) * len(seeds), wave, f"{len(steps_list) * len(seeds)} takes")
         start = time.perf_counter()
         features, _ = self.talker.features(wave)
+        from core.speech_check import check_speech
+        speech = check_speech(wave)                           # once for every cell
         runs, used = {}, identity
         for steps in steps_list:
             for first, count in _consecutive_runs(seeds):   # seed k of a batch is first + k
-                generation = _sample(self.talker, wave, steps, first, identity, count, features)
+                generation = _sample(self.talker, wave, steps, first, identity, count, features, speech)
                 used = generation.identity
                 runs.update({(steps, first + k): generation.blendshapes[k] for k in range(count)})
         return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self._new_folder(),
-                          time.perf_counter() - start)
+                          time.perf_counter() - start, speech.warning())
 
     def render_comparison(self, comparison: Comparison) -> Path:
         """One mp4: a row per step count, a column per seed, with the input audio."""

@@ -43,8 +43,8 @@ from demo import plots  # noqa: E402
 from demo.formatting import (SCORE_COLUMNS, comparison_summary, identity_summary, scores_table,  # noqa: E402
                              timings_markdown)
 from demo.forms import ENROL_ITERATIONS, MAX_SAMPLES  # noqa: E402
-from demo.service import (AUTO, MAX_AUDIO_SECONDS, DemoService, example_files, load_talker,  # noqa: E402
-                          remove_old_files)
+from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_TAKE_SECONDS,  # noqa: E402
+                          DemoService, example_files, load_talker, remove_old_files)
 
 if TYPE_CHECKING:
     from core.pipeline import Talker
@@ -149,7 +149,8 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
             # No `format=`: Gradio would convert non-wav uploads with pydub, which needs a system
             # ffprobe; core.audio.load_audio decodes any format itself (static ffmpeg wheel).
             audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="speech-input",
-                             label=f"Speech: record or upload (up to {service.max_seconds:.0f} s)")
+                             label=f"Speech: record or upload (up to {service.max_seconds:.0f} s and {MAX_UPLOAD}, "
+                                   f"4-384 kHz)")
         with gr.Column(scale=2):
             identity = gr.Dropdown(_identity_choices(service), value=AUTO, label="Talking style", allow_custom_value=True,
                                    info="the identity matched from the voice, or any identity "
@@ -224,7 +225,9 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -
     with gr.Row(equal_height=True):
         compare_steps = gr.Dropdown(service.steps_choices, value=service.default_compare_steps, allow_custom_value=True,
                                     multiselect=True, label="Step counts")
-        compare_seeds = gr.Textbox("0, 1, 2", label="Seeds", info="comma-separated")
+        compare_seeds = gr.Textbox("0, 1, 2", label="Seeds",
+                                   info=f"comma-separated; at most {MAX_COMPARE_CELLS} takes and "
+                                        f"{MAX_TAKE_SECONDS:.0f} take-seconds (takes x clip length)")
         channels = gr.Dropdown(list(GROUPS) + list(ARKIT_NAMES), value="jaw/lips",
                                label="Channels to overlay", info="a group or one channel")
     run_compare = gr.Button("Compare", variant="primary", elem_id="compare")

@@ -43,8 +43,7 @@ def run(checkpoints: str, requests: int, good: Path) -> dict:
         port = free_port()
         demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
                     **ui.LAUNCH_OPTIONS)
-        cache = Path(os.environ["GRADIO_TEMP_DIR"])
-        cache_before = sum(1 for p in cache.rglob("*") if p.is_file())
+        cache, started = Path(os.environ["GRADIO_TEMP_DIR"]), time.time()
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
         try:
             client.predict(handle_file(str(good)), **_params({}), api_name="/generate")   # warm-up
@@ -63,10 +62,10 @@ def run(checkpoints: str, requests: int, good: Path) -> dict:
             left = sorted(p.name for p in Path(workdir).glob("req-*"))
         finally:
             demo.close()
-        cache_after = sum(1 for p in cache.rglob("*") if p.is_file())
+        cache_new = sum(1 for p in cache.rglob("*") if p.is_file() and p.stat().st_mtime >= started)
     return {"requests": len(plan), "good": sum(c is good_case for c in plan), "wall_s": wall, "memory": memory,
             "unexpected": [o for o in outcomes if o[1] != o[2]], "request_folders_left": left,
-            "cache_files_added": cache_after - cache_before, "kinds": len(cases)}
+            "cache_files_added": cache_new, "kinds": len(cases)}
 
 
 def _params(overrides: dict) -> dict:
