@@ -172,6 +172,17 @@ def test_closure_rate_pools_segments_beside_its_chance():
     assert result["closure"][1] <= 2 / 3 <= result["closure"][2]
 
 
+def test_the_split_is_by_speaker_and_names_are_unique():
+    parts = {}
+    for rec in sources.RECORDINGS:
+        parts.setdefault(rec.speaker, set()).add(rec.split)
+        assert rec.package in sources.PACKAGES and rec.split in (sources.VALIDATION, sources.TEST)
+    assert all(len(split) == 1 for split in parts.values()), parts             # no speaker on both sides
+    assert sum(split == {sources.TEST} for split in parts.values()) >= 5
+    assert len({r.name for r in sources.RECORDINGS}) == len(sources.RECORDINGS)
+    assert len({(r.package, r.member) for r in sources.RECORDINGS}) == len(sources.RECORDINGS)
+
+
 def test_shipped_clips_are_found_without_fetching(tmp_path):
     by_name = {r.name: r for r in sources.RECORDINGS}
     for name in ("librivox-0870", "harvard-f"):
@@ -242,5 +253,7 @@ def test_command_writes_plot_and_results_section(tmp_path, monkeypatch):
              "--out", str(out), "--results", str(results), "--no-tts-control"])
     assert 0 < out.stat().st_size < 300_000
     text = results.read_text()
-    assert "<!-- BEGIN real-speech -->" in text and "loudness (no model)" in text
-    assert "librivox-0870" in text and "harvard-f" in text and "![real speech](real_speech.png)" in text
+    assert "<!-- BEGIN real-speech -->" in text and "### Test part (report only)" in text
+    assert "aperture - loudness" in text and "closure - chance" in text and "![real speech](real_speech.png)" in text
+    assert sources.LIBRIVOX in text and sources.HARVARD in text          # the shipped clips' speakers, both in test
+    assert "Validation part" not in text                                  # no validation clip ships
