@@ -115,6 +115,7 @@ def test_bootstrap_keeps_strata_and_pairs_differences():
     assert stratified["x - y"] == (-1.0, -1.0, -1.0)
     assert lipsync.bootstrap(mean, 4, differences=[("x", "y")])["x - y"] == (-1.0, -1.0, -1.0)   # paired: no spread
     assert np.isnan(lipsync.bootstrap(mean, 2)["x"][1])         # too few units for an interval
+    assert np.isnan(lipsync.bootstrap(mean, 4, strata=["a", "b", "c", "d"])["x"][1])   # one unit per stratum
 
 
 def test_separation_gives_the_paired_difference_to_a_baseline():
@@ -135,7 +136,7 @@ def test_bilabial_segments_merge_adjacent_bilabials():
     assert lipsync.bilabial_segments(phones) == [(0.1, 0.3), (0.5, 0.6), (0.7, 0.8)]
 
 
-def test_closures_need_a_shut_and_clear_dip():
+def test_closures_need_a_shut_mouth_that_opens_around_it():
     aperture = np.full(60, 0.5)                                 # 2 s at 30 fps, mouth half open
     aperture[15] = 0.05                                         # frame 15: centre 0.517 s
     aperture[45] = 0.3                                          # a dip, but not shut
@@ -143,11 +144,16 @@ def test_closures_need_a_shut_and_clear_dip():
     # seg 3 ends 0.067 s before frame 15's centre: outside the 0.05 s tolerance
     assert list(lipsync.closures(aperture, segments)) == [True, False, False]
     assert list(lipsync.closures(aperture, [(0.40, 0.47)])) == [True]      # 0.047 s before: within it
-    quiet = np.full(60, 0.12)
-    quiet[15] = 0.08                                            # shut enough, but only 2/3 of the opening around
-    assert list(lipsync.closures(quiet, [(0.50, 0.53)])) == [False]
-    quiet[15] = 0.06                                            # half the opening: a closing movement
-    assert list(lipsync.closures(quiet, [(0.50, 0.53)])) == [True]
+    low = np.full(60, 0.17)
+    low[15] = 0.08                                              # shut, but the mouth opens only 0.09 around it
+    assert list(lipsync.closures(low, [(0.50, 0.53)])) == [False]
+    low[15] = 0.06                                              # opens 0.11: a closing movement
+    assert list(lipsync.closures(low, [(0.50, 0.53)])) == [True]
+    low[:] = 0.17
+    low[:15] = 0.0                                              # resting shut until 0.5 s (frame 15 opens)
+    # an m 0.3 s or less before the mouth opens is a closure; one deep in the pause is not
+    assert list(lipsync.closures(low, [(0.05, 0.10), (0.30, 0.35)])) == [False, True]
+    assert not lipsync.closures(np.zeros(60), [(0.5, 0.6)]).any()                      # a mouth that never opens
 
 
 def test_closure_chance_counts_the_shifts_that_land_a_closure_in_the_segment():
