@@ -102,6 +102,93 @@ def test_separation_pools_frames_and_brackets_the_pooled_auc():
     assert np.isnan(lipsync.separation(rows[:2], ["good"])["good"][1])   # too few recordings for an interval
 
 
+def test_bootstrap_keeps_strata_and_pairs_differences():
+    values = np.array([1.0, 1.0, 5.0, 5.0])
+
+    def mean(idx):
+        return {"x": values[idx].mean(), "y": values[idx].mean() + 1.0}
+
+    free = lipsync.bootstrap(mean, 4, resamples=300)
+    assert free["x"][0] == 3.0 and free["x"][1] < 3.0 < free["x"][2]      # the mix of 1s and 5s varies
+    stratified = lipsync.bootstrap(mean, 4, strata=["a", "a", "b", "b"], differences=[("x", "y")], resamples=300)
+    assert stratified["x"] == (3.0, 3.0, 3.0)                  # each stratum keeps its two units: mean always 3
+    assert stratified["x - y"] == (-1.0, -1.0, -1.0)
+    assert lipsync.bootstrap(mean, 4, differences=[("x", "y")])["x - y"] == (-1.0, -1.0, -1.0)   # paired: no spread
+    assert np.isnan(lipsync.bootstrap(mean, 2)["x"][1])         # too few units for an interval
+    assert np.isnan(lipsync.bootstrap(mean, 4, strata=["a", "b", "c", "d"])["x"][1])   # one unit per stratum
+
+
+def test_separation_gives_the_paired_difference_to_a_baseline():
+    labels = np.array(["aa", "m", "aa", "m"], dtype=object)
+    rows = [{"labels": labels, "scores": {"model": np.array([1.0, 0.0, 1.0, 0.0]),     # AUC 1
+                                          "loud": np.array([1.0, 1.0, 1.0, 0.0])}}
+            for _ in range(4)]
+    result = lipsync.separation(rows, ["model", "loud"], baseline="loud", resamples=50)
+    # loud: open frames all 1; bilabial frames half 1 (ties 1/2) half 0 -> AUC 0.75
+    assert result["model"][0] == 1.0 and result["loud"][0] == 0.75
+    assert result["model - loud"] == (0.25, 0.25, 0.25)        # identical rows: every resample gives 0.25
+    assert "loud - loud" not in result and "loud - model" not in result
+
+
+def test_bilabial_segments_merge_adjacent_bilabials():
+    phones = [Phone("pau", 0.0, 0.1), Phone("m", 0.1, 0.2), Phone("b", 0.2, 0.3), Phone("aa", 0.3, 0.5),
+              Phone("p", 0.5, 0.6), Phone("pau", 0.6, 0.7), Phone("m", 0.7, 0.8)]
+    assert lipsync.bilabial_segments(phones) == [(0.1, 0.3), (0.5, 0.6), (0.7, 0.8)]
+
+
+def test_closures_need_a_shut_mouth_that_opens_around_it():
+    aperture = np.full(60, 0.5)                                 # 2 s at 30 fps, mouth half open
+    aperture[15] = 0.05                                         # frame 15: centre 0.517 s
+    aperture[45] = 0.3                                          # a dip, but not shut
+    segments = [(0.50, 0.53), (1.50, 1.53), (0.40, 0.45)]
+    # seg 3 ends 0.067 s before frame 15's centre: outside the 0.05 s tolerance
+    assert list(lipsync.closures(aperture, segments)) == [True, False, False]
+    assert list(lipsync.closures(aperture, [(0.40, 0.47)])) == [True]      # 0.047 s before: within it
+    low = np.full(60, 0.17)
+    low[15] = 0.08                                              # shut, but the mouth opens only 0.09 around it
+    assert list(lipsync.closures(low, [(0.50, 0.53)])) == [False]
+    low[15] = 0.06                                              # opens 0.11: a closing movement
+    assert list(lipsync.closures(low, [(0.50, 0.53)])) == [True]
+    low[:] = 0.17
+    low[:15] = 0.0                                              # resting shut until 0.5 s (frame 15 opens)
+    # an m 0.3 s or less before the mouth opens is a closure; one deep in the pause is not
+    assert list(lipsync.closures(low, [(0.05, 0.10), (0.30, 0.35)])) == [False, True]
+    assert not lipsync.closures(np.zeros(60), [(0.5, 0.6)]).any()                      # a mouth that never opens
+
+
+def test_closure_chance_counts_the_shifts_that_land_a_closure_in_the_segment():
+    aperture = np.full(60, 0.5)
+    aperture[0] = 0.0                                           # the only closure, at frame 0
+    segment = [(1.01, 1.03)]                                    # +-0.05 s: frames 29, 30, 31 (centres 0.983-1.05 s)
+    assert not lipsync.closures(aperture, segment)[0]
+    # shifts of 15..45 frames (0.5 s each way, 31 shifts); shifts 29, 30, 31 move the zero into it
+    assert lipsync.closure_chance(aperture, segment) == pytest.approx(3 / 31)
+    assert np.isnan(lipsync.closure_chance(aperture, []))
+    short = np.array([0.5, 0.0, 0.5, 0.5])                      # too short for 0.5 s shifts: every shift
+    assert lipsync.closure_chance(short, [(0.0, 0.01)]) == pytest.approx(1 / 3)
+
+
+def test_closure_rate_pools_segments_beside_its_chance():
+    rows = [{"closure": {"a": (np.array([True, False]), 0.25)}}, {"closure": {"a": (np.array([True]), 0.5)}},
+            {"closure": {"a": (np.array([], bool), float("nan"))}}]
+    result = lipsync.closure_rate(rows, "a", resamples=100)
+    assert result["closure"][0] == pytest.approx(2 / 3)
+    assert result["chance"][0] == pytest.approx((0.25 * 2 + 0.5) / 3)
+    assert result["closure - chance"][0] == pytest.approx(1 / 3)
+    assert result["closure"][1] <= 2 / 3 <= result["closure"][2]
+
+
+def test_the_split_is_by_speaker_and_names_are_unique():
+    parts = {}
+    for rec in sources.RECORDINGS:
+        parts.setdefault(rec.speaker, set()).add(rec.split)
+        assert rec.package in sources.PACKAGES and rec.split in (sources.VALIDATION, sources.TEST)
+    assert all(len(split) == 1 for split in parts.values()), parts             # no speaker on both sides
+    assert sum(split == {sources.TEST} for split in parts.values()) >= 5
+    assert len({r.name for r in sources.RECORDINGS}) == len(sources.RECORDINGS)
+    assert len({(r.package, r.member) for r in sources.RECORDINGS}) == len(sources.RECORDINGS)
+
+
 def test_shipped_clips_are_found_without_fetching(tmp_path):
     by_name = {r.name: r for r in sources.RECORDINGS}
     for name in ("librivox-0870", "harvard-f"):
@@ -172,5 +259,7 @@ def test_command_writes_plot_and_results_section(tmp_path, monkeypatch):
              "--out", str(out), "--results", str(results), "--no-tts-control"])
     assert 0 < out.stat().st_size < 300_000
     text = results.read_text()
-    assert "<!-- BEGIN real-speech -->" in text and "loudness (no model)" in text
-    assert "librivox-0870" in text and "harvard-f" in text and "![real speech](real_speech.png)" in text
+    assert "<!-- BEGIN real-speech -->" in text and "### Test part (report only)" in text
+    assert "aperture - loudness" in text and "closure - chance" in text and "![real speech](real_speech.png)" in text
+    assert sources.LIBRIVOX in text and sources.HARVARD in text          # the shipped clips' speakers, both in test
+    assert "Validation part" not in text                                  # no validation clip ships

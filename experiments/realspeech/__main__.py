@@ -9,7 +9,7 @@ from pathlib import Path
 from core.audio import load_audio
 from core.data.align import align_phones
 from experiments.realspeech import __doc__ as DOC
-from experiments.realspeech.analysis import analyse, auc_or_nan, summarise, tts_control
+from experiments.realspeech.analysis import LOUDNESS, analyse, auc_or_nan, by_speaker, summarise, tts_control
 from experiments.realspeech.plot import plot
 from experiments.realspeech.report import SECTION, markdown
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECORDINGS, fetch, find_audio
@@ -18,7 +18,7 @@ from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECO
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m experiments.realspeech", description=DOC.split("\n\n")[0])
     p.add_argument("--checkpoints", default="checkpoints", help="manifest folder or one checkpoint folder")
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, nargs="+", default=[8], help="step counts to measure (the first one is plotted)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--audio-dir", default=str(DEFAULT_AUDIO_DIR), help="where --fetch stores the clips")
     p.add_argument("--fetch", action="store_true", help="download the recordings first (pip, apt-get)")
@@ -38,35 +38,43 @@ def main(argv=None) -> None:
 
     from core.pipeline import Talker
     talker = Talker.from_pretrained(args.checkpoints)
-    if args.steps not in talker.steps_available:
-        sys.exit(f"{args.checkpoints} has no {args.steps}-step model; it has {talker.steps_available}.")
+    missing = [s for s in args.steps if s not in talker.steps_available]
+    if missing:
+        sys.exit(f"{args.checkpoints} has no {missing}-step model; it has {talker.steps_available}.")
     inputs = [(rec, load_audio(path)) for rec, path in found]
     if not args.no_tts_control:
         inputs += tts_control([rec for rec, _ in found])
-    rows = []
+    aligned = []
     for rec, audio in inputs:
         try:
-            phones = align_phones(audio, rec.transcript)
+            aligned.append((rec, audio, align_phones(audio, rec.transcript)))
         except ValueError as err:             # text and audio cannot be aligned
             print(f"{rec.name}: left out ({err})")
             unaligned.append(rec.name)
-            continue
-        rows.append(analyse(talker, rec, audio, phones, args.steps, args.seed))
-        row = rows[-1]
-        print(f"{rec.name:16s} {row['seconds']:5.1f} s  AUC jaw {auc_or_nan(row, 'jawOpen'):.2f}  "
-              f"loudness {auc_or_nan(row, 'loudness (no model)'):.2f}  r jaw {row['r_jaw']:.2f}  -> {row['identity']}")
-    summary = summarise(rows)
-    for res in summary:
-        print(res["group"], {n: tuple(round(float(v), 3) for v in a) for n, a in res.get("auc", {}).items()})
+    results, models = {}, {}
+    for steps in args.steps:
+        rows = [analyse(talker, rec, audio, phones, steps, args.seed) for rec, audio, phones in aligned]
+        for row in rows:
+            print(f"{steps:3d} steps {row['recording'].name:28s} {row['recording'].split:10s} {row['seconds']:5.1f} s  "
+                  f"AUC aperture {auc_or_nan(row, 'lip aperture'):.2f}  loudness {auc_or_nan(row, LOUDNESS):.2f}  "
+                  f"closed {int(row['closure']['lip aperture'][0].sum())}/{row['segments']}  -> {row['identity']}")
+        results[steps] = {"rows": rows, "summary": summarise(rows), "speakers": by_speaker(rows)}
+        models[steps] = talker.entries[steps].get("name", args.checkpoints)
+        for res in results[steps]["summary"]:
+            a, c = res.get("auc", {}), res.get("closure", {}).get("lip aperture", {})
+            print(f"{steps:3d} steps {res['group']}: " + "  ".join(
+                f"{k} {v[0]:.3f} [{v[1]:.2f}, {v[2]:.2f}]" for k, v in (
+                    *((n, a[n]) for n in ("lip aperture", LOUDNESS, f"lip aperture - {LOUDNESS}") if n in a),
+                    *((n, c[n]) for n in ("closure", "chance", "closure - chance") if n in c))))
 
+    rows = results[args.steps[0]]["rows"]
     chosen = [r for r in rows if r["recording"].name in args.plot] or rows[:1]
-    entry = talker.entries[args.steps]
-    model = f"`{entry.get('name', args.checkpoints)}`, {args.steps} steps"
-    out = plot(chosen, args.out, title=f"Real human speech through the model trained on TTS only ({model.replace('`', '')})")
+    title = f"Real human speech through the model trained on TTS only ({models[args.steps[0]]}, {args.steps[0]} steps)"
+    out = plot(chosen, args.out, title=title)
     print(f"plot: {out} ({os.path.getsize(out) // 1024} KB)")
     from experiments.report import update_section
     rel = Path(os.path.relpath(out, Path(args.results).parent))
-    md = markdown(rows, summary, model, args.steps, rel, not_found, unaligned)
+    md = markdown(results, models, rel, not_found, unaligned)
     print(f"results: {update_section(SECTION, md, args.results)}")
 
 

@@ -43,7 +43,7 @@ def plot(rows: list[dict], out: str | Path, title: str = "") -> Path:
         wave_ax.set_ylim(-1.1 * peak, 1.35 * peak)
         wave_ax.set_yticks([])
         wave_ax.set_xticklabels([])
-        wave_ax.set_title(f"{rec.name}: {rec.speaker}, {rec.group}; voice matched to {row['identity']}",
+        wave_ax.set_title(f"{rec.name}: {rec.speaker}, {rec.group}, {rec.split} part; voice matched to {row['identity']}",
                           fontsize=9, loc="left")
         ft = (np.arange(len(row["curves"])) + 0.5) / FPS
         s = row["scores"]
