@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from demo.service import writable_problem
+from demo.service import enrolment_allowed, writable_problem
 from demo.ui import LAUNCH_OPTIONS, build_demo  # sets the environment (no telemetry, cache folder) before gradio loads
 
 
@@ -24,7 +24,7 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoints", default="checkpoints",
                         help="folder with manifest.json (all shipped models) or one checkpoint folder")
     parser.add_argument("--no-enroll", action="store_true",
-                        help="hide the Enroll tab (public deployments: enrolment writes into the checkpoints)")
+                        help="hide the Enroll tab (on a Hugging Face Space it is hidden unless DIFFUSIONTALKER_ENROLL=1)")
     args = parser.parse_args(argv)
     for folder, what in ((os.environ["GRADIO_TEMP_DIR"], "GRADIO_TEMP_DIR, the upload cache,"),
                          (tempfile.gettempdir(), "The temporary folder")):
@@ -33,7 +33,7 @@ def main(argv=None) -> None:
             sys.exit(f"error: {problem}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
-    build_demo(args.checkpoints, enroll=not args.no_enroll).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
+    build_demo(args.checkpoints, enroll=enrolment_allowed(args.no_enroll)).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,8 +26,11 @@ import torch
 from core import losses as L
 from core.data.clip import TalkingClip
 from core.data.dataset import FeatureDataset
-from core.library import LIBRARY_NAME, check_name, commit, library_names, read_library, repair, without
+from core.library import (LIBRARY_NAME, check_name, commit, identities_root, library_for, library_names,
+                          read_library, repair, without)
 from core.model import CONFIG_NAME, DiffusionTalker, to_model_space
+
+log = logging.getLogger(__name__)
 
 # Training's weights, but a contrast weight of 0.1 instead of 0.007: only one vector learns, and it
 # must be findable from the voice.
@@ -67,7 +72,7 @@ def enrolled(folder: Path, name: str, clips: list[TalkingClip], encoder, iterati
     if name in model.identity_names:
         raise ValueError(f"identity {name!r} is already in the library of {folder.name}")
     embedding = fit_embedding(model, clips, encoder, iterations)
-    path = folder / LIBRARY_NAME
+    path = library_for(folder)
     names, table = read_library(path, model.config.identity_dim) if path.is_file() else \
         ([], torch.zeros(0, embedding.numel()))
     return names + [name], torch.cat([table, embedding[None]], 0)
@@ -79,7 +84,7 @@ def enroll(checkpoint_dir, name: str, clips: list[TalkingClip], encoder=None, it
     folder, name = Path(checkpoint_dir), check_name(name)
     encoder = encoder or get_encoder(json.loads((folder / CONFIG_NAME).read_text())["encoder"])
     library = enrolled(folder, name, clips, encoder, iterations)
-    commit(folder, {folder / LIBRARY_NAME: library})
+    commit(identities_root(), {library_for(folder): library})
     return _trained_names(folder) + library[0]
 
 
@@ -100,11 +105,20 @@ def shipped_folders(checkpoints_root) -> list[Path]:
 
 def repair_libraries(checkpoints_root) -> list[Path]:
     """Finish or undo an interrupted library change and make the shipped models' libraries
-    agree (:func:`core.library.repair`, which logs what it did); returns the shipped folders."""
+    agree (:func:`core.library.repair`, which logs what it did); returns the shipped folders.
+
+    A library that an older version kept beside its checkpoint is moved to the data folder
+    first (user data does not belong in ``checkpoints/``)."""
     from core.manifest import entry_folder, model_entries
     root = Path(checkpoints_root)
     folders = [entry_folder(root, entry) for entry in model_entries(root, "shipped")]
-    repair(root, folders, _trained_names(folders[0]))
+    for folder in folders:
+        old, new = folder / LIBRARY_NAME, library_for(folder)
+        if old.is_file() and not new.exists():
+            new.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(old), str(new))
+            log.warning("moved the enrolled identities of %s from %s to %s", folder.name, old, new)
+    repair(identities_root(), [library_for(f) for f in folders], _trained_names(folders[0]))
     return folders
 
 
@@ -150,9 +164,9 @@ def enroll_pairs(checkpoints_root, name: str, pairs: Sequence[tuple], iterations
     for k, folder in enumerate(folders):
         if progress:
             progress(f"enrolling {name!r} into {folder.name} ({k + 1} of {len(folders)}) ...")
-        libraries[folder / LIBRARY_NAME] = enrolled(folder, name, clips, encoder, int(iterations))
-    commit(Path(checkpoints_root), libraries)
-    return _trained_names(folders[0]) + libraries[folders[0] / LIBRARY_NAME][0]
+        libraries[library_for(folder)] = enrolled(folder, name, clips, encoder, int(iterations))
+    commit(identities_root(), libraries)
+    return _trained_names(folders[0]) + libraries[library_for(folders[0])][0]
 
 
 def remove_identity(checkpoints_root, name: str) -> list[str]:
@@ -161,9 +175,9 @@ def remove_identity(checkpoints_root, name: str) -> list[str]:
     folders = shipped_folders(checkpoints_root)
     if name in _trained_names(folders[0]):
         raise ValueError(f"{name!r} was trained into the models, not enrolled; it cannot be removed")
-    libraries = {folder / LIBRARY_NAME: without(folder / LIBRARY_NAME, name) for folder in folders}
-    commit(Path(checkpoints_root), libraries)
-    return _trained_names(folders[0]) + libraries[folders[0] / LIBRARY_NAME][0]
+    libraries = {library_for(folder): without(library_for(folder), name) for folder in folders}
+    commit(identities_root(), libraries)
+    return _trained_names(folders[0]) + libraries[library_for(folders[0])][0]
 
 
 def _trained_names(folder: Path) -> list[str]:

@@ -1,9 +1,15 @@
-"""Enrolled identities: the library file beside each checkpoint, checked on every read and
-changed all or nothing across the models that share it.
+"""Enrolled identities: a library file per model in the user data folder, checked on every
+read and changed all or nothing across the models that share it.
 
 A library (``library.safetensors``) holds the names (metadata, JSON list) and the 32-d
 embeddings (tensor ``embeddings`` [n, identity_dim]) of identities enrolled after training;
-:meth:`core.model.DiffusionTalker.from_pretrained` appends them to the trained ones. Every
+:meth:`core.model.DiffusionTalker.from_pretrained` appends them to the trained ones.
+Enrolled identities are user data, so they never live under ``checkpoints/``: the library of
+the model in folder ``distilled-8`` is ``<data>/identities/distilled-8-<sha256 of its
+weights, 16 digits>/library.safetensors`` (:func:`library_for`), where ``<data>`` is
+``$DIFFUSIONTALKER_DATA``, else ``/data/diffusiontalker`` on a Hugging Face Space with
+persistent storage, else ``$XDG_DATA_HOME/diffusiontalker`` (``~/.local/share/...``). Keyed by
+the weights, a retrained model never picks up embeddings learned for another. Every
 shipped model must list the same identities, so a change to several libraries (an enrolment
 into 9 models, a removal) goes through :func:`commit`: each new library is written beside
 the old one as ``*.pending``, then a journal naming them all is written atomically, then the
@@ -22,6 +28,7 @@ from typing import Sequence
 
 import torch
 
+DATA_ENV = "DIFFUSIONTALKER_DATA"
 LIBRARY_NAME = "library.safetensors"
 PENDING_SUFFIX = ".pending"
 JOURNAL_NAME = "library-commit.json"     # in the checkpoints root, only while a commit is under way
@@ -83,9 +90,30 @@ def read_library(path: Path, identity_dim: int | None = None,
     return names, table
 
 
-def library_names(folder: Path) -> list[str]:
-    """Enrolled identity names of a checkpoint folder ([] without a library)."""
-    path = Path(folder) / LIBRARY_NAME
+def data_folder() -> Path:
+    """The user data folder (see the module docstring)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    if os.environ.get("SPACE_ID") and os.access("/data", os.W_OK):   # a Space's persistent storage
+        return Path("/data/diffusiontalker")
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "diffusiontalker"
+
+
+def identities_root() -> Path:
+    """Where the libraries (and the journal of a change under way) live."""
+    return data_folder() / "identities"
+
+
+def library_for(model_folder: str | Path) -> Path:
+    """The library file of the model in ``model_folder`` (it may not exist yet)."""
+    from core.files import WEIGHTS_NAME, sha256_of
+    folder = Path(model_folder).resolve()
+    return identities_root() / f"{folder.name}-{sha256_of(folder / WEIGHTS_NAME)[:16]}" / LIBRARY_NAME
+
+
+def library_names(model_folder: Path) -> list[str]:
+    """Enrolled identity names of the model in ``model_folder`` ([] without a library)."""
+    path = library_for(model_folder)
     return read_library(path)[0] if path.is_file() else []
 
 
@@ -98,6 +126,7 @@ def _write(path: Path, names: list[str], table: torch.Tensor) -> None:
 def write_library(path: Path, names: list[str], table: torch.Tensor) -> None:
     """One library, replaced atomically (a temp file renamed over it)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     _write(tmp, names, table)
     tmp.replace(path)
@@ -108,6 +137,7 @@ def commit(root: Path, libraries: dict[Path, tuple[list[str], torch.Tensor]]) ->
     root = Path(root).resolve()
     pending = {path: path.with_name(path.name + PENDING_SUFFIX) for path in libraries}
     for path, (names, table) in libraries.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         _write(pending[path], names, table)
     journal = root / JOURNAL_NAME
     tmp = journal.with_name(journal.name + ".tmp")
@@ -125,11 +155,11 @@ def _carry_out(root: Path, journal: Path) -> None:
     journal.unlink()
 
 
-def repair(root: Path, folders: Sequence[Path], trained: Sequence[str]) -> list[str]:
+def repair(root: Path, paths: Sequence[Path], trained: Sequence[str]) -> list[str]:
     """Finish or undo a commit that a crash interrupted, then make the libraries agree.
 
-    ``folders``: the checkpoint folders whose libraries must list the same identities;
-    ``trained``: their trained identity names. An identity enrolled into only some of them
+    ``paths``: the library files that must list the same identities (one per model, existing
+    or not); ``trained``: their models' trained identity names. An identity enrolled into only some of them
     (by a crash before commits were journaled) is removed from those; each library changed
     so is first copied to ``*.before-repair``. Returns a line per change made (empty when
     there was nothing to do).
@@ -139,18 +169,17 @@ def repair(root: Path, folders: Sequence[Path], trained: Sequence[str]) -> list[
     if journal.is_file():
         _carry_out(root, journal)
         done.append("finished an interrupted library change")
-    for folder in folders:
-        for stray in Path(folder).glob(f"*{PENDING_SUFFIX}"):
+    for path in paths:
+        for stray in Path(path).parent.glob(f"*{PENDING_SUFFIX}"):
             stray.unlink()
-            done.append(f"rolled back an unfinished library change in {Path(folder).name}")
+            done.append(f"rolled back an unfinished library change in {Path(path).parent.name}")
     try:
-        libraries = {Path(f) / LIBRARY_NAME: read_library(Path(f) / LIBRARY_NAME, trained=trained)
-                     for f in folders if (Path(f) / LIBRARY_NAME).is_file()}
+        libraries = {Path(p): read_library(Path(p), trained=trained) for p in paths if Path(p).is_file()}
     except LibraryError as err:               # a damaged library: leave every file as it is
         log.warning("identity libraries not checked for agreement: %s", err)
         return done
     everywhere = set.intersection(*(set(names) for names, _ in libraries.values())) \
-        if len(libraries) == len(folders) else set()
+        if len(libraries) == len(paths) else set()
     changes = {}
     for path, (names, table) in libraries.items():
         keep = [i for i, name in enumerate(names) if name in everywhere]
@@ -171,6 +200,6 @@ def without(path: Path, name: str) -> tuple[list[str], torch.Tensor]:
     """The library at ``path`` with ``name`` taken out (ValueError if it is not enrolled there)."""
     names, table = read_library(path) if Path(path).is_file() else ([], torch.zeros(0, 0))
     if name not in names:
-        raise ValueError(f"{name!r} is not an enrolled identity of {Path(path).parent.name}")
+        raise ValueError(f"{name!r} is not an enrolled identity")
     keep = [i for i, n in enumerate(names) if n != name]
     return [names[i] for i in keep], table[keep]

@@ -7,11 +7,10 @@ evaluation command recorded.  Loading verifies every file's sha256 against it.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
-from core.model import CONFIG_NAME, WEIGHTS_NAME
+from core.files import CONFIG_NAME, WEIGHTS_NAME, sha256_of
 
 MANIFEST_NAME = "manifest.json"
 
@@ -19,14 +18,6 @@ MANIFEST_NAME = "manifest.json"
 class ChecksumError(ValueError):
     """A shipped file or the manifest is damaged: the server's problem, not the user's input."""
     user_error = False
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(root: str | Path) -> dict:

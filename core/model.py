@@ -29,13 +29,12 @@ from torch import nn
 
 from core.arkit import NUM_BLENDSHAPES
 from core.diffusion import NoiseSchedule, ScheduleConfig
+from core.files import CONFIG_NAME, WEIGHTS_NAME  # noqa: F401  (re-exported: checkpoints are loaded from here)
 from core.inputs import shown
-from core.library import LIBRARY_NAME, LibraryError, read_library
+from core.library import LibraryError, library_for, read_library
 
 log = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
@@ -219,9 +218,9 @@ class DiffusionTalker(nn.Module):
             model.load_state_dict({k: v.float() for k, v in state.items()})
         except (SafetensorError, RuntimeError, OSError) as err:
             raise ValueError(f"{w_path}: broken or mismatched weights ({str(err).splitlines()[0]})") from None
-        if (directory / LIBRARY_NAME).is_file():
+        if library_for(directory).is_file():
             try:
-                names, table = read_library(directory / LIBRARY_NAME, config.identity_dim, config.identity_names)
+                names, table = read_library(library_for(directory), config.identity_dim, config.identity_names)
                 model.add_identities(names, table)
             except LibraryError as err:   # served without its enrolled identities, and says so
                 log.warning("%s", err)

@@ -98,6 +98,22 @@ def writable_problem(folder: str | Path, what: str) -> str | None:
     return None
 
 
+def enrolment_allowed(no_enroll: bool = False) -> bool:
+    """Whether the app offers enrolment: not with ``--no-enroll``, and on a public Hugging Face
+    Space (``SPACE_ID`` is set) only when ``DIFFUSIONTALKER_ENROLL=1`` turns it on."""
+    return not no_enroll and (not os.environ.get("SPACE_ID") or os.environ.get("DIFFUSIONTALKER_ENROLL") == "1")
+
+
+def storage_note() -> str:
+    """Where enrolled identities are kept, and whether they survive a restart."""
+    from core.library import data_folder
+    note = f"Enrolled identities are kept in `{data_folder()}` (set `DIFFUSIONTALKER_DATA` to move them)."
+    if os.environ.get("SPACE_ID") and not str(data_folder()).startswith("/data"):
+        note += (" **This Space has no persistent storage: enrolled identities vanish when it restarts** "
+                 "(turn on persistent storage in the Space's settings).")
+    return note
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -44,7 +44,7 @@ from demo.formatting import (SCORE_COLUMNS, comparison_summary, identity_summary
                              timings_markdown)
 from demo.forms import ENROL_ITERATIONS, MAX_SAMPLES  # noqa: E402
 from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_TAKE_SECONDS,  # noqa: E402
-                          DemoService, example_files, load_talker, remove_old_files)
+                          DemoService, example_files, load_talker, remove_old_files, storage_note)
 
 if TYPE_CHECKING:
     from core.pipeline import Talker
@@ -268,7 +268,7 @@ def _enroll_tab(service: DemoService, identity: gr.Dropdown, header: gr.Markdown
     gr.Markdown("Add a talking style to the library from recordings of one person: each "
                 "speech file with the Live Link Face CSV captured with it, **paired by file "
                 "name** (`take1.wav` + `take1.csv`), at least 2 s each. The models stay "
-                "frozen; only the new identity's embedding is learned, in every model.")
+                "frozen; only the new identity's embedding is learned, in every model. " + storage_note())
     with gr.Row(equal_height=True):
         enrol_speech = gr.File(label="Speech recordings", file_count="multiple", type="filepath",
                                file_types=SPEECH_FILE_TYPES, elem_id="enroll-speech")

@@ -9,8 +9,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(autouse=True)
 def _isolated_feature_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own feature cache so nothing leaks between tests or into ~/.cache."""
+    """Every test gets its own feature cache and user data folder (enrolled identities), so
+    nothing leaks between tests or into ~/.cache and ~/.local/share."""
     monkeypatch.setenv("DIFFUSIONTALKER_CACHE", str(tmp_path_factory.mktemp("feature-cache")))
+    monkeypatch.setenv("DIFFUSIONTALKER_DATA", str(tmp_path_factory.mktemp("user-data")))
 
 
 @pytest.fixture()

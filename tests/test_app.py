@@ -16,6 +16,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from PIL import Image
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
@@ -168,6 +169,15 @@ def test_work_folders_of_dead_servers_are_removed_at_start(tmp_path):
     assert demo_service.remove_leftovers(tmp_path) == leftovers[:1]
     assert not leftovers[0].exists() and leftovers[1].exists()    # a live server's folder stays
 
+    cache = tmp_path / "cache"
+    (cache / "old-upload").mkdir(parents=True)
+    (cache / "old-upload" / "a.wav").write_bytes(b"x")
+    (cache / "fresh.mp4").write_bytes(b"x")
+    long_ago = time.time() - 7200
+    os.utime(cache / "old-upload", (long_ago, long_ago))
+    assert demo_service.remove_old_files(cache, 3600) == 1
+    assert [p.name for p in cache.iterdir()] == ["fresh.mp4"]
+
 
 # --------------------------------------------------------------------------- the running app
 
@@ -295,9 +305,16 @@ def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "take0.csv").write_text("not,a,capture\n1,2,3\n")
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    lines = takes[0][1].read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[3] = "1e30"                                                    # a blendshape weight of 1e30 in row 2
+    (huge / "take0.csv").write_text("\n".join(lines[:2] + [",".join(cells)] + lines[3:]) + "\n")
     for speech, captures, message in (
             (wavs, csvs[:1], "no CSV named like take0.wav"),
             (wavs[:1], [handle_file(str(bad / "take0.csv"))], "not a Live Link Face CSV"),
+            (wavs[:1], [handle_file(str(huge / "take0.csv"))], "line 3, column .*1e\\+30 is outside 0-1"),
             ([handle_file(str(short[0]))], [handle_file(str(short[1]))], "too short"),
             (wavs, csvs, "reserved")):
         name = "auto" if message == "reserved" else "carol"
@@ -317,3 +334,50 @@ def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav
         matched, table, *_ = user.predict(handle_file(str(speech_wav)), 4, 0, 1, "carol", api_name="/generate")
         roles = {row[0]: row[2] for row in table["data"]}
         assert sorted(roles) == sorted(IDENTITIES + ["carol"]) and "style used" in roles["carol"]
+
+    with pytest.raises(Exception, match="'a' is not an enrolled identity"):   # trained identities stay
+        client.predict("a", api_name="/remove_identity")
+    status = client.predict("carol", api_name="/remove_identity")
+    assert "Removed **carol**" in status and "3 identities" in status
+    for name in ("teacher-8", "distilled-4"):
+        assert DiffusionTalker.from_pretrained(root / name).identity_names == IDENTITIES
+    with pytest.raises(Exception, match="Unknown identity 'carol'"):
+        client.predict(handle_file(str(speech_wav)), 4, 0, 1, "carol", api_name="/generate")
+
+
+def test_a_damaged_file_is_the_servers_problem_not_the_users():
+    import gradio as gr
+    from core.manifest import ChecksumError
+    with pytest.raises(gr.Error) as info:
+        with ui._errors_shown():
+            raise ChecksumError("checkpoints/distilled-4/model.safetensors does not match the sha256")
+    assert info.value.title == "Server problem" and "does not match" in info.value.message
+    with pytest.raises(gr.Error) as info:
+        with ui._errors_shown():
+            raise ValueError("The seed must be a whole number")
+    assert info.value.title == "Cannot use this input"
+
+
+def test_a_bad_identity_library_is_reported_and_the_app_serves_without_it(tmp_path, speech_wav):
+    import json
+    from safetensors.torch import save_file
+    from core.library import library_for
+    make_tiny_checkpoints(tmp_path)
+    library = library_for(tmp_path / "distilled-4")
+    library.parent.mkdir(parents=True)
+    save_file({"embeddings": torch.full((1, 32), float("nan"))}, str(library),
+              metadata={"names": json.dumps(["nan-voice"])})
+    talker, problem = demo_service.load_talker(tmp_path)
+    assert problem is None and any("NaN" in line for line in talker.problems())
+    generation = talker.generate(str(speech_wav), steps=4)
+    assert generation.matched_identity in IDENTITIES and np.isfinite([s for _, s in generation.scores]).all()
+
+
+def test_enrolment_is_off_on_a_public_space_unless_turned_on(monkeypatch):
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert demo_service.enrolment_allowed() and not demo_service.enrolment_allowed(no_enroll=True)
+    monkeypatch.setenv("SPACE_ID", "someone/diffusiontalker")
+    assert not demo_service.enrolment_allowed()
+    assert "vanish when it restarts" in demo_service.storage_note()
+    monkeypatch.setenv("DIFFUSIONTALKER_ENROLL", "1")
+    assert demo_service.enrolment_allowed()

@@ -68,11 +68,11 @@ def test_out_folder_must_exist_and_write_errors_are_messages(whisper_checkpoints
 
 def test_remove_takes_an_enrolled_identity_out_again(whisper_checkpoints, tmp_path, capsys):
     import shutil
-    from core.library import LIBRARY_NAME, library_names, write_library
+    from core.library import library_for, library_names, write_library
     root = tmp_path / "ckpt"
     shutil.copytree(whisper_checkpoints, root)
     for folder in ("teacher-4", "distilled-2"):
-        write_library(root / folder / LIBRARY_NAME, ["erin"], torch.zeros(1, 32))
+        write_library(library_for(root / folder), ["erin"], torch.zeros(1, 32))
     assert main(["--checkpoints", str(root), "remove", "erin"]) == 0
     assert "removed 'erin'" in capsys.readouterr().out and library_names(root / "distilled-2") == []
     assert main(["--checkpoints", str(root), "remove", "erin"]) == 2

@@ -5,7 +5,8 @@ import torch
 from core.data.dataset import FeatureDataset
 from core.enroll import enroll
 from core.features import cached_encode
-from core.model import LIBRARY_NAME, DiffusionTalker
+from core.library import library_for
+from core.model import DiffusionTalker
 from core.train import TrainConfig, fit, teacher_objective
 from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
 
@@ -16,7 +17,7 @@ def test_enrolled_identity_is_listed_and_matched(tmp_path):
         TrainConfig(out=str(tmp_path / "m"), epochs=6, batch_size=6, crop_frames=40, lr=3e-3))
     newcomer = [toy_clip(3, 500 + k) for k in range(3)]   # a pitch no library identity has
     names = enroll(tmp_path / "m", "newcomer", newcomer, ToyEncoder(), iterations=120)
-    assert names[-1] == "newcomer" and (tmp_path / "m" / LIBRARY_NAME).is_file()
+    assert names[-1] == "newcomer" and library_for(tmp_path / "m").is_file()
     model = DiffusionTalker.from_pretrained(tmp_path / "m")
     assert model.identity_names == NAMES + ["newcomer"]
     held_out = toy_clip(3, 999)
@@ -28,7 +29,8 @@ def test_enrolled_identity_is_listed_and_matched(tmp_path):
 
 def test_broken_library_is_reported_and_the_model_serves_without_it(tmp_path):
     tiny_model().save_pretrained(tmp_path)
-    (tmp_path / LIBRARY_NAME).write_bytes(b"\x00garbage")
+    library_for(tmp_path).parent.mkdir(parents=True)
+    library_for(tmp_path).write_bytes(b"\x00garbage")
     model = DiffusionTalker.from_pretrained(tmp_path)
     assert model.identity_names == NAMES and "unreadable identity library" in model.library_problem
 
@@ -47,9 +49,10 @@ def test_library_files_are_checked_on_read(tmp_path, names, table, message):
     import json
     from safetensors.torch import save_file
     from core.library import LibraryError, read_library
-    save_file({"embeddings": table}, str(tmp_path / LIBRARY_NAME), metadata={"names": json.dumps(names)})
-    with pytest.raises(LibraryError, match=message):
-        read_library(tmp_path / LIBRARY_NAME, identity_dim=16, trained=NAMES)
     tiny_model(identity_dim=16).save_pretrained(tmp_path)
+    library_for(tmp_path).parent.mkdir(parents=True)
+    save_file({"embeddings": table}, str(library_for(tmp_path)), metadata={"names": json.dumps(names)})
+    with pytest.raises(LibraryError, match=message):
+        read_library(library_for(tmp_path), identity_dim=16, trained=NAMES)
     model = DiffusionTalker.from_pretrained(tmp_path)
     assert model.identity_names == NAMES and model.library_problem
