@@ -89,7 +89,9 @@ def pack_mesh(mesh) -> bytes:
         arrays.append((f"{name}.index", moved.astype(index_type)))
         arrays.append((f"{name}.delta", np.round(deltas[moved] / scale * 32767).astype("<i2")))
         channels.append({"name": name, "index": k, "count": int(len(moved)), "scale": scale})
-    low, high = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
+    # Framed at rest and with every channel at full weight, so an open jaw stays in the picture.
+    extremes = np.concatenate([mesh.vertices[None], mesh.vertices[None] + mesh.morph_deltas])
+    low, high = extremes.min(axis=(0, 1)), extremes.max(axis=(0, 1))
     header = {"vertices": len(mesh.vertices), "triangles": len(mesh.faces), "indexType": index_type[1:],
               "channels": channels, "missing": list(mesh.missing),
               "parts": [{"name": p.name, "start": p.vertices.start, "count": p.vertices.stop - p.vertices.start}
