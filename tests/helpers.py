@@ -157,3 +157,15 @@ def write_gltf(path, targets=None, sparse=False, translation=(0.0, 0.0, 0.0), sc
               + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))  # BIN
     path.write_bytes(struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks)
     return path
+
+
+def sphere_avatar(path, targets: dict[str, str]):
+    """A GLB 'head' (an icosphere) whose morph targets carry the given names; each target opens
+    the lower half ("jaw") or squashes the upper half ("blink")."""
+    import trimesh
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    vertices = np.asarray(sphere.vertices, np.float32)
+    moves = {"jaw": np.where(vertices[:, 1:2] < 0, [0.0, -0.6, 0.2], 0.0),
+             "blink": np.where(vertices[:, 1:2] > 0.3, [0.0, -0.4, 0.0], 0.0)}
+    return write_gltf(path, {name: moves[kind].astype(np.float32) for name, kind in targets.items()},
+                      vertices=vertices, faces=np.asarray(sphere.faces))

@@ -9,26 +9,19 @@ tmp_path. Skipped without /usr/bin/chromium or the playwright package.
 """
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 
-from tests.helpers import IDENTITIES, QUAD, QUAD_FACES, launch_app, make_tiny_checkpoints, synthesise_speech, write_gltf
+from experiments.browser import CHROMIUM, CHROMIUM_ARGS, chromium_available, local_only
+from tests.helpers import IDENTITIES, QUAD, QUAD_FACES, launch_app, make_tiny_checkpoints, sphere_avatar, synthesise_speech, write_gltf
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses Debian chromium)")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
+if not chromium_available():
     pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 "--autoplay-policy=no-user-gesture-required"]   # play() from the tests, not a click
 RESULT_TIMEOUT_MS = 120_000          # a busy 2-core machine; the tiny model answers in seconds
 
 
@@ -66,15 +59,7 @@ def outside():
 def page(browser, app_url, outside):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.grant_permissions(["microphone"], origin=app_url.rstrip("/"))
-
-    def local_only(route):
-        if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", local_only)
+    local_only(context, outside)
     page = context.new_page()
     page.goto(app_url)
     page.wait_for_selector("#generate", timeout=30_000)
@@ -275,20 +260,8 @@ def test_compare_grid_shares_one_clock_with_labels_outside_the_pictures(page, sp
     page.locator("#compare-viewer").screenshot(path=str(tmp_path / "compare-grid.png"))
 
 
-def _sphere_avatar(path, targets: dict[str, str]) -> Path:
-    """A GLB 'head' (an icosphere) whose morph targets carry the given names; each target opens
-    the lower half ("jaw") or squashes the upper half ("blink")."""
-    import trimesh
-    sphere = trimesh.creation.icosphere(subdivisions=3)
-    vertices = np.asarray(sphere.vertices, np.float32)
-    moves = {"jaw": np.where(vertices[:, 1:2] < 0, [0.0, -0.6, 0.2], 0.0),
-             "blink": np.where(vertices[:, 1:2] > 0.3, [0.0, -0.4, 0.0], 0.0)}
-    return write_gltf(path, {name: moves[kind].astype(np.float32) for name, kind in targets.items()},
-                      vertices=vertices, faces=np.asarray(sphere.faces))
-
-
 def test_a_custom_avatar_loads_and_animates(page, speech_wav, tmp_path):
-    path = _sphere_avatar(tmp_path / "ball.glb", {"head.JawOpen": "jaw", "eyeBlink_L": "blink"})
+    path = sphere_avatar(tmp_path / "ball.glb", {"head.JawOpen": "jaw", "eyeBlink_L": "blink"})
     _head_ready(page)
     page.get_by_text("Your own avatar").click()
     page.set_input_files("#avatar-upload input[type=file]", str(path))

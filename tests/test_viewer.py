@@ -11,7 +11,7 @@ from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
 from core.face_mesh import load_face_mesh
 from core.materials import hidden_at_rest
 from demo import avatars, viewer
-from tests.helpers import QUAD, write_gltf
+from tests.helpers import QUAD, sphere_avatar, write_gltf
 
 
 def unpack(data: bytes, header: dict, name: str) -> np.ndarray:
@@ -134,3 +134,25 @@ def test_the_library_keeps_recent_avatars_and_falls_back_to_the_default(tmp_path
     assert len(set(ids)) == 3
     assert library.get(ids[2]).id == ids[2] and library.get(ids[0]).id == "default"   # the oldest went
     assert library.get(None) is library.default() and not library.default().missing
+
+
+def test_a_take_on_a_custom_avatar_goes_to_the_viewer_the_glb_and_the_video(whisper_checkpoints, tmp_path):
+    from core.glb import read_glb_weights
+    from demo.service import DemoService, load_talker
+    talker, problem = load_talker(whisper_checkpoints)
+    assert problem is None
+    service = DemoService(talker, workdir=tmp_path / "work", video_size=64)
+    wave = 0.3 * np.sin(2 * np.pi * 220 * np.arange(32000) / 16000).astype(np.float32)
+    take = service.generate(wave, steps=4, seed=0)
+    take.avatar = service.avatars.add(sphere_avatar(tmp_path / "ball.glb", {"head.JawOpen": "jaw"}))
+    head = service.viewer_take(take)
+    assert head["mesh"] != service.viewer_head()["mesh"] and head["audio"] is None and len(head["missing"]) == 51
+    curves = take.generation.blendshapes[0]
+    np.testing.assert_allclose(viewer.decode_curves(head["cells"][0]["curves"]), np.clip(curves, 0, 1), atol=1e-5)
+    glb = next(f for f in service.export(take) if f.suffix == ".glb")
+    weights, _ = read_glb_weights(glb)
+    assert len(load_face_mesh(glb).vertices) == len(take.avatar.mesh.vertices)   # the ball, not facecap
+    np.testing.assert_allclose(weights, curves, atol=1e-6)
+    import imageio_ffmpeg
+    frames, _ = imageio_ffmpeg.count_frames_and_secs(str(service.render(take)))
+    assert frames == len(curves)
