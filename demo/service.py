@@ -190,7 +190,7 @@ class DemoService:
         generation = _sample(self.talker, wave, steps, seed, identity, num_samples)
         timings = {"decode": decode + generation.timings.get("decode", 0.0)}
         timings.update({k: generation.timings[k] for k in ("encoder", "match", "sampling")})
-        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self._new_folder(), timings,
+        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self.new_folder(), timings,
                     str(self.talker.device), source=_source(audio))
 
     def export(self, take: Take) -> list[Path]:
@@ -216,13 +216,10 @@ class DemoService:
     def render(self, take: Take, progress=None) -> Path:
         """The face-mesh mp4 of sample 1 with the input audio, on the take's avatar.
 
-        ``progress(done, total)`` hears of every frame. A take whose folder is gone (the page
-        asks for the video after the curves) gets a fresh one.
+        ``progress(done, total)`` hears of every frame.
         """
         from core.render import render_video
         start = time.perf_counter()
-        if not take.folder.is_dir():
-            take.folder = self._new_folder()
         path = render_video(take.generation.blendshapes[0], take.wave, take.folder / f"{take.name}.mp4",
                             fps=take.generation.fps, renderer=self.face_renderer(take.avatar), progress=progress)
         take.timings["render"] = time.perf_counter() - start
@@ -285,15 +282,13 @@ class DemoService:
                 generation = _sample(self.talker, wave, steps, first, identity, count, features)
                 used = generation.identity
                 runs.update({(steps, first + k): generation.blendshapes[k] for k in range(count)})
-        return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self._new_folder(),
+        return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self.new_folder(),
                           time.perf_counter() - start, source=_source(audio))
 
     def render_comparison(self, comparison: Comparison, progress=None) -> Path:
         """One mp4: a row per step count, a column per seed, with the input audio."""
         from core.render import render_grid_video
         cells = comparison.cells
-        if not comparison.folder.is_dir():
-            comparison.folder = self._new_folder()
         return render_grid_video([comparison.runs[cell] for cell in cells],
                                  [f"{steps} steps, seed {seed}" for steps, seed in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,
@@ -353,7 +348,7 @@ class DemoService:
                     log.exception("warm-up of the %s failed", what)
         threading.Thread(target=load, name="warm-up", daemon=True).start()
 
-    def _new_folder(self) -> Path:
+    def new_folder(self) -> Path:
         """A fresh folder for one request's files; folders older than ``keep_seconds`` go.
 
         The app deletes each request's folder itself (:meth:`discard`) once Gradio has copied the

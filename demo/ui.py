@@ -15,6 +15,7 @@ the uploads) is swept by ``delete_cache`` (:data:`DELETE_CACHE`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -170,7 +171,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
                 avatar_status = gr.Markdown(elem_id="avatar-status")
         with gr.Column():
             face = gr.HTML(**viewer.html_options("face-viewer", "take"), css_template=viewer.CSS,
-                           mesh=service.viewer_head()["mesh"])
+                           mesh=(_viewer_or_warn(service.viewer_head, show=False) or {}).get("mesh"))
             render_button = gr.Button("Render the video (mp4)", size="sm", elem_id="render-video")
             video = gr.Video(label="Face video (sample 1)", interactive=False, elem_id="face-video")
             files = gr.File(label="Downloads: Live Link Face CSV, JSON, NPY, GLB", file_count="multiple",
@@ -206,8 +207,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
             take = service.generate(audio, steps, seed, num_samples, identity)
         take.avatar = service.avatar(avatar)
         try:
-            with _errors_shown(input_errors=False):
-                head = service.viewer_take(take)
+            head = _viewer_or_warn(lambda: service.viewer_take(take))
             yield *first_outputs(take), head, timings_markdown(take), None, None, take
             with _errors_shown(input_errors=False):
                 files = service.export(take)
@@ -220,6 +220,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
     def render(take, progress=gr.Progress()):
         if take is None:
             raise gr.Error("Generate first: the video shows the last take.", title="Nothing to render")
+        take = dataclasses.replace(take, folder=service.new_folder())  # its own files: the take's may be going
         progress(0, desc="rendering the video")
         video = _render_or_warn(lambda: service.render(take, _frames_progress(progress)), take.notes)
         if video is None:
@@ -295,13 +296,13 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -
     def compare_live(audio, steps_list, seeds, channels, identity):
         comparison, curves, spread, summary = figures(audio, steps_list, seeds, channels, identity)
         service.discard(comparison.folder)
-        with _errors_shown(input_errors=False):
-            heads = service.viewer_grid(comparison)
+        heads = _viewer_or_warn(lambda: service.viewer_grid(comparison))
         return heads, None, curves, spread, summary, comparison.runs, comparison
 
     def render(comparison, progress=gr.Progress()):
         if comparison is None:
             raise gr.Error("Compare first: the video shows the last comparison.", title="Nothing to render")
+        comparison = dataclasses.replace(comparison, folder=service.new_folder())
         progress(0, desc="rendering the grid video")
         try:
             with _errors_shown(input_errors=False):
@@ -337,6 +338,17 @@ def _render_or_warn(render, notes: list[str]):
     except Exception as err:
         log.exception("rendering failed")
         notes.append(f"Could not render the face video: {err}")
+        return None
+
+
+def _viewer_or_warn(build, show: bool = True):
+    """A viewer value, or None (logged, and a warning on the page): the rest of a result stands without it."""
+    try:
+        return build()
+    except Exception as err:
+        log.exception("the 3D viewer's data could not be made")
+        if show:
+            gr.Warning(f"The 3D head cannot be shown: {err}")
         return None
 
 

@@ -67,10 +67,11 @@ def click_to_first_frame(page, repeats: int) -> list[float]:
 
 
 def playback_rate(page, seconds: float = 5.0) -> dict:
-    """Drawn frames per second while playing, against the frames the clock went through."""
+    """Drawn frames per second while playing, against the frames the clock went through, from
+    2 s into the clip (after the viewer has settled its resolution) for ``seconds``."""
     page.evaluate(f"{VIEWERS}[0].pause(); {VIEWERS}[0].seek(0)")
     page.evaluate(f"{VIEWERS}[0].play()")
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(2000)
     a = page.evaluate(f"{VIEWERS}[0].state()")
     page.wait_for_timeout(int(seconds * 1000))
     b = page.evaluate(f"{VIEWERS}[0].state()")
@@ -80,7 +81,7 @@ def playback_rate(page, seconds: float = 5.0) -> dict:
         requestAnimationFrame(step); })""")
     elapsed = b["time"] - a["time"]
     return {"drawn_fps": (b["drawn"] - a["drawn"]) / elapsed, "frames_passed": b["frame"] - a["frame"],
-            "frames_drawn": b["drawn"] - a["drawn"], "raf_fps": raf, "playing": b["playing"]}
+            "frames_drawn": b["drawn"] - a["drawn"], "raf_fps": raf, "playing": b["playing"], "scale": b["scale"]}
 
 
 def server_cpu(url: str, wav: Path, repeats: int) -> dict[str, list[float]]:
@@ -98,7 +99,8 @@ def server_cpu(url: str, wav: Path, repeats: int) -> dict[str, list[float]]:
     return result
 
 
-def run(checkpoints: str, source: Path, repeats: int = 5) -> dict:
+def run(checkpoints: str, source: Path, repeats: int = 5, playback: float = 5.0,
+        screenshot: Path | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     from demo import service as demo_service
@@ -129,7 +131,11 @@ def run(checkpoints: str, source: Path, repeats: int = 5) -> dict:
                 page.wait_for_selector("#speech-input [data-testid='waveform-controls']", state="attached",
                                        timeout=30_000)
                 latency = click_to_first_frame(page, repeats)
-                rate = playback_rate(page)
+                rate = playback_rate(page, playback)
+                if screenshot is not None:     # the head mid-sentence, for the README
+                    page.evaluate(f"{VIEWERS}[0].pause(); {VIEWERS}[0].seek(2.2)")
+                    page.wait_for_timeout(300)
+                    page.locator("#face-viewer").screenshot(path=str(screenshot))
                 browser.close()
             cpu = server_cpu(url, wav, repeats)
         finally:
@@ -150,7 +156,8 @@ def report(r: dict) -> str:
             f"max {max(latency):.2f} s ({len(latency)} clicks after a warm-up; target 1.5 s) |\n"
             f"| frames drawn while playing the 30 fps curves | {rate['drawn_fps']:.1f} per second "
             f"({rate['frames_drawn']} drawn as the clock passed {rate['frames_passed']} frames; "
-            f"page requestAnimationFrame {rate['raf_fps']:.0f} per second) |\n"
+            f"page requestAnimationFrame {rate['raf_fps']:.0f} per second; canvas resolution settled at "
+            f"{rate['scale']:.2f} of the device pixels) |\n"
             f"| server CPU per request, video deferred (`/generate_live`: curves, 3D payload, downloads) | "
             f"{deferred:.2f} s (median of {len(cpu['/generate_live'])}) |\n"
             f"| server CPU per request, video rendered at once (`/generate`: the same + 512x512 mp4) | "
@@ -165,9 +172,11 @@ def main(argv=None):
     p.add_argument("--checkpoints", default="checkpoints")
     p.add_argument("--audio", default=str(EXAMPLE))
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--playback", type=float, default=5.0, help="seconds of playback timed (the clip is 8 s)")
     p.add_argument("--results", default="docs/RESULTS.md")
+    p.add_argument("--screenshot", type=Path, help="also save a picture of the 3D head here (e.g. docs/viewer.png)")
     a = p.parse_args(argv)
-    result = run(a.checkpoints, Path(a.audio), a.repeats)
+    result = run(a.checkpoints, Path(a.audio), a.repeats, a.playback, a.screenshot)
     text = report(result)
     update_section("viewer", text, a.results)
     print(text)

@@ -10,6 +10,8 @@ import {
 
 const CURVE_SCALE = 65535;
 const FOV = 24;
+const TARGET_FPS = 24;      // below this while playing, the canvases render fewer pixels (software WebGL)
+const MIN_SCALE = 0.5;
 const BACKGROUND = 0x292b30;
 const meshes = new Map();              // url -> Promise<{geometry, header}>: each head fetched once
 const registry = (window.diffusionTalkerViewers = window.diffusionTalkerViewers || []);
@@ -144,7 +146,7 @@ class Cell {
     this.weights = new Float32Array(52);
     this.renderer = new WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
     this.renderer.outputColorSpace = SRGBColorSpace;
-    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
+    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2) * grid.scale);
     this.box.appendChild(this.renderer.domElement);
     this.scene = new Scene();
     this.scene.background = new Color(BACKGROUND);
@@ -196,6 +198,10 @@ class Cell {
     this.shownAt = null;
     this.dirty = true;
   }
+  setScale(scale) {
+    this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2) * scale);
+    this.resize();
+  }
   resize() {
     const width = Math.max(this.box.clientWidth, 64);
     const height = Math.max(this.box.clientHeight, 64);
@@ -241,6 +247,7 @@ class Cell {
         shownAt: cell.shownAt,
         missing: grid.missing,
         ready: Boolean(cell.mesh),
+        scale: grid.scale,
       }),
     };
   }
@@ -260,6 +267,8 @@ class ViewerGrid {
     this.root = root;
     this.role = role;
     this.cells = [];
+    this.scale = 1;             // pixel-ratio factor, lowered when drawing cannot keep up
+    this.pace = { draws: 0, since: null };
     this.fps = 30;
     this.frames = 0;
     this.missing = [];
@@ -361,6 +370,19 @@ class ViewerGrid {
     }
     if (value.autoplay !== false) this.play();
   }
+  keepPace(drew) {  // every 15 draws while playing: too slow -> 20 % fewer pixels per side, down to half
+    if (!this.clock.playing) { this.pace.since = null; return; }
+    const now = performance.now();
+    if (this.pace.since === null) { this.pace = { draws: 0, since: now }; return; }
+    if (drew) this.pace.draws += 1;
+    if (this.pace.draws < 15) return;
+    const rate = (1000 * this.pace.draws) / (now - this.pace.since);
+    if (rate < Math.min(TARGET_FPS, this.fps * 0.8) && this.scale > MIN_SCALE) {
+      this.scale = Math.max(MIN_SCALE, this.scale * 0.8);
+      this.cells.forEach((cell) => cell.setScale(this.scale));
+    }
+    this.pace = { draws: 0, since: now };
+  }
   describeMissing() {
     this.say(this.missing.length
       ? `This avatar has no morph target for ${this.missing.length} of the 52 channels (left still): ${this.missing.join(", ")}.`
@@ -371,10 +393,12 @@ class ViewerGrid {
     requestAnimationFrame(this.loop);
     this.clock.tick();
     const t = this.clock.time();
+    let drew = false;
     for (const cell of this.cells) {
       const frame = cell.curves ? this.frameAt(t, cell.frames) : 0;
-      if (cell.dirty || frame !== cell.shownFrame) cell.draw(frame);
+      if (cell.dirty || frame !== cell.shownFrame) { cell.draw(frame); drew = true; }
     }
+    this.keepPace(drew);
     if (this.frames) {
       if (document.activeElement !== this.seekBar) this.seekBar.value = String(t);
       this.timeLabel.textContent = `${t.toFixed(2)} / ${(this.frames / this.fps).toFixed(2)} s`;
