@@ -107,6 +107,7 @@ class Comparison:
     folder: Path
     seconds: float                            # encoder + sampling of every cell
     source: Path | None = None                # the speech file, if one was given
+    avatar: Avatar | None = None              # the head for the viewers and the video (None: default)
 
     @property
     def cells(self) -> list[tuple[int, int]]:
@@ -256,9 +257,9 @@ class DemoService:
                               self.viewer_assets.mesh_url(avatar.mesh), _audio_url(take.source),
                               missing=avatar.missing)
 
-    def viewer_grid(self, comparison: Comparison, avatar_id: str | None = None) -> dict:
+    def viewer_grid(self, comparison: Comparison) -> dict:
         """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
-        avatar = self.avatar(avatar_id)
+        avatar = comparison.avatar or self.avatar()
         cells = [(f"{steps} steps, seed {seed}", comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
         return viewer.payload(cells, FPS, self.viewer_assets.mesh_url(avatar.mesh), _audio_url(comparison.source),
                               cols=len(comparison.seeds), missing=avatar.missing)
@@ -293,7 +294,7 @@ class DemoService:
                                  [f"{steps} steps, seed {seed}" for steps, seed in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,
                                  cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256,
-                                 progress=progress)
+                                 mesh=comparison.avatar.mesh if comparison.avatar else None, progress=progress)
 
     # -- Enroll -----------------------------------------------------------------------------------
     def enroll(self, speech_files, csv_files, name, iterations=ENROL_ITERATIONS[1], progress=None) -> str:

@@ -104,9 +104,9 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
         audio, identity = _shared_inputs(service, example_files() if examples is None else list(examples))
         with gr.Tabs():
             with gr.Tab("Generate"):
-                _generate_tab(service, audio, identity)
+                avatar_id = _generate_tab(service, audio, identity)
             with gr.Tab("Compare steps and seeds"):
-                _compare_tab(service, audio, identity)
+                _compare_tab(service, audio, identity, avatar_id)
             if enroll:
                 with gr.Tab("Enroll a new identity"):
                     _enroll_tab(service, identity, header)
@@ -144,8 +144,9 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
     return audio, identity
 
 
-def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> None:
-    """One take: identity match, curves and the live 3D head first; the mp4 only when asked for."""
+def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> gr.State:
+    """One take: identity match, curves and the live 3D head first; the mp4 only when asked for.
+    Returns the session's avatar (its id), which the Compare tab uses too."""
     with gr.Row(equal_height=True):
         steps = gr.Dropdown(service.steps_choices, value=service.default_steps, label="Diffusion steps",
                             info="fewer = faster (distilled students)", elem_id="steps")
@@ -252,9 +253,10 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
                        api_visibility="private")
     _api_only(generate, [audio, steps, seed, num_samples, identity], [matched, scores, curves, video, timings, files],
               "generate")
+    return avatar_id
 
 
-def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> None:
+def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, avatar_id: gr.State) -> None:
     """Every step count x seed: the heads on one clock, overlaid curves and spread first; the tiled
     video only when asked for."""
     with gr.Row(equal_height=True):
@@ -293,9 +295,10 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -
         finally:
             service.discard(comparison.folder)
 
-    def compare_live(audio, steps_list, seeds, channels, identity):
+    def compare_live(audio, steps_list, seeds, channels, identity, avatar):
         comparison, curves, spread, summary = figures(audio, steps_list, seeds, channels, identity)
         service.discard(comparison.folder)
+        comparison.avatar = service.avatar(avatar)
         heads = _viewer_or_warn(lambda: service.viewer_grid(comparison))
         return heads, None, curves, spread, summary, comparison.runs, comparison
 
@@ -314,7 +317,7 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -
         with _errors_shown():
             return plots.compare_figure(runs or {}, channels)
 
-    run_compare.click(compare_live, inputs=[audio, compare_steps, compare_seeds, channels, identity],
+    run_compare.click(compare_live, inputs=[audio, compare_steps, compare_seeds, channels, identity, avatar_id],
                       outputs=[grid, compare_video, compare_curves, spread, summary, runs, comparison_state],
                       api_name="compare_live", concurrency_id="model", concurrency_limit=MAX_CONCURRENT,
                       show_progress_on=[summary])

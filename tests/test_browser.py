@@ -196,6 +196,9 @@ def test_viewer_loads_with_no_network_and_frames_the_whole_head(page, outside, t
 
 
 def test_generate_plays_pauses_and_seeks_the_head_on_the_audio_clock(page, speech_wav, tmp_path):
+    _head_ready(page)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
     _upload(page, speech_wav)
     page.click("#generate")
     _wait_for_take(page)
@@ -233,9 +236,14 @@ def test_generate_plays_pauses_and_seeks_the_head_on_the_audio_clock(page, speec
     state = _state(page)
     assert state["frame"] == state["frames"] - 1 and state["time"] >= end - 0.05
     page.locator("#face-viewer").screenshot(path=str(tmp_path / "viewer-take.png"))
+    # The head came once, with the page; the take came as curves: no head fetched again, no video.
+    assert not [url for url in requested if "mesh-" in url or url.endswith(".mp4")]
 
 
 def test_compare_grid_shares_one_clock_with_labels_outside_the_pictures(page, speech_wav, tmp_path):
+    _head_ready(page)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
     _upload(page, speech_wav)
     page.get_by_role("tab", name="Compare steps and seeds").click()
     page.click("#compare")
@@ -257,6 +265,7 @@ def test_compare_grid_shares_one_clock_with_labels_outside_the_pictures(page, sp
         caption, canvas = figure.locator("figcaption").bounding_box(), figure.locator("canvas").bounding_box()
         assert caption["y"] + caption["height"] <= canvas["y"] + 1     # the label sits above, not on, the head
     assert page.locator("#compare-video video[src]").count() == 0     # no video until asked for
+    assert not [url for url in requested if "mesh-" in url]            # six heads, the one cached mesh
     page.locator("#compare-viewer").screenshot(path=str(tmp_path / "compare-grid.png"))
 
 

@@ -156,3 +156,24 @@ def test_a_take_on_a_custom_avatar_goes_to_the_viewer_the_glb_and_the_video(whis
     import imageio_ffmpeg
     frames, _ = imageio_ffmpeg.count_frames_and_secs(str(service.render(take)))
     assert frames == len(curves)
+    comparison = service.compare(wave, [4], "0, 1")
+    comparison.avatar = take.avatar
+    grid = service.viewer_grid(comparison)
+    assert grid["cols"] == 2 and [c["label"] for c in grid["cells"]] == ["4 steps, seed 0", "4 steps, seed 1"]
+    assert grid["mesh"] == head["mesh"] and grid["frames"] == len(curves)
+
+
+def test_the_vendored_three_js_is_the_recorded_build_and_exports_what_the_viewer_imports():
+    import hashlib
+    import re
+    vendor = viewer.STATIC_DIR / "vendor"
+    bundle = (vendor / "three-viewer.min.js").read_text()
+    recorded = re.findall(r"`([0-9a-f]{64})`", (vendor / "VENDOR.md").read_text())[-1]
+    assert hashlib.sha256(bundle.encode()).hexdigest() == recorded          # scripts/vendor_three.sh rebuilds it
+    assert (vendor / "LICENSE-three.txt").read_text().startswith("The MIT License")
+    exported = set(re.findall(r"\w+ as (\w+)", re.search(r"export\{([^}]*)\}", bundle).group(1)))
+    source = viewer.MODULE.read_text()
+    imported = set(re.findall(r"\w+", re.search(r"import \{([^}]*)\} from \"\./vendor/three-viewer\.min\.js\"",
+                                                 source).group(1)))
+    assert imported <= exported and imported
+    assert not re.search(r"https?://", source)                              # no CDN: everything comes from the app
