@@ -32,6 +32,7 @@ _COMPONENT_DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uin
                      5125: np.uint32, 5126: np.float32}
 _TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _TRIANGLES = 4
+_DRACO = "KHR_draco_mesh_compression"
 
 
 def default_face_path() -> Path:
@@ -125,17 +126,19 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, weld: np.ndarray | N
     return np.where(length > 0, summed / np.maximum(length, 1e-30), [0.0, 0.0, 1.0]).astype(np.float32)
 
 
-def load_face_mesh(path: str | Path | None = None) -> FaceMesh:
+def load_face_mesh(path: str | Path | None = None, *, side_files: bool = True) -> FaceMesh:
     """Load an ARKit-rigged face from a GLB/glTF file (default: openfacefx's facecap.glb).
 
     Decoded meshes are cached in memory per file version, and their arrays are read-only.
     Raises ``ValueError`` for a file that is not glTF or has no ARKit-named morph targets.
+    ``side_files=False`` (for uploads: a file is data only) refuses a .gltf whose buffers
+    point at other files instead of reading them.
     """
     path = Path(path) if path is not None else default_face_path()
     if not path.is_file():
         raise ValueError(f"face mesh file not found: {path}")
     stat = path.stat()
-    return _load_face_mesh_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _load_face_mesh_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, side_files)
 
 
 def load_reference_animation(path: str | Path | None = None, fps: int = FPS) -> np.ndarray:
@@ -183,9 +186,9 @@ def _resample(times: np.ndarray, values: np.ndarray, fps: int, step: bool) -> np
 
 
 @functools.lru_cache(maxsize=8)
-def _load_face_mesh_cached(path: str, mtime_ns: int, size: int) -> FaceMesh:
+def _load_face_mesh_cached(path: str, mtime_ns: int, size: int, side_files: bool = True) -> FaceMesh:
     """Decode once per (path, modification time, size); the key makes edits reload."""
-    gltf = _Gltf.open(Path(path))
+    gltf = _Gltf.open(Path(path), side_files=side_files)
     with _malformed_as_value_error(gltf.path):
         return _face_mesh(gltf)
 
@@ -258,7 +261,7 @@ class _Gltf:
         self._views: dict[int, bytes] = {}
 
     @classmethod
-    def open(cls, path: Path) -> "_Gltf":
+    def open(cls, path: Path, side_files: bool = True) -> "_Gltf":
         if not path.is_file():
             raise ValueError(f"glTF file not found: {path}")
         data = path.read_bytes()
@@ -280,17 +283,24 @@ class _Gltf:
         asset = document.get("asset") if isinstance(document, dict) else None
         if not isinstance(asset, dict) or not str(asset.get("version", "")).startswith("2"):
             raise ValueError(f"{path} is not a glTF 2.0 file")
-        buffers = [cls._buffer_bytes(path, buffer, binary_chunk if i == 0 else None)
+        draco = _DRACO in document.get("extensionsUsed", []) + document.get("extensionsRequired", [])
+        if draco:
+            raise ValueError(f"{path.name} is Draco-compressed ({_DRACO}), which this reader does not decode: "
+                             "export it without Draco (meshopt compression or none works)")
+        buffers = [cls._buffer_bytes(path, buffer, binary_chunk if i == 0 else None, side_files)
                    for i, buffer in enumerate(document.get("buffers", []))]
         return cls(path, document, buffers)
 
     @staticmethod
-    def _buffer_bytes(path: Path, buffer: dict, binary_chunk: bytes | None) -> bytes | None:
+    def _buffer_bytes(path: Path, buffer: dict, binary_chunk: bytes | None, side_files: bool) -> bytes | None:
         uri = buffer.get("uri")
         if uri is None:
             return binary_chunk  # GLB chunk, or a meshopt fallback buffer with no data (None)
         if uri.startswith("data:"):
             return base64.b64decode(uri.split(",", 1)[1])
+        if not side_files:
+            raise ValueError(f"{path.name} keeps its data in another file ({uri[:60]}): use a .glb, "
+                             "or a .gltf with the data embedded")
         side_file = path.parent / uri
         if not side_file.is_file():
             raise ValueError(f"{path} refers to a missing buffer file {side_file}")

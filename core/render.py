@@ -27,7 +27,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import imageio_ffmpeg
 import numpy as np
@@ -41,17 +41,11 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from core.arkit import NUM_BLENDSHAPES  # noqa: E402
 from core.face_mesh import FaceMesh, load_face_mesh, vertex_normals  # noqa: E402
+from core.materials import vertex_materials  # noqa: E402
 from core.rates import FPS, SAMPLE_RATE  # noqa: E402
 
 BACKGROUND = (0.16, 0.17, 0.19)
-
-# Linear-space albedos and specular strengths of the materials told apart by part name.
-_SKIN, _SKIN_SPEC = (0.70, 0.42, 0.32), 0.10
-_SCLERA, _IRIS, _PUPIL, _EYE_SPEC = (0.80, 0.78, 0.74), (0.10, 0.16, 0.22), (0.01, 0.01, 0.01), 0.50
-_TEETH, _TEETH_SPEC = (0.72, 0.68, 0.58), 0.25
-_TONGUE = (0.55, 0.16, 0.16)
-_MOUTH, _MOUTH_EXPOSURE, _TEETH_EXPOSURE = (0.45, 0.10, 0.10), 0.35, 0.8
-_IRIS_COS, _PUPIL_COS = np.cos(np.radians(24.0)), np.cos(np.radians(11.0))
+Progress = Callable[[int, int], None]      # (frames done, frames in all)
 
 # Lights in camera space (the camera looks down -Z): ambient, light from above (sky), a key
 # from the upper left, a soft fill from the right.
@@ -84,7 +78,7 @@ class FaceRenderer:
         # A depth pass at rest finds what only an open mouth reveals (mouth bag, teeth).
         depth = self._render(self.mesh.vertices, None, pyrender.RenderFlags.DEPTH_ONLY)
         hidden = _hidden_vertices(self.mesh.vertices, depth, camera, pose)
-        self._albedo, self._specular, self._exposure = _materials(self.mesh, hidden)
+        self._albedo, self._specular, self._exposure = vertex_materials(self.mesh, hidden)
 
     def render_frame(self, weights: np.ndarray) -> np.ndarray:
         """One frame, uint8 [H, W, 3], for 52 weights (clipped to ARKit's [0, 1])."""
@@ -177,21 +171,21 @@ def render_frame(weights: np.ndarray, size: int | tuple[int, int] = 512,
 
 def render_video(weights: np.ndarray, audio: np.ndarray | str | Path | None, out_path: str | Path,
                  fps: float = FPS, size: int | tuple[int, int] = 512, mesh: FaceMesh | None = None,
-                 renderer: FaceRenderer | None = None) -> Path:
+                 renderer: FaceRenderer | None = None, progress: Progress | None = None) -> Path:
     """Render weights [T, 52] to an mp4 of T frames, with the audio muxed in if given.
 
     ``audio``: float32 mono at 16 kHz, a sound file path, or None. Pass ``renderer`` to reuse
-    one across calls (its size wins over ``size``).
+    one across calls (its size wins over ``size``); ``progress(done, total)`` hears of each frame.
     """
     weights = _check_weights(weights)
     with FaceRenderer(mesh, size) if renderer is None else contextlib.nullcontext(renderer) as active:
-        return write_video(active.render_frames(weights), len(weights), audio, out_path, fps)
+        return write_video(active.render_frames(weights), len(weights), audio, out_path, fps, progress)
 
 
 def render_grid_video(sequences: Sequence[np.ndarray], labels: Sequence[str] | None,
                       audio: np.ndarray | str | Path | None, out_path: str | Path,
                       fps: float = FPS, size: int | tuple[int, int] = 384, cols: int | None = None,
-                      mesh: FaceMesh | None = None) -> Path:
+                      mesh: FaceMesh | None = None, progress: Progress | None = None) -> Path:
     """Several weight sequences side by side in one mp4 (e.g. ground truth vs models).
 
     Shorter sequences hold their last frame; the video lasts as long as the longest one.
@@ -210,7 +204,7 @@ def render_grid_video(sequences: Sequence[np.ndarray], labels: Sequence[str] | N
         streams = [renderer.render_frames(s) for s in padded]
         frames = (tile_frames([_label(next(stream), text) for stream, text in zip(streams, labels)], cols)
                   for _ in range(n_frames))
-        return write_video(frames, n_frames, audio, out_path, fps)
+        return write_video(frames, n_frames, audio, out_path, fps, progress)
 
 
 def tile_frames(frames: Sequence[np.ndarray], cols: int) -> np.ndarray:
@@ -233,8 +227,10 @@ def tile_frames(frames: Sequence[np.ndarray], cols: int) -> np.ndarray:
 
 
 def write_video(frames: Iterable[np.ndarray], n_frames: int, audio: np.ndarray | str | Path | None,
-                out_path: str | Path, fps: float = FPS) -> Path:
-    """Stream ``n_frames`` uint8 RGB frames into an H.264 mp4, muxing audio cut to their length."""
+                out_path: str | Path, fps: float = FPS, progress: Progress | None = None) -> Path:
+    """Stream ``n_frames`` uint8 RGB frames into an H.264 mp4, muxing audio cut to their length.
+
+    ``progress(done, total)`` is called after each frame (e.g. a progress bar)."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if n_frames < 1:
@@ -264,6 +260,8 @@ def write_video(frames: Iterable[np.ndarray], n_frames: int, audio: np.ndarray |
                                      f"not {first.shape} uint8")
                 writer.send(np.ascontiguousarray(frame))
                 written += 1
+                if progress is not None:
+                    progress(written, n_frames)
         finally:
             writer.close()
     if written != n_frames:
@@ -309,40 +307,6 @@ def _frame_size(size: int | tuple[int, int]) -> tuple[int, int]:
     if int(width) != width or int(height) != height or width < 16 or height < 16 or width % 2 or height % 2:
         raise ValueError(f"size must be even and >= 16 pixels (H.264 with yuv420p), got {size}")
     return int(width), int(height)
-
-
-def _materials(mesh: FaceMesh, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-vertex albedo [V, 3], specular strength [V] and exposure [V], by part name.
-
-    Eyeballs get a sclera with an iris and pupil around +Z (glTF's forward), so that blinks
-    read clearly without the rig's texture. Skin hidden at rest is the mouth's inside: dark
-    red and dimmed, as are hidden teeth, so that an open mouth reads as an opening.
-    """
-    hidden = hidden.copy()
-    albedo = np.tile(np.asarray(_SKIN), (len(mesh.vertices), 1))
-    specular = np.full(len(mesh.vertices), _SKIN_SPEC)
-    skin = np.ones(len(mesh.vertices), dtype=bool)
-    for part in mesh.parts:
-        name = part.name.lower()
-        if "teeth" in name or "tooth" in name:
-            albedo[part.vertices], specular[part.vertices] = _TEETH, _TEETH_SPEC
-        elif "tongue" in name:
-            albedo[part.vertices] = _TONGUE
-        elif "eye" in name and not any(word in name for word in ("lash", "brow", "lid")):
-            points = mesh.vertices[part.vertices].astype(np.float64)
-            centre = (points.min(axis=0) + points.max(axis=0)) / 2
-            offsets = points - centre
-            forward = offsets[:, 2] / np.maximum(np.linalg.norm(offsets, axis=1), 1e-12)
-            albedo[part.vertices] = np.where(forward[:, None] > _PUPIL_COS, _PUPIL,
-                                             np.where(forward[:, None] > _IRIS_COS, _IRIS, _SCLERA))
-            specular[part.vertices] = _EYE_SPEC
-            hidden[part.vertices] = False  # eyelids hide them at rest, blinks do not reveal
-        else:
-            continue
-        skin[part.vertices] = False
-    albedo[hidden & skin] = _MOUTH
-    exposure = np.where(hidden, np.where(skin, _MOUTH_EXPOSURE, _TEETH_EXPOSURE), 1.0)
-    return albedo, specular, exposure
 
 
 def _hidden_vertices(vertices: np.ndarray, depth: np.ndarray, camera: pyrender.Camera,

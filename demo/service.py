@@ -25,7 +25,8 @@ import numpy as np
 from core.audio import MAX_REQUEST_SECONDS, load_audio
 from core.inputs import MAX_SEED, shown
 from core.rates import FPS, SAMPLE_RATE
-from demo import plots
+from demo import plots, viewer
+from demo.avatars import Avatar, AvatarLibrary
 from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations, parse_samples, parse_seed, parse_seeds
 
 if TYPE_CHECKING:  # torch is imported only when a checkpoint is actually loaded
@@ -165,6 +166,8 @@ class Take:
     timings: dict[str, float]            # seconds per stage, in display order
     device: str = "cpu"                  # where the model ran
     notes: list[str] = field(default_factory=list)  # non-fatal problems to show as warnings
+    source: Path | None = None           # the speech file, if one was given (the viewer plays it)
+    avatar: Avatar | None = None         # the head for the viewer, the video and the GLB (None: default)
 
     @property
     def model_seconds(self) -> float:
@@ -183,6 +186,13 @@ class Comparison:
     folder: Path
     seconds: float                            # encoder + sampling of every cell
     warning: str | None = None                # e.g. "This does not sound like speech ..."
+    source: Path | None = None                # the speech file, if one was given
+    avatar: Avatar | None = None              # the head for the viewers and the video (None: default)
+
+    @property
+    def cells(self) -> list[tuple[int, int]]:
+        """(steps, seed) row by row: a row per step count, a column per seed."""
+        return [(steps, seed) for steps in self.steps for seed in self.seeds]
 
     def spreads(self) -> dict[int, np.ndarray]:
         """Per-channel spread across seeds for each step count (empty with fewer than 2 seeds)."""
@@ -200,12 +210,14 @@ class DemoService:
         self.talker = talker
         self.max_seconds = max_seconds
         self.video_size = video_size
-        self._renderer = None                 # core.render.FaceRenderer, built on first use
+        self._renderers: dict[str, object] = {}   # avatar id -> core.render.FaceRenderer, built on first use
         self._renderer_lock = threading.Lock()
         if not workdir:
             remove_leftovers()
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.avatars = AvatarLibrary()
+        self.viewer_assets = viewer.ViewerAssets(self.workdir / "viewer")   # packed heads, served as static files
         self.keep_seconds = keep_seconds      # request folders left behind longer than this are deleted
         self._enrol_lock = threading.Lock()   # one enrolment at a time (they write the libraries)
         # A folder we made goes when the service is closed or collected, or at exit.
@@ -271,8 +283,8 @@ class DemoService:
         timings = {"decode": decode + generation.timings.get("decode", 0.0)}
         timings.update({k: generation.timings[k] for k in ("speech check", "encoder", "match", "sampling")})
         notes = [generation.speech.warning()] if generation.speech and generation.speech.warning() else []
-        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self._new_folder(), timings,
-                    str(self.talker.device), notes)
+        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self.new_folder(), timings,
+                    str(self.talker.device), notes, source=_source(audio))
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
@@ -282,7 +294,8 @@ class DemoService:
         files = []
         for suffix in EXPORT_SUFFIXES:
             try:
-                files.append(export_curves(curves[0], take.folder / f"{take.name}{suffix}", fps=fps))
+                files.append(export_curves(curves[0], take.folder / f"{take.name}{suffix}", fps=fps,
+                                           face=take.avatar.mesh if take.avatar else None))
             except Exception as err:  # one failing format (e.g. no face mesh for .glb) must not sink the rest
                 log.exception("export to %s failed", suffix)
                 take.notes.append(f"Could not write the {suffix} file: {err}")
@@ -293,22 +306,55 @@ class DemoService:
         take.timings["export"] = time.perf_counter() - start
         return files
 
-    def render(self, take: Take) -> Path:
-        """The face-mesh mp4 of sample 1 with the input audio."""
+    def render(self, take: Take, progress=None) -> Path:
+        """The face-mesh mp4 of sample 1 with the input audio, on the take's avatar.
+
+        ``progress(done, total)`` hears of every frame.
+        """
         from core.render import render_video
         start = time.perf_counter()
         path = render_video(take.generation.blendshapes[0], take.wave, take.folder / f"{take.name}.mp4",
-                            fps=take.generation.fps, renderer=self.face_renderer())
+                            fps=take.generation.fps, renderer=self.face_renderer(take.avatar), progress=progress)
         take.timings["render"] = time.perf_counter() - start
         return path
 
-    def face_renderer(self):
-        """One :class:`core.render.FaceRenderer` for every request (safe to share between threads)."""
+    def face_renderer(self, avatar: Avatar | None = None):
+        """One :class:`core.render.FaceRenderer` per avatar for every request (thread-safe);
+        the default head's is kept, of the others only the latest four."""
+        avatar = avatar or self.avatars.default()
         with self._renderer_lock:
-            if self._renderer is None:
+            if avatar.id not in self._renderers:
                 from core.render import FaceRenderer  # imports pyrender: slow, so only when needed
-                self._renderer = FaceRenderer(size=self.video_size)
-            return self._renderer
+                others = [key for key in self._renderers if key != "default"]
+                for key in others[:max(0, len(others) - 3)]:
+                    self._renderers.pop(key).close()
+                self._renderers[avatar.id] = FaceRenderer(avatar.mesh, size=self.video_size)
+            return self._renderers[avatar.id]
+
+    # -- the 3D viewer ----------------------------------------------------------------------------
+    def avatar(self, avatar_id: str | None = None) -> Avatar:
+        return self.avatars.get(avatar_id)
+
+    def viewer_head(self, avatar_id: str | None = None) -> dict:
+        """The viewer's value for a head with no take yet (the page's first view, a new avatar)."""
+        avatar = self.avatar(avatar_id)
+        return {"mesh": self.viewer_assets.mesh_url(avatar.mesh), "missing": list(avatar.missing), "cells": []}
+
+    def viewer_take(self, take: Take) -> dict:
+        """The viewer's value for sample 1 of a take: its curves, its head and its audio."""
+        avatar = take.avatar or self.avatar()
+        generation = take.generation
+        label = f"{generation.steps} steps, seed {generation.seeds[0]}"
+        return viewer.payload([(label, generation.blendshapes[0])], generation.fps,
+                              self.viewer_assets.mesh_url(avatar.mesh), _audio_url(take.source),
+                              missing=avatar.missing)
+
+    def viewer_grid(self, comparison: Comparison) -> dict:
+        """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
+        avatar = comparison.avatar or self.avatar()
+        cells = [(f"{steps} steps, seed {seed}", comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
+        return viewer.payload(cells, FPS, self.viewer_assets.mesh_url(avatar.mesh), _audio_url(comparison.source),
+                              cols=len(comparison.seeds), missing=avatar.missing)
 
     # -- Compare ----------------------------------------------------------------------------------
     def compare(self, audio, steps_list: Sequence, seeds, identity=AUTO) -> Comparison:
@@ -332,17 +378,18 @@ class DemoService:
                 generation = _sample(self.talker, wave, steps, first, identity, count, features, speech)
                 used = generation.identity
                 runs.update({(steps, first + k): generation.blendshapes[k] for k in range(count)})
-        return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self._new_folder(),
-                          time.perf_counter() - start, speech.warning())
+        return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self.new_folder(),
+                          time.perf_counter() - start, speech.warning(), source=_source(audio))
 
-    def render_comparison(self, comparison: Comparison) -> Path:
+    def render_comparison(self, comparison: Comparison, progress=None) -> Path:
         """One mp4: a row per step count, a column per seed, with the input audio."""
         from core.render import render_grid_video
-        cells = [(steps, seed) for steps in comparison.steps for seed in comparison.seeds]
+        cells = comparison.cells
         return render_grid_video([comparison.runs[cell] for cell in cells],
                                  [f"{steps} steps, seed {seed}" for steps, seed in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,
-                                 cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256)
+                                 cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256,
+                                 mesh=comparison.avatar.mesh if comparison.avatar else None, progress=progress)
 
     # -- Enroll -----------------------------------------------------------------------------------
     def enroll(self, speech_files, csv_files, name, iterations=ENROL_ITERATIONS[1], progress=None) -> str:
@@ -412,7 +459,7 @@ class DemoService:
                     log.exception("warm-up of the %s failed", what)
         threading.Thread(target=load, name="warm-up", daemon=True).start()
 
-    def _new_folder(self) -> Path:
+    def new_folder(self) -> Path:
         """A fresh folder for one request's files; folders older than ``keep_seconds`` go.
 
         The app deletes each request's folder itself (:meth:`discard`) once Gradio has copied the
@@ -435,6 +482,15 @@ def _consecutive_runs(seeds: Sequence[int]) -> list[tuple[int, int]]:
         else:
             runs.append((seed, 1))
     return runs
+
+
+def _source(audio) -> Path | None:
+    """The speech file a request came from (None for an array)."""
+    return Path(audio) if isinstance(audio, (str, os.PathLike)) and str(audio).strip() else None
+
+
+def _audio_url(source: Path | None) -> str | None:
+    return viewer.file_url(source) if source is not None else None
 
 
 def _stem(audio, suffix: str) -> str:

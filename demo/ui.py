@@ -15,6 +15,7 @@ the uploads) is swept by ``delete_cache`` (:data:`DELETE_CACHE`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -39,7 +40,8 @@ import gradio as gr  # noqa: E402
 
 from core.arkit import ARKIT_NAMES, GROUPS  # noqa: E402
 from core.inputs import MAX_SEED  # noqa: E402
-from demo import plots  # noqa: E402
+from demo import plots, viewer  # noqa: E402
+from demo.avatars import AVATAR_SUFFIXES, LIMITS  # noqa: E402
 from demo.formatting import (SCORE_COLUMNS, comparison_summary, identity_summary, scores_table,  # noqa: E402
                              timings_markdown)
 from demo.forms import ENROL_ITERATIONS, MAX_SAMPLES  # noqa: E402
@@ -115,14 +117,16 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
         service.warm_up()
     if delete_cache:                  # what an earlier server left in the cache; Gradio sweeps its own
         remove_old_files(os.environ["GRADIO_TEMP_DIR"], delete_cache[1])
+    # The viewer's code, vendored three.js and the packed heads are served by the app itself.
+    gr.set_static_paths([viewer.STATIC_DIR, service.viewer_assets.folder])
     with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         header = gr.Markdown(_header(service))
         audio, identity = _shared_inputs(service, example_files() if examples is None else list(examples))
         with gr.Tabs():
             with gr.Tab("Generate"):
-                _generate_tab(service, audio, identity)
+                avatar_id = _generate_tab(service, audio, identity)
             with gr.Tab("Compare steps and seeds"):
-                _compare_tab(service, audio, identity)
+                _compare_tab(service, audio, identity, avatar_id)
             if enroll:
                 with gr.Tab("Enroll a new identity"):
                     _enroll_tab(service, identity, header)
@@ -161,8 +165,9 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
     return audio, identity
 
 
-def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> None:
-    """One take: identity match and curves first (streamed), then the face video and downloads."""
+def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> gr.State:
+    """One take: identity match, curves and the live 3D head first; the mp4 only when asked for.
+    Returns the session's avatar (its id), which the Compare tab uses too."""
     with gr.Row(equal_height=True):
         # allow_custom_value and no bounds on the number fields: every value reaches demo.forms as sent
         # (API clients too), so "8", 8.7 or -5 get one rule and one plain message, not Gradio's.
@@ -173,8 +178,9 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
             seed = gr.Number(0, precision=None, label="Seed", elem_id="seed")
             new_seed = gr.Button("New random seed", size="sm", elem_id="new-seed")
         num_samples = UncheckedSlider(1, MAX_SAMPLES, value=1, step=1, label="Samples",
-                                info="seeds seed .. seed+K-1; the video shows sample 1")
+                                      info="seeds seed .. seed+K-1; the 3D head and the video show sample 1")
     run = gr.Button("Generate", variant="primary", elem_id="generate")
+    avatar_id, take_state = gr.State(), gr.State()
     with gr.Row(equal_height=False):
         with gr.Column():
             matched = gr.Textbox(label="Identity matched from the voice", interactive=False,
@@ -183,45 +189,99 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
                                   label="Similarity of the voice to every identity (cosine)",
                                   max_height=320, elem_id="identity-scores")
             timings = gr.Markdown(label="Timings")
+            with gr.Accordion("Your own avatar", open=False):
+                avatar_file = gr.File(label=f"Avatar: {LIMITS}", file_types=list(AVATAR_SUFFIXES),
+                                      type="filepath", elem_id="avatar-upload")
+                avatar_status = gr.Markdown(elem_id="avatar-status")
         with gr.Column():
-            video = gr.Video(label="Face (sample 1)", interactive=False, elem_id="face-video")
+            face = gr.HTML(**viewer.html_options("face-viewer", "take"), css_template=viewer.CSS,
+                           mesh=(_viewer_or_warn(service.viewer_head, show=False) or {}).get("mesh"))
+            render_button = gr.Button("Render the video (mp4)", size="sm", elem_id="render-video")
+            video = gr.Video(label="Face video (sample 1)", interactive=False, elem_id="face-video")
             files = gr.File(label="Downloads: Live Link Face CSV, JSON, NPY, GLB", file_count="multiple",
                             interactive=False, height=230, elem_id="downloads")
     curves = gr.Plot(label="Blendshape curves", elem_id="curves-plot")
 
+    def first_outputs(take):
+        generation = take.generation
+        with _errors_shown(input_errors=False):
+            return [identity_summary(generation), scores_table(generation),
+                    plots.curves_figure(generation.blendshapes, generation.fps,
+                                        f"{generation.steps} steps, seed {generation.seeds[0]}")]
+
     def generate(audio, steps, seed, num_samples, identity):
+        """The API's /generate: curves first, then the video and the files (as before the viewer)."""
         with _errors_shown():
             take = service.generate(audio, steps, seed, num_samples, identity)
         try:
-            generation = take.generation
-            with _errors_shown(input_errors=False):
-                outputs = [identity_summary(generation), scores_table(generation),
-                           plots.curves_figure(generation.blendshapes, generation.fps,
-                                               f"{generation.steps} steps, seed {generation.seeds[0]}")]
+            outputs = first_outputs(take)
             yield *outputs, None, timings_markdown(take, rendering=True), None
             with _errors_shown(input_errors=False):
                 files = service.export(take)
-            try:
-                video = service.render(take)
-            except Exception as err:  # the curves stand without the video: warn, do not fail
-                log.exception("rendering failed")
-                video = None
-                take.notes.append(f"Could not render the face video: {err}")
+            video = _render_or_warn(lambda: service.render(take), take.notes)
             for note in take.notes:
                 gr.Warning(note)
             yield *outputs, video, timings_markdown(take), [str(f) for f in files]
         finally:  # reached after Gradio has copied the last outputs into its cache (or on failure)
             service.discard(take.folder)
 
+    def generate_live(audio, steps, seed, num_samples, identity, avatar):
+        """The page's Generate: the 3D head plays as soon as the curves exist; then the files."""
+        with _errors_shown():
+            take = service.generate(audio, steps, seed, num_samples, identity)
+        take.avatar = service.avatar(avatar)
+        try:
+            head = _viewer_or_warn(lambda: service.viewer_take(take))
+            yield *first_outputs(take), head, timings_markdown(take), None, None, take
+            with _errors_shown(input_errors=False):
+                files = service.export(take)
+            for note in take.notes:
+                gr.Warning(note)
+            yield *[gr.skip()] * 4, timings_markdown(take), None, [str(f) for f in files], take
+        finally:
+            service.discard(take.folder)
+
+    def render(take, progress=gr.Progress()):
+        if take is None:
+            raise gr.Error("Generate first: the video shows the last take.", title="Nothing to render")
+        take = dataclasses.replace(take, folder=service.new_folder())  # its own files: the take's may be going
+        progress(0, desc="rendering the video")
+        video = _render_or_warn(lambda: service.render(take, _frames_progress(progress)), take.notes)
+        if video is None:
+            gr.Warning(take.notes[-1])
+        try:
+            yield video, timings_markdown(take)
+        finally:  # a generator, so that this runs after Gradio has copied the video
+            service.discard(take.folder)
+
+    def use_avatar(path, take):
+        if not path:
+            return None, "Using the default head.", service.viewer_head() if take is None else _retake(take, None)
+        with _errors_shown():
+            avatar = service.avatars.add(path)
+        return avatar.id, avatar.summary(), service.viewer_head(avatar.id) if take is None else _retake(take, avatar)
+
+    def _retake(take, avatar):
+        take.avatar = avatar
+        return service.viewer_take(take)
+
     new_seed.click(lambda: random.randint(0, MAX_SEED), outputs=seed, queue=False, api_visibility="private")
     # Generations and comparisons share one limit: MAX_CONCURRENT model calls + renders at once.
-    run.click(generate, inputs=[audio, steps, seed, num_samples, identity],
-              outputs=[matched, scores, curves, video, timings, files], api_name="generate",
-              concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
+    run.click(generate_live, inputs=[audio, steps, seed, num_samples, identity, avatar_id],
+              outputs=[matched, scores, curves, face, timings, video, files, take_state], api_name="generate_live",
+              concurrency_id="model", concurrency_limit=MAX_CONCURRENT, show_progress_on=[matched])
+    render_button.click(render, inputs=take_state, outputs=[video, timings], api_visibility="private",
+                        concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
+    avatar_file.change(use_avatar, inputs=[avatar_file, take_state], outputs=[avatar_id, avatar_status, face],
+                       api_visibility="private")
+    _api_only(generate, [audio, steps, seed, num_samples, identity], [matched, scores, curves, video, timings, files],
+              "generate")
+    return avatar_id
 
 
-def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -> None:
-    """Every step count x seed: overlaid curves and spread across seeds first, then a tiled video."""
+def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, avatar_id: gr.State) -> None:
+    """Every step count x seed: the heads on one clock, overlaid curves and spread first; the tiled
+    video only when asked for."""
     with gr.Row(equal_height=True):
         compare_steps = gr.Dropdown(service.steps_choices, value=service.default_compare_steps, allow_custom_value=True,
                                     multiselect=True, label="Step counts")
@@ -232,20 +292,27 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -
                                label="Channels to overlay", info="a group or one channel")
     run_compare = gr.Button("Compare", variant="primary", elem_id="compare")
     with gr.Row(equal_height=False):
-        compare_video = gr.Video(label="Rows: step counts, columns: seeds", interactive=False,
-                                 elem_id="compare-video")
+        with gr.Column(scale=3):
+            grid = gr.HTML(**viewer.html_options("compare-viewer", "grid"), css_template=viewer.CSS)
+            render_button = gr.Button("Render the grid video (mp4)", size="sm", elem_id="render-compare")
+            compare_video = gr.Video(label="Rows: step counts, columns: seeds", interactive=False,
+                                     elem_id="compare-video")
         summary = gr.Markdown()
     compare_curves = gr.Plot(label="Curves overlaid")
     spread = gr.Plot(label="Spread across seeds")
-    runs = gr.State()
+    runs, comparison_state = gr.State(), gr.State()
 
-    def compare(audio, steps_list, seeds, channels, identity):
+    def figures(audio, steps_list, seeds, channels, identity):
         with _errors_shown():
             comparison = service.compare(audio, steps_list, seeds, identity)
             curves = plots.compare_figure(comparison.runs, channels)  # raises for an unknown channel name
+        with _errors_shown(input_errors=False):
+            return comparison, curves, plots.spread_figure(comparison.spreads()), comparison_summary(comparison)
+
+    def compare(audio, steps_list, seeds, channels, identity):
+        """The API's /compare: figures first, then the tiled video."""
+        comparison, curves, spread, summary = figures(audio, steps_list, seeds, channels, identity)
         try:
-            with _errors_shown(input_errors=False):
-                spread, summary = plots.spread_figure(comparison.spreads()), comparison_summary(comparison)
             yield None, curves, spread, summary, comparison.runs
             with _errors_shown(input_errors=False):
                 video = service.render_comparison(comparison)
@@ -253,14 +320,69 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) -
         finally:
             service.discard(comparison.folder)
 
+    def compare_live(audio, steps_list, seeds, channels, identity, avatar):
+        comparison, curves, spread, summary = figures(audio, steps_list, seeds, channels, identity)
+        service.discard(comparison.folder)
+        comparison.avatar = service.avatar(avatar)
+        heads = _viewer_or_warn(lambda: service.viewer_grid(comparison))
+        return heads, None, curves, spread, summary, comparison.runs, comparison
+
+    def render(comparison, progress=gr.Progress()):
+        if comparison is None:
+            raise gr.Error("Compare first: the video shows the last comparison.", title="Nothing to render")
+        comparison = dataclasses.replace(comparison, folder=service.new_folder())
+        progress(0, desc="rendering the grid video")
+        try:
+            with _errors_shown(input_errors=False):
+                yield service.render_comparison(comparison, _frames_progress(progress))
+        finally:
+            service.discard(comparison.folder)
+
     def replot(runs, channels):
         with _errors_shown():
             return plots.compare_figure(runs or {}, channels)
 
-    run_compare.click(compare, inputs=[audio, compare_steps, compare_seeds, channels, identity],
-                      outputs=[compare_video, compare_curves, spread, summary, runs], api_name="compare",
-                      concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
+    run_compare.click(compare_live, inputs=[audio, compare_steps, compare_seeds, channels, identity, avatar_id],
+                      outputs=[grid, compare_video, compare_curves, spread, summary, runs, comparison_state],
+                      api_name="compare_live", concurrency_id="model", concurrency_limit=MAX_CONCURRENT,
+                      show_progress_on=[summary])
+    render_button.click(render, inputs=comparison_state, outputs=compare_video, api_visibility="private",
+                        concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
     channels.change(replot, inputs=[runs, channels], outputs=compare_curves, api_visibility="private")
+    _api_only(compare, [audio, compare_steps, compare_seeds, channels, identity],
+              [compare_video, compare_curves, spread, summary, runs], "compare")
+
+
+def _api_only(fn, inputs, outputs, api_name: str) -> None:
+    """An endpoint for API clients only (a trigger that the page never shows), sharing the model queue."""
+    gr.Button(visible=False).click(fn, inputs=inputs, outputs=outputs, api_name=api_name, concurrency_id="model",
+                                   concurrency_limit=MAX_CONCURRENT)
+
+
+def _render_or_warn(render, notes: list[str]):
+    """The video, or None with a note: the curves and the 3D head stand without it."""
+    try:
+        return render()
+    except Exception as err:
+        log.exception("rendering failed")
+        notes.append(f"Could not render the face video: {err}")
+        return None
+
+
+def _viewer_or_warn(build, show: bool = True):
+    """A viewer value, or None (logged, and a warning on the page): the rest of a result stands without it."""
+    try:
+        return build()
+    except Exception as err:
+        log.exception("the 3D viewer's data could not be made")
+        if show:
+            gr.Warning(f"The 3D head cannot be shown: {err}")
+        return None
+
+
+def _frames_progress(progress: gr.Progress):
+    """A ``progress(done, total)`` callback for core.render that moves a Gradio progress bar."""
+    return lambda done, total: progress(done / total, desc=f"rendering frame {done} of {total}")
 
 
 def _enroll_tab(service: DemoService, identity: gr.Dropdown, header: gr.Markdown) -> None:

@@ -158,7 +158,7 @@ def test_request_folders_are_deleted_once_served(app, client, short_wav):
 
 def test_service_removes_the_work_folder_it_made(app):
     service = demo_service.DemoService(app[1].talker)
-    service._new_folder()
+    service.new_folder()
     assert service.workdir.is_dir()
     service.close()
     assert not service.workdir.exists()

@@ -1,28 +1,27 @@
 """The demo in a real browser: Debian chromium driven by Playwright (never `playwright install`).
 
 Uploads a clip, changes steps and seed, generates, and waits for the identity table, the
-curves plot and the face video; then records from Chromium's fake microphone. Screenshots
-go to pytest's tmp_path. Skipped without /usr/bin/chromium or the playwright package.
+curves plot, the 3D head and (on request) the face video; then records from Chromium's fake
+microphone. The viewer tests drive ``window.diffusionTalkerViewers`` (play, pause, seek, the
+Compare grid on one clock, custom avatars). Every page is offline: requests to anything but
+the local app are blocked and the tests check that none was tried. Screenshots go to pytest's
+tmp_path. Skipped without /usr/bin/chromium or the playwright package.
 """
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech
+from experiments.browser import CHROMIUM, CHROMIUM_ARGS, chromium_available, local_only
+from tests.helpers import IDENTITIES, QUAD, QUAD_FACES, launch_app, make_tiny_checkpoints, sphere_avatar, synthesise_speech, write_gltf
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses Debian chromium)")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not Path(CHROMIUM).exists():
+if not chromium_available():
     pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 RESULT_TIMEOUT_MS = 120_000          # a busy 2-core machine; the tiny model answers in seconds
 
 
@@ -51,17 +50,26 @@ def browser():
 
 
 @pytest.fixture()
-def page(browser, app_url):
+def outside():
+    """The URLs a page tried to reach beyond the local app (all blocked)."""
+    return []
+
+
+@pytest.fixture()
+def page(browser, app_url, outside):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     context.grant_permissions(["microphone"], origin=app_url.rstrip("/"))
+    local_only(context, outside)
     page = context.new_page()
     page.goto(app_url)
     page.wait_for_selector("#generate", timeout=30_000)
     yield page
     context.close()
+    assert not outside, f"the page tried to reach {outside}"
 
 
 ERROR_TOAST = "[data-testid='toast-body']"
+VIEWERS = "window.diffusionTalkerViewers"
 
 
 def _toasts(page) -> list[str]:
@@ -78,19 +86,32 @@ def _wait_for(page, selector: str) -> None:
     page.wait_for_selector(selector, timeout=RESULT_TIMEOUT_MS)
 
 
+def _wait_until(page, condition: str) -> None:
+    """Wait until the JavaScript ``condition`` holds; fail at once with its message if an error pop-up shows."""
+    page.wait_for_function(f"({condition}) || document.querySelector(\"{ERROR_TOAST}\") !== null",
+                           timeout=RESULT_TIMEOUT_MS)
+    if page.locator(ERROR_TOAST).count():
+        pytest.fail(f"the app showed an error: {page.locator(ERROR_TOAST).first.inner_text()}")
+
+
 def _generate_and_wait(page, tmp_path, name: str) -> dict[str, float]:
-    """Click Generate; wait for the curves, then the video. Returns seconds from the click to each."""
+    """Click Generate; wait for the curves and the playing head, the downloads, then ask for the
+    video and wait for it. Returns seconds from the click to each."""
     start = time.perf_counter()
     page.click("#generate")
     _wait_for(page, "#curves-plot .js-plotly-plot")
     to_curves = time.perf_counter() - start
+    _wait_for_take(page)
+    to_head = time.perf_counter() - start
+    _wait_for(page, "#downloads a")
+    assert page.locator("#face-video video[src]").count() == 0          # the video waits to be asked for
+    page.click("#render-video")
     _wait_for(page, "#face-video video[src]")
     to_video = time.perf_counter() - start
-    _wait_for(page, "#downloads a")
     page.wait_for_timeout(500)  # let the plot finish its layout before the picture
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
-    print(f"{name}: click -> curves {to_curves:.2f} s, -> video {to_video:.2f} s")
-    return {"curves": to_curves, "video": to_video}
+    print(f"{name}: click -> curves {to_curves:.2f} s, -> 3D head {to_head:.2f} s, -> video (asked for) {to_video:.2f} s")
+    return {"curves": to_curves, "head": to_head, "video": to_video}
 
 
 def _check_results(page) -> None:
@@ -102,11 +123,15 @@ def _check_results(page) -> None:
     assert legend_entries.count() == 52                                        # an entry per ARKit channel
 
 
-def test_upload_change_controls_generate(page, speech_wav, tmp_path):
+def _upload(page, wav) -> None:
     page.click("#speech-input button[aria-label='Upload file']")
-    page.set_input_files("#speech-input input[type=file]", str(speech_wav))
+    page.set_input_files("#speech-input input[type=file]", str(wav))
     page.wait_for_selector("#speech-input audio, #speech-input [data-testid='waveform-controls']",
                            state="attached", timeout=30_000)
+
+
+def test_upload_change_controls_generate(page, speech_wav, tmp_path):
+    _upload(page, speech_wav)
     page.click("#steps input")
     page.get_by_role("option", name="4", exact=True).click()
     page.fill("#seed input", "3")
@@ -129,3 +154,158 @@ def test_microphone_recording_produces_a_result(page, tmp_path):
     # Chromium's fake microphone beeps: the speech check says so, beside the result and in a pop-up
     assert "does not sound like speech" in page.input_value("#matched-identity textarea")
     assert any("does not sound like speech" in text for text in _toasts(page))
+
+
+# --------------------------------------------------------------------------- the 3D viewer
+
+def _state(page, i: int = 0) -> dict:
+    return page.evaluate(f"{VIEWERS}[{i}].state()")
+
+
+def _picture(page, selector: str) -> dict:
+    """Where the head is in a viewer's canvas: the box of pixels unlike the corner's, as fractions
+    of the canvas, the share of the canvas it covers, and the picture itself (a data URL)."""
+    return page.evaluate("""(selector) => {
+        const canvas = document.querySelector(selector + ' canvas');
+        const copy = document.createElement('canvas');
+        copy.width = canvas.width; copy.height = canvas.height;
+        const ctx = copy.getContext('2d');
+        ctx.drawImage(canvas, 0, 0);
+        const {data, width, height} = ctx.getImageData(0, 0, copy.width, copy.height);
+        let count = 0, left = width, right = -1, top = height, bottom = -1;
+        for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) {
+            const i = 4 * (y * width + x);
+            if (Math.abs(data[i] - data[0]) + Math.abs(data[i + 1] - data[1]) + Math.abs(data[i + 2] - data[2]) > 24) {
+                count++; left = Math.min(left, x); right = Math.max(right, x);
+                top = Math.min(top, y); bottom = Math.max(bottom, y);
+            }
+        }
+        return {share: count / (width * height), left: left / width, right: (right + 1) / width,
+                top: top / height, bottom: (bottom + 1) / height, image: canvas.toDataURL()};
+    }""", selector)
+
+
+def _head_ready(page, i: int = 0) -> None:
+    _wait_until(page, f"{VIEWERS}?.[{i}]?.state().ready && {VIEWERS}[{i}].state().drawn > 0")
+
+
+def _wait_for_take(page, i: int = 0) -> None:
+    _wait_until(page, f"{VIEWERS}?.[{i}]?.state().frames > 0 && {VIEWERS}[{i}].state().shownAt !== null")
+
+
+def test_viewer_loads_with_no_network_and_frames_the_whole_head(page, outside, tmp_path):
+    _head_ready(page)
+    page.wait_for_timeout(300)
+    picture = _picture(page, "#face-viewer")
+    page.locator("#face-viewer").screenshot(path=str(tmp_path / "viewer.png"))
+    assert picture["share"] > 0.15                                   # a head, not an empty canvas
+    assert min(picture["left"], picture["top"], 1 - picture["right"], 1 - picture["bottom"]) > 0.02  # all of it, with a margin
+    state = _state(page)
+    assert state["frames"] == 0 and len(state["weights"]) == 52 and not state["playing"]
+    assert not outside
+
+
+def test_generate_plays_pauses_and_seeks_the_head_on_the_audio_clock(page, speech_wav, tmp_path):
+    _head_ready(page)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    _upload(page, speech_wav)
+    page.click("#generate")
+    _wait_for_take(page)
+    _wait_until(page, f"{VIEWERS}[0].state().playing")                # starts by itself with the audio
+    first = _state(page)
+    page.wait_for_timeout(600)
+    later = _state(page)
+    assert later["time"] > first["time"] and later["frame"] > first["frame"] and later["weights"] != first["weights"]
+    audio_time, viewer_time, paused = page.evaluate(  # in one tick: the audio element is the clock
+        f"[document.querySelector('#face-viewer audio').currentTime, {VIEWERS}[0].state().time,"
+        " document.querySelector('#face-viewer audio').paused]")
+    assert audio_time == viewer_time and not paused
+
+    page.evaluate(f"{VIEWERS}[0].pause()")
+    paused = _state(page)
+    page.wait_for_timeout(500)
+    still = _state(page)
+    assert not still["playing"] and still["frame"] == paused["frame"] and still["weights"] == paused["weights"]
+
+    _wait_for(page, "#downloads a")
+    href = page.locator("#downloads a[href*='.npy']").first.get_attribute("href")
+    npy = tmp_path / "curves.npy"
+    npy.write_bytes(page.request.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/")).body())
+    curves = np.load(npy)
+    for seconds in (1.0, 2.5):
+        page.evaluate(f"{VIEWERS}[0].seek({seconds})")
+        page.wait_for_timeout(150)
+        state = _state(page)
+        assert abs(state["frame"] - round(seconds * 30)) <= 1 and not state["playing"]
+        np.testing.assert_allclose(state["weights"], curves[state["frame"]], atol=1e-4)   # the frame it says it shows
+
+    end = state["frames"] / 30
+    page.evaluate(f"{VIEWERS}[0].seek({end - 0.3}); {VIEWERS}[0].play()")
+    _wait_until(page, f"!{VIEWERS}[0].state().playing")                # stops at the end, with the audio
+    state = _state(page)
+    assert state["frame"] == state["frames"] - 1 and state["time"] >= end - 0.05
+    page.locator("#face-viewer").screenshot(path=str(tmp_path / "viewer-take.png"))
+    # The head came once, with the page; the take came as curves: no head fetched again, no video.
+    assert not [url for url in requested if "mesh-" in url or url.endswith(".mp4")]
+
+
+def test_compare_grid_shares_one_clock_with_labels_outside_the_pictures(page, speech_wav, tmp_path):
+    _head_ready(page)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    _upload(page, speech_wav)
+    page.get_by_role("tab", name="Compare steps and seeds").click()
+    page.click("#compare")
+    cells = 2 * 3                                                      # steps 8, 4 x seeds 0, 1, 2
+    _wait_until(page, f"{VIEWERS}?.length === {1 + cells} && "
+                      f"{VIEWERS}.slice(1).every((v) => v.state().ready && v.state().frames > 0)")
+    labels = [_state(page, i)["label"] for i in range(1, 1 + cells)]
+    assert labels == [f"{steps} steps, seed {seed}" for steps in (8, 4) for seed in (0, 1, 2)]
+    page.evaluate(f"{VIEWERS}[4].pause(); {VIEWERS}[2].seek(1.5)")
+    page.wait_for_timeout(150)
+    frames = {_state(page, i)["frame"] for i in range(1, 1 + cells)}
+    assert len(frames) == 1 and abs(frames.pop() - 45) <= 1             # one clock for the grid
+    page.evaluate(f"{VIEWERS}[3].play()")
+    page.wait_for_timeout(400)
+    assert all(_state(page, i)["playing"] for i in range(1, 1 + cells))
+    assert not _state(page, 0)["playing"]                              # the Generate head has its own clock
+    assert page.locator("#compare-viewer .dt-play").count() == 1 and page.locator("#compare-viewer .dt-seek").count() == 1
+    for figure in page.locator("#compare-viewer figure").all():
+        caption, canvas = figure.locator("figcaption").bounding_box(), figure.locator("canvas").bounding_box()
+        assert caption["y"] + caption["height"] <= canvas["y"] + 1     # the label sits above, not on, the head
+    assert page.locator("#compare-video video[src]").count() == 0     # no video until asked for
+    assert not [url for url in requested if "mesh-" in url]            # six heads, the one cached mesh
+    page.locator("#compare-viewer").screenshot(path=str(tmp_path / "compare-grid.png"))
+
+
+def test_a_custom_avatar_loads_and_animates(page, speech_wav, tmp_path):
+    path = sphere_avatar(tmp_path / "ball.glb", {"head.JawOpen": "jaw", "eyeBlink_L": "blink"})
+    _head_ready(page)
+    page.get_by_text("Your own avatar").click()
+    page.set_input_files("#avatar-upload input[type=file]", str(path))
+    _wait_until(page, "document.querySelector('#avatar-status')?.innerText.includes('2 of the 52')")
+    assert "jawOpen" not in page.locator("#avatar-status").inner_text()
+    _wait_until(page, f"{VIEWERS}[0].state().missing.length === 50")
+    assert "50 of the 52 channels" in page.locator("#face-viewer .dt-status").inner_text()   # the page says what is missing
+    _upload(page, speech_wav)
+    page.click("#generate")
+    _wait_for_take(page)
+    page.evaluate(f"{VIEWERS}[0].pause(); {VIEWERS}[0].seek(0.5)")
+    page.wait_for_timeout(200)
+    before = _picture(page, "#face-viewer")
+    page.evaluate(f"{VIEWERS}[0].seek(1.7)")
+    page.wait_for_timeout(200)
+    after = _picture(page, "#face-viewer")
+    assert before["share"] > 0.05 and before["image"] != after["image"]   # the ball is drawn and moves
+    page.locator("#face-viewer").screenshot(path=str(tmp_path / "viewer-avatar.png"))
+
+
+def test_an_avatar_without_morph_targets_gets_a_message(page, tmp_path):
+    path = write_gltf(tmp_path / "statue.glb", vertices=QUAD, faces=QUAD_FACES)
+    _head_ready(page)
+    page.get_by_text("Your own avatar").click()
+    page.set_input_files("#avatar-upload input[type=file]", str(path))
+    page.wait_for_selector(ERROR_TOAST, timeout=RESULT_TIMEOUT_MS)
+    assert "no morph targets with ARKit names" in page.locator(ERROR_TOAST).first.inner_text()
+    assert _state(page)["ready"] and _state(page)["missing"] == []    # the default head stays

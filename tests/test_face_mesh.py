@@ -1,68 +1,10 @@
 """The ARKit face rig: facecap.glb from openfacefx, custom avatars, the reference capture."""
-import base64
-import json
-import struct
-
 import numpy as np
 import pytest
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
 from core.face_mesh import FaceMesh, load_face_mesh, load_reference_animation
-
-# A unit quad (two triangles) standing in for a face.
-QUAD = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], dtype=np.float32)
-QUAD_FACES = np.array([[0, 1, 2], [0, 2, 3]], dtype=np.uint16)
-
-
-FLOAT, UINT16, UINT32 = 5126, 5123, 5125  # glTF componentType codes
-
-
-def write_gltf(path, targets=None, sparse=False, translation=(0.0, 0.0, 0.0), scale=1.0):
-    """A minimal glTF 2.0 file (GLB, or .gltf with a data URI) holding the quad and its targets."""
-    blob, views, accessors = bytearray(), [], []
-
-    def view(array) -> int:
-        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": array.nbytes})
-        blob.extend(np.ascontiguousarray(array).tobytes() + b"\0" * (-array.nbytes % 4))
-        return len(views) - 1
-
-    def accessor(array, component, kind) -> int:
-        accessors.append({"bufferView": view(array), "componentType": component, "type": kind,
-                          "count": len(array)})
-        return len(accessors) - 1
-
-    def sparse_accessor(delta) -> int:
-        """Only the moved vertices, over an implicit all-zero accessor."""
-        moved = np.flatnonzero(np.abs(delta).sum(axis=1)).astype(np.uint32)
-        accessors.append({"componentType": FLOAT, "type": "VEC3", "count": len(delta), "sparse": {
-            "count": len(moved), "indices": {"bufferView": view(moved), "componentType": UINT32},
-            "values": {"bufferView": view(delta[moved])}}})
-        return len(accessors) - 1
-
-    primitive = {"attributes": {"POSITION": accessor(QUAD, FLOAT, "VEC3")},
-                 "indices": accessor(QUAD_FACES.ravel(), UINT16, "SCALAR")}
-    mesh = {"primitives": [primitive]}
-    if targets:
-        deltas = [np.asarray(d, dtype=np.float32) for d in targets.values()]
-        primitive["targets"] = [{"POSITION": sparse_accessor(d) if sparse else accessor(d, FLOAT, "VEC3")}
-                                for d in deltas]
-        mesh["extras"] = {"targetNames": list(targets)}
-    node = {"name": "face", "mesh": 0, "translation": list(translation), "scale": [scale] * 3}
-    document = {"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [node],
-                "meshes": [mesh], "accessors": accessors, "bufferViews": views,
-                "buffers": [{"byteLength": len(blob)}]}
-    if path.suffix == ".gltf":
-        encoded = base64.b64encode(blob).decode()
-        document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + encoded
-        path.write_text(json.dumps(document))
-        return path
-    text = json.dumps(document).encode()
-    text += b" " * (-len(text) % 4)
-    chunks = (struct.pack("<II", len(text), 0x4E4F534A) + text  # JSON
-              + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))  # BIN
-    path.write_bytes(struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks)
-    return path
-
+from tests.helpers import QUAD, QUAD_FACES, write_gltf
 
 @pytest.fixture(scope="module")
 def facecap() -> FaceMesh:

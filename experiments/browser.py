@@ -1,0 +1,33 @@
+"""Headless Debian Chromium for the browser tests and measurements: its flags, and an offline page.
+
+Playwright drives ``/usr/bin/chromium`` (never ``playwright install``). A context made
+:func:`local_only` can reach the local app and nothing else; what it tried is recorded.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 "--autoplay-policy=no-user-gesture-required"]   # play() from scripts, not only after a click
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
+def chromium_available() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+def local_only(context, outside: list[str]) -> None:
+    """Block every request of a Playwright browser context that leaves this machine; the URLs
+    tried are appended to ``outside``."""
+    def route(request_route):
+        if urlparse(request_route.request.url).hostname in LOCAL_HOSTS:
+            request_route.continue_()
+        else:
+            outside.append(request_route.request.url)
+            request_route.abort()
+    context.route("**/*", route)
