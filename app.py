@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from demo.service import enrolment_allowed, writable_problem
+from demo.housekeeping import enrolment_allowed, writable_problem
 from demo.ui import LAUNCH_OPTIONS, build_demo  # sets the environment (no telemetry, cache folder) before gradio loads
 
 

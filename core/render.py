@@ -202,7 +202,7 @@ def render_grid_video(sequences: Sequence[np.ndarray], labels: Sequence[str] | N
 
     with FaceRenderer(mesh, size) as renderer:
         streams = [renderer.render_frames(s) for s in padded]
-        frames = (tile_frames([_label(next(stream), text) for stream, text in zip(streams, labels)], cols)
+        frames = (tile_frames([_captioned(next(stream), text) for stream, text in zip(streams, labels)], cols)
                   for _ in range(n_frames))
         return write_video(frames, n_frames, audio, out_path, fps, progress)
 
@@ -324,12 +324,11 @@ def _hidden_vertices(vertices: np.ndarray, depth: np.ndarray, camera: pyrender.C
     return (surface > 0) & (-points[:, 2] > surface + tolerance * extent)
 
 
-def _frame_camera(mesh: FaceMesh, aspect: float, yfov_deg: float = 20.0, margin: float = 1.12):
-    """A camera on +Z framing what the rig animates (the face, not the whole head), at rest
-    and with each channel at full weight (an open jaw stays in the picture)."""
-    animated = mesh.animated_vertices if mesh.animated_vertices.any() else slice(None)
+def _frame_camera(mesh: FaceMesh, aspect: float, yfov_deg: float = 20.0, margin: float = 1.06):
+    """A camera on +Z framing the whole head at rest and with each channel at full weight (an
+    open jaw stays in the picture), with a small margin all round."""
     poses = mesh.vertices + np.concatenate([np.zeros_like(mesh.morph_deltas[:1]), mesh.morph_deltas])
-    points = poses[:, animated].reshape(-1, 3)
+    points = poses.reshape(-1, 3)
     low, high = points.min(axis=0).astype(np.float64), points.max(axis=0).astype(np.float64)
     centre, half = (low + high) / 2, (high - low) / 2 * margin
     tan = np.tan(np.radians(yfov_deg) / 2)
@@ -341,15 +340,15 @@ def _frame_camera(mesh: FaceMesh, aspect: float, yfov_deg: float = 20.0, margin:
     return camera, pose
 
 
-def _label(frame: np.ndarray, text: str) -> np.ndarray:
-    """The frame with a caption in its top-left corner."""
-    if not text:
-        return frame
-    image = Image.fromarray(frame)
-    draw = ImageDraw.Draw(image)
-    draw.text((10, 8), text, fill=(235, 235, 235), font=_font(max(12, frame.shape[0] // 22)),
-              stroke_width=2, stroke_fill=(0, 0, 0))
-    return np.asarray(image)
+def _captioned(frame: np.ndarray, text: str) -> np.ndarray:
+    """The frame under a caption strip of its own (the caption never covers the face)."""
+    height = 2 * max(12, frame.shape[0] // 16)           # even, so that tiled frames stay even
+    strip = Image.new("RGB", (frame.shape[1], height), tuple(int(255 * c) for c in BACKGROUND))
+    draw = ImageDraw.Draw(strip)
+    font = _font(max(12, int(height * 0.55)))
+    width = draw.textlength(text, font=font)
+    draw.text(((frame.shape[1] - width) / 2, height * 0.2), text, fill=(235, 235, 235), font=font)
+    return np.concatenate([np.asarray(strip), frame], axis=0)
 
 
 @functools.lru_cache(maxsize=4)

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
 SCORE_COLUMNS = ["identity", "similarity", ""]
 
 
+def steps_text(steps: int) -> str:
+    """"1 step", "8 steps"."""
+    return f"{steps} step{'s' * (steps != 1)}"
+
+
+def cell_label(steps: int, seed: int) -> str:
+    """The caption of one take: "8 steps, seed 0"."""
+    return f"{steps_text(steps)}, seed {seed}"
+
+
 def scores_table(generation: "Generation") -> pd.DataFrame:
     """Every library identity with its cosine similarity to the voice, best first."""
     rows = []
@@ -50,7 +60,7 @@ def timings_markdown(take: Take, rendering: bool = False) -> str:
     lines = ["| stage | seconds |", "|---|---:|"]
     for key, label in _STAGES:
         if key == "sampling":
-            label += f" ({generation.steps} steps x {samples} sample{'s' * (samples > 1)})"
+            label += f" ({steps_text(generation.steps)} x {samples} sample{'s' * (samples > 1)})"
         if key in take.timings:
             lines.append(f"| {label} | {take.timings[key]:.3f} |")
         elif key == "render" and rendering:

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from core.arkit import ARKIT_NAMES, GROUPS, LIP_INDICES, UPPER_INDICES
 from core.rates import FPS
+from demo.formatting import cell_label, steps_text
 
 DECIMALS = 3                        # curves are in [0, 1]; 3 decimals keep the JSON small
 REGION_COLORS = {"upper face (brows, eyes)": "#e4572e",
@@ -92,7 +93,7 @@ def compare_figure(runs: Mapping[tuple[int, int], np.ndarray], channels: Sequenc
     seeds = sorted({seed for _, seed in runs})
     colors = dict(zip(seeds, qualitative.D3 * (len(seeds) // len(qualitative.D3) + 1)))
     fig = make_subplots(rows=len(steps_list), cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[f"{steps} steps" for steps in steps_list])
+                        subplot_titles=[steps_text(steps) for steps in steps_list])
     for row, steps in enumerate(steps_list, start=1):
         for seed in seeds:
             curves = runs.get((steps, seed))
@@ -105,7 +106,7 @@ def compare_figure(runs: Mapping[tuple[int, int], np.ndarray], channels: Sequenc
                     x=time, y=np.round(curves[:, channel], DECIMALS), mode="lines", name=f"seed {seed}",
                     legendgroup=f"seed {seed}", showlegend=row == 1 and j == 0,
                     line=dict(color=colors[seed], width=1.3), opacity=0.8,
-                    hovertemplate=f"{name}, seed {seed}, {steps} steps: %{{y:.2f}} at %{{x:.2f}} s<extra></extra>"),
+                    hovertemplate=f"{name}, {cell_label(steps, seed)}: %{{y:.2f}} at %{{x:.2f}} s<extra></extra>"),
                     row=row, col=1)
         fig.update_yaxes(range=[-0.02, 1.02], row=row, col=1)
     fig.update_xaxes(title_text="time (s)", row=len(steps_list), col=1)
@@ -128,7 +129,7 @@ def spread_figure(spreads: Mapping[int, np.ndarray]) -> go.Figure:
     titles = []
     for steps in steps_list:
         spread = np.asarray(spreads[steps])
-        titles.append(f"{steps} steps: mean spread upper face {spread[list(UPPER_INDICES)].mean():.4f}, "
+        titles.append(f"{steps_text(steps)}: mean spread upper face {spread[list(UPPER_INDICES)].mean():.4f}, "
                       f"lips {spread[list(LIP_INDICES)].mean():.4f}")
     fig = make_subplots(rows=len(steps_list), cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=titles)
@@ -140,7 +141,7 @@ def spread_figure(spreads: Mapping[int, np.ndarray]) -> go.Figure:
             fig.add_trace(go.Bar(
                 x=[ARKIT_NAMES[c] for c in channels], y=np.round(spread[channels], 5), name=region,
                 legendgroup=region, showlegend=row == 1, marker_color=color,
-                hovertemplate="%{x}: %{y:.4f}<extra>" + f"{steps} steps</extra>"), row=row, col=1)
+                hovertemplate="%{x}: %{y:.4f}<extra>" + f"{steps_text(steps)}</extra>"), row=row, col=1)
         fig.update_yaxes(title_text="std across seeds", row=row, col=1)
     fig.update_xaxes(categoryorder="array", categoryarray=list(ARKIT_NAMES), tickangle=-60, tickfont=dict(size=9))
     fig.update_layout(title=dict(text="Spread across seeds per channel (std over seeds, mean over time)",

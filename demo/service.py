@@ -27,6 +27,8 @@ from core.inputs import MAX_SEED, shown
 from core.rates import FPS, SAMPLE_RATE
 from demo import plots, viewer
 from demo.avatars import Avatar, AvatarLibrary
+from demo.formatting import cell_label
+from demo.housekeeping import WORKDIR_PREFIX, remove_leftovers
 from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations, parse_samples, parse_seed, parse_seeds
 
 if TYPE_CHECKING:  # torch is imported only when a checkpoint is actually loaded
@@ -41,7 +43,6 @@ except ImportError:  # everywhere else: a no-op
 
 log = logging.getLogger(__name__)
 
-WORKDIR_PREFIX = "diffusiontalker-demo-"   # + the server's pid: folders of dead servers are removed at start
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 AUTO = "auto"                      # identity value meaning "the identity matched from the voice"
@@ -59,70 +60,6 @@ def example_files(folder: Path | None = None) -> list[Path]:
     """The example clips: every .wav in ``folder`` (default ``demo/examples/``); none is fine."""
     folder = Path(folder or EXAMPLES_DIR)
     return sorted(folder.glob("*.wav")) if folder.is_dir() else []
-
-
-def remove_leftovers(temp: str | Path | None = None) -> list[Path]:
-    """Delete the work folders of servers that are no longer running (ended by a signal, say).
-
-    A folder is ``<temp>/diffusiontalker-demo-<pid>-*``; one whose pid is not a live process
-    is removed. Returns the folders removed.
-    """
-    removed = []
-    for folder in Path(temp or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
-        pid = folder.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def remove_old_files(folder: str | Path, max_age_s: float) -> int:
-    """Delete the entries of ``folder`` last changed more than ``max_age_s`` ago; returns how many."""
-    now, removed = time.time(), 0
-    for entry in Path(folder).glob("*") if Path(folder).is_dir() else []:
-        with contextlib.suppress(OSError):        # a request may be using or deleting it right now
-            if now - entry.stat().st_mtime > max_age_s:
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-                removed += 1
-    return removed
-
-
-def writable_problem(folder: str | Path, what: str) -> str | None:
-    """None if files can be created in ``folder`` (made if missing), else a message saying why not."""
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        return (f"{what} {folder} cannot be written ({err.strerror or err}); point it at a writable folder "
-                "and start again.")
-    return None
-
-
-def enrolment_allowed(no_enroll: bool = False) -> bool:
-    """Whether the app offers enrolment: not with ``--no-enroll``, and on a public Hugging Face
-    Space (``SPACE_ID`` is set) only when ``DIFFUSIONTALKER_ENROLL=1`` turns it on."""
-    return not no_enroll and (not os.environ.get("SPACE_ID") or os.environ.get("DIFFUSIONTALKER_ENROLL") == "1")
-
-
-def storage_note() -> str:
-    """Where enrolled identities are kept, and whether they survive a restart."""
-    from core.library import data_folder
-    note = f"Enrolled identities are kept in `{data_folder()}` (set `DIFFUSIONTALKER_DATA` to move them)."
-    if os.environ.get("SPACE_ID") and not str(data_folder()).startswith("/data"):
-        note += (" **This Space has no persistent storage: enrolled identities vanish when it restarts** "
-                 "(turn on persistent storage in the Space's settings).")
-    return note
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:          # another user's process: alive
-        return True
-    return True
 
 
 def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
@@ -344,7 +281,7 @@ class DemoService:
         """The viewer's value for sample 1 of a take: its curves, its head and its audio."""
         avatar = take.avatar or self.avatar()
         generation = take.generation
-        label = f"{generation.steps} steps, seed {generation.seeds[0]}"
+        label = cell_label(generation.steps, generation.seeds[0])
         return viewer.payload([(label, generation.blendshapes[0])], generation.fps,
                               self.viewer_assets.mesh_url(avatar.mesh), _audio_url(take.source),
                               missing=avatar.missing)
@@ -352,7 +289,7 @@ class DemoService:
     def viewer_grid(self, comparison: Comparison) -> dict:
         """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
         avatar = comparison.avatar or self.avatar()
-        cells = [(f"{steps} steps, seed {seed}", comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
+        cells = [(cell_label(steps, seed), comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
         return viewer.payload(cells, FPS, self.viewer_assets.mesh_url(avatar.mesh), _audio_url(comparison.source),
                               cols=len(comparison.seeds), missing=avatar.missing)
 
@@ -386,7 +323,7 @@ class DemoService:
         from core.render import render_grid_video
         cells = comparison.cells
         return render_grid_video([comparison.runs[cell] for cell in cells],
-                                 [f"{steps} steps, seed {seed}" for steps, seed in cells], comparison.wave,
+                                 [cell_label(steps, seed) for steps, seed in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,
                                  cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256,
                                  mesh=comparison.avatar.mesh if comparison.avatar else None, progress=progress)

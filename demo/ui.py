@@ -42,11 +42,12 @@ from core.arkit import ARKIT_NAMES, GROUPS  # noqa: E402
 from core.inputs import MAX_SEED  # noqa: E402
 from demo import plots, viewer  # noqa: E402
 from demo.avatars import AVATAR_SUFFIXES, LIMITS  # noqa: E402
-from demo.formatting import (SCORE_COLUMNS, comparison_summary, identity_summary, scores_table,  # noqa: E402
+from demo.formatting import (SCORE_COLUMNS, cell_label, comparison_summary, identity_summary, scores_table,  # noqa: E402
                              timings_markdown)
 from demo.forms import ENROL_ITERATIONS, MAX_SAMPLES  # noqa: E402
 from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_TAKE_SECONDS,  # noqa: E402
-                          DemoService, example_files, load_talker, remove_old_files, storage_note)
+                          DemoService, example_files, load_talker)
+from demo.housekeeping import remove_old_files, storage_note  # noqa: E402
 
 if TYPE_CHECKING:
     from core.pipeline import Talker
@@ -207,7 +208,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
         with _errors_shown(input_errors=False):
             return [identity_summary(generation), scores_table(generation),
                     plots.curves_figure(generation.blendshapes, generation.fps,
-                                        f"{generation.steps} steps, seed {generation.seeds[0]}")]
+                                        cell_label(generation.steps, generation.seeds[0]))]
 
     def generate(audio, steps, seed, num_samples, identity):
         """The API's /generate: curves first, then the video and the files (as before the viewer)."""

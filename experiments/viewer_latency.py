@@ -20,7 +20,7 @@ import os
 import resource
 import statistics
 import tempfile
-import time
+
 from pathlib import Path
 
 import numpy as np

@@ -22,7 +22,7 @@ from PIL import Image
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 from core.export import export_curves
 from core.model import DiffusionTalker
-from demo import formatting, forms, plots, ui
+from demo import formatting, forms, housekeeping, plots, ui
 from demo import service as demo_service
 from experiments.loadtest import free_port
 from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech, toy_clip
@@ -163,10 +163,10 @@ def test_work_folders_of_dead_servers_are_removed_at_start(tmp_path):
     import os
     dead = subprocess.Popen(["true"])
     dead.wait()
-    leftovers = [tmp_path / f"{demo_service.WORKDIR_PREFIX}{dead.pid}-abc", tmp_path / f"{demo_service.WORKDIR_PREFIX}{os.getpid()}-x"]
+    leftovers = [tmp_path / f"{housekeeping.WORKDIR_PREFIX}{dead.pid}-abc", tmp_path / f"{housekeeping.WORKDIR_PREFIX}{os.getpid()}-x"]
     for folder in leftovers:
         (folder / "req-1").mkdir(parents=True)
-    assert demo_service.remove_leftovers(tmp_path) == leftovers[:1]
+    assert housekeeping.remove_leftovers(tmp_path) == leftovers[:1]
     assert not leftovers[0].exists() and leftovers[1].exists()    # a live server's folder stays
 
     cache = tmp_path / "cache"
@@ -175,7 +175,7 @@ def test_work_folders_of_dead_servers_are_removed_at_start(tmp_path):
     (cache / "fresh.mp4").write_bytes(b"x")
     long_ago = time.time() - 7200
     os.utime(cache / "old-upload", (long_ago, long_ago))
-    assert demo_service.remove_old_files(cache, 3600) == 1
+    assert housekeeping.remove_old_files(cache, 3600) == 1
     assert [p.name for p in cache.iterdir()] == ["fresh.mp4"]
 
 
@@ -375,9 +375,9 @@ def test_a_bad_identity_library_is_reported_and_the_app_serves_without_it(tmp_pa
 
 def test_enrolment_is_off_on_a_public_space_unless_turned_on(monkeypatch):
     monkeypatch.delenv("SPACE_ID", raising=False)
-    assert demo_service.enrolment_allowed() and not demo_service.enrolment_allowed(no_enroll=True)
+    assert housekeeping.enrolment_allowed() and not housekeeping.enrolment_allowed(no_enroll=True)
     monkeypatch.setenv("SPACE_ID", "someone/diffusiontalker")
-    assert not demo_service.enrolment_allowed()
-    assert "vanish when it restarts" in demo_service.storage_note()
+    assert not housekeeping.enrolment_allowed()
+    assert "vanish when it restarts" in housekeeping.storage_note()
     monkeypatch.setenv("DIFFUSIONTALKER_ENROLL", "1")
-    assert demo_service.enrolment_allowed()
+    assert housekeeping.enrolment_allowed()

@@ -80,18 +80,22 @@ def _wait_for(page, selector: str) -> None:
     """Wait until ``selector`` shows up; fail at once with its message if an error pop-up does
     (a warning pop-up, e.g. "does not sound like speech", is not an error)."""
     page.wait_for_selector(f"{selector}, {ERROR_TOAST}", timeout=RESULT_TIMEOUT_MS)
-    errors = [text for text in _toasts(page) if not text.strip().startswith("Warning")]
-    if errors:
-        pytest.fail(f"the app showed an error: {errors[0]}")
+    if _errors(page):
+        pytest.fail(f"the app showed an error: {_errors(page)[0]}")
     page.wait_for_selector(selector, timeout=RESULT_TIMEOUT_MS)
+
+
+def _errors(page) -> list[str]:
+    """The pop-ups that are errors (a warning, e.g. "does not sound like speech", is not one)."""
+    return [text for text in _toasts(page) if not text.strip().startswith("Warning")]
 
 
 def _wait_until(page, condition: str) -> None:
     """Wait until the JavaScript ``condition`` holds; fail at once with its message if an error pop-up shows."""
-    page.wait_for_function(f"({condition}) || document.querySelector(\"{ERROR_TOAST}\") !== null",
-                           timeout=RESULT_TIMEOUT_MS)
-    if page.locator(ERROR_TOAST).count():
-        pytest.fail(f"the app showed an error: {page.locator(ERROR_TOAST).first.inner_text()}")
+    errors = "[...document.querySelectorAll(\"%s\")].some(t => !t.innerText.trim().startsWith('Warning'))" % ERROR_TOAST
+    page.wait_for_function(f"({condition}) || {errors}", timeout=RESULT_TIMEOUT_MS)
+    if _errors(page):
+        pytest.fail(f"the app showed an error: {_errors(page)[0]}")
 
 
 def _generate_and_wait(page, tmp_path, name: str) -> dict[str, float]:

@@ -128,7 +128,7 @@ def test_grid_video_tiles_sequences_side_by_side(tmp_path):
     long = np.tile(pose(jawOpen=1.0), (20, 1))
     path = render_grid_video([short, long], ["truth", "model"], None, tmp_path / "grid.mp4", size=64)
     frames, _, listing = probe(path)
-    assert frames == 20 and "128x64" in listing
+    assert frames == 20 and "128x88" in listing       # two 64-pixel tiles, each under a 24-pixel caption strip
 
 
 def test_tile_frames_places_frames_row_by_row():

@@ -1,0 +1,76 @@
+"""The app's own files on disk: what dead servers left, the cache sweep, folders it must be able
+to write, and where enrolled identities are kept (and whether enrolment is offered at all)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+WORKDIR_PREFIX = "diffusiontalker-demo-"   # + the server's pid: folders of dead servers are removed at start
+
+
+def remove_leftovers(temp: str | Path | None = None) -> list[Path]:
+    """Delete the work folders of servers that are no longer running (ended by a signal, say).
+
+    A folder is ``<temp>/diffusiontalker-demo-<pid>-*``; one whose pid is not a live process
+    is removed. Returns the folders removed.
+    """
+    removed = []
+    for folder in Path(temp or tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"):
+        pid = folder.name[len(WORKDIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)) and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def remove_old_files(folder: str | Path, max_age_s: float) -> int:
+    """Delete the entries of ``folder`` last changed more than ``max_age_s`` ago; returns how many."""
+    now, removed = time.time(), 0
+    for entry in Path(folder).glob("*") if Path(folder).is_dir() else []:
+        with contextlib.suppress(OSError):        # a request may be using or deleting it right now
+            if now - entry.stat().st_mtime > max_age_s:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                removed += 1
+    return removed
+
+
+def writable_problem(folder: str | Path, what: str) -> str | None:
+    """None if files can be created in ``folder`` (made if missing), else a message saying why not."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return (f"{what} {folder} cannot be written ({err.strerror or err}); point it at a writable folder "
+                "and start again.")
+    return None
+
+
+def enrolment_allowed(no_enroll: bool = False) -> bool:
+    """Whether the app offers enrolment: not with ``--no-enroll``, and on a public Hugging Face
+    Space (``SPACE_ID`` is set) only when ``DIFFUSIONTALKER_ENROLL=1`` turns it on."""
+    return not no_enroll and (not os.environ.get("SPACE_ID") or os.environ.get("DIFFUSIONTALKER_ENROLL") == "1")
+
+
+def storage_note() -> str:
+    """Where enrolled identities are kept, and whether they survive a restart."""
+    from core.library import data_folder
+    note = f"Enrolled identities are kept in `{data_folder()}` (set `DIFFUSIONTALKER_DATA` to move them)."
+    if os.environ.get("SPACE_ID") and not str(data_folder()).startswith("/data"):
+        note += (" **This Space has no persistent storage: enrolled identities vanish when it restarts** "
+                 "(turn on persistent storage in the Space's settings).")
+    return note
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # another user's process: alive
+        return True
+    return True
