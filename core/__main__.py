@@ -53,7 +53,7 @@ def enroll(a: argparse.Namespace) -> None:
     if not files or len(files) % 2:
         raise ValueError("give pairs of files: speech.wav capture.csv [speech2.wav capture2.csv ...]")
     names = enroll_pairs(a.checkpoints, a.name, list(zip(files[::2], files[1::2])), iterations=a.iterations,
-                         min_frames=a.min_frames, progress=lambda line: print(line, file=sys.stderr))
+                         min_frames=a.min_frames, progress=lambda _, line: print(line, file=sys.stderr))
     print(f"library now holds {len(names)} identities, the last is {names[-1]!r}")
 
 

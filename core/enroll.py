@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -36,20 +37,27 @@ log = logging.getLogger(__name__)
 # must be findable from the voice.
 ENROL_LOSS_WEIGHTS = dataclasses.replace(L.LossWeights(), con=0.1)
 MIN_TAKE_FRAMES = 60          # shortest take (chunk) used for enrolment: 2 s at 30 fps
+WARM_START_SHARE = 6          # models after the first adjust the first one's embedding in iterations // 6
+MIN_WARM_ITERATIONS = 10
 
 
 def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, iterations: int = 150,
-                  lr: float = 0.05, crop_frames: int = 120, seed: int = 0) -> torch.Tensor:
-    """Learn one identity embedding [identity_dim] for ``clips`` with ``model`` frozen."""
+                  lr: float = 0.05, crop_frames: int = 120, seed: int = 0, init: torch.Tensor | None = None,
+                  step: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Learn one identity embedding [identity_dim] for ``clips`` with ``model`` frozen.
+
+    It starts from ``init`` (e.g. the embedding another model of the chain learned) or the
+    library's mean; ``step(i)`` is called after iteration i."""
     if not clips:
         raise ValueError("enrolment needs at least one recording with its animation")
     model.eval().requires_grad_(False)
     data = FeatureDataset(clips, encoder, model.identity_names + ["__new__"], progress=False)
-    new = torch.nn.Parameter(model.identity_embedding.weight.mean(0, keepdim=True).clone())
+    start = init[None] if init is not None else model.identity_embedding.weight.mean(0, keepdim=True)
+    new = torch.nn.Parameter(start.detach().clone().float())
     optimizer = torch.optim.Adam([new], lr=lr)
     gen, rng = torch.Generator().manual_seed(seed), np.random.default_rng(seed)
     new_index = len(model.identity_names)
-    for _ in range(iterations):
+    for i in range(iterations):
         idx = rng.integers(0, len(data), size=min(8, 2 * len(data)))
         audio, curves, mask, ident = data.batch(idx, crop_frames, rng)
         table = torch.cat([model.identity_embedding.weight, new], 0)
@@ -62,16 +70,20 @@ def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, ite
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if step:
+            step(i + 1)
     return new.detach()[0]
 
 
 def enrolled(folder: Path, name: str, clips: list[TalkingClip], encoder, iterations: int,
+             init: torch.Tensor | None = None, step: Callable[[int], None] | None = None,
              ) -> tuple[list[str], torch.Tensor]:
-    """``folder``'s library with ``name`` learned into it (nothing written yet)."""
+    """``folder``'s library with ``name`` learned into it (nothing written yet); its last row is
+    the new embedding."""
     model = DiffusionTalker.from_pretrained(folder)
     if name in model.identity_names:
         raise ValueError(f"identity {name!r} is already in the library of {folder.name}")
-    embedding = fit_embedding(model, clips, encoder, iterations)
+    embedding = fit_embedding(model, clips, encoder, iterations, init=init, step=step)
     path = library_for(folder)
     names, table = read_library(path, model.config.identity_dim) if path.is_file() else \
         ([], torch.zeros(0, embedding.numel()))
@@ -142,13 +154,16 @@ def load_pairs(name: str, pairs: Sequence[tuple], min_frames: int = MIN_TAKE_FRA
 
 def enroll_pairs(checkpoints_root, name: str, pairs: Sequence[tuple], iterations: int = 150,
                  min_frames: int = MIN_TAKE_FRAMES, encoder=None,
-                 progress: Callable[[str], None] | None = None) -> list[str]:
+                 progress: Callable[[float, str], None] | None = None, warm_start: bool = True) -> list[str]:
     """Enrol ``name`` from (speech, CSV) ``pairs`` into every shipped model; returns the new library.
 
     Everything is checked (name, files, takes, checksums, that no library already holds the
     name) before any model learns, and the libraries are written together at the end
     (:func:`core.library.commit`), so a bad request, an error or a crash changes nothing.
-    ``progress`` gets a line per model.
+    With ``warm_start`` the first model learns the embedding in ``iterations`` steps and every
+    other model of the chain (distilled from it, so its identity space is nearly the same)
+    starts from that embedding and adjusts it in ``iterations // WARM_START_SHARE``.
+    ``progress(fraction done, line)`` hears of every tenth iteration, with the time left.
     """
     from core.encoders import get_encoder
     name = check_name(name)
@@ -160,11 +175,20 @@ def enroll_pairs(checkpoints_root, name: str, pairs: Sequence[tuple], iterations
             raise ValueError(f"identity {name!r} is already in the library of {folder.name}")
     clips = load_pairs(name, pairs, min_frames)
     encoder = encoder or get_encoder(json.loads((folders[0] / CONFIG_NAME).read_text())["encoder"])
-    libraries = {}
-    for k, folder in enumerate(folders):
-        if progress:
-            progress(f"enrolling {name!r} into {folder.name} ({k + 1} of {len(folders)}) ...")
-        libraries[library_for(folder)] = enrolled(folder, name, clips, encoder, int(iterations))
+    plan = [int(iterations)] + [max(MIN_WARM_ITERATIONS, int(iterations) // WARM_START_SHARE) if warm_start
+                                else int(iterations)] * (len(folders) - 1)
+    libraries, first, began = {}, None, time.perf_counter()
+    for k, (folder, steps) in enumerate(zip(folders, plan)):
+        def step(i, k=k, folder=folder, steps=steps):
+            done = sum(plan[:k]) + i
+            if progress and (i % 10 == 0 or i == steps):
+                left = (time.perf_counter() - began) / done * (sum(plan) - done)
+                progress(done / sum(plan), f"enrolling {name!r}: {folder.name} ({k + 1} of {len(folders)}), "
+                                           f"iteration {i} of {steps}, about {left:.0f} s left")
+        libraries[library_for(folder)] = enrolled(folder, name, clips, encoder, steps,
+                                                  init=first if warm_start else None, step=step)
+        if first is None:
+            first = libraries[library_for(folder)][1][-1]
     commit(identities_root(), libraries)
     return _trained_names(folders[0]) + libraries[library_for(folders[0])][0]
 

@@ -183,9 +183,11 @@ class Talker:
 
     def warm_up(self, steps: int) -> None:
         """Do now what the first request would otherwise wait for: check and load ``steps``' model,
-        build its decoder, load the speech encoder and run it once."""
+        build its decoder, load the speech encoder and the voice-activity detector and run them once."""
+        from core.speech_check import check_speech
         self.decoder(steps)
         self.features(WARM_UP_TONE)
+        check_speech(WARM_UP_TONE)
 
     def encoder(self):
         if self._encoder is None:

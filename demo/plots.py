@@ -23,7 +23,6 @@ REGION_COLORS = {"upper face (brows, eyes)": "#e4572e",
                  "cheeks, nose, tongue": "#9a9a9a"}
 _FONT = dict(size=11)
 _TOP_RIGHT_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=0.995, yanchor="top", yref="container")
-_LEGEND_SPILL = 0.03                # a legend may reach this far (fraction of the plot) below its subplot
 
 
 def channel_spread(samples: np.ndarray) -> np.ndarray:
@@ -40,41 +39,86 @@ def region_of(channel: int) -> str:
     return names[0] if channel in UPPER_INDICES else names[1] if channel in LIP_INDICES else names[2]
 
 
-def curves_figure(curves: np.ndarray, fps: float = FPS, title: str | None = None) -> go.Figure:
-    """All 52 curves in one subplot per channel group, each group with its own legend.
+def _panel(*names: str) -> tuple[int, ...]:
+    return tuple(ARKIT_NAMES.index(n) for n in names)
 
-    ``curves``: [T, 52] or [K, T, 52]. Sample 1 is drawn solid; further samples (other seeds)
-    as faint lines in the same colour and legend group, so one legend click toggles a channel
-    across samples. ``...Right`` channels are dotted to tell them from their ``...Left`` twin.
+
+def _pairs(*stems: str) -> tuple[str, ...]:
+    return tuple(f"{stem}{side}" for stem in stems for side in ("Left", "Right"))
+
+
+# The 52 curves in panels of at most 9 channels that move together (a 45 s clip stays readable).
+CURVE_PANELS: dict[str, tuple[int, ...]] = {
+    "jaw": _panel("jawOpen", "jawForward", "jawLeft", "jawRight"),
+    "lips: open, close, press, roll": _panel("mouthClose", *_pairs("mouthPress", "mouthLowerDown", "mouthUpperUp"),
+                                             "mouthRollLower", "mouthRollUpper"),
+    "lips: smile, frown, stretch, dimple": _panel(*_pairs("mouthSmile", "mouthFrown", "mouthStretch", "mouthDimple")),
+    "lips: pucker, funnel, shrug, sideways": _panel("mouthPucker", "mouthFunnel", "mouthShrugLower",
+                                                    "mouthShrugUpper", "mouthLeft", "mouthRight"),
+    "eyes: blink, squint, wide": _panel(*_pairs("eyeBlink", "eyeSquint", "eyeWide")),
+    "eyes: gaze": _panel(*_pairs("eyeLookUp", "eyeLookDown", "eyeLookIn", "eyeLookOut")),
+    "brows": GROUPS["brows"],
+    "cheeks, nose, tongue": GROUPS["cheeks/nose/tongue"],
+}
+_PANEL_HEIGHT, _LEGEND_BAND = 150, 105     # pixels per panel, and above it for its title and legend
+_PREFIXES = ("mouth", "jaw", "eye", "brow", "cheek", "nose")
+
+
+def short_name(name: str) -> str:
+    """A legend entry within its panel: ``mouthPressLeft`` -> ``Press L`` (hover shows the full name)."""
+    for prefix in _PREFIXES:
+        if name.startswith(prefix) and name != prefix:
+            name = name[len(prefix):]
+            break
+    for side, letter in (("Left", " L"), ("Right", " R")):
+        if name.endswith(side) and name != side:
+            return name[: -len(side)] + letter
+    return name
+
+
+def curves_figure(curves: np.ndarray, fps: float = FPS, title: str | None = None) -> go.Figure:
+    """All 52 curves in panels of channels that move together (:data:`CURVE_PANELS`).
+
+    Each panel has its own legend above it, in a row that wraps on a narrow screen, with its
+    title as the legend's title; within a panel every channel has its own colour, and
+    ``...Right`` channels are dotted beside their solid ``...Left`` twin. ``curves``: [T, 52]
+    or [K, T, 52]: sample 1 solid, further samples (other seeds) faint in the same colour
+    and legend group, so one legend click toggles a channel across samples.
     """
     samples = _as_samples(curves)
     time = _time_axis(samples.shape[1], fps)
-    groups = list(GROUPS.items())
-    heights = np.array([max(len(idx), 10) for _, idx in groups], dtype=float)  # room for short legends
-    fig = make_subplots(rows=len(groups), cols=1, shared_xaxes=True, vertical_spacing=0.045,
-                        row_heights=list(heights / heights.sum()),
-                        subplot_titles=[f"{name} ({len(idx)} channels)" for name, idx in groups])
-    for row, (_, indices) in enumerate(groups, start=1):
+    panels = list(CURVE_PANELS.items())
+    top, bottom = 70, 40
+    height = top + bottom + len(panels) * (_PANEL_HEIGHT + _LEGEND_BAND)
+    gap = _LEGEND_BAND / (height - top - bottom)
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=gap)
+    for row, (panel, indices) in enumerate(panels, start=1):
         legend = "legend" if row == 1 else f"legend{row}"
-        colors = _distinct_colors(len(indices))
-        for color, channel in zip(colors, indices):
+        stems = list(dict.fromkeys(ARKIT_NAMES[c].removesuffix("Left").removesuffix("Right") for c in indices))
+        colors = dict(zip(stems, _distinct_colors(len(stems))))
+        for channel in indices:
             name = ARKIT_NAMES[channel]
+            color = colors[name.removesuffix("Left").removesuffix("Right")]
             dash = "dot" if name.endswith("Right") else "solid"
             for k, sample in enumerate(samples):
                 fig.add_trace(go.Scatter(
-                    x=time, y=np.round(sample[:, channel], DECIMALS), name=name, legend=legend,
-                    legendgroup=name, showlegend=k == 0, mode="lines",
+                    x=time, y=np.round(sample[:, channel], DECIMALS), name=short_name(name), legend=legend,
+                    legendgroup=name, showlegend=k == 0, mode="lines", meta=name,
                     line=dict(color=color, dash=dash, width=1.6 if k == 0 else 1.0),
                     opacity=1.0 if k == 0 else 0.35,
                     hovertemplate=f"{name}{f' (sample {k + 1})' if k else ''}: %{{y:.2f}} at %{{x:.2f}} s"
                                   "<extra></extra>"), row=row, col=1)
-        fig.update_yaxes(range=[-0.02, 1.02], row=row, col=1)
-    fig.update_xaxes(title_text="time (s)", row=len(groups), col=1)
-    height, margin = 1300, dict(l=50, r=170, t=60, b=40)
-    _place_legends(fig, len(groups), height - margin["t"] - margin["b"])
+        fig.update_yaxes(range=[-0.02, 1.02], nticks=3, row=row, col=1)
+        domain_top = fig.layout["yaxis" if row == 1 else f"yaxis{row}"].domain[1]
+        fig.update_layout({legend: dict(title=dict(text=f"<b>{panel}</b>", side="top", font=dict(size=12)),
+                                        orientation="h", x=0, xanchor="left", y=domain_top + 0.002,
+                                        yanchor="bottom", font=dict(size=10), itemclick="toggle",
+                                        itemdoubleclick="toggleothers")})
+    fig.update_xaxes(title_text="time (s)", row=len(panels), col=1)
     subtitle = f" · faint: samples 2-{len(samples)}" if len(samples) > 1 else ""
-    fig.update_layout(title=dict(text=(title or "ARKit blendshape curves") + subtitle, font=dict(size=14)),
-                      height=height, margin=margin, font=_FONT,
+    fig.update_layout(title=dict(text=(title or "ARKit blendshape curves") + subtitle, font=dict(size=14),
+                                 y=0.995, yref="container", yanchor="top"),
+                      height=height, margin=dict(l=40, r=15, t=top, b=bottom), font=_FONT,
                       hovermode="closest", template="plotly_white")
     return fig
 
@@ -142,7 +186,9 @@ def spread_figure(spreads: Mapping[int, np.ndarray]) -> go.Figure:
                 x=[ARKIT_NAMES[c] for c in channels], y=np.round(spread[channels], 5), name=region,
                 legendgroup=region, showlegend=row == 1, marker_color=color,
                 hovertemplate="%{x}: %{y:.4f}<extra>" + f"{steps_text(steps)}</extra>"), row=row, col=1)
-        fig.update_yaxes(title_text="std across seeds", row=row, col=1)
+    # One y scale for every row: the rows are compared with each other (1 step vs 32 steps).
+    peak = max(float(np.max(spreads[s])) for s in steps_list) * 1.05 or 1.0
+    fig.update_yaxes(title_text="std across seeds", range=[0, peak])
     fig.update_xaxes(categoryorder="array", categoryarray=list(ARKIT_NAMES), tickangle=-60, tickfont=dict(size=9))
     fig.update_layout(title=dict(text="Spread across seeds per channel (std over seeds, mean over time)",
                                  font=dict(size=14)),
@@ -192,14 +238,3 @@ def _distinct_colors(n: int) -> list[str]:
     """``n`` distinguishable colours: D3's ten, else Dark24 then Light24 (48 in all)."""
     palette = qualitative.D3 if n <= len(qualitative.D3) else qualitative.Dark24 + qualitative.Light24
     return list(palette[:n]) if n <= len(palette) else sample_colorscale("Turbo", list(np.linspace(0, 1, n)))
-
-
-def _place_legends(fig: go.Figure, rows: int, plot_height: float) -> None:
-    """Put legend ``i`` to the right of subplot ``i``, top-aligned; it scrolls only if it is
-    taller than its subplot plus the gap below (``plot_height``: pixels between the margins)."""
-    for row in range(1, rows + 1):
-        bottom, top = fig.layout["yaxis" if row == 1 else f"yaxis{row}"].domain
-        key = "legend" if row == 1 else f"legend{row}"
-        fig.update_layout({key: dict(x=1.01, xanchor="left", y=top, yanchor="top", font=dict(size=10),
-                                     tracegroupgap=0, itemclick="toggle", itemdoubleclick="toggleothers",
-                                     maxheight=int((top - bottom + _LEGEND_SPILL) * plot_height))})

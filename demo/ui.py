@@ -14,14 +14,13 @@ the uploads) is swept by ``delete_cache`` (:data:`DELETE_CACHE`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import random
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
@@ -48,6 +47,8 @@ from demo.forms import ENROL_ITERATIONS, MAX_SAMPLES  # noqa: E402
 from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_TAKE_SECONDS,  # noqa: E402
                           DemoService, example_files, load_talker)
 from demo.housekeeping import remove_old_files, storage_note  # noqa: E402
+from demo.page import (UncheckedSlider, api_only, errors_shown, frames_progress,  # noqa: E402
+                       on_page, render_or_warn, viewer_or_warn)
 
 if TYPE_CHECKING:
     from core.pipeline import Talker
@@ -61,39 +62,6 @@ MAX_CONCURRENT = 2                 # generations + comparisons running at once (
 MAX_QUEUE = 32                     # requests waiting; more are refused with "queue full"
 DELETE_CACHE = (600, 3600)         # every 10 min, delete Gradio cache files (outputs, uploads) over 1 h old
 SPEECH_FILE_TYPES = ["audio", ".mov", ".mp4", ".m4a"]   # Enroll tab: recordings (Live Link Face's own .mov)
-
-
-class UncheckedSlider(gr.Slider):
-    """A slider that hands its value over as sent (Gradio's own check would fail on "2" with
-    no message); :mod:`demo.forms` checks it like every other field."""
-    is_template = True        # drawn by the Slider front end
-
-    def preprocess(self, payload):
-        return payload
-
-
-@contextlib.contextmanager
-def _errors_shown(input_errors: bool = True) -> Iterator[None]:
-    """Turn exceptions into ``gr.Error`` pop-ups (no traceback reaches the page).
-
-    With ``input_errors``, a ``ValueError`` (``core.audio.AudioError`` included) is a problem
-    with the input and its message, written for the user, is shown as is; anything else is
-    logged with its traceback and reported briefly.
-    """
-    try:
-        yield
-    except gr.Error:
-        raise
-    except Exception as err:
-        if isinstance(err, ValueError) and not getattr(err, "user_error", True):   # e.g. a damaged checkpoint
-            log.error("request failed: %s", err)
-            raise gr.Error(f"{err} The app is still running; tell whoever runs it.", title="Server problem",
-                           print_exception=False) from None
-        if input_errors and isinstance(err, ValueError):
-            raise gr.Error(str(err), title="Cannot use this input", print_exception=False) from None
-        log.exception("request failed")
-        raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). The app is still running; "
-                       "please try again.", title="Internal error", print_exception=False) from None
 
 
 def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" = None,
@@ -153,7 +121,7 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
         with gr.Column(scale=3):
             # No `format=`: Gradio would convert non-wav uploads with pydub, which needs a system
             # ffprobe; core.audio.load_audio decodes any format itself (static ffmpeg wheel).
-            audio = gr.Audio(sources=["microphone", "upload"], type="filepath", elem_id="speech-input",
+            audio = gr.Audio(sources=["upload", "microphone"], type="filepath", elem_id="speech-input",
                              label=f"Speech: record or upload (up to {service.max_seconds:.0f} s and {MAX_UPLOAD}, "
                                    f"4-384 kHz)")
         with gr.Column(scale=2):
@@ -196,30 +164,32 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
                 avatar_status = gr.Markdown(elem_id="avatar-status")
         with gr.Column():
             face = gr.HTML(**viewer.html_options("face-viewer", "take"), css_template=viewer.CSS,
-                           mesh=(_viewer_or_warn(service.viewer_head, show=False) or {}).get("mesh"))
+                           mesh=(viewer_or_warn(service.viewer_head, show=False) or {}).get("mesh"))
             render_button = gr.Button("Render the video (mp4)", size="sm", elem_id="render-video")
             video = gr.Video(label="Face video (sample 1)", interactive=False, elem_id="face-video")
-            files = gr.File(label="Downloads: Live Link Face CSV, JSON, NPY, GLB", file_count="multiple",
-                            interactive=False, height=230, elem_id="downloads")
+            with gr.Row(elem_id="downloads"):     # one button per file, all visible once the take exists
+                downloads = [gr.DownloadButton(label, visible=False, size="sm", elem_id=f"download-{key}")
+                             for key, label in DOWNLOADS]
+            files = gr.File(file_count="multiple", visible=False)   # the same files for API clients (/generate)
     curves = gr.Plot(label="Blendshape curves", elem_id="curves-plot")
 
     def first_outputs(take):
         generation = take.generation
-        with _errors_shown(input_errors=False):
+        with errors_shown(input_errors=False):
             return [identity_summary(generation), scores_table(generation),
                     plots.curves_figure(generation.blendshapes, generation.fps,
                                         cell_label(generation.steps, generation.seeds[0]))]
 
     def generate(audio, steps, seed, num_samples, identity):
         """The API's /generate: curves first, then the video and the files (as before the viewer)."""
-        with _errors_shown():
+        with errors_shown():
             take = service.generate(audio, steps, seed, num_samples, identity)
         try:
             outputs = first_outputs(take)
             yield *outputs, None, timings_markdown(take, rendering=True), None
-            with _errors_shown(input_errors=False):
+            with errors_shown(input_errors=False):
                 files = service.export(take)
-            video = _render_or_warn(lambda: service.render(take), take.notes)
+            video = render_or_warn(lambda: service.render(take), take.notes)
             for note in take.notes:
                 gr.Warning(note)
             yield *outputs, video, timings_markdown(take), [str(f) for f in files]
@@ -227,18 +197,22 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
             service.discard(take.folder)
 
     def generate_live(audio, steps, seed, num_samples, identity, avatar):
-        """The page's Generate: the 3D head plays as soon as the curves exist; then the files."""
-        with _errors_shown():
-            take = service.generate(audio, steps, seed, num_samples, identity)
+        """The page's Generate: the 3D head plays as soon as the curves exist; then the files.
+        Bad input is a message and leaves every earlier result as it was."""
+        take = on_page(lambda: service.generate(audio, steps, seed, num_samples, identity))
+        if take is None:
+            yield *[gr.skip()] * (8 + len(DOWNLOADS)),
+            return
         take.avatar = service.avatar(avatar)
         try:
-            head = _viewer_or_warn(lambda: service.viewer_take(take))
-            yield *first_outputs(take), head, timings_markdown(take), None, None, take
-            with _errors_shown(input_errors=False):
+            head = viewer_or_warn(lambda: service.viewer_take(take))
+            hidden = [gr.DownloadButton(visible=False)] * len(DOWNLOADS)   # the last take's files go with it
+            yield *first_outputs(take), head, timings_markdown(take), None, None, take, *hidden
+            with errors_shown(input_errors=False):
                 files = service.export(take)
             for note in take.notes:
                 gr.Warning(note)
-            yield *[gr.skip()] * 4, timings_markdown(take), None, [str(f) for f in files], take
+            yield *[gr.skip()] * 4, timings_markdown(take), None, [str(f) for f in files], take, *_buttons(files)
         finally:
             service.discard(take.folder)
 
@@ -247,7 +221,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
             raise gr.Error("Generate first: the video shows the last take.", title="Nothing to render")
         take = dataclasses.replace(take, folder=service.new_folder())  # its own files: the take's may be going
         progress(0, desc="rendering the video")
-        video = _render_or_warn(lambda: service.render(take, _frames_progress(progress)), take.notes)
+        video = render_or_warn(lambda: service.render(take, frames_progress(progress)), take.notes)
         if video is None:
             gr.Warning(take.notes[-1])
         try:
@@ -258,7 +232,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
     def use_avatar(path, take):
         if not path:
             return None, "Using the default head.", service.viewer_head() if take is None else _retake(take, None)
-        with _errors_shown():
+        with errors_shown():
             avatar = service.avatars.add(path)
         return avatar.id, avatar.summary(), service.viewer_head(avatar.id) if take is None else _retake(take, avatar)
 
@@ -269,14 +243,15 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
     new_seed.click(lambda: random.randint(0, MAX_SEED), outputs=seed, queue=False, api_visibility="private")
     # Generations and comparisons share one limit: MAX_CONCURRENT model calls + renders at once.
     run.click(generate_live, inputs=[audio, steps, seed, num_samples, identity, avatar_id],
-              outputs=[matched, scores, curves, face, timings, video, files, take_state], api_name="generate_live",
+              outputs=[matched, scores, curves, face, timings, video, files, take_state, *downloads],
+              api_name="generate_live",
               concurrency_id="model", concurrency_limit=MAX_CONCURRENT, show_progress_on=[matched])
     render_button.click(render, inputs=take_state, outputs=[video, timings], api_visibility="private",
                         concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
     avatar_file.change(use_avatar, inputs=[avatar_file, take_state], outputs=[avatar_id, avatar_status, face],
                        api_visibility="private")
-    _api_only(generate, [audio, steps, seed, num_samples, identity], [matched, scores, curves, video, timings, files],
-              "generate")
+    api_only(generate, [audio, steps, seed, num_samples, identity], [matched, scores, curves, video, timings, files],
+             "generate", MAX_CONCURRENT)
     return avatar_id
 
 
@@ -304,10 +279,10 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, a
     runs, comparison_state = gr.State(), gr.State()
 
     def figures(audio, steps_list, seeds, channels, identity):
-        with _errors_shown():
+        with errors_shown():
             comparison = service.compare(audio, steps_list, seeds, identity)
             curves = plots.compare_figure(comparison.runs, channels)  # raises for an unknown channel name
-        with _errors_shown(input_errors=False):
+        with errors_shown(input_errors=False):
             return comparison, curves, plots.spread_figure(comparison.spreads()), comparison_summary(comparison)
 
     def compare(audio, steps_list, seeds, channels, identity):
@@ -315,17 +290,20 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, a
         comparison, curves, spread, summary = figures(audio, steps_list, seeds, channels, identity)
         try:
             yield None, curves, spread, summary, comparison.runs
-            with _errors_shown(input_errors=False):
+            with errors_shown(input_errors=False):
                 video = service.render_comparison(comparison)
             yield video, curves, spread, summary, comparison.runs
         finally:
             service.discard(comparison.folder)
 
     def compare_live(audio, steps_list, seeds, channels, identity, avatar):
-        comparison, curves, spread, summary = figures(audio, steps_list, seeds, channels, identity)
+        shown = on_page(lambda: figures(audio, steps_list, seeds, channels, identity))
+        if shown is None:                 # bad input: a message, and the last comparison stays as it was
+            return (gr.skip(),) * 7
+        comparison, curves, spread, summary = shown
         service.discard(comparison.folder)
         comparison.avatar = service.avatar(avatar)
-        heads = _viewer_or_warn(lambda: service.viewer_grid(comparison))
+        heads = viewer_or_warn(lambda: service.viewer_grid(comparison))
         return heads, None, curves, spread, summary, comparison.runs, comparison
 
     def render(comparison, progress=gr.Progress()):
@@ -334,13 +312,13 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, a
         comparison = dataclasses.replace(comparison, folder=service.new_folder())
         progress(0, desc="rendering the grid video")
         try:
-            with _errors_shown(input_errors=False):
-                yield service.render_comparison(comparison, _frames_progress(progress))
+            with errors_shown(input_errors=False):
+                yield service.render_comparison(comparison, frames_progress(progress))
         finally:
             service.discard(comparison.folder)
 
     def replot(runs, channels):
-        with _errors_shown():
+        with errors_shown():
             return plots.compare_figure(runs or {}, channels)
 
     run_compare.click(compare_live, inputs=[audio, compare_steps, compare_seeds, channels, identity, avatar_id],
@@ -350,40 +328,19 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, a
     render_button.click(render, inputs=comparison_state, outputs=compare_video, api_visibility="private",
                         concurrency_id="model", concurrency_limit=MAX_CONCURRENT)
     channels.change(replot, inputs=[runs, channels], outputs=compare_curves, api_visibility="private")
-    _api_only(compare, [audio, compare_steps, compare_seeds, channels, identity],
-              [compare_video, compare_curves, spread, summary, runs], "compare")
+    api_only(compare, [audio, compare_steps, compare_seeds, channels, identity],
+             [compare_video, compare_curves, spread, summary, runs], "compare", MAX_CONCURRENT)
 
 
-def _api_only(fn, inputs, outputs, api_name: str) -> None:
-    """An endpoint for API clients only (a trigger that the page never shows), sharing the model queue."""
-    gr.Button(visible=False).click(fn, inputs=inputs, outputs=outputs, api_name=api_name, concurrency_id="model",
-                                   concurrency_limit=MAX_CONCURRENT)
+DOWNLOADS = (("csv", "Live Link Face CSV"), ("json", "JSON"), ("npy", "NPY"), ("glb", "Animated GLB"),
+             ("samples", "All samples (NPY)"))
 
 
-def _render_or_warn(render, notes: list[str]):
-    """The video, or None with a note: the curves and the 3D head stand without it."""
-    try:
-        return render()
-    except Exception as err:
-        log.exception("rendering failed")
-        notes.append(f"Could not render the face video: {err}")
-        return None
-
-
-def _viewer_or_warn(build, show: bool = True):
-    """A viewer value, or None (logged, and a warning on the page): the rest of a result stands without it."""
-    try:
-        return build()
-    except Exception as err:
-        log.exception("the 3D viewer's data could not be made")
-        if show:
-            gr.Warning(f"The 3D head cannot be shown: {err}")
-        return None
-
-
-def _frames_progress(progress: gr.Progress):
-    """A ``progress(done, total)`` callback for core.render that moves a Gradio progress bar."""
-    return lambda done, total: progress(done / total, desc=f"rendering frame {done} of {total}")
+def _buttons(files: Sequence[Path]) -> list:
+    """The download buttons' values for a take's files (the all-samples NPY only with K > 1)."""
+    by_key = {("samples" if "_all_" in f.name else f.suffix.lstrip(".")): f for f in map(Path, files)}
+    return [gr.DownloadButton(value=str(by_key[key]), visible=True) if key in by_key else
+            gr.DownloadButton(visible=False) for key, _ in DOWNLOADS]
 
 
 def _enroll_tab(service: DemoService, identity: gr.Dropdown, header: gr.Markdown) -> None:
@@ -401,39 +358,43 @@ def _enroll_tab(service: DemoService, identity: gr.Dropdown, header: gr.Markdown
         enrol_name = gr.Textbox(label="Name of the new identity", max_lines=1, max_length=64,
                                 elem_id="enroll-name")
         low, default, high = ENROL_ITERATIONS
-        enrol_iterations = gr.Slider(low, high, value=default, step=1, label="Iterations",
+        enrol_iterations = gr.Slider(low, high, value=default, step=1, label="Iterations", elem_id="enroll-iterations",
                                      info="more = a closer fit, slower")
     enrol_button = gr.Button("Enroll", variant="primary", elem_id="enroll")
-    enrol_status = gr.Markdown(elem_id="enroll-status")
+    enrol_status = gr.Markdown("*The enrolment's progress and result appear here.*", elem_id="enroll-status",
+                               min_height=60)
     with gr.Row(equal_height=True):
         to_remove = gr.Dropdown(service.enrolled(), value=None, label="Enrolled identity to remove",
                                 allow_custom_value=True, elem_id="remove-name")
         remove_button = gr.Button("Remove from the library", variant="stop", elem_id="remove")
 
     def enroll_identity(speech_files, csv_files, name, iterations, progress=gr.Progress()):
-        with _errors_shown():
+        with errors_shown():
             status = service.enroll(speech_files, csv_files, name, iterations,
-                                    progress=lambda line: progress(None, desc=line))
+                                    progress=lambda done, line: progress(done, desc=line))
         # The shared dropdown is what new sessions and API clients are checked against; the
         # browser that enrolled updates its own copy in _refreshed_identities (chained below).
-        with _errors_shown(input_errors=False):
+        with errors_shown(input_errors=False):
             identity.choices = _identity_choices(service)
         return status
 
     def remove_identity(name):
-        with _errors_shown():
+        with errors_shown():
             status = service.remove(name)
-        with _errors_shown(input_errors=False):
+        with errors_shown(input_errors=False):
             identity.choices = _identity_choices(service)
         return status
 
     def refreshed():
         return *_refreshed_identities(service), gr.Dropdown(choices=service.enrolled(), value=None)
 
-    enrol_button.click(enroll_identity, inputs=[enrol_speech, enrol_csvs, enrol_name, enrol_iterations],
-                       outputs=enrol_status, api_name="enroll", concurrency_id="enroll",
-                       concurrency_limit=1).success(
-        refreshed, outputs=[identity, header, to_remove], queue=False, api_visibility="private")
+    # The button is off while an enrolment runs (it takes a minute); on again however it ended.
+    enrol_button.click(lambda: gr.Button(interactive=False), outputs=enrol_button, queue=False,
+                       api_visibility="private").then(
+        enroll_identity, inputs=[enrol_speech, enrol_csvs, enrol_name, enrol_iterations],
+        outputs=enrol_status, api_name="enroll", concurrency_id="enroll", concurrency_limit=1).then(
+        lambda: (gr.Button(interactive=True), *refreshed()), outputs=[enrol_button, identity, header, to_remove],
+        queue=False, api_visibility="private")
     remove_button.click(remove_identity, inputs=[to_remove], outputs=enrol_status, api_name="remove_identity",
                         concurrency_id="enroll", concurrency_limit=1).success(
         refreshed, outputs=[identity, header, to_remove], queue=False, api_visibility="private")

@@ -1,4 +1,4 @@
-"""Many mixed good and bad requests against the running app: ``python -m experiments.soak``.
+"""Many mixed good and bad requests against the running app: ``python -m experiments.soak`` (300).
 
 Serves the app in this process on the shipped checkpoints and sends ``--requests`` /generate
 calls one after another through gradio_client, cycling through the inputs of the bad-input
@@ -78,20 +78,22 @@ def main(argv=None) -> None:
     from experiments.report import machine_description, update_section
     p = argparse.ArgumentParser(description="Many mixed good and bad /generate requests against the app.")
     p.add_argument("--checkpoints", default="checkpoints")
-    p.add_argument("--requests", type=int, default=100)
+    p.add_argument("--requests", type=int, default=300)
     p.add_argument("--audio", default=str(EXAMPLE), help="the good clip sent between the bad inputs")
     p.add_argument("--results", default="docs/RESULTS.md")
     a = p.parse_args(argv)
     r = run(a.checkpoints, a.requests, Path(a.audio))
     (_, first), *_, (_, last) = r["memory"]
     peak = max(m for _, m in r["memory"])
+    third = next(m for k, m in r["memory"] if k >= r["requests"] // 3)
     trace = ", ".join(f"{k}: {m:.0f}" for k, m in r["memory"])
     unexpected = "; ".join(f"{n} (expected {e}, got {o})" for n, e, o in r["unexpected"]) or "none"
     md = (f"## Soak: mixed good and bad requests\n\n`python -m experiments.soak` on {machine_description()}: "
           f"{r['requests']} /generate requests one after another through gradio_client ({r['good']} good, the "
           f"rest cycling through {r['kinds']} bad or odd inputs of the robustness matrix), 8-step model, "
           f"{r['wall_s']:.0f} s in all. Server memory (MB, after request n): {trace}; "
-          f"{last - first:+.0f} MB from the first to the last reading, peak {peak:.0f} MB. "
+          f"{last - first:+.0f} MB from the first to the last reading, {last - third:+.0f} MB over the last two "
+          f"thirds (the first third fills per-shape buffers and caches), peak {peak:.0f} MB. "
           f"Outcomes not as expected: {unexpected}. Request folders left behind: {len(r['request_folders_left'])}. "
           f"Files added to the app's Gradio cache: {r['cache_files_added']} (uploads and the copies of outputs "
           "offered for download; the cache sweep deletes them after an hour).")

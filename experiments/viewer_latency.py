@@ -61,7 +61,7 @@ def click_to_first_frame(page, repeats: int) -> list[float]:
         page.wait_for_function(f"window.__generateClickedAt && {VIEWERS}[0].state().shownAt > window.__generateClickedAt",
                                timeout=120_000)
         times.append(page.evaluate(f"({VIEWERS}[0].state().shownAt - window.__generateClickedAt) / 1000"))
-        page.wait_for_selector("#downloads a", timeout=120_000)   # the request has finished
+        page.wait_for_selector("#download-csv", timeout=120_000)   # the request has finished
         page.wait_for_timeout(300)
     return times[1:]
 

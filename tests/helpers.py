@@ -169,3 +169,14 @@ def sphere_avatar(path, targets: dict[str, str]):
              "blink": np.where(vertices[:, 1:2] > 0.3, [0.0, -0.4, 0.0], 0.0)}
     return write_gltf(path, {name: moves[kind].astype(np.float32) for name, kind in targets.items()},
                       vertices=vertices, faces=np.asarray(sphere.faces))
+
+
+def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
+    """A speech wav and its Live Link Face CSV (same stem): an enrolment take as a user uploads it."""
+    import soundfile as sf
+    from core.export import export_curves
+    clip = toy_clip(2, seed, seconds=seconds)
+    wav, csv = folder / f"{stem}.wav", folder / f"{stem}.csv"
+    sf.write(wav, clip.audio, 16000)
+    export_curves(clip.blendshapes, csv)
+    return wav, csv

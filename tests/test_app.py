@@ -20,12 +20,11 @@ import torch
 from PIL import Image
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
-from core.export import export_curves
 from core.model import DiffusionTalker
-from demo import formatting, forms, housekeeping, plots, ui
+from demo import formatting, forms, housekeeping, page, plots, ui
 from demo import service as demo_service
 from experiments.loadtest import free_port
-from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech, toy_clip
+from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech, write_take
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -80,15 +79,24 @@ def test_form_values_are_checked_with_plain_messages():
     assert demo_service._consecutive_runs([0, 1, 2, 7, 9, 10]) == [(0, 3), (7, 1), (9, 2)]
 
 
-def test_curves_figure_has_every_channel_in_four_groups():
+def test_curves_figure_shows_every_channel_once_in_small_panels():
     rng = np.random.default_rng(0)
     curves = rng.random((2, 45, NUM_BLENDSHAPES), dtype=np.float32)
     fig = plots.curves_figure(curves)
     legend_traces = [t for t in fig.data if t.showlegend]
-    assert sorted(t.name for t in legend_traces) == sorted(ARKIT_NAMES)       # one legend entry per channel
+    assert sorted(t.meta for t in legend_traces) == sorted(ARKIT_NAMES)       # one legend entry per channel
     assert len(fig.data) == 2 * NUM_BLENDSHAPES                              # and a faint line for sample 2
-    assert {t.legend for t in fig.data} == {"legend", "legend2", "legend3", "legend4"}
-    assert len(fig.layout.annotations) == 4 and fig.data[0].x[-1] == pytest.approx(44 / 30, abs=1e-3)
+    panels = {}
+    for trace in legend_traces:
+        panels.setdefault(trace.legend, []).append(trace)
+    assert len(panels) == len(plots.CURVE_PANELS) and max(len(p) for p in panels.values()) <= 9
+    for traces in panels.values():                  # within a panel only a Left/Right pair shares a colour
+        by_color = {}
+        for trace in traces:
+            by_color.setdefault(trace.line.color, set()).add(trace.meta.removesuffix("Left").removesuffix("Right"))
+        assert all(len(stems) == 1 for stems in by_color.values())
+    assert plots.short_name("mouthPressLeft") == "Press L" and plots.short_name("tongueOut") == "tongueOut"
+    assert fig.data[0].x[-1] == pytest.approx(44 / 30, abs=1e-3)
 
 
 def test_spread_and_compare_figures():
@@ -98,6 +106,7 @@ def test_spread_and_compare_figures():
     np.testing.assert_allclose(spread, samples.std(axis=0).mean(axis=0))
     fig = plots.spread_figure({8: spread, 1: spread * 2})
     assert len(fig.data) == 2 * len(plots.REGION_COLORS)
+    assert fig.layout.yaxis.range == fig.layout.yaxis2.range          # one scale: rows are compared
     assert sum(len(t.x) for t in fig.data) == 2 * NUM_BLENDSHAPES
     runs = {(8, 0): samples[0], (8, 1): samples[1], (1, 0): samples[2]}
     fig = plots.compare_figure(runs, "brows")
@@ -259,15 +268,6 @@ def test_compare_endpoint_tiles_steps_by_seeds(client, speech_wav):
 
 # --------------------------------------------------------------------------- enrolment
 
-def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
-    """A speech wav and its Live Link Face CSV (same stem), as the CLI test makes them."""
-    clip = toy_clip(2, seed, seconds=seconds)
-    wav, csv = folder / f"{stem}.wav", folder / f"{stem}.csv"
-    sf.write(wav, clip.audio, 16000)
-    export_curves(clip.blendshapes, csv)
-    return wav, csv
-
-
 def test_takes_are_paired_by_file_name(tmp_path):
     a, b = tmp_path / "take1.wav", tmp_path / "take2.flac"
     pairs = forms.pair_takes([str(b), str(a)], [str(tmp_path / "take1.csv"), str(tmp_path / "take2.csv")])
@@ -349,11 +349,11 @@ def test_a_damaged_file_is_the_servers_problem_not_the_users():
     import gradio as gr
     from core.manifest import ChecksumError
     with pytest.raises(gr.Error) as info:
-        with ui._errors_shown():
+        with page.errors_shown():
             raise ChecksumError("checkpoints/distilled-4/model.safetensors does not match the sha256")
     assert info.value.title == "Server problem" and "does not match" in info.value.message
     with pytest.raises(gr.Error) as info:
-        with ui._errors_shown():
+        with page.errors_shown():
             raise ValueError("The seed must be a whole number")
     assert info.value.title == "Cannot use this input"
 

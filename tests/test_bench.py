@@ -1,5 +1,3 @@
-import torch
-
 from experiments.bench import decoder_flops_per_frame, run, spread
 from core.distill import make_student
 from core.manifest import build_manifest

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from experiments.browser import CHROMIUM, CHROMIUM_ARGS, chromium_available, local_only
-from tests.helpers import IDENTITIES, QUAD, QUAD_FACES, launch_app, make_tiny_checkpoints, sphere_avatar, synthesise_speech, write_gltf
+from tests.helpers import (IDENTITIES, QUAD, QUAD_FACES, launch_app, make_tiny_checkpoints, sphere_avatar,
+                           synthesise_speech, write_gltf, write_take)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses Debian chromium)")
 
@@ -107,7 +108,7 @@ def _generate_and_wait(page, tmp_path, name: str) -> dict[str, float]:
     to_curves = time.perf_counter() - start
     _wait_for_take(page)
     to_head = time.perf_counter() - start
-    _wait_for(page, "#downloads a")
+    _wait_for(page, "#download-csv")
     assert page.locator("#face-video video[src]").count() == 0          # the video waits to be asked for
     page.click("#render-video")
     _wait_for(page, "#face-video video[src]")
@@ -123,7 +124,7 @@ def _check_results(page) -> None:
     assert matched.split(" ")[0] in IDENTITIES
     table = page.locator("#identity-scores").inner_text()
     assert all(name in table for name in IDENTITIES)
-    legend_entries = page.locator("#curves-plot g[class^='legend'] text")   # legend, legend2, ... (one per group)
+    legend_entries = page.locator("#curves-plot g[class^='legend'] g.traces")   # the items of every panel's legend
     assert legend_entries.count() == 52                                        # an entry per ARKit channel
 
 
@@ -144,10 +145,27 @@ def test_upload_change_controls_generate(page, speech_wav, tmp_path):
     _check_results(page)
     assert "4 steps" in page.locator("#curves-plot").inner_text()   # the figure title names the model used
     assert "seed 3" in page.locator("#curves-plot").inner_text()
-    assert page.locator("#downloads a").count() == 4
+    assert page.locator("#downloads button:visible").count() == 4             # CSV, JSON, NPY, GLB: all in view
+
+
+def test_upload_comes_first_and_bad_input_keeps_the_last_results(page, speech_wav, tmp_path):
+    assert page.locator("#speech-input input[type=file]").count() == 1          # opens on upload, not recording
+    _upload(page, speech_wav)
+    _generate_and_wait(page, tmp_path, "before-bad-input")
+    matched, frames = page.input_value("#matched-identity textarea"), _state(page)["frames"]
+    page.fill("#seed input", "-5")
+    page.press("#seed input", "Tab")
+    page.click("#generate")
+    page.wait_for_selector(ERROR_TOAST, timeout=RESULT_TIMEOUT_MS)
+    assert any("whole number between 0" in text for text in _toasts(page))     # a message ...
+    page.wait_for_timeout(500)
+    assert page.input_value("#matched-identity textarea") == matched            # ... and every result stays
+    assert _state(page)["frames"] == frames and page.locator("#downloads button:visible").count() == 4
+    assert page.locator(".error").filter(has_text="Error").count() == 0          # no red "Error" over the outputs
 
 
 def test_microphone_recording_produces_a_result(page, tmp_path):
+    page.click("#speech-input button[aria-label='Record audio']")        # upload is offered first
     page.click("#speech-input button.record-button")
     page.wait_for_timeout(2500)          # Chromium's fake device plays a beeping tone
     with page.expect_response(lambda response: "/upload" in response.url, timeout=30_000):
@@ -232,11 +250,10 @@ def test_generate_plays_pauses_and_seeks_the_head_on_the_audio_clock(page, speec
     still = _state(page)
     assert not still["playing"] and still["frame"] == paused["frame"] and still["weights"] == paused["weights"]
 
-    _wait_for(page, "#downloads a")
-    href = page.locator("#downloads a[href*='.npy']").first.get_attribute("href")
-    npy = tmp_path / "curves.npy"
-    npy.write_bytes(page.request.get(href if href.startswith("http") else page.url.rstrip("/") + "/" + href.lstrip("/")).body())
-    curves = np.load(npy)
+    _wait_for(page, "#download-npy")
+    with page.expect_download() as download:                        # a real download button
+        page.click("#download-npy")
+    curves = np.load(download.value.path())
     for seconds in (1.0, 2.5):
         page.evaluate(f"{VIEWERS}[0].seek({seconds})")
         page.wait_for_timeout(150)
@@ -313,3 +330,20 @@ def test_an_avatar_without_morph_targets_gets_a_message(page, tmp_path):
     page.wait_for_selector(ERROR_TOAST, timeout=RESULT_TIMEOUT_MS)
     assert "no morph targets with ARKit names" in page.locator(ERROR_TOAST).first.inner_text()
     assert _state(page)["ready"] and _state(page)["missing"] == []    # the default head stays
+
+
+def test_enrolment_shows_progress_and_holds_its_button_while_it_runs(page, tmp_path):
+    takes = [write_take(tmp_path, f"take{k}", seed=60 + k) for k in range(2)]
+    page.get_by_role("tab", name="Enroll a new identity").click()
+    page.set_input_files("#enroll-speech input[type=file]", [str(wav) for wav, _ in takes])
+    page.set_input_files("#enroll-csv input[type=file]", [str(csv) for _, csv in takes])
+    page.fill("#enroll-name input", "browser-voice")
+    page.fill("#enroll-iterations input[type=number]", "400")
+    page.press("#enroll-iterations input[type=number]", "Tab")
+    assert page.locator("#enroll-status").bounding_box()["height"] >= 40      # a status box one can see
+    page.click("#enroll")
+    page.wait_for_function("document.querySelector('#enroll').disabled", timeout=10_000)   # off while it runs
+    page.wait_for_selector("#enroll-status :text('iteration')", timeout=RESULT_TIMEOUT_MS)  # progress, with time left
+    page.wait_for_selector("#enroll-status :text('Enrolled')", timeout=RESULT_TIMEOUT_MS)
+    page.wait_for_function("!document.querySelector('#enroll').disabled", timeout=30_000)  # and on again
+    assert "browser-voice" in page.locator("#enroll-status").inner_text()

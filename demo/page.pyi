@@ -1,0 +1,98 @@
+"""What every event of the page shares: errors and warnings as messages (never a traceback),
+input problems that leave earlier results in place, parts of a result that may fail alone
+(the video, the 3D head), API-only endpoints, and a slider that hands its value over as sent."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator
+
+import gradio as gr
+
+log = logging.getLogger(__name__)
+
+INPUT_PROBLEM = "Cannot use this input"   # the title of a message about what the user gave
+
+from gradio.events import Dependency
+
+class UncheckedSlider(gr.Slider):
+    """A slider that hands its value over as sent (Gradio's own check would fail on "2" with
+    no message); :mod:`demo.forms` checks it like every other field."""
+    is_template = True        # drawn by the Slider front end
+
+    def preprocess(self, payload):
+        return payload
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+@contextlib.contextmanager
+def errors_shown(input_errors: bool = True) -> Iterator[None]:
+    """Turn exceptions into ``gr.Error`` pop-ups (no traceback reaches the page).
+
+    With ``input_errors``, a ``ValueError`` (``core.audio.AudioError`` included) is a problem
+    with the input and its message, written for the user, is shown as is; anything else is
+    logged with its traceback and reported briefly.
+    """
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Exception as err:
+        if isinstance(err, ValueError) and not getattr(err, "user_error", True):   # e.g. a damaged checkpoint
+            log.error("request failed: %s", err)
+            raise gr.Error(f"{err} The app is still running; tell whoever runs it.", title="Server problem",
+                           print_exception=False) from None
+        if input_errors and isinstance(err, ValueError):
+            raise gr.Error(str(err), title=INPUT_PROBLEM, print_exception=False) from None
+        log.exception("request failed")
+        raise gr.Error(f"Something went wrong ({type(err).__name__}: {err}). The app is still running; "
+                       "please try again.", title="Internal error", print_exception=False) from None
+
+
+def on_page(action):
+    """``action()`` for an event of the page; a problem with the input becomes a message and None,
+    so that the caller leaves every output as it was (never half cleared under a red "Error")."""
+    try:
+        with errors_shown():
+            return action()
+    except gr.Error as err:
+        if err.title != INPUT_PROBLEM:
+            raise
+        gr.Warning(err.message, title=INPUT_PROBLEM)
+        return None
+
+
+def api_only(fn, inputs, outputs, api_name: str, concurrency_limit: int) -> None:
+    """An endpoint for API clients only (a trigger that the page never shows), sharing the model queue."""
+    gr.Button(visible=False).click(fn, inputs=inputs, outputs=outputs, api_name=api_name, concurrency_id="model",
+                                   concurrency_limit=concurrency_limit)
+
+
+def render_or_warn(render, notes: list[str]):
+    """The video, or None with a note: the curves and the 3D head stand without it."""
+    try:
+        return render()
+    except Exception as err:
+        log.exception("rendering failed")
+        notes.append(f"Could not render the face video: {err}")
+        return None
+
+
+def viewer_or_warn(build, show: bool = True):
+    """A viewer value, or None (logged, and a warning on the page): the rest of a result stands without it."""
+    try:
+        return build()
+    except Exception as err:
+        log.exception("the 3D viewer's data could not be made")
+        if show:
+            gr.Warning(f"The 3D head cannot be shown: {err}")
+        return None
+
+
+def frames_progress(progress: gr.Progress):
+    """A ``progress(done, total)`` callback for core.render that moves a Gradio progress bar."""
+    return lambda done, total: progress(done / total, desc=f"rendering frame {done} of {total}")
