@@ -384,9 +384,10 @@ class DemoService:
         if self._cleanup is not None:
             self._cleanup()
 
-    def warm_up(self) -> None:
-        """Load the speech encoder, the default model (and its ONNX Runtime decoder) and the
-        renderer in the background, so the first click is quick."""
+    def warm_up(self) -> threading.Thread:
+        """Load the speech encoder, the voice-activity detector, the default model (and its ONNX
+        Runtime decoder) and the renderer in the background, so the first click is quick.
+        Returns the thread doing it."""
         def load():
             for what, step in (("default model and speech encoder", lambda: self.talker.warm_up(self.default_steps)),
                                ("face renderer", self.face_renderer)):
@@ -394,7 +395,9 @@ class DemoService:
                     step()
                 except Exception:  # a real problem will surface, with its message, on the first request
                     log.exception("warm-up of the %s failed", what)
-        threading.Thread(target=load, name="warm-up", daemon=True).start()
+        thread = threading.Thread(target=load, name="warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def new_folder(self) -> Path:
         """A fresh folder for one request's files; folders older than ``keep_seconds`` go.

@@ -204,7 +204,7 @@ def test_generate_endpoint_returns_scores_curves_video_and_files(client, speech_
     best = table["data"][0]
     assert matched.startswith(best[0]) and "matched" in best[2]
     plotted = json.loads(figure["plot"])["data"]
-    assert {trace["name"] for trace in plotted} == set(ARKIT_NAMES)
+    assert {trace["meta"] for trace in plotted} == set(ARKIT_NAMES)                  # every channel, named in full
     audio_seconds = sf.info(str(speech_wav)).duration
     frames, seconds = _video_seconds(video)
     assert abs(frames / 30 - audio_seconds) <= 1 / 30 and abs(seconds - audio_seconds) <= 1 / 30
