@@ -171,7 +171,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
                 downloads = [gr.DownloadButton(label, visible=False, size="sm", elem_id=f"download-{key}")
                              for key, label in DOWNLOADS]
             files = gr.File(file_count="multiple", visible=False)   # the same files for API clients (/generate)
-    curves = gr.Plot(label="Blendshape curves", elem_id="curves-plot")
+    curves = gr.Plot(label="Blendshape curves", show_label=False, elem_id="curves-plot")   # the figure has its title
 
     def first_outputs(take):
         generation = take.generation
@@ -274,8 +274,8 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, a
             compare_video = gr.Video(label="Rows: step counts, columns: seeds", interactive=False,
                                      elem_id="compare-video")
         summary = gr.Markdown()
-    compare_curves = gr.Plot(label="Curves overlaid")
-    spread = gr.Plot(label="Spread across seeds")
+    compare_curves = gr.Plot(label="Curves overlaid", show_label=False)
+    spread = gr.Plot(label="Spread across seeds", show_label=False)
     runs, comparison_state = gr.State(), gr.State()
 
     def figures(audio, steps_list, seeds, channels, identity):
