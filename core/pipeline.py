@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.arkit import ARKIT_NAMES, LIP_INDICES
+from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
 from core.cpu import limit_numpy_blas
 from core.diffusion import make_generator, sample
 from core.inputs import MAX_SEED, shown, whole_number
@@ -71,7 +71,7 @@ class TorchDecoder:
     def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
                method: str, *, rows_share_clip: bool) -> torch.Tensor:
         model = self.model
-        return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (len(generators), frames, 52),
+        return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (len(generators), frames, NUM_BLENDSHAPES),
                       method=method, generator=generators, device=cond[0].device)
 
 
