@@ -166,7 +166,7 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
             face = gr.HTML(**viewer.html_options("face-viewer", "take"), css_template=viewer.CSS,
                            mesh=(viewer_or_warn(service.viewer_head, show=False) or {}).get("mesh"))
             render_button = gr.Button("Render the video (mp4)", size="sm", elem_id="render-video")
-            video = gr.Video(label="Face video (sample 1)", interactive=False, elem_id="face-video")
+            video = gr.Video(label="Face video (sample 1)", show_label=False, interactive=False, elem_id="face-video")
             with gr.Row(elem_id="downloads"):     # one button per file, all visible once the take exists
                 downloads = [gr.DownloadButton(label, visible=False, size="sm", elem_id=f"download-{key}")
                              for key, label in DOWNLOADS]
@@ -271,7 +271,7 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, a
         with gr.Column(scale=3):
             grid = gr.HTML(**viewer.html_options("compare-viewer", "grid"), css_template=viewer.CSS)
             render_button = gr.Button("Render the grid video (mp4)", size="sm", elem_id="render-compare")
-            compare_video = gr.Video(label="Rows: step counts, columns: seeds", interactive=False,
+            compare_video = gr.Video(label="Rows: step counts, columns: seeds", show_label=False, interactive=False,
                                      elem_id="compare-video")
         summary = gr.Markdown()
     compare_curves = gr.Plot(label="Curves overlaid", show_label=False)
