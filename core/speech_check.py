@@ -11,6 +11,7 @@ synthetic voices may leave them ajar.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,9 @@ class SpeechCheck:
                 "match means little.")
 
 
+_VAD_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
 def _vad_model():
     from silero_vad import load_silero_vad
@@ -55,7 +59,7 @@ def check_speech(wave: np.ndarray) -> SpeechCheck:
     import torch
     from silero_vad import get_speech_timestamps
     wave = np.asarray(wave, np.float32)
-    with torch.inference_mode():
+    with _VAD_LOCK, torch.inference_mode():   # the detector keeps a recurrent state: one clip at a time
         stamps = get_speech_timestamps(torch.from_numpy(wave), _vad_model(), sampling_rate=SAMPLE_RATE)
     segments = tuple((s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps)
     return SpeechCheck(segments, len(wave) / SAMPLE_RATE)
