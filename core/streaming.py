@@ -163,28 +163,34 @@ class Stream:
         if not plans:
             return StreamFrames(first, np.zeros((0, NUM_BLENDSHAPES), np.float32), self.identity)
         t0 = time.perf_counter()
-        feats = np.concatenate(self.features.run([plan for _, _, plan in plans]))
+        runs = self.features.run([plan for _, _, plan in plans])
         t1 = time.perf_counter()
-        curves = self._decode(feats)
-        self._emitted += len(curves)
+        pieces = []
+        for feats in runs:      # hop by hop, and split where the voice is matched: chunk sizes never matter
+            cut = self.match_frames - self._emitted
+            for part in ((feats[:cut], feats[cut:]) if 0 < cut < len(feats) and not self.fixed_identity else (feats,)):
+                pieces.append(self._decode(part))
+                self._emitted += len(part)
+        curves = np.concatenate(pieces)
         self.features.forget_before(self._emitted)
         return StreamFrames(first, curves, self.identity,
                             {"encoder": t1 - t0, "decoder": time.perf_counter() - t1})
 
     @torch.inference_mode()
     def _choose_identity(self, feats: np.ndarray) -> None:
-        """Match the voice at the first frames and once more after ``match_after`` seconds."""
+        """Match the voice on the first hop's frames, and on the first ``match_after`` seconds
+        once they are in; frames from then on keep that identity."""
         if self.fixed_identity:
             return
         before = self._emitted
         if before < self.match_frames:
             self._matching.append(feats)
-        if self.identity is None or (before < self.match_frames <= before + len(feats)):
-            heard = torch.from_numpy(np.concatenate(self._matching))
-            self.identity = self.model.match(heard)[0][0]
+        if self.identity is None or before == self.match_frames:
+            heard = np.concatenate(self._matching)[: self.match_frames]
+            self.identity = self.model.match(torch.from_numpy(heard))[0][0]
             self._biases = []
-        if before + len(feats) >= self.match_frames:
-            self._matching = []
+            if before == self.match_frames:
+                self._matching = []
 
     @torch.inference_mode()
     def _decode(self, feats: np.ndarray) -> np.ndarray:
