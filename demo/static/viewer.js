@@ -12,6 +12,7 @@ const CURVE_SCALE = 65535;
 const FOV = 24;
 const TARGET_FPS = 24;      // below this while playing, the canvases render fewer pixels (software WebGL)
 const MIN_SCALE = 0.5;
+const LIVE_QUEUE = 6;       // live frames waiting at most (200 ms at 30 fps); older ones are skipped
 const BACKGROUND = 0x292b30;
 const meshes = new Map();              // url -> Promise<{geometry, header}>: each head fetched once
 const registry = (window.diffusionTalkerViewers = window.diffusionTalkerViewers || []);
@@ -248,6 +249,8 @@ class Cell {
         missing: grid.missing,
         ready: Boolean(cell.mesh),
         scale: grid.scale,
+        live: grid.live ? { received: grid.live.received, queued: grid.live.queue.length, dropped: grid.live.dropped }
+                        : null,
       }),
     };
   }
@@ -273,6 +276,7 @@ class ViewerGrid {
     this.frames = 0;
     this.missing = [];
     this.meshUrl = null;
+    this.live = null;           // live mode's frame queue (showLive), null for takes
     root.innerHTML = `
       <div class="dt-cells"></div>
       <div class="dt-toolbar">
@@ -343,6 +347,8 @@ class ViewerGrid {
 
   async show(value) {
     if (!value) return;
+    if (value.live) return this.showLive(value);
+    this.live = null;
     const cells = value.cells || [];
     if (!cells.length) {          // a head with no take yet (the page's first view, a new avatar)
       if (!this.cells.length) this.layout([""], 1);
@@ -370,6 +376,37 @@ class ViewerGrid {
     }
     if (value.autoplay !== false) this.play();
   }
+  // Live mode (demo/live.py: live_value): frames arrive in bursts as the server decodes them and
+  // are drawn one per 1/fps from a short queue; a queue longer than LIVE_QUEUE frames is cut to
+  // the newest ones, so the head never falls behind the speaker.
+  async showLive(value) {
+    if (value.reset || !this.live) {
+      this.pause();
+      if (this.cells.length !== 1) this.layout(["Live"], 1);
+      this.live = { queue: [], received: 0, dropped: 0, next: 0 };
+      this.fps = value.fps;
+      this.frames = 0;
+      this.seekBar.disabled = this.playButton.disabled = true;
+      this.cells[0].setCurves(new Float32Array(52), 1);
+    }
+    if (value.frames) {
+      const curves = decodeCurves(value.curves, value.frames);
+      for (let f = 0; f < value.frames; f++) this.live.queue.push(curves.slice(f * 52, f * 52 + 52));
+      this.live.received += value.frames;
+    }
+    if (value.mesh !== this.meshUrl) await this.showMesh(value.mesh);
+  }
+  liveTick() {
+    const live = this.live, now = performance.now();
+    if (!live.queue.length || now < live.next) return false;
+    if (live.queue.length > LIVE_QUEUE) {
+      live.dropped += live.queue.length - LIVE_QUEUE;
+      live.queue.splice(0, live.queue.length - LIVE_QUEUE);
+    }
+    this.cells[0].setCurves(live.queue.shift(), 1);
+    live.next = Math.max(now, live.next + 1000 / this.fps) - 1;
+    return true;
+  }
   keepPace(drew) {  // every 15 draws while playing: too slow -> 20 % fewer pixels per side, down to half
     if (!this.clock.playing) { this.pace.since = null; return; }
     const now = performance.now();
@@ -392,6 +429,7 @@ class ViewerGrid {
   loop() {
     requestAnimationFrame(this.loop);
     this.clock.tick();
+    if (this.live) this.liveTick();
     const t = this.clock.time();
     let drew = false;
     for (const cell of this.cells) {
