@@ -35,7 +35,7 @@ from core.model import from_model_space
 from core.rates import FPS, SAMPLE_RATE
 from core.stream_encoder import stream_features
 
-DEFAULT_LOOKAHEAD = 0.3      # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
+DEFAULT_LOOKAHEAD = 0.5      # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
 DEFAULT_HOP = 0.1            # seconds of audio between encoder runs
 MATCH_AFTER = 3.0            # seconds of speech after which the voice is matched once more and kept
 NOISE_BLOCK = 16             # frames per noise generator

@@ -13,6 +13,7 @@ import numpy as np
 import gradio as gr
 
 from demo import viewer
+from core.streaming import DEFAULT_LOOKAHEAD
 from demo.live import CHUNK_SECONDS, MAX_LIVE_SECONDS, LiveSession, LiveSlots, live_value
 
 NO_FRAMES = np.zeros((0, 52), np.float32)
@@ -23,7 +24,7 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
     matched from the voice after the first seconds); ``errors_shown``: demo.ui's error wrapper."""
     slots = LiveSlots()
     gr.Markdown("Talk to the face: press **Record** and speak; the head follows with the look-ahead the "
-                "stream needs (about 0.3 s after the sound) plus the time shown below. The talking style "
+                f"stream needs ({DEFAULT_LOOKAHEAD:.1f} s after the sound) plus the time shown below. The talking style "
                 "above is used from the start, or with *auto* matched from the voice after 3 s. "
                 f"**Stop** ends the stream (at most {MAX_LIVE_SECONDS // 60} minutes).")
     steps = gr.Dropdown(service.steps_choices, value=service.default_steps, label="Diffusion steps",

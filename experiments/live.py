@@ -36,7 +36,7 @@ from core.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, frames_due, offline_c
 
 SECTION = "Live: streamed against offline curves, latency"
 LOOKAHEADS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
-CHUNKS_MS = (20, 100)
+SPEED_VARIANTS = ((20, DEFAULT_HOP), (100, DEFAULT_HOP), (20, 0.2))   # (chunk ms, encoder hop s)
 
 
 def streamed_features(features, audio: np.ndarray, lookaheads, hop: float = DEFAULT_HOP,
@@ -161,28 +161,30 @@ def measure_realspeech(talker, steps: int, seed: int, lookaheads, audio_dir=None
             "auc": {k: auc(np.concatenate(v), positive) for k, v in scores.items()}}
 
 
-def measure_speed(talker, steps: int, seconds: float, rounds: int, lookahead: float, hop: float) -> dict:
-    """Chunk latency and RTF of :func:`replay` per chunk size, variants interleaved, then one run
-    at real-time pace; the encoder's 10 s window time beside them (the machine may be shared)."""
+def measure_speed(talker, steps: int, seconds: float, rounds: int, lookahead: float) -> dict:
+    """Chunk latency and RTF of :func:`replay` per (chunk, encoder hop), variants interleaved, then
+    one run at real-time pace; the encoder's 10 s window time beside them (the machine may be shared)."""
     from core.encoders import benchmark_encoder
     from core.streaming import Stream
     from experiments.robustness import speech
 
     audio = speech(seconds)
-    Stream(talker, steps, lookahead=lookahead, hop=hop).feed(audio[:SAMPLE_RATE])   # warm up
-    runs = {ms: [] for ms in CHUNKS_MS}
+    Stream(talker, steps, lookahead=lookahead).feed(audio[:SAMPLE_RATE])   # warm up
+    runs = {variant: [] for variant in SPEED_VARIANTS}
     encoder = []
     for _ in range(rounds):
         encoder.append(benchmark_encoder(talker.encoder().name, repeats=3)["median_s"])
-        for ms in CHUNKS_MS:
-            runs[ms].append(replay(Stream(talker, steps, lookahead=lookahead, hop=hop), audio, ms / 1000))
-    paced = replay(Stream(talker, steps, lookahead=lookahead, hop=hop), audio, CHUNKS_MS[0] / 1000, realtime=True)
+        for ms, hop in SPEED_VARIANTS:
+            runs[ms, hop].append(replay(Stream(talker, steps, lookahead=lookahead, hop=hop), audio, ms / 1000))
+    ms, hop = SPEED_VARIANTS[0]
+    paced = replay(Stream(talker, steps, lookahead=lookahead, hop=hop), audio, ms / 1000, realtime=True)
     out = {"seconds": seconds, "rounds": rounds, "encoder_10s_median_s": statistics.median(encoder),
-           "chunks": {}, "realtime": {"chunk_ms": CHUNKS_MS[0], **paced.summary()}}
-    for ms, results in runs.items():
+           "variants": {}, "realtime": {"chunk_ms": ms, "hop": hop, **paced.summary()}}
+    for variant, results in runs.items():
         lat = np.concatenate([np.asarray(r.latencies) for r in results]) * 1000
-        out["chunks"][ms] = {"latency_ms_p50": float(np.percentile(lat, 50)), "latency_ms_p95": float(np.percentile(lat, 95)),
-                             "rtf": statistics.median(r.rtf for r in results)}
+        out["variants"][variant] = {"latency_ms_p50": float(np.percentile(lat, 50)),
+                                    "latency_ms_p95": float(np.percentile(lat, 95)),
+                                    "rtf": statistics.median(r.rtf for r in results)}
     return out
 
 
@@ -227,11 +229,12 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) 
                   "comes on top of it). The speech encoder's 10 s window took "
                   f"{speed['encoder_10s_median_s'] * 1000:.0f} ms (median) meanwhile; each hop runs it once "
                   "(twice in the 2 s overlaps).", "",
-                  table(["chunk", "latency p50 (ms)", "latency p95 (ms)", "RTF"],
-                        [[f"{ms} ms", round(v["latency_ms_p50"], 1), round(v["latency_ms_p95"], 1), round(v["rtf"], 3)]
-                         for ms, v in speed["chunks"].items()]
-                        + [[f"{speed['realtime']['chunk_ms']} ms at real-time pace", speed["realtime"]["latency_ms_p50"],
-                            speed["realtime"]["latency_ms_p95"], speed["realtime"]["rtf"]]]), ""]
+                  table(["chunk", "encoder hop", "latency p50 (ms)", "latency p95 (ms)", "RTF"],
+                        [[f"{ms} ms", f"{hop} s", round(v["latency_ms_p50"], 1), round(v["latency_ms_p95"], 1),
+                          round(v["rtf"], 3)] for (ms, hop), v in speed["variants"].items()]
+                        + [[f"{speed['realtime']['chunk_ms']} ms at real-time pace", f"{speed['realtime']['hop']} s",
+                            speed["realtime"]["latency_ms_p50"], speed["realtime"]["latency_ms_p95"],
+                            speed["realtime"]["rtf"]]]), ""]
     return "\n".join(lines)
 
 
@@ -259,7 +262,7 @@ def main(argv=None) -> None:
                                   args.lookaheads)
     real = {} if args.no_realspeech else measure_realspeech(talker, args.steps, args.seed, args.lookaheads)
     speed = None if args.no_speed else measure_speed(talker, args.steps, args.speed_seconds, args.speed_rounds,
-                                                     args.speed_lookahead, args.hop)
+                                                     args.speed_lookahead)
     md = markdown(args, synthetic, real, speed, model)
     print(md)
     from experiments.report import update_section

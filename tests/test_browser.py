@@ -313,3 +313,25 @@ def test_an_avatar_without_morph_targets_gets_a_message(page, tmp_path):
     page.wait_for_selector(ERROR_TOAST, timeout=RESULT_TIMEOUT_MS)
     assert "no morph targets with ARKit names" in page.locator(ERROR_TOAST).first.inner_text()
     assert _state(page)["ready"] and _state(page)["missing"] == []    # the default head stays
+
+
+# --------------------------------------------------------------------------- the Live tab
+
+LIVE_VIEWER = f"{VIEWERS}.find(v => v.state().live)"
+
+
+def test_live_tab_moves_the_head_while_the_microphone_streams(page):
+    # Chromium's fake microphone beeps rather than speaks; the head must move all the same.
+    page.get_by_role("tab", name="Live").click()
+    page.click("#live-microphone button.record-button")
+    _wait_until(page, f"{LIVE_VIEWER} && {LIVE_VIEWER}.state().live.received >= 6")
+    seen = []
+    for _ in range(6):
+        seen.append(page.evaluate(f"{LIVE_VIEWER}.state().weights"))
+        page.wait_for_timeout(300)
+    assert any(np.abs(np.subtract(seen[0], later)).max() > 1e-3 for later in seen[1:])   # the weights change
+    _wait_until(page, "document.querySelector('#live-latency').innerText.includes('p50')")
+    page.click("#live-microphone button.stop-button")
+    _wait_until(page, "document.querySelector('#live-latency').innerText.includes('Stopped')")
+    received = page.evaluate(f"{LIVE_VIEWER}.state().live.received")
+    assert received >= 6 and not _errors(page)

@@ -103,7 +103,7 @@ def test_replay_reports_latency_per_chunk_and_the_same_curves(toy_talker):
     assert summary["frames"] == 45 and summary["rtf"] > 0
     assert 0 < summary["latency_ms_p50"] <= summary["latency_ms_p95"]
     assert len(fast.log) == 75 and sum(row["frames_out"] for row in fast.log) <= 45
-    assert all(row["latency_ms"] is None for row in fast.log[:14])       # nothing due in the first 0.3 s
+    assert all(row["latency_ms"] is None for row in fast.log[:24])       # nothing due in the first 0.5 s
 
 
 def test_prefix_features_are_the_offline_features_of_the_audio_so_far():
