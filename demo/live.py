@@ -23,6 +23,7 @@ CHUNK_SECONDS = 0.1            # how often the page sends microphone audio (gr.A
 MAX_LIVE_SECONDS = 600         # one live session at most (then start again)
 MAX_LIVE_SESSIONS = 2          # at once on this server (experiments.live measures what one costs)
 STALE_SECONDS = 5.0            # a session without chunks for this long gives its slot up
+SKIP_NOTICE = 0.5              # seconds of skipped audio from which the readout says so
 RESAMPLER_MARGIN = 64          # input samples held back so that chunk edges never reach the filter
 LATENCY_WINDOW = 50            # chunks the readout's percentiles cover
 MIN_RATE, MAX_RATE = 4000, 384000
@@ -86,7 +87,7 @@ class LiveSession:
         self.resampler: StreamingResampler | None = None
         self.heard = 0.0                     # seconds of 16 kHz audio fed
         self.latencies: list[float] = []     # seconds per chunk that gave frames, the latest last
-        self.started = time.perf_counter()
+        self.first_chunk: tuple[float, float] | None = None   # (arrival, seconds) of the first chunk
 
     def feed(self, rate, samples, final: bool = False) -> np.ndarray:
         """Curves [n, 52] of the frames this chunk completed (all remaining ones when ``final``)."""
@@ -99,6 +100,8 @@ class LiveSession:
         elif rate != self.rate:
             raise ValueError(f"the microphone changed its sample rate ({self.rate} -> {rate} Hz); start again")
         wave = self.resampler(to_mono_float(samples), final=final)
+        if self.first_chunk is None:
+            self.first_chunk = (arrived, len(wave) / SAMPLE_RATE)
         if self.heard + len(wave) / SAMPLE_RATE > MAX_LIVE_SECONDS:
             raise ValueError(f"a live session lasts at most {MAX_LIVE_SECONDS // 60} minutes; stop and start again")
         self.heard += len(wave) / SAMPLE_RATE
@@ -109,6 +112,14 @@ class LiveSession:
             self.latencies = (self.latencies + [time.perf_counter() - arrived])[-LATENCY_WINDOW:]
         return out
 
+    def skipped(self, now: float | None = None) -> float:
+        """Seconds of audio the page recorded but this session never got (Gradio drops the chunks
+        that arrive while the previous one is being processed): wall time minus audio heard."""
+        if self.first_chunk is None:
+            return 0.0
+        arrived, first = self.first_chunk
+        return max(0.0, (now or time.perf_counter()) - arrived - (self.heard - first))
+
     def readout(self) -> str:
         """What the page shows beside the head: server latency, look-ahead, identity, time heard."""
         if not self.latencies:
@@ -118,7 +129,9 @@ class LiveSession:
         return (f"**Latency** (chunk arrival -> frames out, last {len(ms)} chunks): p50 {np.percentile(ms, 50):.0f} ms, "
                 f"p95 {np.percentile(ms, 95):.0f} ms; plus the look-ahead of {ahead:.0f} ms and the page's "
                 f"{CHUNK_SECONDS * 1000:.0f} ms chunks. Identity: {self.stream.identity}. "
-                f"Heard {self.heard:.1f} s, {self.stream.frames_out} frames ({self.stream.frames_out / FPS:.1f} s).")
+                f"Heard {self.heard:.1f} s, {self.stream.frames_out} frames ({self.stream.frames_out / FPS:.1f} s)."
+                + (f" The server is slower than real time here: about {self.skipped():.1f} s of audio were skipped."
+                   if self.skipped() > SKIP_NOTICE else ""))
 
 
 class LiveSlots:

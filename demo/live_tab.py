@@ -3,7 +3,9 @@
 Gradio's streaming microphone (``gr.Audio(streaming=True)``, a ``.stream`` event every
 :data:`demo.live.CHUNK_SECONDS`) carries the audio; each chunk goes through the session's
 :class:`demo.live.LiveSession` and the new frames go to the viewer as a ``live`` value, which it
-appends (``demo/static/viewer.js``, ``showLive``). Record starts a stream, Stop ends it (its last
+appends (``demo/static/viewer.js``, ``showLive``). Gradio keeps only the newest chunk of a
+stream while its handler is busy, so a server slower than real time skips audio (the face
+stays current rather than falling behind); the readout says how much. Record starts a stream, Stop ends it (its last
 frames come out then). The logic is in :mod:`demo.live`; this module only wires components.
 """
 from __future__ import annotations

@@ -78,3 +78,11 @@ def test_sessions_are_limited_and_a_silent_one_gives_its_slot_up():
     import time
     time.sleep(0.25)                                        # second went silent (a closed tab)
     slots.take(first)
+
+
+def test_a_session_says_when_audio_was_skipped(toy_talker):
+    session = LiveSession(toy_talker, 4, identity="id0")
+    session.feed(16000, np.zeros(1600, np.float32))
+    arrived, _ = session.first_chunk
+    assert session.skipped(arrived - 1.0) == 0.0 and "skipped" not in session.readout()
+    assert abs(session.skipped(arrived + 2.0) - 2.0) < 1e-6    # 2 s later, no more audio came
