@@ -1,7 +1,7 @@
 """Command line: ``python -m core generate|stream|enroll|remove ...``.
 
     python -m core generate speech.wav --steps 8 --seed 0 --identity auto --out out.csv|json|npy|glb|mp4
-    python -m core stream speech.wav --steps 8 [--realtime] [--json]   # through the streaming API, chunk by chunk
+    python -m core stream speech.wav --steps 8 [--realtime] [--json] [--livelink HOST:PORT]   # chunk by chunk
     python -m core enroll --name NAME take1.wav take1.csv [take2.wav take2.csv ...]
     python -m core remove NAME          # an enrolled identity, from every shipped model
 
@@ -65,8 +65,17 @@ def stream(a: argparse.Namespace) -> None:
     audio = load_audio(a.audio)
     talker = Talker.from_pretrained(a.checkpoints)
     live = Stream(talker, a.steps, seed=a.seed, identity=a.identity, lookahead=lookahead, hop=hop)
+    sender = None
+    if a.livelink:
+        from core.livelink_udp import LiveLinkSender, parse_address
+        sender = LiveLinkSender(*parse_address(a.livelink))
     talker.warm_up(live.steps)
-    result = replay(live, audio, a.chunk_ms / 1000, realtime=a.realtime)
+    try:
+        result = replay(live, audio, a.chunk_ms / 1000, realtime=a.realtime,
+                        on_frames=(lambda out: sender.send(out.curves, out.first)) if sender else None)
+    finally:
+        if sender:
+            sender.close()
     for row in result.log:
         latency = "-" if row["latency_ms"] is None else f"{row['latency_ms']:.1f} ms"
         print(f"chunk ending {row['end_s']:8.3f} s: {row['frames_out']:3d} frames out, latency {latency}")
@@ -78,6 +87,8 @@ def stream(a: argparse.Namespace) -> None:
         from core.export import export_curves
         export_curves(result.curves, out)
         print(out, file=sys.stderr)
+    if sender:
+        print(f"sent {sender.sent} Live Link Face frames to {a.livelink}", file=sys.stderr)
     if a.json:
         print(json.dumps(summary))
 
@@ -119,6 +130,8 @@ def main(argv=None) -> int:
     s.add_argument("--realtime", action="store_true", help="hand chunks over at the pace of the audio")
     s.add_argument("--json", action="store_true", help="end with one JSON line: latency p50/p95, RTF, frames")
     s.add_argument("--out", help="also write the curves: out.csv (Live Link Face) | .json | .npy")
+    s.add_argument("--livelink", metavar="HOST[:PORT]",
+                   help="also send every frame as it comes out in the Live Link Face network format (UDP, port 11111)")
     e = sub.add_parser("enroll", help="add a talking identity from recordings + Live Link Face CSVs")
     e.add_argument("--name", required=True)
     e.add_argument("--iterations", type=int, default=150)

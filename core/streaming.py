@@ -248,14 +248,15 @@ class Replay:
 
 
 def replay(stream: Stream, audio: np.ndarray, chunk: float = 0.02, realtime: bool = False,
-           on_chunk=None) -> Replay:
+           on_frames=None) -> Replay:
     """Feed ``audio`` through ``stream`` in chunks of ``chunk`` seconds (at real-time pace when
     ``realtime``), then finish it.
 
     A chunk's latency runs from the moment its last sample is handed over until the last frame
     it completed (every frame ``lookahead`` seconds or more before its end) has come out, which
     can be a later chunk's ``feed`` when chunks are shorter than the encoder hop; chunks that
-    complete no frame have none. ``on_chunk(log_row)`` is called after each chunk.
+    complete no frame have none. ``on_frames(StreamFrames)`` gets every chunk's frames as they
+    come out (e.g. a Live Link sender), outside the timed part.
     """
     size = max(1, int(round(chunk * SAMPLE_RATE)))
     pieces, out_at, waiting, log = [], [], [], []
@@ -283,13 +284,15 @@ def replay(stream: Stream, audio: np.ndarray, chunk: float = 0.02, realtime: boo
             waiting.append((handed, needed, row))
         due_before = needed
         settle()
-        if on_chunk:
-            on_chunk(row)
+        if on_frames and len(out.curves):
+            on_frames(out)
     t0 = time.perf_counter()
     last = stream.finish()
     busy += time.perf_counter() - t0
     pieces.append(last.curves)
     out_at += [time.perf_counter()] * len(last.curves)
     settle()
+    if on_frames and len(last.curves):
+        on_frames(last)
     latencies = [row["latency_ms"] / 1000 for row in log if row["latency_ms"] is not None]
     return Replay(np.concatenate(pieces), latencies, busy / max(1e-9, len(audio) / SAMPLE_RATE), stream.identity, log)
