@@ -10,6 +10,7 @@ appends to what it is showing, rather than a whole take.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from fractions import Fraction
@@ -21,7 +22,7 @@ from demo import viewer
 
 CHUNK_SECONDS = 0.1            # how often the page sends microphone audio (gr.Audio stream_every)
 MAX_LIVE_SECONDS = 600         # one live session at most (then start again)
-MAX_LIVE_SESSIONS = 2          # at once on this server (experiments.live measures what one costs)
+MAX_LIVE_SESSIONS = max(1, (os.cpu_count() or 2) // 2)   # at once (2 cores hold one in real time: experiments.live)
 STALE_SECONDS = 5.0            # a session without chunks for this long gives its slot up
 SKIP_NOTICE = 0.5              # seconds of skipped audio from which the readout says so
 RESAMPLER_MARGIN = 64          # input samples held back so that chunk edges never reach the filter

@@ -188,6 +188,55 @@ def measure_speed(talker, steps: int, seconds: float, rounds: int, lookahead: fl
     return out
 
 
+def measure_sessions(talker, steps: int, seconds: float, counts, lookahead: float) -> list[dict]:
+    """``n`` streams at once, each fed at real-time pace from its own thread: does each keep up?
+    A stream keeps up when its chunk latency stays bounded (p95 under a second) and its processing
+    fits in real time."""
+    import threading
+    from core.streaming import Stream
+    from experiments.robustness import speech
+
+    audio = speech(seconds)
+    out = []
+    for n in counts:
+        results = [None] * n
+
+        def run(i):
+            results[i] = replay(Stream(talker, steps, seed=i, lookahead=lookahead), audio, 0.1, realtime=True)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        lat = np.concatenate([np.asarray(r.latencies) for r in results]) * 1000
+        out.append({"sessions": n, "latency_ms_p50": float(np.percentile(lat, 50)),
+                    "latency_ms_p95": float(np.percentile(lat, 95)), "rtf_max": max(r.rtf for r in results),
+                    "keeps_up": bool(np.percentile(lat, 95) < 1000 and max(r.rtf for r in results) < 1.0)})
+        print(f"{n} sessions: p95 {out[-1]['latency_ms_p95']:.0f} ms, RTF max {out[-1]['rtf_max']:.2f}", flush=True)
+    return out
+
+
+def measure_sustained(talker, steps: int, seconds: float, lookahead: float) -> dict:
+    """One long stream as fast as possible: latency in its first and last tenth (drift) and the
+    process's resident memory before and after."""
+    import resource
+    from core.streaming import Stream
+    from experiments.robustness import speech
+
+    audio = speech(seconds)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stream = Stream(talker, steps, lookahead=lookahead)
+    result = replay(stream, audio, 0.1)
+    rows = [r for r in result.log if r["latency_ms"] is not None]
+    tenth = max(1, len(rows) // 10)
+    return {"seconds": seconds, "rtf": result.rtf,
+            "first_p50_ms": float(np.median([r["latency_ms"] for r in rows[:tenth]])),
+            "last_p50_ms": float(np.median([r["latency_ms"] for r in rows[-tenth:]])),
+            "peak_rss_growth_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024,
+            "buffered_audio_s": len(getattr(stream.features, "_audio", [])) / SAMPLE_RATE}
+
+
 def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) -> str:
     from experiments.report import machine_description, table
     rows = synthetic["rows"]
@@ -235,6 +284,21 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) 
                         + [[f"{speed['realtime']['chunk_ms']} ms at real-time pace", f"{speed['realtime']['hop']} s",
                             speed["realtime"]["latency_ms_p50"], speed["realtime"]["latency_ms_p95"],
                             speed["realtime"]["rtf"]]]), ""]
+        sessions = speed.get("sessions") or []
+        if sessions:
+            lines += [f"**Simultaneous live sessions** (each a thread fed {speed['session_seconds']:.0f} s at real-time "
+                      "pace in 100 ms chunks; it keeps up when its p95 latency stays under 1 s and its processing "
+                      "fits in real time):", "",
+                      table(["sessions", "latency p50 (ms)", "latency p95 (ms)", "max RTF", "all keep up"],
+                            [[r["sessions"], round(r["latency_ms_p50"], 1), round(r["latency_ms_p95"], 1),
+                              round(r["rtf_max"], 3), "yes" if r["keeps_up"] else "no"] for r in sessions]), ""]
+        sustained = speed.get("sustained")
+        if sustained:
+            lines += [f"**Sustained**: one stream of {sustained['seconds']:.0f} s fed as fast as possible: RTF "
+                      f"{sustained['rtf']:.3f}; median chunk latency {sustained['first_p50_ms']:.0f} ms in its first "
+                      f"tenth and {sustained['last_p50_ms']:.0f} ms in its last; peak resident memory grew by "
+                      f"{sustained['peak_rss_growth_mb']:.0f} MB over the run; the stream held "
+                      f"{sustained['buffered_audio_s']:.1f} s of audio at the end.", ""]
     return "\n".join(lines)
 
 
@@ -250,6 +314,9 @@ def main(argv=None) -> None:
     p.add_argument("--speed-seconds", type=float, default=20.0)
     p.add_argument("--speed-rounds", type=int, default=3)
     p.add_argument("--speed-lookahead", type=float, default=DEFAULT_LOOKAHEAD)
+    p.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 3], help="simultaneous live sessions to try")
+    p.add_argument("--session-seconds", type=float, default=10.0)
+    p.add_argument("--sustained-seconds", type=float, default=120.0)
     p.add_argument("--no-realspeech", action="store_true")
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--results", default="docs/RESULTS.md")
@@ -263,6 +330,11 @@ def main(argv=None) -> None:
     real = {} if args.no_realspeech else measure_realspeech(talker, args.steps, args.seed, args.lookaheads)
     speed = None if args.no_speed else measure_speed(talker, args.steps, args.speed_seconds, args.speed_rounds,
                                                      args.speed_lookahead)
+    if speed is not None:
+        speed["session_seconds"] = args.session_seconds
+        speed["sessions"] = measure_sessions(talker, args.steps, args.session_seconds, args.sessions,
+                                             args.speed_lookahead)
+        speed["sustained"] = measure_sustained(talker, args.steps, args.sustained_seconds, args.speed_lookahead)
     md = markdown(args, synthetic, real, speed, model)
     print(md)
     from experiments.report import update_section
