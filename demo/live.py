@@ -45,18 +45,19 @@ class StreamingResampler:
         self._held = np.zeros(0, np.float64)   # input samples from self._base on
         self._base = 0                         # a multiple of down, so that outputs stay aligned
         self._next = 0                         # the next output sample to return
+        from scipy.signal import resample_poly     # here, when a stream starts: its import takes ~0.5 s
+        self._resample = resample_poly
 
     def __call__(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
         if self.up == self.down == 1:
             return np.asarray(samples, np.float32)
-        from scipy.signal import resample_poly
         self._held = np.concatenate([self._held, np.asarray(samples, np.float64)])
         total = self._base + len(self._held)
         stop = -(-total * self.up // self.down) if final else max(0, (total - RESAMPLER_MARGIN) * self.up // self.down)
         if stop <= self._next:
             return np.zeros(0, np.float32)
         offset = self._base * self.up // self.down
-        out = resample_poly(self._held, self.up, self.down)[self._next - offset: stop - offset]
+        out = self._resample(self._held, self.up, self.down)[self._next - offset: stop - offset]
         self._next = stop
         keep = max(0, (stop * self.down // self.up - RESAMPLER_MARGIN) // self.down * self.down)
         self._held, self._base = self._held[keep - self._base:], keep
@@ -89,6 +90,7 @@ class LiveSession:
         self.heard = 0.0                     # seconds of 16 kHz audio fed
         self.latencies: list[float] = []     # seconds per chunk that gave frames, the latest last
         self.first_chunk: tuple[float, float] | None = None   # (arrival, seconds) of the first chunk
+        StreamingResampler(48000)            # loads the resampler's code now rather than on the first chunk
 
     def feed(self, rate, samples, final: bool = False) -> np.ndarray:
         """Curves [n, 52] of the frames this chunk completed (all remaining ones when ``final``)."""
