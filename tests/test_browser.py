@@ -325,11 +325,10 @@ def test_live_tab_moves_the_head_while_the_microphone_streams(page):
     page.get_by_role("tab", name="Live").click()
     page.click("#live-microphone button.record-button")
     _wait_until(page, f"{LIVE_VIEWER} && {LIVE_VIEWER}.state().live.received >= 6")
-    seen = []
-    for _ in range(6):
-        seen.append(page.evaluate(f"{LIVE_VIEWER}.state().weights"))
-        page.wait_for_timeout(300)
-    assert any(np.abs(np.subtract(seen[0], later)).max() > 1e-3 for later in seen[1:])   # the weights change
+    first = page.evaluate(f"{LIVE_VIEWER}.state().weights")
+    # the weights change while live (waited for: a busy machine delivers frames in bursts)
+    _wait_until(page, f"{LIVE_VIEWER}.state().weights.some((w, k) => Math.abs(w - {first}[k]) > 1e-3)")
+    assert np.abs(np.subtract(page.evaluate(f"{LIVE_VIEWER}.state().weights"), first)).max() > 1e-3
     _wait_until(page, "document.querySelector('#live-latency').innerText.includes('p50')")
     page.click("#live-microphone button.stop-button")
     _wait_until(page, "document.querySelector('#live-latency').innerText.includes('Stopped')")
