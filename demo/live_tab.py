@@ -41,23 +41,29 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
                            mesh=_mesh_url(service))
     session = gr.State()
 
+    def begin(steps_value, identity_value) -> LiveSession:
+        live = LiveSession(service.talker, service.check_steps(steps_value), service.check_identity(identity_value))
+        slots.take(live)
+        return live
+
     def start(steps_value, identity_value, live):
         if live is not None:
             slots.release(live)
         with errors_shown():
-            live = LiveSession(service.talker, service.check_steps(steps_value), service.check_identity(identity_value))
-            slots.take(live)
+            live = begin(steps_value, identity_value)
         return live, live_value(NO_FRAMES, 0, _mesh_url(service), reset=True), live.readout()
 
-    def chunk(audio, live):
-        if live is None or audio is None:
+    def chunk(audio, live, steps_value, identity_value):
+        if audio is None:
             return gr.skip(), gr.skip(), gr.skip()
         rate, samples = audio
-        first = live.stream.frames_out
+        reset = live is None                 # the first chunk overtook Record's own event
         with errors_shown():
+            live = live or begin(steps_value, identity_value)
+            first = live.stream.frames_out
             slots.touch(live)
             curves = live.feed(rate, samples)
-        frames = live_value(curves, first, _mesh_url(service)) if len(curves) else gr.skip()
+        frames = live_value(curves, first, _mesh_url(service), reset=reset) if len(curves) or reset else gr.skip()
         return live, frames, live.readout()
 
     def stop(live):
@@ -71,7 +77,7 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
 
     microphone.start_recording(start, inputs=[steps, identity, session], outputs=[session, face, readout],
                                api_visibility="private")
-    microphone.stream(chunk, inputs=[microphone, session], outputs=[session, face, readout],
+    microphone.stream(chunk, inputs=[microphone, session, steps, identity], outputs=[session, face, readout],
                       stream_every=CHUNK_SECONDS, time_limit=MAX_LIVE_SECONDS, concurrency_id="live",
                       concurrency_limit=slots.limit, show_progress="hidden", api_visibility="private")
     microphone.stop_recording(stop, inputs=[session], outputs=[session, face, readout], api_visibility="private")

@@ -12,7 +12,7 @@ const CURVE_SCALE = 65535;
 const FOV = 24;
 const TARGET_FPS = 24;      // below this while playing, the canvases render fewer pixels (software WebGL)
 const MIN_SCALE = 0.5;
-const LIVE_QUEUE = 6;       // live frames waiting at most (200 ms at 30 fps); older ones are skipped
+const LIVE_QUEUE = 15;      // live frames waiting at most (0.5 s at 30 fps, 2.5 encoder hops); older ones are skipped
 const BACKGROUND = 0x292b30;
 const meshes = new Map();              // url -> Promise<{geometry, header}>: each head fetched once
 const registry = (window.diffusionTalkerViewers = window.diffusionTalkerViewers || []);
@@ -377,8 +377,8 @@ class ViewerGrid {
     if (value.autoplay !== false) this.play();
   }
   // Live mode (demo/live.py: live_value): frames arrive in bursts as the server decodes them and
-  // are drawn one per 1/fps from a short queue; a queue longer than LIVE_QUEUE frames is cut to
-  // the newest ones, so the head never falls behind the speaker.
+  // are drawn at their pace (1/fps each) from a short queue; frames a slow page cannot draw in
+  // time and a queue longer than LIVE_QUEUE are skipped, so the head never falls behind the speaker.
   async showLive(value) {
     if (value.reset || !this.live) {
       this.pause();
@@ -391,20 +391,22 @@ class ViewerGrid {
     }
     if (value.frames) {
       const curves = decodeCurves(value.curves, value.frames);
+      const now = performance.now();
+      if (!this.live.queue.length && this.live.next < now) this.live.next = now;   // starved: the clock restarts
       for (let f = 0; f < value.frames; f++) this.live.queue.push(curves.slice(f * 52, f * 52 + 52));
       this.live.received += value.frames;
     }
     if (value.mesh !== this.meshUrl) await this.showMesh(value.mesh);
   }
-  liveTick() {
-    const live = this.live, now = performance.now();
+  liveTick() {  // the newest frame whose time has come (a slow page skips frames, never falls behind)
+    const live = this.live, now = performance.now(), step = 1000 / this.fps;
     if (!live.queue.length || now < live.next) return false;
-    if (live.queue.length > LIVE_QUEUE) {
-      live.dropped += live.queue.length - LIVE_QUEUE;
-      live.queue.splice(0, live.queue.length - LIVE_QUEUE);
-    }
-    this.cells[0].setCurves(live.queue.shift(), 1);
-    live.next = Math.max(now, live.next + 1000 / this.fps) - 1;
+    let take = 1 + Math.floor((now - live.next) / step);
+    take = Math.min(live.queue.length, Math.max(take, live.queue.length - LIVE_QUEUE));
+    const shown = live.queue.splice(0, take);
+    live.dropped += take - 1;
+    live.next += take * step;
+    this.cells[0].setCurves(shown[take - 1], 1);
     return true;
   }
   keepPace(drew) {  // every 15 draws while playing: too slow -> 20 % fewer pixels per side, down to half
