@@ -1,6 +1,7 @@
-"""Command line: ``python -m core generate|enroll|remove ...``.
+"""Command line: ``python -m core generate|stream|enroll|remove ...``.
 
     python -m core generate speech.wav --steps 8 --seed 0 --identity auto --out out.csv|json|npy|glb|mp4
+    python -m core stream speech.wav --steps 8 [--realtime] [--json] [--livelink HOST:PORT]   # chunk by chunk
     python -m core enroll --name NAME take1.wav take1.csv [take2.wav take2.csv ...]
     python -m core remove NAME          # an enrolled identity, from every shipped model
 
@@ -47,6 +48,51 @@ def generate(a: argparse.Namespace) -> None:
     print(out)
 
 
+def stream(a: argparse.Namespace) -> None:
+    """Feed a file through :class:`core.streaming.Stream` in chunks; per-chunk latency, then a summary."""
+    import json
+
+    from core.audio import load_audio
+    from core.pipeline import Talker
+    from core.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, Stream, replay
+    lookahead = DEFAULT_LOOKAHEAD if a.lookahead_ms is None else a.lookahead_ms / 1000
+    hop = DEFAULT_HOP if a.hop_ms is None else a.hop_ms / 1000
+    out = Path(a.out) if a.out else None
+    if out is not None and out.suffix.lower() not in EXPORT_SUFFIXES[:3]:
+        raise ValueError(f"--out must end in one of {', '.join(EXPORT_SUFFIXES[:3])}")
+    if not 10 <= a.chunk_ms <= 1000:
+        raise ValueError(f"--chunk-ms must be between 10 and 1000, not {a.chunk_ms}")
+    audio = load_audio(a.audio)
+    talker = Talker.from_pretrained(a.checkpoints)
+    live = Stream(talker, a.steps, seed=a.seed, identity=a.identity, lookahead=lookahead, hop=hop)
+    sender = None
+    if a.livelink:
+        from core.livelink_udp import LiveLinkSender, parse_address
+        sender = LiveLinkSender(*parse_address(a.livelink))
+    talker.warm_up(live.steps)
+    try:
+        result = replay(live, audio, a.chunk_ms / 1000, realtime=a.realtime,
+                        on_frames=(lambda out: sender.send(out.curves, out.first)) if sender else None)
+    finally:
+        if sender:
+            sender.close()
+    for row in result.log:
+        latency = "-" if row["latency_ms"] is None else f"{row['latency_ms']:.1f} ms"
+        print(f"chunk ending {row['end_s']:8.3f} s: {row['frames_out']:3d} frames out, latency {latency}")
+    summary = result.summary()
+    print(f"{summary['frames']} frames, identity {result.identity}; latency p50 {summary['latency_ms_p50']} ms, "
+          f"p95 {summary['latency_ms_p95']} ms; RTF {summary['rtf']} (look-ahead {lookahead * 1000:.0f} ms on top)",
+          file=sys.stderr)
+    if out is not None:
+        from core.export import export_curves
+        export_curves(result.curves, out)
+        print(out, file=sys.stderr)
+    if sender:
+        print(f"sent {sender.sent} Live Link Face frames to {a.livelink}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(summary))
+
+
 def enroll(a: argparse.Namespace) -> None:
     from core.enroll import enroll_pairs
     files = [Path(f) for f in a.pairs]
@@ -73,6 +119,19 @@ def main(argv=None) -> int:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--identity", default="auto", help="'auto' (matched from the voice) or a library identity")
     g.add_argument("--out", required=True, help="out.csv (Live Link Face) | .json | .npy | .glb | .mp4")
+    s = sub.add_parser("stream", help="feed a speech file through the streaming API; chunk latency and RTF")
+    s.add_argument("audio")
+    s.add_argument("--steps", type=int, default=8)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--identity", default="auto", help="'auto' (matched from the voice) or a library identity")
+    s.add_argument("--chunk-ms", type=float, default=20.0, help="audio per chunk handed over")
+    s.add_argument("--lookahead-ms", type=float, help="audio heard after a frame before it is decoded (500)")
+    s.add_argument("--hop-ms", type=float, help="audio between speech-encoder runs (100)")
+    s.add_argument("--realtime", action="store_true", help="hand chunks over at the pace of the audio")
+    s.add_argument("--json", action="store_true", help="end with one JSON line: latency p50/p95, RTF, frames")
+    s.add_argument("--out", help="also write the curves: out.csv (Live Link Face) | .json | .npy")
+    s.add_argument("--livelink", metavar="HOST[:PORT]",
+                   help="also send every frame as it comes out in the Live Link Face network format (UDP, port 11111)")
     e = sub.add_parser("enroll", help="add a talking identity from recordings + Live Link Face CSVs")
     e.add_argument("--name", required=True)
     e.add_argument("--iterations", type=int, default=150)
@@ -82,7 +141,7 @@ def main(argv=None) -> int:
     r.add_argument("name")
     a = p.parse_args(argv)
     try:
-        {"generate": generate, "enroll": enroll, "remove": remove}[a.command](a)
+        {"generate": generate, "stream": stream, "enroll": enroll, "remove": remove}[a.command](a)
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

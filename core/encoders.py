@@ -96,12 +96,14 @@ def _window_starts(num_samples: int, window: int, hop: int) -> list[int]:
     return starts
 
 
-def _overlap_add(pieces: list[np.ndarray], starts: list[int], fade: int) -> np.ndarray:
+def _overlap_add(pieces: list[np.ndarray], starts: list[int], fade: int,
+                 fade_first_in: bool = False, fade_last_out: bool = False) -> np.ndarray:
     """Join per-window features ``[len_i, dim]`` placed at frame ``starts[i]``.
 
     Each piece fades in over its first ``fade`` frames (except the first piece) and out
     over its last ``fade`` frames (except the last piece); the weights of two overlapping
-    pieces sum to one, so the result is a seamless linear cross-fade.
+    pieces sum to one, so the result is a seamless linear cross-fade. The two flags fade the
+    first / last piece as well, for a run of windows cut out of a longer sequence (streaming).
     """
     total = max(s + len(p) for s, p in zip(starts, pieces))
     out = np.zeros((total, pieces[0].shape[1]), dtype=np.float64)
@@ -109,9 +111,9 @@ def _overlap_add(pieces: list[np.ndarray], starts: list[int], fade: int) -> np.n
     ramp = (np.arange(fade) + 0.5) / fade
     for i, (start, piece) in enumerate(zip(starts, pieces)):
         w = np.ones(len(piece))
-        if i > 0:
+        if i > 0 or fade_first_in:
             w[:fade] = ramp[: len(piece)]
-        if i < len(pieces) - 1:
+        if i < len(pieces) - 1 or fade_last_out:
             w[-fade:] = np.minimum(w[-fade:], ramp[::-1])
         out[start: start + len(piece)] += w[:, None] * piece
         weight[start: start + len(piece)] += w
@@ -119,10 +121,11 @@ def _overlap_add(pieces: list[np.ndarray], starts: list[int], fade: int) -> np.n
 
 
 def _to_animation_frames(features: np.ndarray, rate: float, num_frames: int,
-                         first_frame_time: float = 0.0) -> np.ndarray:
+                         first_frame_time: float = 0.0, first_frame: int = 0) -> np.ndarray:
     """Linearly interpolate features sampled at ``first_frame_time + k / rate`` seconds
-    at the animation frame times ``f / FPS``; beyond the ends the edge frame is held."""
-    position = (np.arange(num_frames) / FPS - first_frame_time) * rate
+    at the animation frame times ``f / FPS`` for f = first_frame .. first_frame + num_frames - 1;
+    beyond the ends the edge frame is held."""
+    position = ((first_frame + np.arange(num_frames)) / FPS - first_frame_time) * rate
     position = np.clip(position, 0, len(features) - 1)
     lo = np.floor(position).astype(int)
     hi = np.minimum(lo + 1, len(features) - 1)
@@ -159,6 +162,27 @@ def _mel_extractor():
     return FeatureExtractor()  # Whisper's 80-bin log-mel, 25 ms / 10 ms at 16 kHz
 
 
+MEL_FFT = 400                     # samples per log-mel analysis window (25 ms)
+MEL_FLOOR_RANGE = 8.0             # Whisper floors log10 mel power at (its maximum - 8)
+
+
+def log_mel_power(audio: np.ndarray, center: bool = True) -> np.ndarray:
+    """log10 of the 80-bin mel power (80, n), before Whisper's floor and scaling: faster-whisper's
+    feature extractor split in two, so that a stream can take the floor over all audio so far.
+    ``center``: reflect-pad as Whisper does (n = len / 160); else one frame per 400 samples at hop 160."""
+    fe = _mel_extractor()
+    window = np.hanning(MEL_FFT + 1)[:-1].astype("float32")
+    stft = fe.stft(np.asarray(audio, np.float32), MEL_FFT, MEL_HOP, window=window, center=center,
+                   return_complex=True).astype("complex64")
+    power = np.abs(stft[..., :-1] if center else stft) ** 2
+    return np.log10(np.clip(fe.mel_filters @ power, a_min=1e-10, a_max=None))
+
+
+def whisper_log_mel(log_power: np.ndarray, peak: float) -> np.ndarray:
+    """Whisper's input from :func:`log_mel_power`: floored at ``peak - 8``, scaled to about [-1, 1]."""
+    return (np.maximum(log_power, peak - MEL_FLOOR_RANGE) + 4.0) / 4.0
+
+
 class WhisperTinyEncoder(SpeechEncoder):
     """Whisper tiny.en encoder (384-d) under the fixed 10 s / 8 s window policy."""
 
@@ -172,24 +196,29 @@ class WhisperTinyEncoder(SpeechEncoder):
         self.name = "whisper-tiny.en" + ("-int8" if compute_type == "int8" else "")
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
-        import ctranslate2
-
         audio = _as_audio(audio)
         starts = _window_starts(len(audio), WHISPER_WINDOW, WHISPER_HOP)
         padded = np.zeros(starts[-1] + WHISPER_WINDOW, dtype=np.float32)
         padded[: len(audio)] = audio
-        mel = _mel_extractor()(padded, padding=0)          # (80, len(padded) / 160)
+        power = log_mel_power(padded)                       # (80, len(padded) / 160)
+        mel = whisper_log_mel(power, float(power.max()))
         win = WHISPER_WINDOW // MEL_HOP
-        windows = np.stack([mel[:, s // MEL_HOP: s // MEL_HOP + win] for s in starts])
+        pieces = self.encode_windows(np.stack([mel[:, s // MEL_HOP: s // MEL_HOP + win] for s in starts]))
+        frames = _overlap_add(pieces, [s // ENCODER_HOP for s in starts],
+                              fade=(WHISPER_WINDOW - WHISPER_HOP) // ENCODER_HOP)
+        return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
+                                    duration_frames(len(audio)))
+
+    def encode_windows(self, windows: np.ndarray) -> list[np.ndarray]:
+        """Encoder outputs [500, 384] of log-mel windows [n, 80, 1000], in batches."""
+        import ctranslate2
+
         model = _whisper_model(self.compute_type, self.threads)
         pieces = []
         for b in range(0, len(windows), WHISPER_BATCH):
             batch = np.ascontiguousarray(windows[b: b + WHISPER_BATCH], dtype=np.float32)
             pieces.extend(np.array(model.encode(ctranslate2.StorageView.from_array(batch))))
-        frames = _overlap_add(pieces, [s // ENCODER_HOP for s in starts],
-                              fade=(WHISPER_WINDOW - WHISPER_HOP) // ENCODER_HOP)
-        return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
-                                    duration_frames(len(audio)))
+        return pieces
 
 
 def whisper_encoder_flops(mel_frames: int = WHISPER_WINDOW // MEL_HOP, dims: dict = WHISPER_TINY_DIMS) -> float:

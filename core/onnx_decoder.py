@@ -204,18 +204,51 @@ class OnnxDecoder:
         if model.config.bidirectional or workers < 2 or noise_bytes > MAX_PREDRAWN_NOISE_BYTES or not rows_share_clip:
             return sample(model.schedule, self.bind(cond), (k, frames, NUM_BLENDSHAPES), method=method,
                           generator=generators)
-        if self._stateful is None:
-            self._stateful = self._session(decoder_graph(model, stateful=True), threads=1)
         x_T = randn((k, frames, NUM_BLENDSHAPES), generators, "cpu", torch.float32)
         noise = [randn((k, frames, NUM_BLENDSHAPES), generators, "cpu", torch.float32).transpose(0, 1).numpy()
                  for _ in range(steps - 1)] if method == "ddpm" else None
-        with torch.inference_mode():
-            step_feats = model.step_features(torch.arange(steps, 0, -1)).float()
-            biases = [self._bias0(self.w_constant @ torch.cat([ident[0].float(), f])) for f in step_feats]
-        coefficients = [c.float().numpy() for c in model.schedule.update_coefficients(method)]
-        out = StepPipeline(self._stateful, model.config.layers, model.config.hidden, workers).run(
-            audio[0].float().cpu().numpy()[:, None], x_T.transpose(0, 1).numpy(), biases, coefficients, noise)
+        out = StepPipeline(self.stateful_session(), model.config.layers, model.config.hidden, workers).run(
+            audio[0].float().cpu().numpy()[:, None], x_T.transpose(0, 1).numpy(), self.step_biases(ident[0]),
+            self.coefficients(method), noise)
         return torch.from_numpy(out).transpose(0, 1)
+
+    # -- pieces for running the steps chunk by chunk (StepPipeline, core.streaming) --------------------
+    def stateful_session(self):
+        """The single-threaded chunk graph (``decoder_graph(stateful=True)``), built on first use."""
+        if self._stateful is None:
+            self._stateful = self._session(decoder_graph(self.model, stateful=True), threads=1)
+        return self._stateful
+
+    def step_biases(self, identity_feature: torch.Tensor) -> list[np.ndarray]:
+        """The first layer's bias for each step T .. 1 with one identity's feature [I] folded in."""
+        with torch.inference_mode():
+            step_feats = self.model.step_features(torch.arange(self.model.config.steps, 0, -1)).float()
+            return [self._bias0(self.w_constant @ torch.cat([identity_feature.float().cpu(), f])) for f in step_feats]
+
+    def coefficients(self, method: str) -> list[np.ndarray]:
+        """(c_x0, c_xt, c_noise) of every reverse step T .. 1, float32."""
+        return [c.float().numpy() for c in self.model.schedule.update_coefficients(method)]
+
+
+def run_chunk(session, audio: np.ndarray, x_t: np.ndarray, bias: np.ndarray,
+              state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One diffusion step over a chunk of frames with the stateful graph: (x0, the GRU state after it)."""
+    x0, *states = session.run(None, {"audio": audio, "x_t": x_t, "bias0": bias, **state})
+    return x0, {f"h0_{i}": h for i, h in enumerate(states)}
+
+
+def initial_state(layers: int, batch: int, hidden: int) -> dict[str, np.ndarray]:
+    return {f"h0_{i}": np.zeros((1, batch, hidden), np.float32) for i in range(layers)}
+
+
+def reverse_update(coefficients: list[np.ndarray], k: int, x0: np.ndarray, x_t: np.ndarray,
+                   noise: np.ndarray | None) -> np.ndarray:
+    """x for step k + 1 from step k's x0 prediction (``NoiseSchedule.update_coefficients``)."""
+    c_x0, c_xt, c_noise = coefficients
+    update = c_x0[k] * x0 + c_xt[k] * x_t
+    if noise is not None:
+        update += c_noise[k] * noise
+    return update
 
 
 class StepPipeline:
@@ -239,7 +272,6 @@ class StepPipeline:
         update coefficients (c_x0, c_xt, c_noise) per step, noise per step but the last (or None).
         Returns x0 [F, K, 52]."""
         steps, frames = len(biases), len(x_T)
-        c_x0, c_xt, c_noise = coefficients
         audio = np.ascontiguousarray(np.broadcast_to(audio, (frames, x_T.shape[1], audio.shape[2])))
         inputs = [np.ascontiguousarray(x_T)] + [np.empty_like(x_T) for _ in range(steps - 1)]
         out = np.empty_like(x_T)
@@ -250,23 +282,18 @@ class StepPipeline:
         def work(first_step: int) -> None:
             try:
                 for k in range(first_step, steps, self.workers):
-                    state = {f"h0_{i}": np.zeros((1, x_T.shape[1], self.hidden), np.float32)
-                             for i in range(self.layers)}
+                    state = initial_state(self.layers, x_T.shape[1], self.hidden)
                     for c, (a, b) in enumerate(bounds):
                         if k > 0:
                             ready[k - 1][c].wait()
                             if failures:
                                 return
-                        x0, *states = self.session.run(None, {"audio": audio[a:b], "x_t": inputs[k][a:b],
-                                                              "bias0": biases[k], **state})
-                        state = {f"h0_{i}": h for i, h in enumerate(states)}
+                        x0, state = run_chunk(self.session, audio[a:b], inputs[k][a:b], biases[k], state)
                         if k == steps - 1:
                             out[a:b] = x0
                         else:
-                            update = c_x0[k] * x0 + c_xt[k] * inputs[k][a:b]
-                            if noise is not None:
-                                update += c_noise[k] * noise[k][a:b]
-                            inputs[k + 1][a:b] = update
+                            inputs[k + 1][a:b] = reverse_update(coefficients, k, x0, inputs[k][a:b],
+                                                                None if noise is None else noise[k][a:b])
                         ready[k][c].set()
             except BaseException as err:  # wake every waiting worker, then re-raise in the caller
                 failures.append(err)

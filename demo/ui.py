@@ -2,7 +2,8 @@
 
 Layout: one audio input (microphone or upload) and a talking-style choice, shared by two tabs,
 *Generate* (one take, optionally several seeds) and *Compare* (step counts x seeds side by
-side); a third tab, *Enroll*, adds a new identity from recordings + Live Link Face CSVs. The
+side); *Live* streams the microphone to the head (:mod:`demo.live_tab`); *Enroll* adds a new
+identity from recordings + Live Link Face CSVs. The
 work is done by :class:`demo.service.DemoService`, which knows nothing about Gradio; the
 callbacks here only turn its results into component values (:mod:`demo.formatting`,
 :mod:`demo.plots`) and its ``ValueError``s into ``gr.Error`` messages, so that bad input never
@@ -49,6 +50,7 @@ from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_TAKE_S
 from demo.housekeeping import remove_old_files, storage_note  # noqa: E402
 from demo.page import (UncheckedSlider, api_only, errors_shown, frames_progress,  # noqa: E402
                        on_page, render_or_warn, viewer_or_warn)
+from demo.live_tab import live_tab  # noqa: E402
 
 if TYPE_CHECKING:
     from core.pipeline import Talker
@@ -96,6 +98,8 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
                 avatar_id = _generate_tab(service, audio, identity)
             with gr.Tab("Compare steps and seeds"):
                 _compare_tab(service, audio, identity, avatar_id)
+            with gr.Tab("Live"):
+                live_tab(service, identity, errors_shown)
             if enroll:
                 with gr.Tab("Enroll a new identity"):
                     _enroll_tab(service, identity, header)

@@ -12,6 +12,7 @@ const CURVE_SCALE = 65535;
 const FOV = 24;
 const TARGET_FPS = 24;      // below this while playing, the canvases render fewer pixels (software WebGL)
 const MIN_SCALE = 0.5;
+const LIVE_QUEUE = 15;      // live frames waiting at most (0.5 s at 30 fps, 2.5 encoder hops); older ones are skipped
 const BACKGROUND = 0x292b30;
 const meshes = new Map();              // url -> Promise<{geometry, header}>: each head fetched once
 const registry = (window.diffusionTalkerViewers = window.diffusionTalkerViewers || []);
@@ -248,6 +249,8 @@ class Cell {
         missing: grid.missing,
         ready: Boolean(cell.mesh),
         scale: grid.scale,
+        live: grid.live ? { received: grid.live.received, queued: grid.live.queue.length, dropped: grid.live.dropped }
+                        : null,
       }),
     };
   }
@@ -273,6 +276,7 @@ class ViewerGrid {
     this.frames = 0;
     this.missing = [];
     this.meshUrl = null;
+    this.live = null;           // live mode's frame queue (showLive), null for takes
     root.innerHTML = `
       <div class="dt-cells"></div>
       <div class="dt-toolbar">
@@ -343,6 +347,8 @@ class ViewerGrid {
 
   async show(value) {
     if (!value) return;
+    if (value.live) return this.showLive(value);
+    this.live = null;
     const cells = value.cells || [];
     if (!cells.length) {          // a head with no take yet (the page's first view, a new avatar)
       if (!this.cells.length) this.layout([""], 1);
@@ -370,6 +376,39 @@ class ViewerGrid {
     }
     if (value.autoplay !== false) this.play();
   }
+  // Live mode (demo/live.py: live_value): frames arrive in bursts as the server decodes them and
+  // are drawn at their pace (1/fps each) from a short queue; frames a slow page cannot draw in
+  // time and a queue longer than LIVE_QUEUE are skipped, so the head never falls behind the speaker.
+  async showLive(value) {
+    if (value.reset || !this.live) {
+      this.pause();
+      if (this.cells.length !== 1) this.layout(["Live"], 1);
+      this.live = { queue: [], received: 0, dropped: 0, next: 0 };
+      this.fps = value.fps;
+      this.frames = 0;
+      this.seekBar.disabled = this.playButton.disabled = true;
+      this.cells[0].setCurves(new Float32Array(52), 1);
+    }
+    if (value.frames) {
+      const curves = decodeCurves(value.curves, value.frames);
+      const now = performance.now();
+      if (!this.live.queue.length && this.live.next < now) this.live.next = now;   // starved: the clock restarts
+      for (let f = 0; f < value.frames; f++) this.live.queue.push(curves.slice(f * 52, f * 52 + 52));
+      this.live.received += value.frames;
+    }
+    if (value.mesh !== this.meshUrl) await this.showMesh(value.mesh);
+  }
+  liveTick() {  // the newest frame whose time has come (a slow page skips frames, never falls behind)
+    const live = this.live, now = performance.now(), step = 1000 / this.fps;
+    if (!live.queue.length || now < live.next) return false;
+    let take = 1 + Math.floor((now - live.next) / step);
+    take = Math.min(live.queue.length, Math.max(take, live.queue.length - LIVE_QUEUE));
+    const shown = live.queue.splice(0, take);
+    live.dropped += take - 1;
+    live.next += take * step;
+    this.cells[0].setCurves(shown[take - 1], 1);
+    return true;
+  }
   keepPace(drew) {  // every 15 draws while playing: too slow -> 20 % fewer pixels per side, down to half
     if (!this.clock.playing) { this.pace.since = null; return; }
     const now = performance.now();
@@ -392,6 +431,7 @@ class ViewerGrid {
   loop() {
     requestAnimationFrame(this.loop);
     this.clock.tick();
+    if (this.live) this.liveTick();
     const t = this.clock.time();
     let drew = false;
     for (const cell of this.cells) {

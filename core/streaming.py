@@ -1,0 +1,298 @@
+"""Streaming inference: 16 kHz audio in chunks of any size in, ARKit-52 frames out as soon as
+they are determined.
+
+    stream = Stream(Talker.from_pretrained("checkpoints"), steps=8, seed=0)
+    for chunk in microphone():            # e.g. 20-100 ms of float32 samples
+        out = stream.feed(chunk)          # StreamFrames: out.first, out.curves [n, 52]
+    out = stream.finish()                 # the last frames, once the audio has ended
+
+How it works. The stream keeps one position per encoder hop (every ``hop`` seconds of audio,
+counted from the start, so that chunk sizes never matter): at each, the frames whose time
+lies at least ``lookahead`` seconds before it are due. Their speech features are the offline
+features of the audio heard so far (:mod:`core.stream_encoder`), and all diffusion steps run
+over them at once, each step carrying its own GRU state from the previous frames (the
+stateful ONNX graph of :mod:`core.onnx_decoder`; the decoder is causal, so this equals one
+pass over the whole sequence). The initial noise (and, for ancestral samplers, every step's
+noise) of frame f comes from a generator keyed by (seed, f // 16), so a stream equals itself on
+replay; :func:`offline_curves` decodes whole features with the same noise, the reference that
+the stream equals when its features equal the offline ones.
+
+The identity is the one asked for, or (``identity=None``) matched from the voice: first from
+the features of the first hop, then again after ``match_after`` seconds, and kept from then on.
+The lips-closed-in-pauses step of ``Talker.generate(speech_check=True)`` is not applied.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from core.arkit import NUM_BLENDSHAPES
+from core.audio import duration_frames
+from core.model import from_model_space
+from core.rates import FPS, SAMPLE_RATE
+from core.stream_encoder import stream_features
+
+DEFAULT_LOOKAHEAD = 0.5      # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
+DEFAULT_HOP = 0.1            # seconds of audio between encoder runs
+MATCH_AFTER = 3.0            # seconds of speech after which the voice is matched once more and kept
+NOISE_BLOCK = 16             # frames per noise generator
+
+
+@dataclass
+class StreamFrames:
+    first: int                                    # index of the first frame in ``curves``
+    curves: np.ndarray                            # float32 [n, 52] in [0, 1], canonical ARKit order
+    identity: str | None = None                   # identity that styled these frames
+    timings: dict[str, float] = field(default_factory=dict)   # seconds: encoder, decoder
+
+    @property
+    def stop(self) -> int:
+        return self.first + len(self.curves)
+
+
+def stream_noise(seed: int, first: int, stop: int, draws: int) -> np.ndarray:
+    """Noise [draws, stop - first, 52] of frames [first, stop): draw 0 is x_T, draw k the noise
+    of reverse step k (ancestral samplers); frame f's values depend only on (seed, f)."""
+    blocks = range(first // NOISE_BLOCK, -(-stop // NOISE_BLOCK))
+    noise = np.concatenate([np.random.default_rng([seed, b]).standard_normal((draws, NOISE_BLOCK, NUM_BLENDSHAPES),
+                                                                             dtype=np.float32) for b in blocks], 1)
+    offset = blocks.start * NOISE_BLOCK
+    return noise[:, first - offset: stop - offset]
+
+
+def frames_due(samples: int, lookahead: int) -> int:
+    """Frames whose time lies ``lookahead`` samples or more before the end of ``samples`` of audio
+    (and inside the clip that ``samples`` make)."""
+    if samples < lookahead:
+        return 0
+    return min(duration_frames(samples), FPS * (samples - lookahead) // SAMPLE_RATE + 1)
+
+
+def _decoder(talker, steps: int):
+    from core.onnx_decoder import OnnxDecoder
+    decoder = talker.decoder(steps)
+    if not isinstance(decoder, OnnxDecoder) or decoder.model.config.bidirectional:
+        raise ValueError("streaming needs a causal model on the ONNX decoder (CPU, backend 'auto' or 'onnx')")
+    return decoder
+
+
+class Stream:
+    """One live stream (one talker, one step count, one seed). Not thread-safe: one caller."""
+
+    def __init__(self, talker, steps: int = 8, seed: int = 0, identity: str | None = None,
+                 lookahead: float = DEFAULT_LOOKAHEAD, hop: float = DEFAULT_HOP, match_after: float = MATCH_AFTER,
+                 sampler: str | None = None):
+        if not 0 <= lookahead <= 2.0:
+            raise ValueError(f"the look-ahead must be between 0 and 2 s, not {lookahead}")
+        if not 0.01 <= hop <= 1.0:
+            raise ValueError(f"the encoder hop must be between 0.01 and 1 s, not {hop}")
+        self.steps = talker.check_steps(steps)
+        self.seed = int(seed)
+        self.model = talker.model(self.steps)
+        self.decoder = _decoder(talker, self.steps)
+        self.method = sampler or self.model.config.sampler
+        self.features = stream_features(talker.encoder())
+        self.lookahead = int(round(lookahead * SAMPLE_RATE))
+        self.hop = int(round(hop * SAMPLE_RATE))
+        self.match_frames = int(round(match_after * FPS))
+        self.fixed_identity = identity not in (None, "", "auto")
+        self.identity = identity if self.fixed_identity else None
+        if self.fixed_identity:
+            self.model.identity_index(identity)           # a clear error for an unknown name
+        self._session = self.decoder.stateful_session()
+        self._coefficients = self.decoder.coefficients(self.method)
+        self._biases: list[np.ndarray] = []
+        self._states = [None] * self.steps
+        self._heard = 0                                   # samples fed
+        self._next_hop = self.hop                         # the next encoder position (samples)
+        self._emitted = 0                                 # frames out so far
+        self._matching: list[np.ndarray] = []             # features until the identity is kept
+        self._finished = False
+
+    # -- public ----------------------------------------------------------------------------------------
+    @property
+    def frames_out(self) -> int:
+        return self._emitted
+
+    def due(self, samples: int) -> int:
+        """How many frames are determined once ``samples`` of audio have been heard (hop aside)."""
+        return frames_due(samples, self.lookahead)
+
+    def feed(self, chunk) -> StreamFrames:
+        """Hand over the next samples (float32 16 kHz mono); returns the frames they completed."""
+        if self._finished:
+            raise ValueError("this stream has finished; start a new one")
+        chunk = np.asarray(chunk, np.float32).reshape(-1)
+        if not np.all(np.isfinite(chunk)):
+            raise ValueError("the audio holds NaN or infinite samples")
+        plans, at = [], 0
+        while self._heard + len(chunk) - at >= self._next_hop:
+            take = self._next_hop - self._heard
+            self._push(chunk[at: at + take])
+            at += take
+            self._plan(self.due(self._heard), plans)
+            self._next_hop += self.hop
+        self._push(chunk[at:])
+        return self._emit(plans)
+
+    def finish(self) -> StreamFrames:
+        """The audio has ended: the remaining frames, from the features of the whole audio."""
+        if self._finished:
+            raise ValueError("this stream has finished already")
+        plans = []
+        self._plan(duration_frames(self._heard), plans)
+        self._finished = True
+        return self._emit(plans)
+
+    # -- inside ----------------------------------------------------------------------------------------
+    def _push(self, samples: np.ndarray) -> None:
+        if len(samples):
+            self.features.push(samples)
+            self._heard += len(samples)
+
+    def _plan(self, stop: int, plans: list) -> None:
+        first = plans[-1][1] if plans else self._emitted
+        if stop > first:
+            plans.append((first, stop, self.features.plan(first, stop)))
+
+    def _emit(self, plans: list) -> StreamFrames:
+        first = self._emitted
+        if not plans:
+            return StreamFrames(first, np.zeros((0, NUM_BLENDSHAPES), np.float32), self.identity)
+        t0 = time.perf_counter()
+        runs = self.features.run([plan for _, _, plan in plans])
+        t1 = time.perf_counter()
+        pieces = []
+        for feats in runs:      # hop by hop, and split where the voice is matched: chunk sizes never matter
+            cut = self.match_frames - self._emitted
+            for part in ((feats[:cut], feats[cut:]) if 0 < cut < len(feats) and not self.fixed_identity else (feats,)):
+                pieces.append(self._decode(part))
+                self._emitted += len(part)
+        curves = np.concatenate(pieces)
+        self.features.forget_before(self._emitted)
+        return StreamFrames(first, curves, self.identity,
+                            {"encoder": t1 - t0, "decoder": time.perf_counter() - t1})
+
+    @torch.inference_mode()
+    def _choose_identity(self, feats: np.ndarray) -> None:
+        """Match the voice on the first hop's frames, and on the first ``match_after`` seconds
+        once they are in; frames from then on keep that identity."""
+        if self.fixed_identity:
+            return
+        before = self._emitted
+        if before < self.match_frames:
+            self._matching.append(feats)
+        if self.identity is None or before == self.match_frames:
+            heard = np.concatenate(self._matching)[: self.match_frames]
+            self.identity = self.model.match(torch.from_numpy(heard))[0][0]
+            self._biases = []
+            if before == self.match_frames:
+                self._matching = []
+
+    @torch.inference_mode()
+    def _decode(self, feats: np.ndarray) -> np.ndarray:
+        self._choose_identity(feats)
+        model = self.model
+        if not self._biases:
+            ids = torch.tensor([model.identity_index(self.identity)])
+            ident = model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0]
+            self._biases = self.decoder.step_biases(ident)
+        from core.onnx_decoder import initial_state, reverse_update, run_chunk
+        audio = model.audio_proj(torch.from_numpy(feats)).float().numpy()[:, None]      # [n, 1, A]
+        first, stop = self._emitted, self._emitted + len(feats)
+        noise = stream_noise(self.seed, first, stop, self.steps if self.method == "ddpm" else 1)[:, :, None]
+        x = noise[0]
+        for k in range(self.steps):
+            state = self._states[k] or initial_state(model.config.layers, 1, model.config.hidden)
+            x0, self._states[k] = run_chunk(self._session, audio, x, self._biases[k], state)
+            if k < self.steps - 1:
+                x = reverse_update(self._coefficients, k, x0, x, noise[k + 1] if self.method == "ddpm" else None)
+        return from_model_space(torch.from_numpy(x0[:, 0])).numpy()
+
+
+@torch.inference_mode()
+def offline_curves(talker, features: np.ndarray, steps: int = 8, seed: int = 0, identity: str | None = None,
+                   sampler: str | None = None) -> tuple[np.ndarray, str]:
+    """Whole-clip decoding of ``features`` [F, dim] with the stream's noise: (curves [F, 52], identity).
+    A :class:`Stream` fed the same audio returns these curves wherever its features equal ``features``."""
+    from core.onnx_decoder import StepPipeline
+    steps = talker.check_steps(steps)
+    model, decoder = talker.model(steps), _decoder(talker, steps)
+    method = sampler or model.config.sampler
+    audio_t = torch.from_numpy(np.asarray(features, np.float32))
+    used = identity if identity not in (None, "", "auto") else model.match(audio_t)[0][0]
+    audio, ident = model.condition(audio_t[None], torch.tensor([model.identity_index(used)]))
+    noise = stream_noise(seed, 0, len(features), steps if method == "ddpm" else 1)[:, :, None]
+    out = StepPipeline(decoder.stateful_session(), model.config.layers, model.config.hidden, workers=1).run(
+        audio[0].float().numpy()[:, None], noise[0], decoder.step_biases(ident[0]), decoder.coefficients(method),
+        list(noise[1:]) if method == "ddpm" else None)
+    return from_model_space(torch.from_numpy(out[:, 0])).numpy(), used
+
+
+@dataclass
+class Replay:
+    curves: np.ndarray                 # [frames, 52], everything the stream returned
+    latencies: list[float]             # seconds, one per chunk that completed frames (see replay)
+    rtf: float                         # processing time / audio duration
+    identity: str | None
+    log: list[dict]                    # per chunk: end (s), frames out, latency (s) or None
+
+    def summary(self) -> dict:
+        ms = np.asarray(self.latencies) * 1000 if self.latencies else np.zeros(1)
+        return {"latency_ms_p50": round(float(np.percentile(ms, 50)), 1),
+                "latency_ms_p95": round(float(np.percentile(ms, 95)), 1),
+                "rtf": round(self.rtf, 3), "frames": int(len(self.curves))}
+
+
+def replay(stream: Stream, audio: np.ndarray, chunk: float = 0.02, realtime: bool = False,
+           on_frames=None) -> Replay:
+    """Feed ``audio`` through ``stream`` in chunks of ``chunk`` seconds (at real-time pace when
+    ``realtime``), then finish it.
+
+    A chunk's latency runs from the moment its last sample is handed over until the last frame
+    it completed (every frame ``lookahead`` seconds or more before its end) has come out, which
+    can be a later chunk's ``feed`` when chunks are shorter than the encoder hop; chunks that
+    complete no frame have none. ``on_frames(StreamFrames)`` gets every chunk's frames as they
+    come out (e.g. a Live Link sender), outside the timed part.
+    """
+    size = max(1, int(round(chunk * SAMPLE_RATE)))
+    pieces, out_at, waiting, log = [], [], [], []
+    busy, due_before, began = 0.0, 0, time.perf_counter()
+
+    def settle() -> None:
+        while waiting and waiting[0][1] <= len(out_at):
+            handed, needed, row = waiting.pop(0)
+            row["latency_ms"] = round((out_at[needed - 1] - handed) * 1000, 2)
+
+    for start in range(0, len(audio), size):
+        end = min(start + size, len(audio))
+        if realtime:
+            time.sleep(max(0.0, began + end / SAMPLE_RATE - time.perf_counter()))
+        handed = time.perf_counter()
+        out = stream.feed(audio[start:end])
+        done = time.perf_counter()
+        busy += done - handed
+        pieces.append(out.curves)
+        out_at += [done] * len(out.curves)
+        row = {"end_s": round(end / SAMPLE_RATE, 3), "frames_out": len(out.curves), "latency_ms": None}
+        log.append(row)
+        needed = stream.due(end)
+        if needed > due_before:
+            waiting.append((handed, needed, row))
+        due_before = needed
+        settle()
+        if on_frames and len(out.curves):
+            on_frames(out)
+    t0 = time.perf_counter()
+    last = stream.finish()
+    busy += time.perf_counter() - t0
+    pieces.append(last.curves)
+    out_at += [time.perf_counter()] * len(last.curves)
+    settle()
+    if on_frames and len(last.curves):
+        on_frames(last)
+    latencies = [row["latency_ms"] / 1000 for row in log if row["latency_ms"] is not None]
+    return Replay(np.concatenate(pieces), latencies, busy / max(1e-9, len(audio) / SAMPLE_RATE), stream.identity, log)

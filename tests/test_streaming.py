@@ -1,0 +1,178 @@
+"""The streaming API against the offline path: features of the audio so far, carried decoder
+state, replay, the ``python -m core stream`` command."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from core.pipeline import Talker
+from core.rates import FPS, SAMPLE_RATE
+from core.stream_encoder import PrefixFeatures, WhisperStreamFeatures
+from core.streaming import Stream, frames_due, offline_curves, replay, stream_noise
+from tests.helpers import ToyEncoder, toy_clip
+
+
+def _stream_all(stream: Stream, audio: np.ndarray, chunk: int) -> np.ndarray:
+    outs = [stream.feed(audio[i:i + chunk]) for i in range(0, len(audio), chunk)] + [stream.finish()]
+    assert [o.first for o in outs] == list(np.cumsum([0] + [len(o.curves) for o in outs[:-1]]))
+    return np.concatenate([o.curves for o in outs])
+
+
+@pytest.fixture()
+def toy_talker(toy_checkpoints):
+    return Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
+
+
+@pytest.mark.parametrize("steps", [4, 8])   # distilled-4 samples with DDIM, teacher-8 ancestrally
+def test_stream_equals_offline_decoding_for_every_chunk_size(toy_talker, steps):
+    # The toy encoder is local (frame f sees only its own 1/30 s), so with a look-ahead of 2 frames
+    # every streamed feature equals the offline one and the curves must be the same up to rounding.
+    audio = toy_clip(1, 3, seconds=2.5).audio
+    reference, used = offline_curves(toy_talker, ToyEncoder().encode(audio), steps, seed=5, identity="id1")
+    assert used == "id1" and reference.shape == (75, 52)
+    for chunk in (160, 777, 1600, 4000, len(audio)):
+        stream = Stream(toy_talker, steps, seed=5, identity="id1", lookahead=2 / FPS)
+        np.testing.assert_allclose(_stream_all(stream, audio, chunk), reference, atol=2e-6)
+    other, _ = offline_curves(toy_talker, ToyEncoder().encode(audio), steps, seed=6, identity="id1")
+    assert np.abs(other - reference).max() > 1e-3          # the seed matters
+
+
+def test_state_is_carried_not_recomputed(toy_talker):
+    # Decoding frames [n, F) after [0, n) equals decoding [0, F) only if every step's GRU state is
+    # carried over; a fresh state per chunk would change the frames after each boundary.
+    audio = toy_clip(2, 1, seconds=2.0).audio
+    stream = Stream(toy_talker, 4, seed=0, identity="id2", lookahead=2 / FPS)
+    first = stream.feed(audio[: SAMPLE_RATE])
+    assert 0 < len(first.curves) < 30 and first.identity == "id2"
+    stateless = Stream(toy_talker, 4, seed=0, identity="id2", lookahead=2 / FPS)
+    stateless.feed(audio[: SAMPLE_RATE])
+    stateless._states = [None] * stateless.steps            # what recomputing from scratch would start from
+    carried = np.concatenate([stream.feed(audio[SAMPLE_RATE:]).curves, stream.finish().curves])
+    fresh = np.concatenate([stateless.feed(audio[SAMPLE_RATE:]).curves, stateless.finish().curves])
+    reference, _ = offline_curves(toy_talker, ToyEncoder().encode(audio), 4, seed=0, identity="id2")
+    np.testing.assert_allclose(carried, reference[len(first.curves):], atol=2e-6)
+    assert np.abs(fresh - carried).max() > 1e-3
+
+
+def test_frames_come_out_after_the_lookahead_and_noise_depends_only_on_the_frame(toy_talker):
+    stream = Stream(toy_talker, 4, seed=0, identity="id0", lookahead=0.3, hop=0.1)
+    assert len(stream.feed(np.zeros(int(0.29 * SAMPLE_RATE), np.float32)).curves) == 0
+    out = stream.feed(np.zeros(int(0.21 * SAMPLE_RATE), np.float32))      # 0.5 s heard: frames up to 0.2 s
+    assert out.stop == frames_due(int(0.5 * SAMPLE_RATE), int(0.3 * SAMPLE_RATE)) == 7
+    whole = stream_noise(3, 0, 40, 2)
+    np.testing.assert_array_equal(stream_noise(3, 13, 35, 2), whole[:, 13:35])
+    assert not np.allclose(stream_noise(4, 0, 40, 2), whole)
+
+
+def test_identity_is_matched_from_the_voice_and_kept(toy_talker):
+    audio = toy_clip(0, 2, seconds=4.0).audio
+    stream = Stream(toy_talker, 4, seed=0, lookahead=0.1, match_after=1.0)
+    early = stream.feed(audio[: SAMPLE_RATE // 2])
+    assert early.identity in toy_talker.identities()
+    stream.feed(audio[SAMPLE_RATE // 2: 2 * SAMPLE_RATE])
+    kept = stream.identity
+    features = ToyEncoder().encode(audio[: int(1.1 * SAMPLE_RATE)])
+    assert kept == toy_talker.model(4).match(torch.from_numpy(features[:30]))[0][0]
+    stream.feed(audio[2 * SAMPLE_RATE:])
+    assert stream.finish().identity == kept
+
+
+def test_bad_stream_input_is_refused_clearly(toy_talker):
+    with pytest.raises(ValueError, match="look-ahead"):
+        Stream(toy_talker, 4, lookahead=5)
+    with pytest.raises(ValueError, match="unknown identity"):
+        Stream(toy_talker, 4, identity="nobody")
+    with pytest.raises(ValueError, match="no model with 3 steps"):
+        Stream(toy_talker, 3)
+    stream = Stream(toy_talker, 4)
+    with pytest.raises(ValueError, match="NaN"):
+        stream.feed(np.array([0.0, np.nan], np.float32))
+    stream.finish()
+    with pytest.raises(ValueError, match="finished"):
+        stream.feed(np.zeros(10, np.float32))
+
+
+def test_replay_reports_latency_per_chunk_and_the_same_curves(toy_talker):
+    audio = toy_clip(1, 4, seconds=1.5).audio
+    fast = replay(Stream(toy_talker, 4, seed=2, identity="id1"), audio, chunk=0.02)
+    again = replay(Stream(toy_talker, 4, seed=2, identity="id1"), audio, chunk=0.1)
+    np.testing.assert_allclose(fast.curves, again.curves, atol=2e-6)      # a stream equals itself on replay
+    summary = fast.summary()
+    assert summary["frames"] == 45 and summary["rtf"] > 0
+    assert 0 < summary["latency_ms_p50"] <= summary["latency_ms_p95"]
+    assert len(fast.log) == 75 and sum(row["frames_out"] for row in fast.log) <= 45
+    assert all(row["latency_ms"] is None for row in fast.log[:24])       # nothing due in the first 0.5 s
+
+
+def test_prefix_features_are_the_offline_features_of_the_audio_so_far():
+    audio = toy_clip(0, 0, seconds=1.0).audio
+    features = PrefixFeatures(ToyEncoder())
+    features.push(audio[:8000])
+    (got,) = features.run([features.plan(5, 12)])
+    np.testing.assert_array_equal(got, ToyEncoder().encode(audio[:8000])[5:12])
+
+
+def _speechlike(seconds: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    voiced = 0.3 * np.sin(2 * np.pi * 150 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) ** 2
+    return (voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_whisper_stream_features_equal_offline_features_of_the_prefix():
+    from core.encoders import get_encoder
+    encoder = get_encoder()
+    audio = _speechlike(19.0)
+    stream = WhisperStreamFeatures(encoder)
+    heard = 0
+    # inside the first window, exactly at its end (Whisper reflects there), in the 2 s overlap, past it
+    for end in (4000, 160000, 163200, 200000, 272000, len(audio)):
+        stream.push(audio[heard:end])
+        heard = end
+        stop = -(-end * FPS // SAMPLE_RATE)
+        stop = min(stop, len(encoder.encode(audio[:end])))
+        first = max(0, stop - 20)
+        stream.forget_before(first)
+        (got,) = stream.run([stream.plan(first, stop)])
+        np.testing.assert_allclose(got, encoder.encode(audio[:end])[first:stop], atol=1e-4)
+    assert len(stream._audio) <= 12 * SAMPLE_RATE        # old audio is dropped
+
+
+def test_whisper_stream_memory_stays_bounded():
+    from core.encoders import get_encoder
+    stream = WhisperStreamFeatures(get_encoder())
+    chunk = _speechlike(1.0)
+    for second in range(1, 61):
+        stream.push(chunk)
+        stream.forget_before(max(0, (second - 1) * FPS))
+    assert len(stream._audio) <= 12 * SAMPLE_RATE and stream._power.shape[1] <= 1200
+
+
+def test_experiment_shortcut_equals_the_stream(whisper_checkpoints):
+    from core.stream_encoder import stream_features
+    from experiments.live import streamed_features
+    talker = Talker.from_pretrained(whisper_checkpoints)
+    audio = _speechlike(2.43)
+    features = streamed_features(stream_features(talker.encoder()), audio, [0.0, 0.2])
+    for lookahead, feats in features.items():
+        stream = Stream(talker, 2, seed=1, identity="a", lookahead=lookahead)
+        reference, _ = offline_curves(talker, feats, 2, seed=1, identity="a")
+        np.testing.assert_allclose(_stream_all(stream, audio, 500), reference, atol=1e-5)
+
+
+def test_stream_command_prints_chunk_latency_and_one_json_line(whisper_checkpoints, tmp_path, capsys):
+    from core.__main__ import main
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, _speechlike(1.5), SAMPLE_RATE)
+    out = tmp_path / "curves.npy"
+    assert main(["--checkpoints", str(whisper_checkpoints), "stream", str(wav), "--steps", "2",
+                 "--chunk-ms", "50", "--json", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 31 and lines[0].startswith("chunk ending")
+    summary = json.loads(lines[-1])
+    assert set(summary) == {"latency_ms_p50", "latency_ms_p95", "rtf", "frames"} and summary["frames"] == 45
+    assert np.load(out).shape == (45, 52)
+    assert main(["--checkpoints", str(whisper_checkpoints), "stream", str(tmp_path / "missing.wav")]) == 2
+    assert "error:" in capsys.readouterr().err
