@@ -19,6 +19,7 @@ after it leaves a journal, which :func:`repair` carries out (rolled forward).
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ import torch
 DATA_ENV = "DIFFUSIONTALKER_DATA"
 LIBRARY_NAME = "library.safetensors"
 PENDING_SUFFIX = ".pending"
-JOURNAL_NAME = "library-commit.json"     # in the checkpoints root, only while a commit is under way
+JOURNAL_NAME = "library-commit.json"     # in identities_root(), only while a commit is under way
 RESERVED_NAMES = ("auto",)               # means "matched from the voice" in the app and `generate --identity`
 MAX_NAME_LENGTH = 64
 
@@ -106,9 +107,19 @@ def identities_root() -> Path:
 
 def library_for(model_folder: str | Path) -> Path:
     """The library file of the model in ``model_folder`` (it may not exist yet)."""
-    from core.files import WEIGHTS_NAME, sha256_of
+    from core.files import WEIGHTS_NAME
     folder = Path(model_folder).resolve()
-    return identities_root() / f"{folder.name}-{sha256_of(folder / WEIGHTS_NAME)[:16]}" / LIBRARY_NAME
+    weights = folder / WEIGHTS_NAME
+    stat = weights.stat()
+    key = _weights_key(str(weights), stat.st_mtime_ns, stat.st_size)
+    return identities_root() / f"{folder.name}-{key}" / LIBRARY_NAME
+
+
+@functools.lru_cache(maxsize=64)
+def _weights_key(path: str, mtime_ns: int, size: int) -> str:
+    """16 hex digits of the weights' sha256, hashed once per file version (the page asks often)."""
+    from core.files import sha256_of
+    return sha256_of(path)[:16]
 
 
 def library_names(model_folder: Path) -> list[str]:

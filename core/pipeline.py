@@ -76,8 +76,7 @@ class TorchDecoder:
 
 
 class Talker:
-    def __init__(self, root: Path | None, entries: dict[int, dict], *,
-                 models: dict[int, DiffusionTalker] | None = None, device: str | torch.device | None = None,
+    def __init__(self, root: Path | None, entries: dict[int, dict], *, device: str | torch.device | None = None,
                  verify_checksums: bool = True, encoder=None, backend: str = "auto"):
         if backend not in BACKENDS:
             raise ValueError(f"unknown decoder backend {backend!r}; use one of {', '.join(BACKENDS)}")
@@ -86,7 +85,7 @@ class Talker:
         self.entries = entries               # steps -> manifest entry
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.verify_checksums = verify_checksums
-        self._models: dict[int, DiffusionTalker] = dict(models or {})
+        self._models: dict[int, DiffusionTalker] = {}
         self.backend = backend
         self._decoders: dict[int, object] = {}   # steps -> TorchDecoder | OnnxDecoder, built on first use
         self.unavailable: dict[str, str] = {}    # model name -> why it is not offered (see check_all)
@@ -129,7 +128,7 @@ class Talker:
             entry = self.entries[steps]
             if self.verify_checksums:
                 verify(self.root, entry)
-            self._models[steps] = DiffusionTalker.from_pretrained(self.folder(steps), self.device)
+            self._models[steps] = DiffusionTalker.from_pretrained(entry_folder(self.root, entry), self.device)
         return self._models[steps]
 
     def check_all(self) -> dict[str, str]:
