@@ -64,7 +64,8 @@ def stream(a: argparse.Namespace) -> None:
         raise ValueError(f"--chunk-ms must be between 10 and 1000, not {a.chunk_ms}")
     audio = load_audio(a.audio)
     talker = Talker.from_pretrained(a.checkpoints)
-    live = Stream(talker, a.steps, seed=a.seed, identity=a.identity, lookahead=lookahead, hop=hop)
+    # lips closed in pauses, as `generate` does (speech_check=True)
+    live = Stream(talker, a.steps, seed=a.seed, identity=a.identity, lookahead=lookahead, hop=hop, close_pauses=True)
     sender = None
     if a.livelink:
         from core.livelink_udp import LiveLinkSender, parse_address

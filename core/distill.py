@@ -20,6 +20,9 @@ from core.model import DiffusionTalker, to_model_space
 from core.train import Batch, add_common_args, fit, prepare_data, train_config_from_args
 
 
+ADAPTER_PARTS = ("identity_embedding", "identity_encoder", "identity_contrast", "audio_contrast")
+
+
 def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker:
     if teacher.config.steps % 2:
         raise ValueError(f"cannot halve a {teacher.config.steps}-step teacher")
@@ -28,6 +31,10 @@ def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker
                                  extra=copy.deepcopy(teacher.config.extra))
     student = DiffusionTalker(config)
     student.load_state_dict(teacher.state_dict())
+    # The personalisation adapter stays the teacher's: every step count then matches a voice to
+    # the same identity with the same scores (trained on, each student drifted its own copy).
+    for part in ADAPTER_PARTS:
+        getattr(student, part).requires_grad_(False)
     return student
 
 

@@ -1,6 +1,8 @@
 """Training losses (paper §3.4) on model-space curves [B, F, 52] with a frame mask [B, F].
 
 Teacher: 1*L_exp + 1*L_lip + 0.007*L_con + 0.5*L_vel; a distilled student adds 0.1*L_dis.
+``L_clo`` (weight 0 unless chosen) is the lip loss again on the frames where the target's lips
+close between openings (a p/b/m-like dip): few frames, easily outweighed by the rest.
 """
 from __future__ import annotations
 
@@ -9,9 +11,12 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from core.arkit import LIP_INDICES
+from core.arkit import INDEX, LIP_INDICES
 
 _LIP = torch.tensor(LIP_INDICES)
+CLOSED_APERTURE = 0.1       # target lips nearly together (jawOpen - mouthClose, curve units)
+OPENING = 0.1               # ... and open by at least this much more ...
+CONTEXT_FRAMES = 9          # ... within this many frames (0.3 s) either side
 
 
 @dataclass
@@ -21,6 +26,7 @@ class LossWeights:
     con: float = 0.007
     vel: float = 0.5
     dis: float = 0.1
+    clo: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -48,6 +54,21 @@ def velocity_loss(pred, target, mask):
     return masked_mse(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1], pair_mask)
 
 
+def closure_frames(x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """[B, F] 1 where the target (model space) shuts its lips between openings, as
+    :func:`core.lipsync.closures` asks of a p/b/m; pauses with the mouth resting shut are 0."""
+    aperture = (x0[..., INDEX["jawOpen"]] - x0[..., INDEX["mouthClose"]]) * 0.5   # curve units
+    aperture = aperture.masked_fill(mask <= 0, -1.0)
+    k = 2 * CONTEXT_FRAMES + 1
+    around = F.max_pool1d(aperture[:, None], k, stride=1, padding=CONTEXT_FRAMES)[:, 0]
+    return ((aperture <= CLOSED_APERTURE) & (around >= aperture + OPENING) & (mask > 0)).to(x0.dtype)
+
+
+def closure_loss(pred, target, mask):
+    """Lip-channel error on the closure frames only (their mean; 0 for a batch without any)."""
+    return masked_mse(pred[..., _LIP], target[..., _LIP], mask * closure_frames(target, mask))
+
+
 def contrast_loss(logits: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
     """Eq. 14 with the library as the candidate set: each clip's positive is its own identity."""
     return F.cross_entropy(logits, identity)
@@ -61,7 +82,8 @@ def distillation_loss(pred, target, mask, snr_weight):
 def diffusion_terms(x0_hat, x0, mask, logits, identity) -> dict[str, torch.Tensor]:
     """The data and contrast terms every objective shares (teacher, student, enrolment)."""
     return {"exp": expression_loss(x0_hat, x0, mask), "lip": lip_loss(x0_hat, x0, mask),
-            "vel": velocity_loss(x0_hat, x0, mask), "con": contrast_loss(logits, identity)}
+            "vel": velocity_loss(x0_hat, x0, mask), "con": contrast_loss(logits, identity),
+            "clo": closure_loss(x0_hat, x0, mask)}
 
 
 def total_loss(weights: LossWeights, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -180,6 +180,12 @@ class Talker:
         on first use."""
         return self.model(self.steps_available[-1]).identity_names
 
+    def identity_label(self, name: str) -> str:
+        """What a person reads for an identity: its voice and talking style in words
+        ("flite awb · calm, wide jaw") where the training corpus described it, else its name."""
+        labels = self.model(self.steps_available[-1]).config.extra.get("identity_labels", {})
+        return labels.get(name, name)
+
     def warm_up(self, steps: int) -> None:
         """Do now what the first request would otherwise wait for: check and load ``steps``' model,
         build its decoder, load the speech encoder and the voice-activity detector and run them once."""

@@ -65,8 +65,9 @@ def check_speech(wave: np.ndarray) -> SpeechCheck:
     return SpeechCheck(segments, len(wave) / SAMPLE_RATE)
 
 
-def pause_weights(check: SpeechCheck, frames: int, fps: int = FPS) -> np.ndarray:
-    """Per-frame factor [frames] for the lip channels: 1 while speaking, 0 inside pauses.
+def pause_weights(check: SpeechCheck, frames: int, fps: int = FPS, first: int = 0) -> np.ndarray:
+    """Per-frame factor [frames] for the lip channels of frames ``first`` .. ``first + frames``:
+    1 while speaking, 0 inside pauses.
 
     A pause is a gap of at least MIN_PAUSE_SECONDS between speech segments, or before the
     first and after the last; within LIP_RAMP_SECONDS of speech the factor ramps linearly,
@@ -75,7 +76,7 @@ def pause_weights(check: SpeechCheck, frames: int, fps: int = FPS) -> np.ndarray
     """
     if not check.segments:
         return np.ones(frames, np.float32)
-    centres = (np.arange(frames) + 0.5) / fps
+    centres = (np.arange(first, first + frames) + 0.5) / fps
     merged = [list(check.segments[0])]
     for start, end in check.segments[1:]:
         if start - merged[-1][1] < MIN_PAUSE_SECONDS:
@@ -86,3 +87,43 @@ def pause_weights(check: SpeechCheck, frames: int, fps: int = FPS) -> np.ndarray
     for start, end in merged:
         distance = np.minimum(distance, np.maximum(np.maximum(start - centres, centres - end), 0.0))
     return np.clip(1.0 - distance / LIP_RAMP_SECONDS, 0.0, 1.0).astype(np.float32)
+
+
+PAUSE_CONTEXT_SECONDS = 2.5   # audio before a live frame that the detector sees to judge its pause
+
+
+class StreamPauses:
+    """The same lips-closed-in-pauses factor for a live stream, frame block by frame block.
+
+    Each block's factor comes from the detector run over the audio from PAUSE_CONTEXT_SECONDS
+    before the block to the end of what has been heard. With the stream's look-ahead (0.5 s, at
+    least MIN_PAUSE_SECONDS + LIP_RAMP_SECONDS) every gap that touches a block is either closed
+    by speech within the audio heard, or already long enough to be a pause, so the factor is the
+    offline one up to the detector's own context. Once the stream has had speech, a block with
+    none around it is a pause (offline: silence in a clip that has speech).
+    """
+
+    def __init__(self):
+        self._audio = np.zeros(0, np.float32)
+        self._start = 0                       # sample index of self._audio[0]
+        self.had_speech = False
+
+    def push(self, samples: np.ndarray) -> None:
+        self._audio = np.concatenate([self._audio, np.asarray(samples, np.float32)])
+
+    def weights(self, first: int, stop: int, fps: int = FPS) -> np.ndarray:
+        """Factor [stop - first] for frames [first, stop); older audio is let go."""
+        begin = max(self._start, int((first / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE))
+        window = self._audio[begin - self._start:]
+        check = check_speech(window) if len(window) else SpeechCheck((), 0.0)
+        offset = begin / SAMPLE_RATE
+        segments = tuple((start + offset, end + offset) for start, end in check.segments)
+        self.had_speech = self.had_speech or bool(segments)
+        if not segments:
+            factor = np.zeros if self.had_speech else np.ones
+            out = factor(stop - first, np.float32)
+        else:
+            out = pause_weights(SpeechCheck(segments, offset + check.seconds), stop - first, fps, first)
+        keep_from = max(self._start, int((stop / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE))
+        self._audio, self._start = self._audio[keep_from - self._start:], keep_from
+        return out

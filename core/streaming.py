@@ -19,7 +19,8 @@ the stream equals when its features equal the offline ones.
 
 The identity is the one asked for, or (``identity=None``) matched from the voice: first from
 the features of the first hop, then again after ``match_after`` seconds, and kept from then on.
-The lips-closed-in-pauses step of ``Talker.generate(speech_check=True)`` is not applied.
+With ``close_pauses`` the lips close in pauses as ``Talker.generate(speech_check=True)`` does
+offline (:class:`core.speech_check.StreamPauses`); off, the frames are the model's alone.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.arkit import NUM_BLENDSHAPES
+from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
 from core.audio import duration_frames
 from core.model import from_model_space
 from core.rates import FPS, SAMPLE_RATE
@@ -84,7 +85,7 @@ class Stream:
 
     def __init__(self, talker, steps: int = 8, seed: int = 0, identity: str | None = None,
                  lookahead: float = DEFAULT_LOOKAHEAD, hop: float = DEFAULT_HOP, match_after: float = MATCH_AFTER,
-                 sampler: str | None = None):
+                 sampler: str | None = None, close_pauses: bool = False):
         if not 0 <= lookahead <= 2.0:
             raise ValueError(f"the look-ahead must be between 0 and 2 s, not {lookahead}")
         if not 0.01 <= hop <= 1.0:
@@ -111,6 +112,10 @@ class Stream:
         self._emitted = 0                                 # frames out so far
         self._matching: list[np.ndarray] = []             # features until the identity is kept
         self._finished = False
+        self._pauses = None
+        if close_pauses:
+            from core.speech_check import StreamPauses
+            self._pauses = StreamPauses()
 
     # -- public ----------------------------------------------------------------------------------------
     @property
@@ -151,6 +156,8 @@ class Stream:
     def _push(self, samples: np.ndarray) -> None:
         if len(samples):
             self.features.push(samples)
+            if self._pauses is not None:
+                self._pauses.push(samples)
             self._heard += len(samples)
 
     def _plan(self, stop: int, plans: list) -> None:
@@ -172,6 +179,8 @@ class Stream:
                 pieces.append(self._decode(part))
                 self._emitted += len(part)
         curves = np.concatenate(pieces)
+        if self._pauses is not None:
+            curves[:, list(LIP_INDICES)] *= self._pauses.weights(first, self._emitted)[:, None]
         self.features.forget_before(self._emitted)
         return StreamFrames(first, curves, self.identity,
                             {"encoder": t1 - t0, "decoder": time.perf_counter() - t1})

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from core import losses as L
@@ -45,6 +46,9 @@ class TrainConfig:
     seed: int = 0
     loss_weights: L.LossWeights = field(default_factory=L.LossWeights)
     resume: bool = True
+    snapshot_minutes: float | None = None  # also keep the model every this many minutes (snapshots/)
+    feature_noise: float = 0.0           # Gaussian noise on encoder features, x their std (training only)
+    time_mask: float = 0.0               # share of frames whose features are masked (training only)
 
 
 def pick_device() -> torch.device:
@@ -109,6 +113,38 @@ def load_state(out: Path, optimizer: torch.optim.Optimizer) -> dict | None:
 
 
 # -- the loop -----------------------------------------------------------------------------------
+
+SNAPSHOTS = "snapshots"   # <out>/snapshots/epoch-NNNN: models kept along the way, to select on real speech
+
+
+def snapshots(out: str | Path) -> list[Path]:
+    """The snapshot folders of a training run, oldest first."""
+    folder = Path(out) / SNAPSHOTS
+    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+
+MASK_SPAN = 3       # frames per time mask (0.1 s: shorter than a syllable, longer than a closure)
+
+
+def regularised_features(audio: torch.Tensor, mask: torch.Tensor, noise: float, masked_share: float,
+                         gen: torch.Generator) -> torch.Tensor:
+    """Encoder features made harder to memorise (against TTS artefacts): Gaussian noise of
+    ``noise`` x each feature's std, and spans of MASK_SPAN frames (``masked_share`` of all
+    frames) replaced by the clip's mean feature."""
+    w = mask.to(audio.dtype).unsqueeze(-1)
+    n = w.sum(1, keepdim=True).clamp(min=1.0)
+    mean = (audio * w).sum(1, keepdim=True) / n
+    out = audio
+    if noise:
+        std = (((audio - mean) ** 2 * w).sum(1, keepdim=True) / n).sqrt()
+        out = out + noise * std * torch.randn(audio.shape, generator=gen).to(audio.device)
+    if masked_share:
+        b, f = audio.shape[:2]
+        starts = torch.rand((b, f), generator=gen).to(audio.device) < masked_share / MASK_SPAN
+        hidden = F.max_pool1d(starts[:, None].float(), MASK_SPAN, stride=1, padding=MASK_SPAN // 2)[:, 0, :f] > 0
+        out = torch.where(hidden.unsqueeze(-1), mean.expand_as(out), out)
+    return out
+
 
 def evaluate_objective(model, objective: Objective, dataset, cfg: TrainConfig, device) -> dict[str, float]:
     """Mean loss terms and identity accuracy on a dataset with fixed noise (comparable across epochs)."""
@@ -180,6 +216,9 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
             if len(idx) == 0:
                 continue
             batch = tuple(b.to(device) for b in train_set.batch(idx, cfg.crop_frames, rng))
+            if cfg.feature_noise or cfg.time_mask:
+                batch = (regularised_features(batch[0], batch[2], cfg.feature_noise, cfg.time_mask, gen),
+                         *batch[1:])
             set_lr(epoch * per_epoch + i)
             terms, _ = objective(wrapped, batch, gen)
             loss = L.total_loss(cfg.loss_weights, terms)
@@ -197,6 +236,8 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
             log.append(row)
             print(json.dumps(row), flush=True)
             model.save_pretrained(out)
+            if cfg.snapshot_minutes and minutes() >= cfg.snapshot_minutes * (len(snapshots(out)) + 1):
+                model.save_pretrained(out / SNAPSHOTS / f"epoch-{epoch + 1:04d}")
             save_state(out, optimizer, {"epoch": epoch + 1, "log": log, "train_config": _jsonable(cfg)})
             with open(out / LOG_NAME, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -218,17 +259,43 @@ def _jsonable(cfg: TrainConfig) -> dict:
 
 # -- CLI ----------------------------------------------------------------------------------------
 
-def prepare_data(data: str, encoder_name: str, identity_names: list[str] | None = None, progress=True):
+def kept(clips, without: tuple[str, ...] = ()) -> list:
+    """Clips with none of the corpus augmentations or TTS engines named in ``without``
+    (e.g. ``("mp3", "opus", "piper")``; an engine is the second part of an identity name,
+    ``id28_piper_joe``): the ablations that measure what each addition to the corpus buys."""
+    if not without:
+        return list(clips)
+    drop = set(without)
+
+    def engine(identity: str) -> str:
+        parts = identity.split("_")
+        return parts[1] if len(parts) > 2 else ""
+
+    return [c for c in clips if not drop & set(c.extras.get("augment", ())) and engine(c.identity) not in drop]
+
+
+def prepare_data(data: str, encoder_name: str, identity_names: list[str] | None = None, progress=True,
+                 without: tuple[str, ...] = ()):
     """(train set, val set, identity names, fingerprint) with cached encoder features."""
     from core.data.dataset import FeatureDataset, data_fingerprint, load_clips
     from core.encoders import get_encoder
-    train_clips = load_clips(data, ("train",))
-    val_clips = load_clips(data, ("val",))
+    train_clips = kept(load_clips(data, ("train",)), without)
+    val_clips = kept(load_clips(data, ("val",)), without)
     names = identity_names or sorted({c.identity for c in train_clips})
     encoder = get_encoder(encoder_name)
     return (FeatureDataset(train_clips, encoder, names, progress=progress),
             FeatureDataset(val_clips, encoder, names, progress=progress),
             names, data_fingerprint(train_clips))
+
+
+def corpus_identity_labels(data: str, names: list[str]) -> dict[str, str]:
+    """Readable labels ("flite awb · calm, wide jaw") of a synthetic corpus's identities; {} for
+    data without them (BEAT, Live Link Face takes, older corpora)."""
+    meta = Path(data) / "meta.json"
+    if not meta.is_file():
+        return {}
+    params = json.loads(meta.read_text()).get("identity_params", {})
+    return {name: params[name]["label"] for name in names if "label" in params.get(name, {})}
 
 
 def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
@@ -245,6 +312,12 @@ def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     for name, value in L.LossWeights().as_dict().items():
         p.add_argument(f"--w-{name}", type=float, default=value, help=f"weight of L_{name}")
+    p.add_argument("--snapshot-minutes", type=float, default=None,
+                   help="also keep the model every this many minutes in <out>/snapshots/ (select on real speech)")
+    p.add_argument("--feature-noise", type=float, default=TrainConfig.feature_noise,
+                   help="Gaussian noise on the encoder features during training, x their std")
+    p.add_argument("--time-mask", type=float, default=TrainConfig.time_mask,
+                   help="share of frames whose encoder features are masked during training")
 
 
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -252,7 +325,9 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
         torch.set_num_threads(a.threads)
     weights = L.LossWeights(**{k: getattr(a, f"w_{k}") for k in L.LossWeights().as_dict()})
     return TrainConfig(data=a.data, out=getattr(a, "out", ""), epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size,
-                       crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume)
+                       crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume,
+                       feature_noise=a.feature_noise, time_mask=a.time_mask,
+                       snapshot_minutes=a.snapshot_minutes)
 
 
 def main(argv=None):
@@ -264,15 +339,20 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=TalkerConfig.layers)
     p.add_argument("--bidirectional", action="store_true", help="bidirectional GRU (2x cost)")
     p.add_argument("--no-identity", action="store_true", help="ablation: no identity embedding")
+    p.add_argument("--without", default="", help="comma-separated corpus augmentations / TTS engines to leave "
+                                                 "out of training (ablation), e.g. mp3,opus,piper")
     a = p.parse_args(argv)
     cfg = train_config_from_args(a)
     torch.manual_seed(a.seed)
-    train_set, val_set, names, fingerprint = prepare_data(a.data, a.encoder)
+    without = tuple(w for w in a.without.split(",") if w)
+    train_set, val_set, names, fingerprint = prepare_data(a.data, a.encoder, without=without)
     model = DiffusionTalker(TalkerConfig(
         identity_names=names, audio_dim=train_set.feature_dim, encoder=a.encoder, hidden=a.hidden, layers=a.layers,
         bidirectional=a.bidirectional, use_identity=not a.no_identity, steps=a.steps, data_fingerprint=fingerprint,
         extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
-                         "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set)}}))
+                         "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set),
+                         "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without)},
+               "identity_labels": corpus_identity_labels(a.data, names)}))
     fit(model, teacher_objective, train_set, val_set, cfg)
 
 

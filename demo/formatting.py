@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from core.pipeline import Generation
     from demo.service import Comparison, Take
 
-SCORE_COLUMNS = ["identity", "similarity", ""]
+SCORE_COLUMNS = ["identity", "voice and style", "similarity", ""]
 
 
 def steps_text(steps: int) -> str:
@@ -25,22 +25,23 @@ def cell_label(steps: int, seed: int) -> str:
     return f"{steps_text(steps)}, seed {seed}"
 
 
-def scores_table(generation: "Generation") -> pd.DataFrame:
-    """Every library identity with its cosine similarity to the voice, best first."""
+def scores_table(generation: "Generation", label=lambda name: name) -> pd.DataFrame:
+    """Every library identity, described by ``label(name)``, with its cosine similarity to the
+    voice, best first."""
     rows = []
     for name, score in generation.scores:
-        role = [label for label, hit in (("matched", name == generation.matched_identity),
-                                         ("style used", name == generation.identity)) if hit]
-        rows.append(dict(zip(SCORE_COLUMNS, (name, round(float(score), 3), ", ".join(role)))))
+        role = [text for text, hit in (("matched", name == generation.matched_identity),
+                                       ("style used", name == generation.identity)) if hit]
+        rows.append(dict(zip(SCORE_COLUMNS, (name, label(name), round(float(score), 3), ", ".join(role)))))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
-def identity_summary(generation: "Generation") -> str:
+def identity_summary(generation: "Generation", label=lambda name: name) -> str:
     """The matched identity with its similarity, and the style used if another one was picked."""
     best = dict(generation.scores)[generation.matched_identity]
-    text = f"{generation.matched_identity} (similarity {float(best):.3f})"
+    text = f"{label(generation.matched_identity)} (similarity {float(best):.3f})"
     if generation.identity != generation.matched_identity:
-        text += f"; animated in the style of {generation.identity}"
+        text += f"; animated in the style of {label(generation.identity)}"
     if generation.speech is not None and not generation.speech.sounds_like_speech:
         text += " - but this does not sound like speech"
     return text

@@ -88,7 +88,7 @@ class LiveSession:
 
     def __init__(self, talker, steps: int, identity: str | None = None):
         from core.streaming import Stream
-        self.stream = Stream(talker, steps, seed=0, identity=identity, hop=LIVE_HOP)
+        self.stream = Stream(talker, steps, seed=0, identity=identity, hop=LIVE_HOP, close_pauses=True)
         self.rate: int | None = None
         self.resampler: StreamingResampler | None = None
         self.heard = 0.0                     # seconds of 16 kHz audio fed

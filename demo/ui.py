@@ -112,7 +112,7 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
 
 
 def _identity_choices(service: DemoService) -> list[tuple[str, str]]:
-    return [("matched from voice", AUTO)] + [(name, name) for name in service.identities]
+    return [("matched from voice", AUTO)] + [(service.talker.identity_label(name), name) for name in service.identities]
 
 
 def _refreshed_identities(service: DemoService):
@@ -180,7 +180,8 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
     def first_outputs(take):
         generation = take.generation
         with errors_shown(input_errors=False):
-            return [identity_summary(generation), scores_table(generation),
+            label = service.talker.identity_label
+            return [identity_summary(generation, label), scores_table(generation, label),
                     plots.curves_figure(generation.blendshapes, generation.fps,
                                         cell_label(generation.steps, generation.seeds[0]))]
 
@@ -429,6 +430,7 @@ def _header(service: DemoService) -> str:
     steps = ", ".join(map(str, service.steps_choices))
     return (f"# {TITLE}\n"
             "Speech in, 52 ARKit blendshape curves at 30 fps out, from a distilled diffusion model. "
-            f"The voice is matched against a library of {len(service.identities)} talking styles. "
+            f"The voice is matched against a library of {len(service.identities)} talking styles; they are "
+            "synthetic (text-to-speech voices with generated faces), not recordings of real people. "
             f"Models: {steps} diffusion steps; running on **{service.talker.device}**."
             + "".join(f"\n\n> ⚠ {problem}" for problem in service.talker.problems()))

@@ -6,6 +6,7 @@ Playwright drives ``/usr/bin/chromium`` (never ``playwright install``). A contex
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,3 +32,24 @@ def local_only(context, outside: list[str]) -> None:
             outside.append(request_route.request.url)
             request_route.abort()
     context.route("**/*", route)
+
+
+@contextmanager
+def served_app(checkpoints: str, workdir: Path):
+    """The app on ``checkpoints`` served from this process on a free local port (warmed up);
+    yields (url, service)."""
+    from demo import service as demo_service
+    from demo import ui
+    from experiments.loadtest import free_port
+    talker, problem = demo_service.load_talker(checkpoints)
+    if problem:
+        raise ValueError(problem)
+    service = demo_service.DemoService(talker, workdir=Path(workdir) / "service")
+    service.talker.warm_up(service.default_steps)
+    demo = ui.build_demo(service=service, warm_up=False)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **ui.LAUNCH_OPTIONS)
+    try:
+        yield f"http://127.0.0.1:{port}/", service
+    finally:
+        demo.close()

@@ -174,9 +174,11 @@ def measure_speed(talker, steps: int, seconds: float, rounds: int, lookahead: fl
     for _ in range(rounds):
         encoder.append(benchmark_encoder(talker.encoder().name, repeats=3)["median_s"])
         for ms, hop in SPEED_VARIANTS:
-            runs[ms, hop].append(replay(Stream(talker, steps, lookahead=lookahead, hop=hop), audio, ms / 1000))
+            runs[ms, hop].append(replay(Stream(talker, steps, lookahead=lookahead, hop=hop, close_pauses=True),
+                                        audio, ms / 1000))
     ms, hop = SPEED_VARIANTS[0]
-    paced = replay(Stream(talker, steps, lookahead=lookahead, hop=hop), audio, ms / 1000, realtime=True)
+    paced = replay(Stream(talker, steps, lookahead=lookahead, hop=hop, close_pauses=True), audio, ms / 1000,
+                   realtime=True)
     out = {"seconds": seconds, "rounds": rounds, "encoder_10s_median_s": statistics.median(encoder),
            "variants": {}, "realtime": {"chunk_ms": ms, "hop": hop, **paced.summary()}}
     for variant, results in runs.items():
@@ -201,7 +203,8 @@ def measure_sessions(talker, steps: int, seconds: float, counts, lookahead: floa
         results = [None] * n
 
         def run(i):
-            results[i] = replay(Stream(talker, steps, seed=i, lookahead=lookahead), audio, 0.1, realtime=True)
+            results[i] = replay(Stream(talker, steps, seed=i, lookahead=lookahead, close_pauses=True), audio, 0.1,
+                                realtime=True)
 
         threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
         for thread in threads:
@@ -225,7 +228,7 @@ def measure_sustained(talker, steps: int, seconds: float, lookahead: float) -> d
 
     audio = speech(seconds)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    stream = Stream(talker, steps, lookahead=lookahead)
+    stream = Stream(talker, steps, lookahead=lookahead, close_pauses=True)
     result = replay(stream, audio, 0.1)
     rows = [r for r in result.log if r["latency_ms"] is not None]
     tenth = max(1, len(rows) // 10)
@@ -270,7 +273,7 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) 
     else:
         lines += ["**Real speech**: no validation recordings found (run `python -m experiments.realspeech --fetch`).", ""]
     if speed:
-        lines += [f"**Speed** (`core.streaming.replay` of {speed['seconds']:.0f} s of espeak-ng speech, look-ahead "
+        lines += [f"**Speed** (`core.streaming.replay` of {speed['seconds']:.0f} s of espeak-ng speech, lips closed in pauses as in the app, look-ahead "
                   f"{args.speed_lookahead} s, {speed['rounds']} rounds with the chunk sizes interleaved, as fast as "
                   "possible; latency = from a chunk's last sample handed over until the last frame it completed is "
                   "out, which includes waiting for the next encoder hop when chunks are shorter; the look-ahead "
@@ -315,7 +318,7 @@ def main(argv=None) -> None:
     p.add_argument("--speed-lookahead", type=float, default=DEFAULT_LOOKAHEAD)
     p.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 3], help="simultaneous live sessions to try")
     p.add_argument("--session-seconds", type=float, default=10.0)
-    p.add_argument("--sustained-seconds", type=float, default=120.0)
+    p.add_argument("--sustained-seconds", type=float, default=300.0)
     p.add_argument("--no-realspeech", action="store_true")
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--results", default="docs/RESULTS.md")

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from experiments.browser import CHROMIUM, CHROMIUM_ARGS, local_only
-from experiments.loadtest import EXAMPLE, free_port
+from experiments.browser import CHROMIUM, CHROMIUM_ARGS, local_only, served_app
+from experiments.loadtest import EXAMPLE
 
 CLIP_SECONDS = 8.0
 VIEWERS = "window.diffusionTalkerViewers"
@@ -103,43 +103,28 @@ def run(checkpoints: str, source: Path, repeats: int = 5, playback: float = 5.0,
         screenshot: Path | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from demo import service as demo_service
-    from demo import ui
-    talker, problem = demo_service.load_talker(checkpoints)
-    if problem:
-        raise ValueError(problem)
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as workdir, served_app(checkpoints, Path(workdir)) as (url, _):
         wav = eight_second_clip(source, Path(workdir))
-        service = demo_service.DemoService(talker, workdir=Path(workdir) / "service")
-        service.talker.warm_up(service.default_steps)
-        demo = ui.build_demo(service=service, warm_up=False)
-        port = free_port()
-        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                    **ui.LAUNCH_OPTIONS)
-        url = f"http://127.0.0.1:{port}/"
         outside: list[str] = []
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                local_only(context, outside)
-                page = context.new_page()
-                page.goto(url)
-                page.wait_for_function(f"{VIEWERS}?.[0]?.state().ready", timeout=60_000)
-                page.click("#speech-input button[aria-label='Upload file']")
-                page.set_input_files("#speech-input input[type=file]", str(wav))
-                page.wait_for_selector("#speech-input [data-testid='waveform-controls']", state="attached",
-                                       timeout=30_000)
-                latency = click_to_first_frame(page, repeats)
-                rate = playback_rate(page, playback)
-                if screenshot is not None:     # the head mid-sentence, for the README
-                    page.evaluate(f"{VIEWERS}[0].pause(); {VIEWERS}[0].seek(2.2)")
-                    page.wait_for_timeout(300)
-                    page.locator("#face-viewer").screenshot(path=str(screenshot))
-                browser.close()
-            cpu = server_cpu(url, wav, repeats)
-        finally:
-            demo.close()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            local_only(context, outside)
+            page = context.new_page()
+            page.goto(url)
+            page.wait_for_function(f"{VIEWERS}?.[0]?.state().ready", timeout=60_000)
+            page.click("#speech-input button[aria-label='Upload file']")
+            page.set_input_files("#speech-input input[type=file]", str(wav))
+            page.wait_for_selector("#speech-input [data-testid='waveform-controls']", state="attached",
+                                   timeout=30_000)
+            latency = click_to_first_frame(page, repeats)
+            rate = playback_rate(page, playback)
+            if screenshot is not None:     # the head mid-sentence, for the README
+                page.evaluate(f"{VIEWERS}[0].pause(); {VIEWERS}[0].seek(2.2)")
+                page.wait_for_timeout(300)
+                page.locator("#face-viewer").screenshot(path=str(screenshot))
+            browser.close()
+        cpu = server_cpu(url, wav, repeats)
     return {"latency_s": latency, "rate": rate, "cpu": cpu, "outside": outside, "load": os.getloadavg()[0],
             "clip": f"{source.name} cut/padded to {CLIP_SECONDS:.0f} s"}
 

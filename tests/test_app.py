@@ -140,6 +140,10 @@ def test_service_generates_exports_and_compares(service, speech_wav):
     assert generation.blendshapes.shape[0] == 2 and generation.identity == "b" and generation.seeds == [5, 6]
     table = formatting.scores_table(generation)
     assert sorted(table["identity"]) == IDENTITIES and table["similarity"].map(type).eq(float).all()
+    assert service.talker.identity_label("b") == "b"           # toy checkpoints carry no labels
+    labelled = formatting.scores_table(generation, {"b": "flite awb · calm, wide jaw"}.get)
+    assert labelled.set_index("identity").loc["b", "voice and style"] == "flite awb · calm, wide jaw"
+    assert "flite awb · calm, wide jaw" in formatting.identity_summary(generation, lambda n: "flite awb · calm, wide jaw")
     files = service.export(take)
     assert sorted(f.suffix for f in files) == [".csv", ".glb", ".json", ".npy", ".npy"]
     assert "ITF" in formatting.timings_markdown(take) and "export files" in formatting.timings_markdown(take)

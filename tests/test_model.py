@@ -6,7 +6,7 @@ import torch
 
 from core.arkit import NUM_BLENDSHAPES
 from core.data.dataset import FeatureDataset
-from core.distill import distillation_objective, make_student
+from core.distill import ADAPTER_PARTS, distillation_objective, make_student
 from core.model import DiffusionTalker, from_model_space, to_model_space
 from core.train import TrainConfig, fit, teacher_objective
 from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
@@ -90,6 +90,22 @@ def test_fit_trains_checkpoints_and_resumes(tmp_path):
     assert again == more                                  # finished runs are skipped
 
 
+def test_fit_keeps_snapshots_to_select_from(tmp_path):
+    from core.train import snapshots
+    train, val = toy_dataset(2), toy_dataset(1, "val")
+    cfg = TrainConfig(out=str(tmp_path / "run"), epochs=3, batch_size=4, crop_frames=40, lr=3e-3,
+                      snapshot_minutes=1e-9, feature_noise=0.2, time_mask=0.1)
+    fit(tiny_model(), teacher_objective, train, val, cfg)
+    kept = snapshots(tmp_path / "run")
+    assert [p.name for p in kept] == ["epoch-0001", "epoch-0002", "epoch-0003"]
+    last = DiffusionTalker.from_pretrained(kept[-1]).state_dict()
+    final = DiffusionTalker.from_pretrained(tmp_path / "run").state_dict()
+    assert all(torch.equal(last[k], final[k]) for k in final)
+    first = DiffusionTalker.from_pretrained(kept[0]).state_dict()
+    assert any(not torch.equal(first[k], final[k]) for k in final)
+    assert snapshots(tmp_path / "nothing") == []
+
+
 def test_student_inherits_teacher_and_distillation_runs(tmp_path):
     teacher = tiny_model(steps=8)
     student = make_student(teacher, "teacher-8")
@@ -98,5 +114,22 @@ def test_student_inherits_teacher_and_distillation_runs(tmp_path):
     train = toy_dataset(2)
     gen = torch.Generator().manual_seed(0)
     terms, _ = distillation_objective(teacher)(student, train.batch(range(4), 30, np.random.default_rng(0)), gen)
-    assert set(terms) == {"exp", "lip", "vel", "con", "dis"} and all(torch.isfinite(v) for v in terms.values())
+    assert set(terms) == {"exp", "lip", "vel", "con", "clo", "dis"} and all(torch.isfinite(v) for v in terms.values())
     assert all(not p.requires_grad for p in teacher.parameters())
+
+
+def test_students_keep_the_teachers_adapter(tmp_path):
+    """Every step count matches a voice with the same scores: distillation leaves the
+    personalisation adapter as the teacher trained it, and changes the decoder."""
+    teacher = tiny_model(steps=8)
+    student = make_student(teacher, "teacher-8")
+    train, val = toy_dataset(3), toy_dataset(1, "val")
+    cfg = TrainConfig(out=str(tmp_path / "s4"), epochs=2, batch_size=4, crop_frames=40, lr=3e-3)
+    fit(student, distillation_objective(teacher), train, val, cfg)
+    student = DiffusionTalker.from_pretrained(tmp_path / "s4")
+    before, after = teacher.state_dict(), student.state_dict()
+    adapter = [k for k in before if k.split(".")[0] in ADAPTER_PARTS]
+    assert adapter and all(torch.equal(before[k], after[k]) for k in adapter)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    audio = val.batch([0], 60, np.random.default_rng(0))[0][0]
+    assert teacher.match(audio) == student.match(audio)

@@ -5,6 +5,7 @@ import pytest
 from core.arkit import INDEX, LIP_INDICES, UPPER_INDICES
 from core.rates import SAMPLE_RATE
 from core.speech_check import LIP_RAMP_SECONDS, SpeechCheck, check_speech, pause_weights
+from core.speech_check import PAUSE_CONTEXT_SECONDS as PAUSE_CONTEXT
 from experiments.robustness import speech
 
 pytest.importorskip("silero_vad")
@@ -48,3 +49,60 @@ def test_generate_closes_only_the_lips_in_pauses(toy_checkpoints):
     np.testing.assert_allclose(checked.blendshapes[0][:, lips], plain.blendshapes[0][:, lips] * w[:, None], atol=1e-6)
     np.testing.assert_array_equal(checked.blendshapes[0][:, upper], plain.blendshapes[0][:, upper])
     assert checked.blendshapes[0][w == 0][:, INDEX["jawOpen"]].max() == 0
+
+
+def _phrases() -> np.ndarray:
+    """Speech, a 1 s pause, speech, a 0.6 s pause, speech, then 1.5 s of silence."""
+    voice = speech(1.5)
+    gap = lambda s: np.zeros(int(s * SAMPLE_RATE), np.float32)   # noqa: E731
+    return np.concatenate([gap(0.4), voice, gap(1.0), voice, gap(0.6), voice, gap(1.5)])
+
+
+@pytest.mark.parametrize("block", [1, 3, 7])
+def test_stream_pauses_match_the_offline_factor(block):
+    from core.rates import FPS
+    from core.speech_check import StreamPauses
+    clip = _phrases()
+    frames = len(clip) * FPS // SAMPLE_RATE
+    offline = pause_weights(check_speech(clip), frames)
+    pauses, out, lookahead = StreamPauses(), [], int(0.5 * SAMPLE_RATE)
+    heard = 0
+    for first in range(0, frames, block):
+        stop = min(frames, first + block)
+        need = min(len(clip), int(stop / FPS * SAMPLE_RATE) + lookahead)   # what a live stream has heard
+        pauses.push(clip[heard:need])
+        heard = need
+        out.append(pauses.weights(first, stop))
+    streamed = np.concatenate(out)
+    assert streamed.shape == offline.shape and (offline == 0).sum() > FPS
+    # Before any speech is heard nothing is known about pauses and the lips are left alone
+    # (offline, the silence before the first phrase is a pause): compared from the first phrase on.
+    speech_from = int(check_speech(clip).segments[0][0] * FPS)
+    # the detector sees a shorter context live: a frame or two at a pause's edges may differ
+    after = slice(speech_from, None)
+    assert np.mean(np.abs(streamed[after] - offline[after]) < 0.05) > 0.94
+    assert streamed[-FPS:].max() == 0                        # the silence after speech is a pause
+    assert len(pauses._audio) <= (PAUSE_CONTEXT + 0.5 + block / FPS) * SAMPLE_RATE + 1   # old audio let go
+
+
+def test_stream_without_any_speech_leaves_the_lips_alone():
+    from core.speech_check import StreamPauses
+    pauses = StreamPauses()
+    pauses.push(np.zeros(2 * SAMPLE_RATE, np.float32))
+    assert pauses.weights(0, 30).min() == 1.0 and not pauses.had_speech
+
+
+def test_live_stream_closes_the_lips_in_pauses(toy_checkpoints):
+    from core.pipeline import Talker
+    from core.streaming import Stream, replay
+    from tests.helpers import ToyEncoder
+    talker = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
+    clip = _phrases()
+    plain = replay(Stream(talker, 4, seed=1, identity="id1"), clip, 0.1).curves
+    closed = replay(Stream(talker, 4, seed=1, identity="id1", close_pauses=True), clip, 0.1).curves
+    lips, upper = list(LIP_INDICES), list(UPPER_INDICES)
+    np.testing.assert_array_equal(closed[:, upper], plain[:, upper])
+    silent_end = closed[-20:, lips]
+    assert silent_end.max() == 0 and plain[-20:, lips].max() > 0
+    speaking = slice(int(0.7 * 30), int(1.5 * 30))
+    np.testing.assert_allclose(closed[speaking, lips], plain[speaking, lips], atol=1e-6)

@@ -74,6 +74,10 @@ def test_bad_voice_and_text_raise():
     with pytest.raises(ValueError):
         tts.Voice("festival", "kal")
     with pytest.raises(ValueError):
+        tts.Voice("piper", "nobody")
+    with pytest.raises(ValueError):
+        tts.Voice("mbrola", "us1")
+    with pytest.raises(ValueError):
         tts.Voice("flite", "nobody")
     with pytest.raises(ValueError):
         tts.synthesize("  ", tts.Voice("flite", "slt"))
@@ -186,9 +190,16 @@ def test_identity_plan():
     names = [i.name for i in ids]
     assert len(set(names)) == 36 and names[0].startswith("id00_")
     engines = {i.voice.engine for i in ids if i.seen}
-    assert engines == {"espeak", "flite"}
+    assert engines == {"espeak", "flite", "festival", "piper"}
+    # every identity its own base voice: none is another one with only a pitch change
+    base_voices = [(i.voice.engine, i.voice.name) for i in ids]
+    assert len(set(base_voices)) == len(ids)
+    assert {(i.voice.engine, i.voice.name) for i in ids if i.seen} >= set(synth.OTHER_VOICES)
     seen_voices = {i.voice.name for i in ids if i.seen}
     assert not seen_voices & {i.voice.name for i in ids if not i.seen}
+    labels = [i.label for i in ids]
+    assert len(set(labels)) == len(ids) or len(set(i.name for i in ids)) == len(ids)
+    assert all(" · " in label and label.split(" ")[0] == i.voice.engine for label, i in zip(labels, ids))
     assert [i.to_dict() for i in ids] == [i.to_dict() for i in synth.plan_identities(0, 30, 6)]
 
 

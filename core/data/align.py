@@ -5,6 +5,8 @@ lower-case ARPAbet as in :mod:`core.data.tts`; silence and noise phones become `
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from core.data.tts import PHONES, Phone
@@ -18,6 +20,12 @@ DITHER_LSB = 2.0                # std of the noise added before aligning, in 16-
 def pocketsphinx_available() -> bool:
     from importlib.util import find_spec
     return find_spec("pocketsphinx") is not None
+
+
+def transcript_words(text: str) -> list[str]:
+    """The words the aligner's dictionary is looked up with: lower case, punctuation dropped
+    (apostrophes inside words kept: "don't")."""
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)*", text.lower())
 
 
 def align_phones(audio: np.ndarray, transcript: str | None = None) -> list[Phone]:
@@ -50,9 +58,12 @@ def align_phones(audio: np.ndarray, transcript: str | None = None) -> list[Phone
         decode(decoder)
         spans = [(s.word, s.start_frame, s.end_frame + 1) for s in decoder.seg()]
     else:
-        words = transcript.lower().split()
+        words = transcript_words(transcript)
         decoder = Decoder(loglevel="FATAL", lm=None)
-        decoder.set_align_text(" ".join(words))
+        try:
+            decoder.set_align_text(" ".join(words))
+        except RuntimeError as err:          # a word missing from the pronouncing dictionary
+            raise ValueError(f"cannot align the text {transcript!r}: {err}") from None
         try:
             decode(decoder)                  # word alignment first, then phones within the words
             decoder.set_alignment()

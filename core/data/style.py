@@ -46,6 +46,26 @@ class Style:
     def to_dict(self) -> dict:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
 
+    def describe(self) -> str:
+        """The style in a few words for people: "calm, wide jaw", "lively, lip-led, smiling".
+
+        Thresholds split :meth:`sample`'s ranges into thirds (amplitude, jaw emphasis) or mark
+        the top of a range (smile, brows, blinks, asymmetry)."""
+        words = ["calm" if self.amplitude < 0.93 else "expressive" if self.amplitude > 1.12 else "lively"]
+        if self.jaw_emphasis > 0.27:
+            words.append("wide jaw")
+        elif self.jaw_emphasis < -0.27:
+            words.append("lip-led")
+        if self.smile_bias > 0.17:
+            words.append("smiling")
+        if abs(self.asymmetry) > 0.13:
+            words.append("lopsided")
+        if self.brow_activity > 0.75:
+            words.append("busy brows")
+        if self.blink_rate > 21:
+            words.append("blinks often")
+        return ", ".join(words)
+
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "Style":
         """A random but plausible style; the ranges span calm to very expressive speakers."""

@@ -35,11 +35,11 @@ from core.data.clip import SPLITS
 from core.rates import FPS, SAMPLE_RATE
 from core.data.sentences import split_pool
 from core.data.style import Style
-from core.data.tts import FLITE_VOICES, Voice, synthesize
+from core.data.tts import Voice, synthesize
 from core.data.upper_face import upper_face
 from core.data.visemes import lower_face
 
-GENERATOR_VERSION = "synth-3"
+GENERATOR_VERSION = "synth-4"
 MAX_SECONDS = 10.0                     # clips are at most 300 frames
 SENTENCE_POOL = {"train": 6000, "val": 300, "test": 600}
 
@@ -52,6 +52,14 @@ SEEN_VARIANTS = ("m1 m2 m3 m4 m5 m7 m8 f1 f2 f3 f5 klatt klatt2 klatt4 Andy Anni
                  "belinda david ed grandpa grandma john linda paul rob robert steph travis victor "
                  "Alicia Lee Mike Hugo Denis").split()
 UNSEEN_VARIANTS = "m6 f4 klatt3 shelby Marco michel edward caleb".split()
+# Recorded voices of the other engines (engine, voice); flite's kal16 is left out, it is kal's
+# speaker again. festival's slt (HTS) and kal (diphones) are the same people as flite's slt and
+# kal but another synthesis method, so their audio differs well beyond pitch.
+OTHER_VOICES = (("flite", "awb"), ("flite", "rms"), ("flite", "slt"), ("flite", "kal"),
+                ("festival", "ked_diphone"), ("festival", "cmu_us_slt_arctic_hts"),
+                ("festival", "kal_diphone"), ("piper", "joe"))
+OTHER_SHARE = 0.27
+SHORT_VOICE_NAMES = {"ked_diphone": "ked", "kal_diphone": "kal", "cmu_us_slt_arctic_hts": "slt-hts"}
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class SizeConfig:
     test_clips: int
     unseen_clips: int
     max_sentences: int = 3    # sentences per clip (longer clips include pauses)
-    augment_probability: float = 0.5   # share of clips with tempo/pitch/reverb/noise
+    augment_probability: float = 0.6   # share of clips with voice/channel/room/noise augmentation
 
 
 SIZES = {
@@ -85,8 +93,14 @@ class Identity:
     style: Style
     seen: bool
 
+    @property
+    def label(self) -> str:
+        """Voice and style in words, for people: "flite awb · calm, wide jaw"."""
+        voice = self.name.split("_", 2)[2].replace("_", " ")     # "en-rp belinda", "slt-hts"
+        return f"{self.voice.engine} {voice} · {self.style.describe()}"
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "seen": self.seen, "engine": self.voice.engine,
+        return {"name": self.name, "label": self.label, "seen": self.seen, "engine": self.voice.engine,
                 "voice": self.voice.name, "rate": round(self.voice.rate, 4),
                 "pitch": round(self.voice.pitch, 4), "pitch_range": round(self.voice.pitch_range, 4),
                 "pitch_shift": round(self.pitch_shift, 4), "style": self.style.to_dict()}
@@ -98,36 +112,41 @@ def _shuffled(rng: np.random.Generator, items) -> list[str]:
 
 
 def plan_identities(seed: int, seen: int, unseen: int) -> list[Identity]:
-    """Seen identities first (one in five a flite voice), then unseen espeak identities whose
-    variants no seen identity uses."""
+    """Seen identities first, then unseen espeak identities whose variants no seen identity uses.
+
+    Every identity has its own base voice: the recorded voices of flite, festival and piper
+    (:data:`OTHER_VOICES`, each used once, spread over the seen list) and espeak-ng
+    accent+variant pairs that no other identity shares, so that no two identities differ only
+    by a pitch change."""
     if not (0 <= unseen <= len(UNSEEN_VARIANTS) and 0 < seen <= len(SEEN_VARIANTS)):
         raise ValueError(f"need 1..{len(SEEN_VARIANTS)} seen and 0..{len(UNSEEN_VARIANTS)} "
                          f"unseen identities, got {seen} and {unseen}")
     rng = np.random.default_rng([seed, 0x1D])
     accents = _shuffled(rng, ESPEAK_ACCENTS)
     variants = {True: _shuffled(rng, SEEN_VARIANTS), False: _shuffled(rng, UNSEEN_VARIANTS)}
-    flite_voices = _shuffled(rng, FLITE_VOICES)
-    flite_slots = set(rng.choice(seen, size=round(0.2 * seen), replace=False).tolist())
+    others = [OTHER_VOICES[i] for i in rng.permutation(len(OTHER_VOICES))]
+    # the non-espeak voices take about one seen slot in four, as many as there are of them
+    count = min(len(others), round(OTHER_SHARE * seen))
+    other_slots = dict(zip(sorted(rng.choice(seen, size=count, replace=False).tolist()), others))
     plan: list[tuple[str, str, bool]] = []
     for k in range(seen + unseen):
         is_seen = k < seen
-        if k in flite_slots:
-            used = sum(engine == "flite" for engine, _, _ in plan)
-            plan.append(("flite", flite_voices[used % len(flite_voices)], True))
+        if k in other_slots:
+            plan.append((*other_slots[k], True))
         else:
             plan.append(("espeak", f"{accents[k % len(accents)]}+{variants[is_seen].pop()}", is_seen))
 
     identities = []
     for k, (engine, voice_name, is_seen) in enumerate(plan):
-        voice = Voice(engine, voice_name, rate=float(rng.uniform(0.85, 1.2)),
+        voice = Voice(engine, voice_name, rate=float(rng.uniform(0.8, 1.25)),
                       pitch=float(rng.uniform(-4, 4)) if engine == "espeak" else 0.0,
-                      pitch_range=float(rng.uniform(0.6, 1.6)))
-        shift = float(rng.uniform(-3, 3)) if engine == "flite" else 0.0
+                      pitch_range=float(rng.uniform(0.6, 1.6)) if engine != "piper" else float(rng.uniform(0.7, 1.3)))
+        shift = float(rng.uniform(-2, 2)) if engine != "espeak" else 0.0
         if engine == "espeak":
             accent, variant = voice_name.split("+")
             label = f"{ESPEAK_ACCENTS[accent]}_{variant}"
         else:
-            label = voice_name
+            label = SHORT_VOICE_NAMES.get(voice_name, voice_name)
         identities.append(Identity(k, f"id{k:02d}_{engine}_{label}", voice, shift,
                                    Style.sample(rng), is_seen))
     return identities
@@ -153,7 +172,10 @@ def _speak(job: _Job, sentences: list[str], clip_rng: np.random.Generator):
     voice = replace(ident.voice, rate=ident.voice.rate * float(clip_rng.uniform(0.92, 1.08)),
                     pitch=ident.voice.pitch + float(clip_rng.uniform(-0.5, 0.5)))
     aug = augment.Augmentation.sample(clip_rng, job.config.augment_probability, ident.pitch_shift)
-    audio, phones = synthesize(" ".join(sentences), voice)
+    try:
+        audio, phones = synthesize(" ".join(sentences), voice)
+    except ValueError:             # e.g. the aligner could not place a word of the text
+        return None
     estimate = len(audio) / SAMPLE_RATE / aug.tempo + aug.pad_before + aug.pad_after + 0.1
     if estimate > MAX_SECONDS:
         return None

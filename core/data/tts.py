@@ -1,6 +1,7 @@
 """Offline speech synthesis with per-phone timings, normalised to one phone set.
 
-Two engines, both deterministic and much faster than real time on a CPU:
+Four engines, all deterministic and much faster than real time on a CPU (festival in
+:mod:`core.data.festival`, piper in :mod:`core.data.piper_tts`):
 
 * **espeak-ng** through ``libespeak-ng.so.1`` (ctypes). The command line prints phonemes but no
   times; the library reports a phoneme event (IPA, start in ms) for every phone it speaks.
@@ -28,7 +29,7 @@ from scipy.signal import resample_poly
 
 from core.rates import SAMPLE_RATE
 
-ENGINES = ("espeak", "flite")
+ENGINES = ("espeak", "flite", "festival", "piper")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 
 VOWELS = frozenset("aa ae ah ao aw ax ay eh er ey ih iy ow oy uh uw".split())
@@ -67,6 +68,12 @@ class Voice:
             raise ValueError(f"unknown TTS engine {self.engine!r}; choose from {ENGINES}")
         if self.engine == "flite" and self.name not in FLITE_VOICES:
             raise ValueError(f"unknown flite voice {self.name!r}; choose from {FLITE_VOICES}")
+        if self.engine in ("festival", "piper"):
+            from core.data.festival import FESTIVAL_VOICES
+            from core.data.piper_tts import PIPER_VOICES
+            known = FESTIVAL_VOICES if self.engine == "festival" else tuple(PIPER_VOICES)
+            if self.name not in known:
+                raise ValueError(f"unknown {self.engine} voice {self.name!r}; choose from {known}")
         if not 0.3 <= self.rate <= 3.0:
             raise ValueError(f"rate {self.rate} outside [0.3, 3]")
 
@@ -333,11 +340,18 @@ def synth_flite(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
 def synthesize(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
     """Speak ``text``; return (float32 16 kHz mono audio, gap-free ARPAbet phones in seconds).
 
-    flite ignores ``voice.pitch`` (shift the audio afterwards, see ``core.data.augment``).
+    Only espeak-ng follows ``voice.pitch`` (shift the others' audio afterwards, see
+    ``core.data.augment``). festival and piper live in their own modules (imported on use).
     """
     if not text.strip():
         raise ValueError("nothing to say: empty text")
-    audio, phones = (synth_espeak if voice.engine == "espeak" else synth_flite)(text, voice)
+    if voice.engine == "festival":
+        from core.data.festival import synth_festival as engine
+    elif voice.engine == "piper":
+        from core.data.piper_tts import synth_piper as engine
+    else:
+        engine = synth_espeak if voice.engine == "espeak" else synth_flite
+    audio, phones = engine(text, voice)
     if len(audio) == 0 or not phones:
         raise ValueError(f"{voice.engine} produced no speech for {text!r}")
     return audio, phones

@@ -12,6 +12,7 @@ const CURVE_SCALE = 65535;
 const FOV = 24;
 const TARGET_FPS = 24;      // below this while playing, the canvases render fewer pixels (software WebGL)
 const MIN_SCALE = 0.5;
+const LIVE_SHOWN_KEPT = 9000; // (frame, time) of the last 5 minutes of live frames drawn, for latency
 const LIVE_QUEUE = 15;      // live frames waiting at most (0.5 s at 30 fps, 2.5 encoder hops); older ones are skipped
 const BACKGROUND = 0x292b30;
 const meshes = new Map();              // url -> Promise<{geometry, header}>: each head fetched once
@@ -249,7 +250,8 @@ class Cell {
         missing: grid.missing,
         ready: Boolean(cell.mesh),
         scale: grid.scale,
-        live: grid.live ? { received: grid.live.received, queued: grid.live.queue.length, dropped: grid.live.dropped }
+        live: grid.live ? { received: grid.live.received, queued: grid.live.queue.length, dropped: grid.live.dropped,
+                            shown: grid.live.shown.slice() }
                         : null,
       }),
     };
@@ -383,7 +385,7 @@ class ViewerGrid {
     if (value.reset || !this.live) {
       this.pause();
       if (this.cells.length !== 1) this.layout(["Live"], 1);
-      this.live = { queue: [], received: 0, dropped: 0, next: 0 };
+      this.live = { queue: [], received: 0, dropped: 0, next: 0, shown: [] };
       this.fps = value.fps;
       this.frames = 0;
       this.seekBar.disabled = this.playButton.disabled = true;
@@ -393,7 +395,9 @@ class ViewerGrid {
       const curves = decodeCurves(value.curves, value.frames);
       const now = performance.now();
       if (!this.live.queue.length && this.live.next < now) this.live.next = now;   // starved: the clock restarts
-      for (let f = 0; f < value.frames; f++) this.live.queue.push(curves.slice(f * 52, f * 52 + 52));
+      for (let f = 0; f < value.frames; f++) {
+        this.live.queue.push({ index: value.first + f, weights: curves.slice(f * 52, f * 52 + 52) });
+      }
       this.live.received += value.frames;
     }
     if (value.mesh !== this.meshUrl) await this.showMesh(value.mesh);
@@ -406,7 +410,11 @@ class ViewerGrid {
     const shown = live.queue.splice(0, take);
     live.dropped += take - 1;
     live.next += take * step;
-    this.cells[0].setCurves(shown[take - 1], 1);
+    const frame = shown[take - 1];
+    this.cells[0].setCurves(frame.weights, 1);
+    // (stream frame index, page time it was drawn): mic-to-face latency = drawn - (start + index / fps)
+    live.shown.push([frame.index, now]);
+    if (live.shown.length > LIVE_SHOWN_KEPT) live.shown.shift();
     return true;
   }
   keepPace(drew) {  // every 15 draws while playing: too slow -> 20 % fewer pixels per side, down to half

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,7 +13,20 @@ from experiments.realspeech import __doc__ as DOC
 from experiments.realspeech.analysis import LOUDNESS, analyse, auc_or_nan, by_speaker, summarise, tts_control
 from experiments.realspeech.plot import plot
 from experiments.realspeech.report import SECTION, markdown
-from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECORDINGS, fetch, find_audio
+from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECORDINGS, VALIDATION, fetch, find_audio
+
+
+def validation_figures(results: dict[int, dict]) -> dict:
+    """{steps: {auc, auc_minus_loudness, closure, closure_minus_chance}} of the validation part."""
+    out = {}
+    for steps, res in results.items():
+        real = next(r for r in res["summary"] if r["group"] == f"{VALIDATION}: all real recordings")
+        auc, closure = real["auc"], real["closure"]["lip aperture"]
+        out[steps] = {"auc": round(auc["lip aperture"][0], 4),
+                      "auc_minus_loudness": round(auc[f"lip aperture - {LOUDNESS}"][0], 4),
+                      "closure": round(closure["closure"][0], 4),
+                      "closure_minus_chance": round(closure["closure - chance"][0], 4)}
+    return out
 
 
 def main(argv=None) -> None:
@@ -26,11 +40,14 @@ def main(argv=None) -> None:
     p.add_argument("--results", default="docs/RESULTS.md")
     p.add_argument("--plot", nargs="*", default=["librivox-0870", "harvard-f"], help="recordings to plot")
     p.add_argument("--no-tts-control", action="store_true", help="skip the espeak-ng control group")
+    p.add_argument("--validation-only", action="store_true",
+                   help="score the validation part alone (for decisions), print one JSON line, write nothing")
     args = p.parse_args(argv)
 
     if args.fetch:
         print(f"fetched {len(fetch(args.audio_dir))} recordings into {args.audio_dir}")
-    found = [(r, find_audio(r, args.audio_dir)) for r in RECORDINGS]
+    recordings = [r for r in RECORDINGS if r.split == VALIDATION or not args.validation_only]
+    found = [(r, find_audio(r, args.audio_dir)) for r in recordings]
     not_found, unaligned = [r.name for r, path in found if path is None], []
     found = [(r, path) for r, path in found if path is not None]
     if not found:
@@ -67,6 +84,9 @@ def main(argv=None) -> None:
                     *((n, a[n]) for n in ("lip aperture", LOUDNESS, f"lip aperture - {LOUDNESS}") if n in a),
                     *((n, c[n]) for n in ("closure", "chance", "closure - chance") if n in c))))
 
+    if args.validation_only:
+        print(json.dumps({"checkpoints": args.checkpoints, **validation_figures(results)}))
+        return
     rows = results[args.steps[0]]["rows"]
     chosen = [r for r in rows if r["recording"].name in args.plot] or rows[:1]
     title = f"Real human speech through the model trained on TTS only ({models[args.steps[0]]}, {args.steps[0]} steps)"

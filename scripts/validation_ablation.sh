@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The corpus and training choices of issue 14, decided on the real-speech *validation* part only:
+# small 8-step models trained from scratch for the same minutes, two side by side (1 thread each),
+# each scored with `python -m experiments.realspeech --validation-only` (no test recording is read).
+# Output: one JSON line per variant in runs/ablation/results.jsonl (quoted in docs/DECISIONS.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OLD=${OLD:-/work/corpus/default}      # synth-3: espeak-ng + flite, four augmentations
+NEW=${NEW:-/work/corpus/default4}     # synth-4: + festival, piper, channel/codec/breath/babble
+MIN=${MIN:-5}
+OUT=runs/ablation
+mkdir -p $OUT
+
+variant() {   # name corpus extra-args...
+  local name=$1 data=$2; shift 2
+  $PY -m core.train --data "$data" --out $OUT/$name --steps 8 --epochs 200 --max-minutes "$MIN" --threads 1 "$@" \
+      > $OUT/$name.log 2>&1
+}
+score() {
+  $PY -m experiments.realspeech --validation-only --no-tts-control --checkpoints $OUT/$1 --steps 8 2>/dev/null \
+      | tail -1 | sed "s/^{/{\"variant\": \"$1\", /" >> $OUT/results.jsonl
+}
+pair() {      # two variants side by side, then their scores
+  variant "${A[@]}" & variant "${B[@]}" & wait
+  score "${A[0]}"; score "${B[0]}"
+}
+A=(old-corpus "$OLD"); B=(new-corpus "$NEW"); pair
+A=(new-feature-reg "$NEW" --feature-noise 0.3 --time-mask 0.1); B=(new-closure "$NEW" --w-clo 1.0); pair
+cat $OUT/results.jsonl
