@@ -127,6 +127,15 @@ def interleaved_medians(variants: dict[str, callable], repeats: int) -> dict[str
     return {name: statistics.median(v) for name, v in times.items()}
 
 
+def against(talker: Talker, other: Talker, audio: Path, steps: int, repeats: int) -> dict:
+    """End-to-end seconds of one ``steps`` request with each talker, timed interleaved."""
+    runs = {"shipped": lambda: talker.generate(str(audio), steps=steps, seed=0),
+            "other": lambda: other.generate(str(audio), steps=steps, seed=0)}
+    medians = interleaved_medians(runs, repeats)
+    return {"steps": steps, "repeats": repeats, "shipped_s": medians["shipped"], "other_s": medians["other"],
+            "ratio": medians["shipped"] / medians["other"]}
+
+
 def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seeds: int,
                      compile_model: bool = True) -> list[dict]:
     """Decoder-only time at ``steps`` for each way of running it (timed interleaved), with the
@@ -276,6 +285,8 @@ def main(argv=None):
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement (~20 s)")
     p.add_argument("--json", default="docs/bench.json")
     p.add_argument("--results", default="docs/RESULTS.md")
+    p.add_argument("--compare-with", help="another checkpoints folder (e.g. the previous release): its 8-step "
+                                          "end-to-end time, interleaved with the shipped one's")
     a = p.parse_args(argv)
     audio = Path(a.audio) if a.audio else speech_clip()
     talker = Talker.from_pretrained(a.checkpoints)
@@ -295,11 +306,16 @@ def main(argv=None):
         render = benchmark_render(n_frames=a.render_frames, size=512)
     except Exception as err:  # rendering needs EGL; report its absence instead of failing the benchmark
         render = {"error": str(err).splitlines()[0]}
+    compared = None
+    if a.compare_with:
+        compared = {"other": a.compare_with, **against(talker, Talker.from_pretrained(a.compare_with), audio,
+                                                       ref_steps, 3 * a.repeats)}
     peak = max(peak, measured_peak_gflops())   # the machine's speed drifts: the better of two measurements
     device = str(talker.device)
     result = {"machine": machine_description(), "device": device, "peak_gflops": peak, "audio": str(audio),
               "repeats": a.repeats, "models": rows, "decoder_variants": variants, "render": render,
-              "encoders": encoders, "encoder_numpy_blas": blas, "targets": targets(rows, render, device)}
+              "encoders": encoders, "encoder_numpy_blas": blas, "targets": targets(rows, render, device),
+              "compared": compared}
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=1, default=str))
     update_section("benchmark", report(result, a.seeds, ref_steps, a.render_frames), a.results)
@@ -319,6 +335,10 @@ def report(result: dict, seeds: int, ref_steps: int, render_frames: int) -> str:
           f"a V100 ({PAPER_TENSORRT_ITF * 1e4:.1f} with TensorRT at 8 steps).\n",
           table(["steps", "decoder", "ITF e2e", "e2e range", "ITF decoder", "encoder s", f"{seeds} seeds / 1 seed cost",
                  "GFLOP/frame", "% of peak", "paper ITF (V100)"], table_rows)]
+    if result.get("compared"):
+        c = result["compared"]
+        md += [f"\nAgainst `{c['other']}` in the same run ({c['steps']} steps, end to end, {c['repeats']} requests "
+               f"each, interleaved): {c['shipped_s']:.3f} s shipped vs {c['other_s']:.3f} s, ratio {c['ratio']:.3f}."]
     if ref_steps in rows:
         stages = rows[ref_steps]["stages_s"]
         total = stages["total"]

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The shipped models, end to end: corpus -> teacher-256 -> distilled 128..1 (in parallel with the
+# The shipped models, end to end: corpus -> teacher-256 (snapshots every TEACHER_SNAPSHOT_MIN, the
+# one best on the real-speech validation part kept) -> distilled 128..1 (in parallel with the
 # from-scratch baselines and ablations) -> fp16 check -> manifest -> evaluation -> benchmark.
+# RECIPE holds the training choices made on the validation part (scripts/validation_ablation.sh,
+# docs/DECISIONS.md "Real voices"); every model of the family is trained with them.
 # Every stage resumes or skips finished work. Budgets are wall-clock minutes on the machine that
 # runs it (the shipped checkpoints: a 2-core CPU); they are recorded in each checkpoint's
 # config.json / log and in docs/RESULTS.md.
@@ -10,26 +13,30 @@ PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-corpus/default}
 TEACHER_MIN=${TEACHER_MIN:-30}      # teacher budget (2 threads)
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
+TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-7.5}
+RECIPE=${RECIPE:-}                  # e.g. "--feature-noise 0.3 --time-mask 0.1" (set below once chosen)
 EPOCHS=200                          # upper bound; the minute budgets stop training first
 mkdir -p runs
 
 [[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.synth --out "$CORPUS" --seed 0 --size default
-$PY -m core.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs $EPOCHS --max-minutes "$TEACHER_MIN"
+$PY -m core.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs $EPOCHS --max-minutes "$TEACHER_MIN" \
+    --snapshot-minutes "$TEACHER_SNAPSHOT_MIN" $RECIPE
+$PY -m experiments.realspeech.select checkpoints/teacher-256   # real validation speech only
 
 distill_chain() {   # early halvings change little; the last rounds get the most time
   $PY -m core.distill --teacher checkpoints/teacher-256 --data "$CORPUS" --out-root checkpoints --down-to 32 \
-      --epochs $EPOCHS --max-minutes 2 --threads 1
+      --epochs $EPOCHS --max-minutes 2 --threads 1 $RECIPE
   $PY -m core.distill --teacher checkpoints/distilled-32 --data "$CORPUS" --out-root checkpoints --down-to 8 \
-      --epochs $EPOCHS --max-minutes 3 --threads 1
+      --epochs $EPOCHS --max-minutes 3 --threads 1 $RECIPE
   $PY -m core.distill --teacher checkpoints/distilled-8 --data "$CORPUS" --out-root checkpoints --down-to 1 \
-      --epochs $EPOCHS --max-minutes 4 --threads 1
+      --epochs $EPOCHS --max-minutes 4 --threads 1 $RECIPE
 }
 baselines() {
   for steps in 32 16 8; do
     $PY -m core.train --data "$CORPUS" --out checkpoints/scratch-$steps --steps $steps --epochs $EPOCHS \
-        --max-minutes "$BASELINE_MIN" --threads 1
+        --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE
   done
-  common=(--data "$CORPUS" --steps 8 --epochs $EPOCHS --max-minutes "$BASELINE_MIN" --threads 1)
+  common=(--data "$CORPUS" --steps 8 --epochs $EPOCHS --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE)
   $PY -m core.train "${common[@]}" --out checkpoints/ablation-8-no-lip --w-lip 0
   $PY -m core.train "${common[@]}" --out checkpoints/ablation-8-no-vel --w-vel 0
   $PY -m core.train "${common[@]}" --out checkpoints/ablation-8-no-identity --no-identity

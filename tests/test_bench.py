@@ -1,4 +1,4 @@
-from experiments.bench import decoder_flops_per_frame, run, spread
+from experiments.bench import against, decoder_flops_per_frame, run, spread
 from core.distill import make_student
 from core.manifest import build_manifest
 from core.pipeline import Talker
@@ -27,6 +27,10 @@ def test_benchmark_rows_for_every_step_count(tmp_path):
     assert rows[4]["decoder_gflops_per_frame"] > rows[2]["decoder_gflops_per_frame"]
     assert all(r["itf"]["median"] >= r["itf_decoder"]["median"] > 0 for r in rows.values())
     assert spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
+    talker = Talker.from_pretrained(tmp_path, encoder=ToyEncoder())
+    same = against(talker, Talker.from_pretrained(tmp_path, encoder=ToyEncoder()), wav, 2, repeats=3)
+    assert same["steps"] == 2 and same["shipped_s"] > 0 and same["other_s"] > 0
+    assert same["ratio"] == same["shipped_s"] / same["other_s"]
 
 
 def test_folded_flops_drop_the_identity_and_step_columns():

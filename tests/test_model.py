@@ -133,3 +133,17 @@ def test_students_keep_the_teachers_adapter(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     audio = val.batch([0], 60, np.random.default_rng(0))[0][0]
     assert teacher.match(audio) == student.match(audio)
+
+
+def test_adapter_fit_trains_only_the_contrast_heads():
+    from core.adapter import HEADS, accuracy, fit_heads
+    model = tiny_model()
+    train, val = toy_dataset(4), toy_dataset(2, "val")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    acc_before = accuracy(model, val)[0]
+    result = fit_heads(model, train, val, minutes=0.05, lr=3e-3, batch_size=4, log=lambda *_: None)
+    after = model.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed <= set(HEADS)                              # the decoder's inputs are untouched
+    assert result["val_identity_acc_after"] >= result["val_identity_acc_before"] == round(acc_before, 4)
+    assert all(p.requires_grad for p in model.parameters())   # trainable again for whatever comes next

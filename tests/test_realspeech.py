@@ -263,3 +263,41 @@ def test_command_writes_plot_and_results_section(tmp_path, monkeypatch):
     assert "aperture - loudness" in text and "closure - chance" in text and "![real speech](real_speech.png)" in text
     assert sources.LIBRIVOX in text and sources.HARVARD in text          # the shipped clips' speakers, both in test
     assert "Validation part" not in text                                  # no validation clip ships
+
+
+def test_validation_only_never_reads_a_test_recording(tmp_path):
+    from experiments.realspeech.__main__ import aligned_recordings
+    # the shipped example clips are all in the test part: a validation-only run finds nothing
+    with pytest.raises(SystemExit, match="No recordings"):
+        aligned_recordings(tmp_path / "none", validation_only=True, tts_control=False)
+
+
+def test_select_keeps_the_snapshot_that_scores_best_on_validation(tmp_path, monkeypatch):
+    import json
+    import torch
+    from core.model import DiffusionTalker
+    from core.train import TrainConfig, fit, snapshots, teacher_objective
+    from experiments.realspeech import select
+    from tests.helpers import tiny_model
+    from tests.test_model import toy_dataset
+
+    run = tmp_path / "teacher"
+    fit(tiny_model(), teacher_objective, toy_dataset(2), toy_dataset(1, "val"),
+        TrainConfig(out=str(run), epochs=3, batch_size=4, crop_frames=40, lr=3e-3, snapshot_minutes=1e-9))
+    figures = {"epoch-0001": 0.80, "epoch-0002": 0.90, "epoch-0003": 0.85, "teacher": 0.85}
+    calls = []
+
+    def fake_score(folder, aligned, seed=0):
+        calls.append(folder.name)
+        return {"auc": figures[folder.name], "auc_minus_loudness": 0.0, "closure": 0.5, "closure_minus_chance": 0.1}
+
+    monkeypatch.setattr(select, "aligned_recordings", lambda *a, **k: ([], [], []))
+    monkeypatch.setattr(select, "score", fake_score)
+    chosen = select.select(run)
+    assert chosen["kept"] == "epoch-0002" and set(chosen["candidates"]) == {"epoch-0001", "epoch-0002", "epoch-0003", "final"}
+    kept = DiffusionTalker.from_pretrained(run).state_dict()
+    wanted = DiffusionTalker.from_pretrained(snapshots(run)[1]).state_dict()
+    assert all(torch.equal(kept[k], wanted[k]) for k in wanted)
+    assert json.loads((run / "config.json").read_text())["extra"]["selected"]["kept"] == "epoch-0002"
+    calls.clear()
+    assert select.select(run)["kept"] == "epoch-0002" and calls == []     # chosen once, not again

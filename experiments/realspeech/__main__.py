@@ -10,7 +10,8 @@ from pathlib import Path
 from core.audio import load_audio
 from core.data.align import align_phones
 from experiments.realspeech import __doc__ as DOC
-from experiments.realspeech.analysis import LOUDNESS, analyse, auc_or_nan, by_speaker, summarise, tts_control
+from experiments.realspeech.analysis import LOUDNESS, analyse, auc_or_nan, by_speaker, summarise
+from experiments.realspeech.analysis import tts_control as tts_control_inputs
 from experiments.realspeech.plot import plot
 from experiments.realspeech.report import SECTION, markdown
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECORDINGS, VALIDATION, fetch, find_audio
@@ -27,6 +28,49 @@ def validation_figures(results: dict[int, dict]) -> dict:
                       "closure": round(closure["closure"][0], 4),
                       "closure_minus_chance": round(closure["closure - chance"][0], 4)}
     return out
+
+
+def aligned_recordings(audio_dir, validation_only: bool = False, tts_control: bool = True):
+    """([(recording, audio, phones)], names not found, names that could not be aligned); only the
+    validation part with ``validation_only``, plus the TTS control of their texts with ``tts_control``."""
+    recordings = [r for r in RECORDINGS if r.split == VALIDATION or not validation_only]
+    found = [(r, find_audio(r, audio_dir)) for r in recordings]
+    not_found, unaligned = [r.name for r, path in found if path is None], []
+    found = [(r, path) for r, path in found if path is not None]
+    if not found:
+        sys.exit(f"No recordings found in {audio_dir} or {EXAMPLES_DIR}; run with --fetch.")
+    inputs = [(rec, load_audio(path)) for rec, path in found]
+    if tts_control:
+        inputs += tts_control_inputs([rec for rec, _ in found])
+    aligned = []
+    for rec, audio in inputs:
+        try:
+            aligned.append((rec, audio, align_phones(audio, rec.transcript)))
+        except ValueError as err:             # text and audio cannot be aligned
+            print(f"{rec.name}: left out ({err})")
+            unaligned.append(rec.name)
+    return aligned, not_found, unaligned
+
+
+def measure(talker, aligned, steps_list, seed: int = 0, verbose: bool = True) -> dict[int, dict]:
+    """{steps: {rows, summary, speakers}} of ``talker`` on the aligned recordings."""
+    results = {}
+    for steps in steps_list:
+        rows = [analyse(talker, rec, audio, phones, steps, seed) for rec, audio, phones in aligned]
+        results[steps] = {"rows": rows, "summary": summarise(rows), "speakers": by_speaker(rows)}
+        if not verbose:
+            continue
+        for row in rows:
+            print(f"{steps:3d} steps {row['recording'].name:28s} {row['recording'].split:10s} {row['seconds']:5.1f} s  "
+                  f"AUC aperture {auc_or_nan(row, 'lip aperture'):.2f}  loudness {auc_or_nan(row, LOUDNESS):.2f}  "
+                  f"closed {int(row['closure']['lip aperture'][0].sum())}/{row['segments']}  -> {row['identity']}")
+        for res in results[steps]["summary"]:
+            a, c = res.get("auc", {}), res.get("closure", {}).get("lip aperture", {})
+            print(f"{steps:3d} steps {res['group']}: " + "  ".join(
+                f"{k} {v[0]:.3f} [{v[1]:.2f}, {v[2]:.2f}]" for k, v in (
+                    *((n, a[n]) for n in ("lip aperture", LOUDNESS, f"lip aperture - {LOUDNESS}") if n in a),
+                    *((n, c[n]) for n in ("closure", "chance", "closure - chance") if n in c))))
+    return results
 
 
 def main(argv=None) -> None:
@@ -46,44 +90,15 @@ def main(argv=None) -> None:
 
     if args.fetch:
         print(f"fetched {len(fetch(args.audio_dir))} recordings into {args.audio_dir}")
-    recordings = [r for r in RECORDINGS if r.split == VALIDATION or not args.validation_only]
-    found = [(r, find_audio(r, args.audio_dir)) for r in recordings]
-    not_found, unaligned = [r.name for r, path in found if path is None], []
-    found = [(r, path) for r, path in found if path is not None]
-    if not found:
-        sys.exit(f"No recordings found in {args.audio_dir} or {EXAMPLES_DIR}; run with --fetch.")
+    aligned, not_found, unaligned = aligned_recordings(args.audio_dir, args.validation_only, not args.no_tts_control)
 
     from core.pipeline import Talker
     talker = Talker.from_pretrained(args.checkpoints)
     missing = [s for s in args.steps if s not in talker.steps_available]
     if missing:
         sys.exit(f"{args.checkpoints} has no {missing}-step model; it has {talker.steps_available}.")
-    inputs = [(rec, load_audio(path)) for rec, path in found]
-    if not args.no_tts_control:
-        inputs += tts_control([rec for rec, _ in found])
-    aligned = []
-    for rec, audio in inputs:
-        try:
-            aligned.append((rec, audio, align_phones(audio, rec.transcript)))
-        except ValueError as err:             # text and audio cannot be aligned
-            print(f"{rec.name}: left out ({err})")
-            unaligned.append(rec.name)
-    results, models = {}, {}
-    for steps in args.steps:
-        rows = [analyse(talker, rec, audio, phones, steps, args.seed) for rec, audio, phones in aligned]
-        for row in rows:
-            print(f"{steps:3d} steps {row['recording'].name:28s} {row['recording'].split:10s} {row['seconds']:5.1f} s  "
-                  f"AUC aperture {auc_or_nan(row, 'lip aperture'):.2f}  loudness {auc_or_nan(row, LOUDNESS):.2f}  "
-                  f"closed {int(row['closure']['lip aperture'][0].sum())}/{row['segments']}  -> {row['identity']}")
-        results[steps] = {"rows": rows, "summary": summarise(rows), "speakers": by_speaker(rows)}
-        models[steps] = talker.entries[steps].get("name", args.checkpoints)
-        for res in results[steps]["summary"]:
-            a, c = res.get("auc", {}), res.get("closure", {}).get("lip aperture", {})
-            print(f"{steps:3d} steps {res['group']}: " + "  ".join(
-                f"{k} {v[0]:.3f} [{v[1]:.2f}, {v[2]:.2f}]" for k, v in (
-                    *((n, a[n]) for n in ("lip aperture", LOUDNESS, f"lip aperture - {LOUDNESS}") if n in a),
-                    *((n, c[n]) for n in ("closure", "chance", "closure - chance") if n in c))))
-
+    results = measure(talker, aligned, args.steps, args.seed)
+    models = {steps: talker.entries[steps].get("name", args.checkpoints) for steps in args.steps}
     if args.validation_only:
         print(json.dumps({"checkpoints": args.checkpoints, **validation_figures(results)}))
         return
