@@ -14,7 +14,8 @@ CORPUS=${CORPUS:-corpus/default}
 TEACHER_MIN=${TEACHER_MIN:-30}      # teacher budget (2 threads)
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
 TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-7.5}
-RECIPE=${RECIPE:-}                  # e.g. "--feature-noise 0.3 --time-mask 0.1" (set below once chosen)
+ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/adapter.py), 2 threads
+RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices")
 EPOCHS=200                          # upper bound; the minute budgets stop training first
 mkdir -p runs
 
@@ -22,6 +23,7 @@ mkdir -p runs
 $PY -m core.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs $EPOCHS --max-minutes "$TEACHER_MIN" \
     --snapshot-minutes "$TEACHER_SNAPSHOT_MIN" $RECIPE
 $PY -m experiments.realspeech.select checkpoints/teacher-256   # real validation speech only
+$PY -m core.adapter --checkpoint checkpoints/teacher-256 --data "$CORPUS" --minutes "$ADAPTER_MIN"
 
 distill_chain() {   # early halvings change little; the last rounds get the most time
   $PY -m core.distill --teacher checkpoints/teacher-256 --data "$CORPUS" --out-root checkpoints --down-to 32 \
@@ -45,6 +47,7 @@ distill_chain > runs/distill.log 2>&1 &
 baselines > runs/baselines.log 2>&1 &
 wait
 
+[[ ${TRAIN_ONLY:-0} == 1 ]] && exit 0     # TRAIN_ONLY=1: the models, no evaluation
 $PY -m core.manifest checkpoints
 $PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m core.manifest checkpoints --fp16

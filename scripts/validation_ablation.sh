@@ -3,6 +3,7 @@
 # small 8-step models trained from scratch for the same minutes, two side by side (1 thread each),
 # each scored with `python -m experiments.realspeech --validation-only` (no test recording is read).
 # Output: one JSON line per variant in runs/ablation/results.jsonl (quoted in docs/DECISIONS.md).
+# Finished variants are skipped, so a rerun only trains what is new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -10,7 +11,9 @@ OLD=${OLD:-/work/corpus/default}      # synth-3: espeak-ng + flite, four augment
 NEW=${NEW:-/work/corpus/default4}     # synth-4: + festival, piper, channel/codec/breath/babble
 MIN=${MIN:-5}
 OUT=runs/ablation
+NEW_AUGMENTATIONS=breath,babble,microphone,highpass,lowpass,telephone,mp3,opus
 mkdir -p $OUT
+touch $OUT/results.jsonl
 
 variant() {   # name corpus extra-args...
   local name=$1 data=$2; shift 2
@@ -18,6 +21,7 @@ variant() {   # name corpus extra-args...
       > $OUT/$name.log 2>&1
 }
 score() {
+  grep -q "\"variant\": \"$1\"" $OUT/results.jsonl && return
   $PY -m experiments.realspeech --validation-only --no-tts-control --checkpoints $OUT/$1 --steps 8 2>/dev/null \
       | tail -1 | sed "s/^{/{\"variant\": \"$1\", /" >> $OUT/results.jsonl
 }
@@ -27,4 +31,5 @@ pair() {      # two variants side by side, then their scores
 }
 A=(old-corpus "$OLD"); B=(new-corpus "$NEW"); pair
 A=(new-feature-reg "$NEW" --feature-noise 0.3 --time-mask 0.1); B=(new-closure "$NEW" --w-clo 1.0); pair
+A=(new-voices-only "$NEW" --without "$NEW_AUGMENTATIONS"); B=(new-augment-only "$NEW" --without festival,piper); pair
 cat $OUT/results.jsonl
