@@ -53,6 +53,21 @@ $PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$
 $PY -m core.manifest checkpoints --fp16
 $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate enrolment distilled-8 --checkpoints checkpoints --data "$CORPUS"
-$PY -m experiments.bench --checkpoints checkpoints
+$PY -m experiments.evaluate encoder distilled-8 --checkpoints checkpoints --data "$CORPUS"
+# PREVIOUS (the last release's checkpoints) and OLD_CORPUS (its corpus): the same model on both test
+# splits, and the end-to-end time of both in one benchmark run
+if [[ -n ${PREVIOUS:-} ]]; then
+  $PY -m experiments.evaluate splits distilled-8 --checkpoints checkpoints --data "$CORPUS" \
+      --old-data "$OLD_CORPUS" --previous "$PREVIOUS"
+  $PY -m experiments.bench --checkpoints checkpoints --compare-with "$PREVIOUS"
+else
+  $PY -m experiments.bench --checkpoints checkpoints
+fi
+$PY -m experiments.realspeech --steps 8 1
 $PY -m experiments.robustness --checkpoints checkpoints
 $PY -m experiments.loadtest --checkpoints checkpoints
+$PY -m experiments.live --checkpoints checkpoints
+$PY -m experiments.live_browser --checkpoints checkpoints
+$PY -m experiments.viewer_latency --checkpoints checkpoints
+$PY -m experiments.soak --checkpoints checkpoints
+$PY -m experiments.enrolment_speed --checkpoints checkpoints --data "${SMALL_CORPUS:-corpus/small}"

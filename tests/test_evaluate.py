@@ -23,3 +23,23 @@ def test_evaluation_of_a_checkpoint_writes_tables(tmp_path):
     text = (tmp_path / "RESULTS.md").read_text()
     assert "Table 1" in text and "Table 4" in text and "Seed diversity" in text
     assert np.isfinite(res["fdd_abs"])
+
+
+def test_splits_compares_two_releases_on_two_corpora(tmp_path, monkeypatch):
+    import argparse
+    from experiments.evaluate import checks
+    for release in ("new", "old"):
+        tiny_model(steps=4).save_pretrained(tmp_path / release / "distilled-4")
+    clips = {"corpus-a": [toy_clip(i, 70 + i, "test", seconds=1.0) for i in range(2)],
+             "corpus-b": [toy_clip(i, 90 + i, "test", seconds=1.0) for i in range(3)]}
+    monkeypatch.setattr(checks, "test_split", lambda folder, n: (clips[str(folder)], clips[str(folder)]))
+    original = Talker.from_pretrained
+    monkeypatch.setattr(Talker, "from_pretrained", classmethod(lambda cls, path: original(path, encoder=ToyEncoder())))
+    results = tmp_path / "RESULTS.md"
+    checks.splits(argparse.Namespace(data="corpus-a", old_data="corpus-b", max_clips=40, model="distilled-4",
+                                     checkpoints=tmp_path / "new", previous=str(tmp_path / "old"),
+                                     results=results, command_line="python -m experiments.evaluate splits"))
+    text = results.read_text()
+    assert "<!-- BEGIN corpus-change -->" in text and "2 test clips of corpus-a and 3 of corpus-b" in text
+    ratio_row = [line for line in text.splitlines() if line.startswith("| shipped / previous")][0]
+    assert all(float(x) > 0 for x in ratio_row.strip("|").split("|")[1:])

@@ -1,6 +1,8 @@
-"""``fp16``, ``encoder`` and ``enrolment``: one checkpoint against a variant of itself.
+"""``fp16``, ``encoder``, ``enrolment`` and ``splits``: one checkpoint against a variant of itself
+(or, ``splits``, against the previous release on the previous corpus's test split too).
 
-Each writes its own section of docs/RESULTS.md ("fp16", "encoder-precision", "enrolment").
+Each writes its own section of docs/RESULTS.md ("fp16", "encoder-precision", "enrolment",
+"corpus-change").
 """
 from __future__ import annotations
 
@@ -47,3 +49,28 @@ def enrolment(a) -> None:
                    "clip; the rest are held out.\n\n"
                    + table(["identity", "enrol clips", "held-out clips", "held-out matched to new identity",
                             "best old identity", "LBE with best old", "LBE with new"], rows), a.results)
+
+
+def splits(a) -> None:
+    """When the corpus changes: the model and the previous release's model of the same name, each
+    on the new and the old corpus's test split (LBE, the same clips for both models)."""
+    from pathlib import Path
+    from core.evaluation import evaluate_checkpoint
+    from core.pipeline import Talker
+    corpora = {"new": Path(a.data), "old": Path(a.old_data)}
+    clips = {name: test_split(folder, a.max_clips)[1] for name, folder in corpora.items()}
+    rows, lbe = [], {}
+    for release, root in (("shipped", a.checkpoints), ("previous", Path(a.previous))):
+        talker = Talker.from_pretrained(root / a.model)
+        for name in corpora:
+            lbe[release, name] = evaluate_checkpoint(talker, clips[name], progress=False)["lbe"]
+            print(json.dumps({"release": release, "split": name, "lbe": lbe[release, name]}), flush=True)
+        rows.append([f"{a.model} ({release}: {root})", round(lbe[release, "new"], 4), round(lbe[release, "old"], 4)])
+    rows.append(["shipped / previous", round(lbe["shipped", "new"] / lbe["previous", "new"], 3),
+                 round(lbe["shipped", "old"] / lbe["previous", "old"], 3)])
+    update_section("corpus-change", f"## Synthetic test LBE across the corpus change\n\n`{a.command_line}`: "
+                   f"{len(clips['new'])} test clips of {corpora['new']} and {len(clips['old'])} of {corpora['old']} "
+                   "(held-out sentences of each corpus's seen identities; identity matched from the voice, seed 0). "
+                   "Target: the shipped model no worse than 1.05 x the previous one.\n\n"
+                   + table(["model", f"LBE, new split ({corpora['new'].name})", f"LBE, old split ({corpora['old'].name})"],
+                           rows), a.results)
