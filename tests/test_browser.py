@@ -380,3 +380,6 @@ def test_live_tab_moves_the_head_while_the_microphone_streams(page):
     _wait_until(page, "document.querySelector('#live-latency').innerText.includes('Stopped')")
     received = page.evaluate(f"{LIVE_VIEWER}.state().live.received")
     assert received >= 6 and not _errors(page)
+    # every drawn live frame is logged with its stream index and page time (mic-to-face latency)
+    shown = page.evaluate(f"{LIVE_VIEWER}.state().live.shown")
+    assert len(shown) >= 2 and all(b[0] > a[0] and b[1] >= a[1] for a, b in zip(shown, shown[1:]))
