@@ -294,7 +294,8 @@ def test_select_keeps_the_snapshot_that_scores_best_on_validation(tmp_path, monk
     monkeypatch.setattr(select, "aligned_recordings", lambda *a, **k: ([], [], []))
     monkeypatch.setattr(select, "score", fake_score)
     chosen = select.select(run)
-    assert chosen["kept"] == "epoch-0002" and set(chosen["candidates"]) == {"epoch-0001", "epoch-0002", "epoch-0003", "final"}
+    # the last snapshot is the final model: scored once, under its snapshot name
+    assert chosen["kept"] == "epoch-0002" and set(chosen["candidates"]) == {"epoch-0001", "epoch-0002", "epoch-0003"}
     kept = DiffusionTalker.from_pretrained(run).state_dict()
     wanted = DiffusionTalker.from_pretrained(snapshots(run)[1]).state_dict()
     assert all(torch.equal(kept[k], wanted[k]) for k in wanted)

@@ -1,9 +1,9 @@
 """``python -m experiments.realspeech.select RUN``: keep the snapshot of a training run that does
 best on the real-speech *validation* part (the test part is never read).
 
-Scores the run's final model and every ``RUN/snapshots/epoch-NNNN`` (``core.train
---snapshot-minutes``) with all their steps, by the validation AUC of the lip aperture (open
-vowels against p/b/m), ties broken by the p/b/m closure rate above chance. The winner's weights
+Scores every ``RUN/snapshots/epoch-NNNN`` (``core.train --snapshot-minutes``) and the final
+model (unless the last snapshot is it), by the validation AUC of the lip aperture (open vowels
+against p/b/m), ties broken by the p/b/m closure rate above chance. The winner's weights
 and config replace the run's own; ``config.json`` records the choice and every candidate's
 figures under ``extra.selected``.
 """
@@ -14,14 +14,18 @@ import json
 import shutil
 from pathlib import Path
 
-from core.files import CONFIG_NAME, WEIGHTS_NAME
+from core.files import CONFIG_NAME, WEIGHTS_NAME, sha256_of
 from core.train import snapshots
 from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
 
 
 def candidates(run: Path) -> list[Path]:
-    return snapshots(run) + [run]
+    """The snapshots, then the final model unless the last snapshot is that model already."""
+    kept = snapshots(run)
+    if kept and sha256_of(kept[-1] / WEIGHTS_NAME) == sha256_of(run / WEIGHTS_NAME):
+        return kept
+    return kept + [run]
 
 
 def score(folder: Path, aligned, seed: int = 0) -> dict:
