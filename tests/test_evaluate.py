@@ -43,3 +43,16 @@ def test_splits_compares_two_releases_on_two_corpora(tmp_path, monkeypatch):
     assert "<!-- BEGIN corpus-change -->" in text and "2 test clips of corpus-a and 3 of corpus-b" in text
     ratio_row = [line for line in text.splitlines() if line.startswith("| shipped / previous")][0]
     assert all(float(x) > 0 for x in ratio_row.strip("|").split("|")[1:])
+
+
+def test_training_budgets_say_which_weights_were_kept(tmp_path):
+    import json
+    from experiments.evaluate.tables import training_budgets
+    for name, extra in (("teacher-8", {"selected": {"kept": "epoch-0002"}}), ("scratch-8", {})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"steps": 8, "parent": None, "extra": extra}))
+        (tmp_path / name / "log.jsonl").write_text("".join(json.dumps({"epoch": e, "minutes": 1.5 * e}) + "\n"
+                                                           for e in (1, 2, 3)))
+    rows = training_budgets(tmp_path, ["teacher-8", "scratch-8", "missing"])
+    assert rows == [["teacher-8", 8, "-", 3, 4.5, "epoch 2 (3.0 min) kept by real-speech validation"],
+                    ["scratch-8", 8, "-", 3, 4.5, "last epoch"]]

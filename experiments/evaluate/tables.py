@@ -39,9 +39,15 @@ def training_budgets(root: Path, names: list[str]) -> list[list]:
         log = root / name / "log.jsonl"
         if not log.is_file():
             continue
-        last = json.loads(log.read_text().splitlines()[-1])
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         cfg = json.loads((root / name / "config.json").read_text())
-        rows.append([name, cfg["steps"], cfg.get("parent") or "-", last["epoch"], last["minutes"]])
+        kept = cfg.get("extra", {}).get("selected", {}).get("kept", "final")
+        if kept.startswith("epoch-"):        # a snapshot chosen on real validation speech
+            at = next(row for row in lines if row["epoch"] == int(kept.split("-")[1]))
+            note = f"epoch {at['epoch']} ({at['minutes']} min) kept by real-speech validation"
+        else:
+            note = "last epoch"
+        rows.append([name, cfg["steps"], cfg.get("parent") or "-", lines[-1]["epoch"], lines[-1]["minutes"], note])
     return rows
 
 
@@ -93,7 +99,7 @@ def write_report(results: dict, path: Path, root: Path | None = None) -> None:
         md += ["\n## Training budgets\n\nWall-clock minutes on the machine above (teacher: 2 threads; distillation "
                "rounds and from-scratch models: 1 thread each, two processes side by side; batch 32 x 120 frames). "
                "Reproduce with `scripts/train_all.sh`.\n",
-               table(["model", "steps", "parent", "epochs", "minutes"], budget)]
+               table(["model", "steps", "parent", "epochs", "minutes", "weights kept"], budget)]
     update_section("evaluation", "\n".join(md), path)
 
 
