@@ -94,10 +94,23 @@ class LiveSession:
         self.heard = 0.0                     # seconds of 16 kHz audio fed
         self.latencies: list[float] = []     # seconds per chunk that gave frames, the latest last
         self.first_chunk: tuple[float, float] | None = None   # (arrival, seconds) of the first chunk
+        # Gradio runs Stop's event beside a chunk still being decoded, and a stream is one caller's
+        # at a time: every use of it goes through this lock.
+        self.lock = threading.RLock()
         StreamingResampler(48000)            # loads the resampler's code now rather than on the first chunk
+
+    def frames(self, rate, samples, final: bool = False) -> tuple[int, np.ndarray]:
+        """(index of the first frame, curves [n, 52]) that this chunk completed, as one step."""
+        with self.lock:
+            first = self.stream.frames_out
+            return first, self.feed(rate, samples, final)
 
     def feed(self, rate, samples, final: bool = False) -> np.ndarray:
         """Curves [n, 52] of the frames this chunk completed (all remaining ones when ``final``)."""
+        with self.lock:
+            return self._feed(rate, samples, final)
+
+    def _feed(self, rate, samples, final: bool) -> np.ndarray:
         arrived = time.perf_counter()
         rate = int(rate)
         if not MIN_RATE <= rate <= MAX_RATE:

@@ -60,9 +60,8 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
         reset = live is None                 # the first chunk overtook Record's own event
         with errors_shown():
             live = live or begin(steps_value, identity_value)
-            first = live.stream.frames_out
             slots.touch(live)
-            curves = live.feed(rate, samples)
+            first, curves = live.frames(rate, samples)
         frames = live_value(curves, first, _mesh_url(service), reset=reset) if len(curves) or reset else gr.skip()
         return live, frames, live.readout()
 
@@ -70,9 +69,8 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
         if live is None:
             return None, gr.skip(), gr.skip()
         slots.release(live)
-        first = live.stream.frames_out
         with errors_shown():
-            curves = live.feed(live.rate or 16000, NO_FRAMES[:, 0], final=True)
+            first, curves = live.frames(live.rate or 16000, NO_FRAMES[:, 0], final=True)
         return None, live_value(curves, first, _mesh_url(service)), "Stopped. " + live.readout()
 
     microphone.start_recording(start, inputs=[steps, identity, session], outputs=[session, face, readout],

@@ -86,3 +86,29 @@ def test_a_session_says_when_audio_was_skipped(toy_talker):
     arrived, _ = session.first_chunk
     assert session.skipped(arrived - 1.0) == 0.0 and "skipped" not in session.readout()
     assert abs(session.skipped(arrived + 2.0) - 2.0) < 1e-6    # 2 s later, no more audio came
+
+
+def test_chunks_and_stop_from_two_threads_give_each_frame_once(toy_talker):
+    # Gradio runs Stop's event beside a chunk still being decoded: the session takes one at a time.
+    import threading
+    audio = toy_clip(1, 4, seconds=3.0).audio
+    pcm = np.round(np.clip(resample_poly(audio, 3, 1), -1, 1) * 32767).astype(np.int16)
+    session = LiveSession(toy_talker, 4, identity="id1")
+    blocks, errors = [], []
+
+    def send(part, final=False):
+        try:
+            blocks.append(session.frames(48000, part, final))
+        except Exception as err:        # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=send, args=(pcm[i:i + 4800],)) for i in range(0, len(pcm) // 2, 4800)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    send(pcm[:0], True)
+    assert not errors
+    covered = sorted((first, first + len(curves)) for first, curves in blocks if len(curves))
+    assert covered[0][0] == 0 and all(a[1] == b[0] for a, b in zip(covered, covered[1:]))   # no gap, no overlap
+    assert covered[-1][1] == session.stream.frames_out
