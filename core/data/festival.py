@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from core.data.tts import Phone, Voice, flite_to_arpabet, merge_phones, resample
+from core.data.tts import Phone, Voice, parse_end_times, resample
 from core.rates import SAMPLE_RATE
 
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
@@ -37,22 +37,6 @@ def _script(text: str, voice: Voice, wav: Path) -> str:
             f"(utt.save.wave utt {_scheme_string(str(wav))} 'riff)\n"
             "(mapcar (lambda (s) (format t \"%s:%f \" (item.name s) (item.feat s \"end\")))"
             " (utt.relation.items utt 'Segment))\n")
-
-
-def parse_segments(stdout: str, total: float, scale: float = 1.0) -> list[Phone]:
-    """``label:end label:end ...`` (seconds; times multiplied by ``scale``) -> gap-free phones."""
-    phones: list[Phone] = []
-    start = 0.0
-    for token in stdout.split():
-        label, sep, end = token.rpartition(":")
-        if not sep or not label:
-            continue
-        end_t = min(float(end) * scale, total)
-        phones.append(Phone(flite_to_arpabet(label), start, end_t))
-        start = max(start, end_t)
-    if start < total:
-        phones.append(Phone("pau", start, total))
-    return merge_phones(phones)
 
 
 def synth_festival(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
@@ -77,4 +61,4 @@ def synth_festival(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
         stretched = time_stretch(audio, voice.rate)
         scale = len(stretched) / len(audio)
         audio = stretched
-    return audio, parse_segments(run.stdout, len(audio) / SAMPLE_RATE, scale)
+    return audio, parse_end_times(run.stdout, len(audio) / SAMPLE_RATE, scale)

@@ -308,14 +308,16 @@ def synth_espeak(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
 # ---------------------------------------------------------------------------------------------
 # flite (command line)
 
-def _parse_psdur(stdout: str, total: float) -> list[Phone]:
+def parse_end_times(stdout: str, total: float, scale: float = 1.0) -> list[Phone]:
+    """``label:end label:end ...`` (flite's ``-psdur``, festival's segment list; seconds, times
+    multiplied by ``scale``) -> gap-free ARPAbet phones up to ``total`` seconds."""
     phones: list[Phone] = []
     start = 0.0
     for token in stdout.split():
         label, _, end = token.rpartition(":")
         if not label:
             continue
-        end_t = min(float(end), total)
+        end_t = min(float(end) * scale, total)
         phones.append(Phone(flite_to_arpabet(label), start, end_t))
         start = max(start, end_t)
     if start < total:
@@ -334,7 +336,7 @@ def synth_flite(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
             raise RuntimeError("flite not found: apt-get install flite") from err
         audio, rate = sf.read(wav, dtype="float32")
     audio = resample(audio, rate)
-    return audio, _parse_psdur(run.stdout, len(audio) / SAMPLE_RATE)
+    return audio, parse_end_times(run.stdout, len(audio) / SAMPLE_RATE)
 
 
 def synthesize(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
