@@ -26,9 +26,9 @@ ADAPTER_PARTS = ("identity_embedding", "identity_encoder", "identity_contrast", 
 def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker:
     if teacher.config.steps % 2:
         raise ValueError(f"cannot halve a {teacher.config.steps}-step teacher")
+    extra = {k: v for k, v in copy.deepcopy(teacher.config.extra).items() if k != "selected"}   # the teacher's own
     config = dataclasses.replace(teacher.config, steps=teacher.config.steps // 2, parent=teacher_name, distilled=True,
-                                 sampler="ddim",
-                                 extra=copy.deepcopy(teacher.config.extra))
+                                 sampler="ddim", extra=extra)
     student = DiffusionTalker(config)
     student.load_state_dict(teacher.state_dict())
     # The personalisation adapter stays the teacher's: every step count then matches a voice to
@@ -68,7 +68,7 @@ def main(argv=None):
     p.set_defaults(epochs=4, lr=3e-4)
     a = p.parse_args(argv)
     teacher_dir = Path(a.teacher)
-    teacher = DiffusionTalker.from_pretrained(teacher_dir)
+    teacher = DiffusionTalker.from_pretrained(teacher_dir, with_library=False)
     train_set, val_set, _, _ = prepare_data(a.data, teacher.config.encoder, teacher.identity_names)
     while teacher.config.steps > a.down_to:
         out = Path(a.out_root) / f"{a.prefix}-{teacher.config.steps // 2}"
@@ -78,7 +78,7 @@ def main(argv=None):
         student.config.extra["distill"] = {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr,
                                            "loss_weights": cfg.loss_weights.as_dict()}
         fit(student, distillation_objective(teacher), train_set, val_set, cfg)  # skips finished rounds
-        teacher_dir, teacher = out, DiffusionTalker.from_pretrained(out)
+        teacher_dir, teacher = out, DiffusionTalker.from_pretrained(out, with_library=False)
 
 
 if __name__ == "__main__":

@@ -129,7 +129,8 @@ def enrolment_check(folder: Path, clips: list[TalkingClip], iterations: int = 15
     before = Talker.from_pretrained(folder)
     steps = before.steps_available[0]
     best_old = Counter(before.generate(c.load_audio(), steps=steps).matched_identity for c in held_out).most_common(1)[0][0]
-    with tempfile.TemporaryDirectory() as tmp:
+    from core.library import data_folder_at
+    with tempfile.TemporaryDirectory() as tmp, data_folder_at(Path(tmp) / "data"):
         copy = Path(tmp) / folder.name
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("training_state*", "log.jsonl"))
         enroll(copy, name, enrol, iterations=iterations)

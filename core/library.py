@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -98,6 +99,22 @@ def data_folder() -> Path:
     if os.environ.get("SPACE_ID") and os.access("/data", os.W_OK):   # a Space's persistent storage
         return Path("/data/diffusiontalker")
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "diffusiontalker"
+
+
+@contextmanager
+def data_folder_at(path: str | Path):
+    """Read and write every library under ``path`` meanwhile: for evaluations that enrol into
+    copies of the shipped models, whose libraries would otherwise land in the user's folder (a
+    library is found by the model's weights, and a copy has the same weights)."""
+    previous = os.environ.get(DATA_ENV)
+    os.environ[DATA_ENV] = str(path)
+    try:
+        yield Path(path)
+    finally:
+        if previous is None:
+            os.environ.pop(DATA_ENV, None)
+        else:
+            os.environ[DATA_ENV] = previous
 
 
 def identities_root() -> Path:

@@ -198,8 +198,13 @@ class DiffusionTalker(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "DiffusionTalker":
-        """Load safetensors weights + JSON config (never pickle). Clear errors for broken files."""
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
+                        with_library: bool = True) -> "DiffusionTalker":
+        """Load safetensors weights + JSON config (never pickle). Clear errors for broken files.
+
+        ``with_library`` adds the identities users enrolled (core/library.py); whatever writes
+        the model back (training, distillation, fp16 conversion) loads it without them, or it
+        would bake the user's identities into the shipped weights."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         directory = Path(directory)
@@ -218,7 +223,7 @@ class DiffusionTalker(nn.Module):
             model.load_state_dict({k: v.float() for k, v in state.items()})
         except (SafetensorError, RuntimeError, OSError) as err:
             raise ValueError(f"{w_path}: broken or mismatched weights ({str(err).splitlines()[0]})") from None
-        if library_for(directory).is_file():
+        if with_library and library_for(directory).is_file():
             try:
                 names, table = read_library(library_for(directory), config.identity_dim, config.identity_names)
                 model.add_identities(names, table)

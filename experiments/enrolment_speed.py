@@ -13,7 +13,6 @@ model's LBE with the new identity. Writes the "enrolment-speed" section of docs/
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -31,13 +30,12 @@ def enrol_and_score(checkpoints: Path, name: str, takes: list, held_out: list, w
 
     from core import metrics as M
     from core.enroll import enroll_pairs
+    from core.library import data_folder_at
     from core.pipeline import Talker
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "checkpoints"
         shutil.copytree(checkpoints, root, ignore=shutil.ignore_patterns("training_state*", "log.jsonl"))
-        previous = os.environ.get("DIFFUSIONTALKER_DATA")
-        os.environ["DIFFUSIONTALKER_DATA"] = str(Path(tmp) / "data")
-        try:
+        with data_folder_at(Path(tmp) / "data"):
             began = time.perf_counter()
             enroll_pairs(root, name, takes, warm_start=warm_start)
             seconds = time.perf_counter() - began
@@ -47,11 +45,6 @@ def enrol_and_score(checkpoints: Path, name: str, takes: list, held_out: list, w
                                              for f in features])) for steps in talker.steps_available}
             lbe = float(np.mean([M.lbe(talker.generate(None, steps=8, seed=0, identity=name, features=f)
                                        .blendshapes[0], clip.blendshapes) for f, clip in zip(features, held_out)]))
-        finally:
-            if previous is None:
-                os.environ.pop("DIFFUSIONTALKER_DATA", None)
-            else:
-                os.environ["DIFFUSIONTALKER_DATA"] = previous
     return {"seconds": seconds, "matched": matched, "lbe_8": lbe}
 
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from core.data.dataset import FeatureDataset
 from core.enroll import enroll
@@ -24,6 +25,13 @@ def test_enrolled_identity_is_listed_and_matched(tmp_path):
     assert ranked[0][0] == "newcomer"
     with pytest.raises(ValueError, match="already"):
         enroll(tmp_path / "m", "newcomer", newcomer, ToyEncoder(), iterations=1)
+    # what writes the model back loads it without the user's identities: fp16 conversion keeps
+    # the shipped library as it was trained
+    assert DiffusionTalker.from_pretrained(tmp_path / "m", with_library=False).identity_names == NAMES
+    from core.manifest import build_manifest
+    build_manifest(tmp_path, fp16=True)
+    weights = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert weights["identity_embedding.weight"].shape[0] == len(NAMES)
 
 
 def test_broken_library_is_reported_and_the_model_serves_without_it(tmp_path):

@@ -87,3 +87,12 @@ def test_libraries_live_in_the_user_data_folder_and_old_ones_move_there(toy_chec
     assert not any(p.name.startswith("library") for p in root.rglob("*"))   # nothing enrolled under checkpoints/
     model = Talker.from_pretrained(root, encoder=ToyEncoder()).model(8)
     assert model.identity_names == NAMES + ["carol"]
+
+
+def test_a_scratch_data_folder_keeps_evaluation_libraries_out_of_the_users(tmp_path):
+    import os
+    from core.library import DATA_ENV, data_folder_at, identities_root
+    user = identities_root()
+    with data_folder_at(tmp_path / "scratch") as scratch:
+        assert identities_root() == scratch / "identities" != user
+    assert identities_root() == user and os.environ.get(DATA_ENV) is not None

@@ -42,11 +42,9 @@ def training_budgets(root: Path, names: list[str]) -> list[list]:
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
         cfg = json.loads((root / name / "config.json").read_text())
         kept = cfg.get("extra", {}).get("selected", {}).get("kept", "final")
-        if kept.startswith("epoch-"):        # a snapshot chosen on real validation speech
-            at = next(row for row in lines if row["epoch"] == int(kept.split("-")[1]))
-            note = f"epoch {at['epoch']} ({at['minutes']} min) kept by real-speech validation"
-        else:
-            note = "last epoch"
+        at = next((row for row in lines if kept.startswith("epoch-") and row["epoch"] == int(kept[6:])), None)
+        # a snapshot chosen on real validation speech, or the last epoch
+        note = f"epoch {at['epoch']} ({at['minutes']} min) kept by real-speech validation" if at else "last epoch"
         rows.append([name, cfg["steps"], cfg.get("parent") or "-", lines[-1]["epoch"], lines[-1]["minutes"], note])
     return rows
 
