@@ -84,6 +84,7 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
             state = page.evaluate(f"{LIVE_VIEWER}.state().live")
             record_at = page.evaluate("window.__recordAt")
             recorder_at = page.evaluate("window.__recorderStartedAt")
+            ended_at = page.evaluate("performance.now()")
             readout = page.inner_text("#live-latency")
             page.click("#live-microphone button.stop-button")
             browser.close()
@@ -93,6 +94,7 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
     server = re.search(r"p50 (\d+) ms, p95 (\d+) ms", readout)
     return {"seconds": seconds, "frames_drawn": len(shown), "received": state["received"],
             "dropped": state["dropped"], "latency_ms": latency.tolist(), "record_to_recorder_ms": recorder_at - record_at,
+            "audio_kept": state["received"] / max(1.0, (ended_at - recorder_at) / 1000 * fps),
             "server_p50_ms": int(server.group(1)) if server else None,
             "server_p95_ms": int(server.group(2)) if server else None,
             "lookahead_s": DEFAULT_LOOKAHEAD, "outside": outside, "load": os.getloadavg()[0],
@@ -117,7 +119,12 @@ def report(r: dict) -> str:
             f"p95 {np.percentile(later, 95):.0f} ms (no drift if close to the row above) |\n"
             f"| click on Record -> the page's recorder starts | {r['record_to_recorder_ms']:.0f} ms (once per session) |\n"
             f"| frames | {r['received']} received, {r['frames_drawn']} drawn, {r['dropped']} skipped by the viewer |\n"
-            f"| of which the server | {server} |\n\n"
+            f"| of which the server | {server} |\n"
+            f"| audio the server decoded | {r['audio_kept']:.0%} of the time recorded (Gradio drops the chunks that "
+            "arrive while the previous one is still being decoded) |\n\n"
+            "Frames are numbered by the audio the server received, so where it dropped audio the formula charges "
+            "the dropped time to the later frames: then the figures above are upper bounds, and the growth from "
+            "the first half to the second is the audio lost, not a queue. "
             f"The look-ahead alone is {r['lookahead_s'] * 1000:.0f} ms of the latency: a frame is decoded only once "
             "that much later audio has been heard (lips close before the burst of a p/b/m), and the page sends "
             "audio in 0.1 s chunks. So p50 <= 300 ms needs a look-ahead of at most ~0.1 s, which the "
