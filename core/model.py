@@ -73,6 +73,14 @@ def from_model_space(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
+def masked_moments(audio: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-clip mean and variance [B, 1, A] of frame features [B, F, A] over the valid frames."""
+    w = mask.to(audio.dtype).unsqueeze(-1)
+    n = w.sum(1, keepdim=True).clamp(min=1.0)
+    mean = (audio * w).sum(1, keepdim=True) / n
+    return mean, ((audio - mean) ** 2 * w).sum(1, keepdim=True) / n
+
+
 def sinusoidal_embedding(s: torch.Tensor, dim: int) -> torch.Tensor:
     """Embed continuous time s in [0, 1] (scaled to 0..1000 as in DDPM)."""
     half = dim // 2
@@ -123,11 +131,9 @@ class DiffusionTalker(nn.Module):
         """L2-normalised utterance embedding from frame features [B, F, A] (mask [B, F])."""
         if mask is None:
             mask = torch.ones(audio.shape[:2], device=audio.device, dtype=audio.dtype)
-        w = mask.to(audio.dtype).unsqueeze(-1)
-        n = w.sum(1).clamp(min=1.0)
-        mean = (audio * w).sum(1) / n
-        std = (((audio - mean.unsqueeze(1)) ** 2 * w).sum(1) / n).clamp(min=1e-6).sqrt()
-        return F.normalize(self.audio_contrast(torch.cat([mean, std], -1)), dim=-1)
+        mean, var = masked_moments(audio, mask)
+        std = var.clamp(min=1e-6).sqrt()
+        return F.normalize(self.audio_contrast(torch.cat([mean[:, 0], std[:, 0]], -1)), dim=-1)
 
     def identity_logits(self, audio: torch.Tensor, mask: torch.Tensor | None = None,
                         table: torch.Tensor | None = None) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from core import losses as L
-from core.model import DiffusionTalker, TalkerConfig, to_model_space
+from core.model import DiffusionTalker, TalkerConfig, masked_moments, to_model_space
 
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -131,13 +131,10 @@ def regularised_features(audio: torch.Tensor, mask: torch.Tensor, noise: float, 
     """Encoder features made harder to memorise (against TTS artefacts): Gaussian noise of
     ``noise`` x each feature's std, and spans of MASK_SPAN frames (``masked_share`` of all
     frames) replaced by the clip's mean feature."""
-    w = mask.to(audio.dtype).unsqueeze(-1)
-    n = w.sum(1, keepdim=True).clamp(min=1.0)
-    mean = (audio * w).sum(1, keepdim=True) / n
+    mean, var = masked_moments(audio, mask)
     out = audio
     if noise:
-        std = (((audio - mean) ** 2 * w).sum(1, keepdim=True) / n).sqrt()
-        out = out + noise * std * torch.randn(audio.shape, generator=gen).to(audio.device)
+        out = out + noise * var.sqrt() * torch.randn(audio.shape, generator=gen).to(audio.device)
     if masked_share:
         b, f = audio.shape[:2]
         starts = torch.rand((b, f), generator=gen).to(audio.device) < masked_share / MASK_SPAN
