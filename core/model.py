@@ -49,6 +49,7 @@ class TalkerConfig:
     hidden: int = 256                    # paper: 2-layer GRU, hidden 256
     layers: int = 2
     bidirectional: bool = False          # Whisper features already carry look-ahead; 2x cheaper
+    audio_lookahead: int = 0             # also feed each frame the features this many frames later
     contrast_dim: int = 128
     temperature: float = 0.07
     use_identity: bool = True            # ablation "without identity embedding"
@@ -100,7 +101,8 @@ class DiffusionTalker(nn.Module):
             raise ValueError("a talker needs at least one identity in its library")
         self.config = c = config
         self.schedule = NoiseSchedule(c.schedule_config)
-        self.audio_proj = nn.Sequential(nn.Linear(c.audio_dim, c.audio_proj_dim), nn.SiLU(),
+        audio_in = c.audio_dim * (2 if c.audio_lookahead else 1)
+        self.audio_proj = nn.Sequential(nn.Linear(audio_in, c.audio_proj_dim), nn.SiLU(),
                                         nn.Linear(c.audio_proj_dim, c.audio_proj_dim))
         self.identity_embedding = nn.Embedding(len(c.identity_names), c.identity_dim)
         self.identity_encoder = mlp(c.identity_dim, c.identity_feat_dim, c.identity_feat_dim)
@@ -158,11 +160,24 @@ class DiffusionTalker(nn.Module):
     def condition(self, audio: torch.Tensor, ids: torch.Tensor,
                   table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sequence conditioning that does not change across diffusion steps (computed once)."""
-        a = self.audio_proj(audio)
+        a = self.project_audio(audio)
         ident = self.identity_features(ids, table)
         if not self.config.use_identity:
             ident = torch.zeros_like(ident)
         return a, ident
+
+    def project_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """Per-frame audio input of the decoder [B, F, audio_proj_dim] from features [B, F, A].
+
+        With ``audio_lookahead`` k, frame f also sees the features of frame f + k (the last frame's
+        beyond the end): lips close before the burst of a p/b/m, and the GRU runs forward in time.
+        """
+        k = self.config.audio_lookahead
+        if k:
+            later = audio[:, min(k, audio.shape[1] - 1):]
+            later = torch.cat([later, later[:, -1:].expand(-1, audio.shape[1] - later.shape[1], -1)], 1)
+            audio = torch.cat([audio, later], -1)
+        return self.audio_proj(audio)
 
     def step_features(self, t: torch.Tensor) -> torch.Tensor:
         """Step-encoder output [B, step_dim] for step indices t [B] on this model's grid."""

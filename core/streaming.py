@@ -123,8 +123,10 @@ class Stream:
         return self._emitted
 
     def due(self, samples: int) -> int:
-        """How many frames are determined once ``samples`` of audio have been heard (hop aside)."""
-        return frames_due(samples, self.lookahead)
+        """How many frames are determined once ``samples`` of audio have been heard (hop aside):
+        a model with ``audio_lookahead`` k also needs the features of the k frames after each."""
+        later = self.model.config.audio_lookahead
+        return min(frames_due(samples, self.lookahead), max(0, duration_frames(samples) - later))
 
     def feed(self, chunk) -> StreamFrames:
         """Hand over the next samples (float32 16 kHz mono); returns the frames they completed."""
@@ -161,9 +163,12 @@ class Stream:
             self._heard += len(samples)
 
     def _plan(self, stop: int, plans: list) -> None:
+        """Features of frames [first, stop) and of the ``audio_lookahead`` frames after them, as far
+        as heard (all of them while feeding, see ``due``; at the end the model repeats the last)."""
         first = plans[-1][1] if plans else self._emitted
         if stop > first:
-            plans.append((first, stop, self.features.plan(first, stop)))
+            later = min(stop + self.model.config.audio_lookahead, duration_frames(self._heard))
+            plans.append((first, stop, self.features.plan(first, later)))
 
     def _emit(self, plans: list) -> StreamFrames:
         first = self._emitted
@@ -173,11 +178,12 @@ class Stream:
         runs = self.features.run([plan for _, _, plan in plans])
         t1 = time.perf_counter()
         pieces = []
-        for feats in runs:      # hop by hop, and split where the voice is matched: chunk sizes never matter
-            cut = self.match_frames - self._emitted
-            for part in ((feats[:cut], feats[cut:]) if 0 < cut < len(feats) and not self.fixed_identity else (feats,)):
-                pieces.append(self._decode(part))
-                self._emitted += len(part)
+        for (begin, stop, _), feats in zip(plans, runs):   # hop by hop, and split where the voice is
+            cut = self.match_frames - begin                 # matched: chunk sizes never matter
+            for lo, hi in ((0, cut), (cut, stop - begin)) if 0 < cut < stop - begin and not self.fixed_identity \
+                    else ((0, stop - begin),):
+                pieces.append(self._decode(feats[lo:], hi - lo))
+                self._emitted += hi - lo
         curves = np.concatenate(pieces)
         if self._pauses is not None:
             curves[:, list(LIP_INDICES)] *= self._pauses.weights(first, self._emitted)[:, None]
@@ -202,16 +208,18 @@ class Stream:
                 self._matching = []
 
     @torch.inference_mode()
-    def _decode(self, feats: np.ndarray) -> np.ndarray:
-        self._choose_identity(feats)
+    def _decode(self, feats: np.ndarray, count: int) -> np.ndarray:
+        """Curves of the next ``count`` frames from their features ``feats[:count]`` (and the later
+        frames' after them, for a model with audio look-ahead)."""
+        self._choose_identity(feats[:count])
         model = self.model
         if not self._biases:
             ids = torch.tensor([model.identity_index(self.identity)])
             ident = model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0]
             self._biases = self.decoder.step_biases(ident)
         from core.onnx_decoder import initial_state, reverse_update, run_chunk
-        audio = model.audio_proj(torch.from_numpy(feats)).float().numpy()[:, None]      # [n, 1, A]
-        first, stop = self._emitted, self._emitted + len(feats)
+        audio = model.project_audio(torch.from_numpy(feats)[None])[0, :count].float().numpy()[:, None]   # [n, 1, A]
+        first, stop = self._emitted, self._emitted + count
         noise = stream_noise(self.seed, first, stop, self.steps if self.method == "ddpm" else 1)[:, :, None]
         x = noise[0]
         for k in range(self.steps):

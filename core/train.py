@@ -336,6 +336,7 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=TalkerConfig.layers)
     p.add_argument("--bidirectional", action="store_true", help="bidirectional GRU (2x cost)")
     p.add_argument("--no-identity", action="store_true", help="ablation: no identity embedding")
+    p.add_argument("--audio-lookahead", type=int, default=0, help="frames of later audio each frame also sees")
     p.add_argument("--without", default="", help="comma-separated corpus augmentations / TTS engines to leave "
                                                  "out of training (ablation), e.g. mp3,opus,piper")
     a = p.parse_args(argv)
@@ -345,7 +346,8 @@ def main(argv=None):
     train_set, val_set, names, fingerprint = prepare_data(a.data, a.encoder, without=without)
     model = DiffusionTalker(TalkerConfig(
         identity_names=names, audio_dim=train_set.feature_dim, encoder=a.encoder, hidden=a.hidden, layers=a.layers,
-        bidirectional=a.bidirectional, use_identity=not a.no_identity, steps=a.steps, data_fingerprint=fingerprint,
+        bidirectional=a.bidirectional, audio_lookahead=a.audio_lookahead, use_identity=not a.no_identity,
+        steps=a.steps, data_fingerprint=fingerprint,
         extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
                          "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set),
                          "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without)},

@@ -51,7 +51,8 @@ def decoder_flops_per_frame(model: DiffusionTalker, folded: bool = False) -> flo
 
 def conditioning_flops_per_frame(model: DiffusionTalker) -> float:
     c = model.config
-    return 2 * (c.audio_dim * c.audio_proj_dim + c.audio_proj_dim * c.audio_proj_dim)
+    audio_in = c.audio_dim * (2 if c.audio_lookahead else 1)     # with look-ahead: a frame and a later one
+    return 2 * (audio_in * c.audio_proj_dim + c.audio_proj_dim * c.audio_proj_dim)
 
 
 def measured_peak_gflops(size: int = 1024, repeats: int = 5) -> float:

@@ -147,3 +147,19 @@ def test_adapter_fit_trains_only_the_contrast_heads():
     assert changed <= set(HEADS)                              # the decoder's inputs are untouched
     assert result["val_identity_acc_after"] >= result["val_identity_acc_before"] == round(acc_before, 4)
     assert all(p.requires_grad for p in model.parameters())   # trainable again for whatever comes next
+
+
+def test_audio_lookahead_feeds_each_frame_the_features_k_frames_later():
+    model = tiny_model(steps=4, audio_lookahead=3)
+    audio = torch.randn(1, 10, model.config.audio_dim)
+    expected_in = torch.cat([audio, torch.cat([audio[:, 3:], audio[:, -1:].expand(-1, 3, -1)], 1)], -1)
+    torch.testing.assert_close(model.project_audio(audio), model.audio_proj(expected_in))
+    # frame 2 depends on frame 5 (2 + 3) and on no frame in between
+    later = audio.clone()
+    later[:, 5] += 1.0
+    changed = (model.project_audio(later) - model.project_audio(audio)).abs().sum(-1)[0] > 0
+    assert changed.tolist() == [False, False, True, False, False, True, False, False, False, False]
+    # shorter than k frames: every frame sees the last one
+    short = audio[:, :2]
+    torch.testing.assert_close(model.project_audio(short),
+                               model.audio_proj(torch.cat([short, short[:, -1:].expand(-1, 2, -1)], -1)))

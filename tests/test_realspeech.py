@@ -302,3 +302,13 @@ def test_select_keeps_the_snapshot_that_scores_best_on_validation(tmp_path, monk
     assert json.loads((run / "config.json").read_text())["extra"]["selected"]["kept"] == "epoch-0002"
     calls.clear()
     assert select.select(run)["kept"] == "epoch-0002" and calls == []     # chosen once, not again
+
+
+def test_shifted_auc_finds_a_curve_one_frame_early():
+    from experiments.realspeech.lag import shifted_auc
+    labels = np.array(["pau"] + ["p", "aa"] * 10 + ["pau"], dtype=object)
+    early = np.array([0.0] + [1.0, 0.0] * 10 + [0.0])     # opens one frame before each open vowel
+    rows = [{"scores": {"lip aperture": early}, "labels": labels}]
+    assert shifted_auc(rows, "lip aperture", 0) == 0.0
+    assert shifted_auc(rows, "lip aperture", 1) == 1.0        # delayed by a frame it is right
+    assert shifted_auc(rows, "lip aperture", -1) == 0.95     # earlier still: the last vowel gets the pause

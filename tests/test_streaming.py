@@ -176,3 +176,19 @@ def test_stream_command_prints_chunk_latency_and_one_json_line(whisper_checkpoin
     assert np.load(out).shape == (45, 52)
     assert main(["--checkpoints", str(whisper_checkpoints), "stream", str(tmp_path / "missing.wav")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_stream_with_audio_lookahead_equals_offline(tmp_path):
+    # A model that also sees the features 3 frames later: the stream holds each frame back until
+    # they are heard (even with a shorter look-ahead asked for) and equals whole-clip decoding.
+    from tests.helpers import tiny_model
+    tiny_model(steps=4, audio_lookahead=3).save_pretrained(tmp_path / "teacher-4")
+    talker = Talker.from_pretrained(tmp_path / "teacher-4", encoder=ToyEncoder())
+    audio = toy_clip(1, 4, seconds=2.0).audio
+    reference, _ = offline_curves(talker, ToyEncoder().encode(audio), 4, seed=3, identity="id1")
+    for chunk in (160, 1600, len(audio)):
+        stream = Stream(talker, 4, seed=3, identity="id1", lookahead=1 / FPS)
+        np.testing.assert_allclose(_stream_all(stream, audio, chunk), reference, atol=2e-6)
+    stream = Stream(talker, 4, seed=3, identity="id1", lookahead=1 / FPS)
+    out = stream.feed(audio[: SAMPLE_RATE])            # 30 frames heard: 27 have their later features
+    assert out.stop == 27
