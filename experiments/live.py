@@ -42,7 +42,9 @@ def streamed_features(features, audio: np.ndarray, lookaheads, hop: float = DEFA
                       batch: int = 8) -> dict[float, np.ndarray]:
     """The features a :class:`Stream` with each look-ahead decodes, from one pass of ``features``
     (a fresh :func:`core.stream_encoder.stream_features` object) over ``audio``: at every encoder
-    hop one plan covers the frames that any of the look-aheads makes due there."""
+    hop one plan covers the frames that any of the look-aheads makes due there. For a model with
+    ``audio_lookahead`` k the stream also computes frame f + k's features when f is due, from that
+    shorter prefix; here f + k has its own due time's, so the figures are a little optimistic."""
     hop_n, frames = int(round(hop * SAMPLE_RATE)), duration_frames(len(audio))
     ahead = [int(round(d * SAMPLE_RATE)) for d in lookaheads]
     out = [np.zeros((frames, features.dim), np.float32) for _ in lookaheads]
