@@ -128,13 +128,16 @@ def interleaved_medians(variants: dict[str, callable], repeats: int) -> dict[str
     return {name: statistics.median(v) for name, v in times.items()}
 
 
-def against(talker: Talker, other: Talker, audio: Path, steps: int, repeats: int) -> dict:
-    """End-to-end seconds of one ``steps`` request with each talker, timed interleaved."""
-    runs = {"shipped": lambda: talker.generate(str(audio), steps=steps, seed=0),
-            "other": lambda: other.generate(str(audio), steps=steps, seed=0)}
-    medians = interleaved_medians(runs, repeats)
-    return {"steps": steps, "repeats": repeats, "shipped_s": medians["shipped"], "other_s": medians["other"],
-            "ratio": medians["shipped"] / medians["other"]}
+def against(talker: Talker, others: dict[str, Talker], audio: Path, steps: int, repeats: int) -> dict:
+    """End-to-end seconds of one ``steps`` request with the shipped talker and each of ``others``
+    (e.g. earlier releases), timed interleaved so that they share the machine alike."""
+    def request(t: Talker):
+        return lambda: t.generate(str(audio), steps=steps, seed=0)
+    medians = interleaved_medians({"shipped": request(talker), **{name: request(t) for name, t in others.items()}},
+                                  repeats)
+    return {"steps": steps, "repeats": repeats, "shipped_s": medians["shipped"],
+            "others": [{"other": name, "other_s": medians[name], "ratio": medians["shipped"] / medians[name]}
+                       for name in others]}
 
 
 def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seeds: int,
@@ -286,8 +289,10 @@ def main(argv=None):
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement (~20 s)")
     p.add_argument("--json", default="docs/bench.json")
     p.add_argument("--results", default="docs/RESULTS.md")
-    p.add_argument("--compare-with", help="another checkpoints folder (e.g. the previous release): its 8-step "
-                                          "end-to-end time, interleaved with the shipped one's")
+    p.add_argument("--compare-with", nargs="*", default=[],
+                   help="other checkpoints folders (e.g. earlier releases): their 8-step end-to-end time, "
+                        "interleaved with the shipped one's")
+    p.add_argument("--compare-repeats", type=int, help="requests per model in that comparison (default 3 x --repeats)")
     a = p.parse_args(argv)
     audio = Path(a.audio) if a.audio else speech_clip()
     talker = Talker.from_pretrained(a.checkpoints)
@@ -309,8 +314,8 @@ def main(argv=None):
         render = {"error": str(err).splitlines()[0]}
     compared = None
     if a.compare_with:
-        compared = {"other": a.compare_with, **against(talker, Talker.from_pretrained(a.compare_with), audio,
-                                                       ref_steps, 3 * a.repeats)}
+        compared = against(talker, {path: Talker.from_pretrained(path) for path in a.compare_with}, audio,
+                           ref_steps, a.compare_repeats or 3 * a.repeats)
     peak = max(peak, measured_peak_gflops())   # the machine's speed drifts: the better of two measurements
     device = str(talker.device)
     result = {"machine": machine_description(), "device": device, "peak_gflops": peak, "audio": str(audio),
@@ -338,8 +343,10 @@ def report(result: dict, seeds: int, ref_steps: int, render_frames: int) -> str:
                  "GFLOP/frame", "% of peak", "paper ITF (V100)"], table_rows)]
     if result.get("compared"):
         c = result["compared"]
-        md += [f"\nAgainst `{c['other']}` in the same run ({c['steps']} steps, end to end, {c['repeats']} requests "
-               f"each, interleaved): {c['shipped_s']:.3f} s shipped vs {c['other_s']:.3f} s, ratio {c['ratio']:.3f}."]
+        md += [f"\nAgainst other checkpoints in the same run ({c['steps']} steps, end to end, {c['repeats']} requests "
+               f"each, interleaved): shipped {c['shipped_s']:.3f} s; "
+               + "; ".join(f"`{o['other']}` {o['other_s']:.3f} s (shipped / it {o['ratio']:.3f})" for o in c["others"])
+               + "."]
     if ref_steps in rows:
         stages = rows[ref_steps]["stages_s"]
         total = stages["total"]

@@ -60,12 +60,13 @@ $PY -m core.manifest checkpoints --fp16
 $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate enrolment distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate encoder distilled-8 --checkpoints checkpoints --data "$CORPUS"
-# PREVIOUS (the last release's checkpoints) and OLD_CORPUS (its corpus): the same model on both test
-# splits, and the end-to-end time of both in one benchmark run
+# PREVIOUS (earlier releases' checkpoints folders, space-separated) and OLD_CORPUS (the corpus they
+# were trained on): the same model on both test splits, and the end-to-end time of all in one run
 if [[ -n ${PREVIOUS:-} ]]; then
+  read -ra previous <<< "$PREVIOUS"
   $PY -m experiments.evaluate splits distilled-8 --checkpoints checkpoints --data "$CORPUS" \
-      --old-data "$OLD_CORPUS" --previous "$PREVIOUS"
-  $PY -m experiments.bench --checkpoints checkpoints --compare-with "$PREVIOUS"
+      --old-data "$OLD_CORPUS" --previous "${previous[@]}"
+  $PY -m experiments.bench --checkpoints checkpoints --compare-with "${previous[@]}"
 else
   $PY -m experiments.bench --checkpoints checkpoints
 fi

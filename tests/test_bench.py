@@ -28,9 +28,10 @@ def test_benchmark_rows_for_every_step_count(tmp_path):
     assert all(r["itf"]["median"] >= r["itf_decoder"]["median"] > 0 for r in rows.values())
     assert spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0}
     talker = Talker.from_pretrained(tmp_path, encoder=ToyEncoder())
-    same = against(talker, Talker.from_pretrained(tmp_path, encoder=ToyEncoder()), wav, 2, repeats=3)
-    assert same["steps"] == 2 and same["shipped_s"] > 0 and same["other_s"] > 0
-    assert same["ratio"] == same["shipped_s"] / same["other_s"]
+    others = {name: Talker.from_pretrained(tmp_path, encoder=ToyEncoder()) for name in ("a", "b")}
+    same = against(talker, others, wav, 2, repeats=3)
+    assert same["steps"] == 2 and same["shipped_s"] > 0 and [o["other"] for o in same["others"]] == ["a", "b"]
+    assert all(o["other_s"] > 0 and o["ratio"] == same["shipped_s"] / o["other_s"] for o in same["others"])
 
 
 def test_folded_flops_drop_the_identity_and_step_columns():

@@ -37,7 +37,7 @@ def test_splits_compares_two_releases_on_two_corpora(tmp_path, monkeypatch):
     monkeypatch.setattr(Talker, "from_pretrained", classmethod(lambda cls, path: original(path, encoder=ToyEncoder())))
     results = tmp_path / "RESULTS.md"
     checks.splits(argparse.Namespace(data="corpus-a", old_data="corpus-b", max_clips=40, model="distilled-4",
-                                     checkpoints=tmp_path / "new", previous=str(tmp_path / "old"),
+                                     checkpoints=tmp_path / "new", previous=[str(tmp_path / "old")],
                                      results=results, command_line="python -m experiments.evaluate splits"))
     text = results.read_text()
     assert "<!-- BEGIN corpus-change -->" in text and "2 test clips of corpus-a and 3 of corpus-b" in text

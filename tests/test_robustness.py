@@ -41,3 +41,4 @@ def test_seam_ratio_flags_a_jump_at_a_join():
     stepped = smooth.copy()
     stepped[240:] += 0.5          # a jump at the 8 s join
     assert seam_ratio(stepped) > 5
+    assert seam_ratio(stepped, offset_s=4.0) < 2   # the control places do not see it

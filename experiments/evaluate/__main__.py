@@ -32,10 +32,10 @@ def main(argv=None) -> None:
     for name, what in (("fp16", "fp32 vs fp16-rounded weights"), ("encoder", "float32 vs int8 speech encoder"),
                        ("enrolment", "enrol every unseen identity of test_unseen, then score held-out clips")):
         command(name, f"one checkpoint: {what}").add_argument("model", help="checkpoint name, e.g. distilled-8")
-    c = command("splits", "one checkpoint and the previous release's, on the new and the old test split")
+    c = command("splits", "one checkpoint and earlier releases', on the new and the old test split")
     c.add_argument("model", help="checkpoint name, e.g. distilled-8")
     c.add_argument("--old-data", required=True, help="the previous corpus folder")
-    c.add_argument("--previous", required=True, help="the previous release's checkpoints folder")
+    c.add_argument("--previous", required=True, nargs="+", help="earlier releases' checkpoints folders")
     a = p.parse_args(argv)
     a.command_line = "python -m experiments.evaluate " + " ".join(argv)
     a.checkpoints, a.results = Path(a.checkpoints), Path(a.results)
