@@ -443,8 +443,10 @@ class ViewerGrid {
     const t = this.clock.time();
     let drew = false;
     for (const cell of this.cells) {
+      // A head with no take yet is drawn only when something changed (view, size, mesh): an idle
+      // page must not redraw every frame (software WebGL would take a core while nothing moves).
       const frame = cell.curves ? this.frameAt(t, cell.frames) : 0;
-      if (cell.dirty || frame !== cell.shownFrame) { cell.draw(frame); drew = true; }
+      if (cell.dirty || (cell.curves && frame !== cell.shownFrame)) { cell.draw(frame); drew = true; }
     }
     this.keepPace(drew);
     if (this.frames) {
