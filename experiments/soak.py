@@ -60,9 +60,10 @@ def run(checkpoints: str, requests: int, good: Path) -> dict:
             wall = time.perf_counter() - began
             time.sleep(2)                                  # the last request's folder goes after its reply
             left = sorted(p.name for p in Path(workdir).glob("req-*"))
+            # Counted while the server runs: closing it deletes every cache file it created.
+            cache_new = sum(1 for p in cache.rglob("*") if p.is_file() and p.stat().st_mtime >= started)
         finally:
             demo.close()
-        cache_new = sum(1 for p in cache.rglob("*") if p.is_file() and p.stat().st_mtime >= started)
     return {"requests": len(plan), "good": sum(c is good_case for c in plan), "wall_s": wall, "memory": memory,
             "unexpected": [o for o in outcomes if o[1] != o[2]], "request_folders_left": left,
             "cache_files_added": cache_new, "kinds": len(cases)}

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-corpus/default}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-12} # the teacher's whole cosine schedule: longer learns the TTS voices' particulars
-TEACHER_MIN=${TEACHER_MIN:-30}      # teacher cap (2 threads; 12 epochs take ~5 min)
+TEACHER_MIN=${TEACHER_MIN:-30}      # teacher cap (2 threads; 12 epochs: ~5 min idle, 24 min in the shipped run on a busy machine)
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
 TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-}   # empty: the end of the schedule is kept, as validated
 ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/adapter.py), 2 threads
