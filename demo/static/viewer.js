@@ -213,11 +213,13 @@ class Cell {
     this.dirty = true;
   }
   draw(frame) {
-    if (this.curves && this.frames) {
-      const f = Math.min(frame, this.frames - 1);
-      this.weights = this.curves.subarray(f * 52, f * 52 + 52);
-      this.shownFrame = f;
-    }
+    // Every draw records the frame it showed, a head with no take too (frame 0): the loop redraws
+    // only when that frame changes or something is dirty, so an idle page draws nothing
+    // (software WebGL would otherwise take a core while nothing moves).
+    const take = Boolean(this.curves && this.frames);
+    const f = take ? Math.min(frame, this.frames - 1) : frame;
+    if (take) this.weights = this.curves.subarray(f * 52, f * 52 + 52);
+    this.shownFrame = f;
     if (this.mesh) {
       const influences = this.mesh.morphTargetInfluences;
       for (let k = 0; k < 52; k++) {
@@ -443,10 +445,8 @@ class ViewerGrid {
     const t = this.clock.time();
     let drew = false;
     for (const cell of this.cells) {
-      // A head with no take yet is drawn only when something changed (view, size, mesh): an idle
-      // page must not redraw every frame (software WebGL would take a core while nothing moves).
       const frame = cell.curves ? this.frameAt(t, cell.frames) : 0;
-      if (cell.dirty || (cell.curves && frame !== cell.shownFrame)) { cell.draw(frame); drew = true; }
+      if (cell.dirty || frame !== cell.shownFrame) { cell.draw(frame); drew = true; }
     }
     this.keepPace(drew);
     if (this.frames) {
