@@ -14,7 +14,14 @@ the T-step grid is exactly every other point of the 2T-step grid, which is what 
 distillation needs: a distilled N-step student and its 2N-step parent share one schedule.
 
 Notation (Salimans & Ho 2022): alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar),
-x_t = alpha_t * x0 + sigma_t * eps.  The network predicts x0 (the clean sequence).
+x_t = alpha_t * x0 + sigma_t * eps.  Every sampler and loss works with x0-hat; what the network
+outputs is turned into it by :meth:`NoiseSchedule.x0_from_output`:
+
+- ``"x0"``: the output is x0-hat (the first models);
+- ``"v"``: the output is v-hat, v = alpha_t eps - sigma_t x0, so x0-hat = alpha_t x_t - sigma_t v-hat
+  (Salimans & Ho 2022). At low noise x0-hat follows x_t by construction: an x0-predicting GRU
+  learned to ignore x_t and gave the conditional mean of the upper face at every noise level
+  (docs/DECISIONS.md "Why the seed did nothing").
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import torch
 
 # x0_fn(x_t, t_index) -> predicted x0, with t_index a LongTensor [B] on this schedule's grid.
 X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+PREDICTIONS = ("x0", "v")
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,21 @@ class NoiseSchedule:
     def _gather(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return table.to(like.device)[t].to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
+    def output_coefficients(self, prediction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(c_skip, c_out) [T+1] float64 with x0-hat = c_skip[t] x_t + c_out[t] output."""
+        if prediction == "x0":
+            return torch.zeros_like(self.alpha), torch.ones_like(self.alpha)
+        if prediction == "v":
+            return self.alpha.clone(), -self.sigma
+        raise ValueError(f"unknown prediction {prediction!r} (use one of {PREDICTIONS})")
+
+    def x0_from_output(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, prediction: str) -> torch.Tensor:
+        """The network's output at step indices t [B] as x0-hat (see the module docstring)."""
+        if prediction == "x0":
+            return output
+        c_skip, c_out = self.output_coefficients(prediction)
+        return self._gather(c_skip, t, x_t) * x_t + self._gather(c_out, t, x_t) * output
+
     # -- forward process -----------------------------------------------------------------------
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = alpha_t x0 + sigma_t eps."""
@@ -90,10 +113,13 @@ class NoiseSchedule:
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         return t, self.q_sample(x0, t, noise)
 
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha^2 / sigma^2 at step indices t [B] (float32, on t's device)."""
+        return (self.alpha_bar[t.cpu()] / (1 - self.alpha_bar[t.cpu()]).clamp(min=1e-12)).float().to(t.device)
+
     def snr_weight(self, t: torch.Tensor) -> torch.Tensor:
         """Truncated SNR weight max(alpha^2 / sigma^2, 1) of the distillation loss (eq. 16)."""
-        snr = self.alpha_bar[t.cpu()] / (1 - self.alpha_bar[t.cpu()]).clamp(min=1e-12)
-        return snr.clamp(min=1.0).float().to(t.device)
+        return self.snr(t).clamp(min=1.0)
 
     # -- reverse steps -------------------------------------------------------------------------
     def ddim_step(self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,7 @@ def distillation_objective(teacher: DiffusionTalker):
             target = student.schedule.distillation_target(
                 x_t, t, teacher.schedule, lambda x, tt: teacher.denoise(x, tt, cond))
         x0_hat, logits = model(x_t, t, audio, ident, mask)
-        terms = L.diffusion_terms(x0_hat, x0, mask, logits, ident)
+        terms = L.diffusion_terms(x0_hat, x0, mask, logits, ident, face_target=target)
         terms["dis"] = L.distillation_loss(x0_hat, target, mask, student.schedule.snr_weight(t))
         return terms, logits
 

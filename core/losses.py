@@ -41,17 +41,17 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     return err.sum() / mask.sum().clamp(min=1.0)
 
 
-def expression_loss(pred, target, mask):
-    return masked_mse(pred, target, mask)
+def expression_loss(pred, target, mask, weight=None):
+    return masked_mse(pred, target, mask, weight)
 
 
-def lip_loss(pred, target, mask):
-    return masked_mse(pred[..., _LIP], target[..., _LIP], mask)
+def lip_loss(pred, target, mask, weight=None):
+    return masked_mse(pred[..., _LIP], target[..., _LIP], mask, weight)
 
 
-def velocity_loss(pred, target, mask):
+def velocity_loss(pred, target, mask, weight=None):
     pair_mask = mask[:, 1:] * mask[:, :-1]
-    return masked_mse(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1], pair_mask)
+    return masked_mse(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1], pair_mask, weight)
 
 
 def closure_frames(x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -64,9 +64,9 @@ def closure_frames(x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return ((aperture <= CLOSED_APERTURE) & (around >= aperture + OPENING) & (mask > 0)).to(x0.dtype)
 
 
-def closure_loss(pred, target, mask):
+def closure_loss(pred, target, mask, weight=None):
     """Lip-channel error on the closure frames only (their mean; 0 for a batch without any)."""
-    return masked_mse(pred[..., _LIP], target[..., _LIP], mask * closure_frames(target, mask))
+    return masked_mse(pred[..., _LIP], target[..., _LIP], mask * closure_frames(target, mask), weight)
 
 
 def contrast_loss(logits: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
@@ -79,11 +79,18 @@ def distillation_loss(pred, target, mask, snr_weight):
     return masked_mse(pred, target, mask, frame_weight=snr_weight)
 
 
-def diffusion_terms(x0_hat, x0, mask, logits, identity) -> dict[str, torch.Tensor]:
-    """The data and contrast terms every objective shares (teacher, student, enrolment)."""
-    return {"exp": expression_loss(x0_hat, x0, mask), "lip": lip_loss(x0_hat, x0, mask),
-            "vel": velocity_loss(x0_hat, x0, mask), "con": contrast_loss(logits, identity),
-            "clo": closure_loss(x0_hat, x0, mask)}
+def diffusion_terms(x0_hat, x0, mask, logits, identity, weight=None, face_target=None) -> dict[str, torch.Tensor]:
+    """The data and contrast terms every objective shares (teacher, student, enrolment).
+
+    ``weight`` [B] weighs each row (e.g. by its noise level). ``face_target`` replaces x0 in
+    the whole-face terms (expression, velocity): a distilled student matches its teacher's
+    sample there, since against the data those terms pull every step toward the conditional
+    mean and average the upper face away; lips and closures stay on the data (nearly
+    deterministic given the audio, so the data's lips are also the teacher's)."""
+    face = x0 if face_target is None else face_target
+    return {"exp": expression_loss(x0_hat, face, mask, weight), "lip": lip_loss(x0_hat, x0, mask, weight),
+            "vel": velocity_loss(x0_hat, face, mask, weight), "con": contrast_loss(logits, identity),
+            "clo": closure_loss(x0_hat, x0, mask, weight)}
 
 
 def total_loss(weights: LossWeights, terms: dict[str, torch.Tensor]) -> torch.Tensor:

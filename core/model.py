@@ -55,6 +55,7 @@ class TalkerConfig:
     use_identity: bool = True            # ablation "without identity embedding"
     steps: int = 256
     schedule: str = "linear"
+    prediction: str = "x0"               # what the head outputs: "x0" (first models) or "v" (core/diffusion.py)
     sampler: str = "ddpm"                # "ddpm" (ancestral: teachers, baselines) or "ddim" (distilled students)
     parent: str | None = None            # name of the checkpoint this one was distilled from
     distilled: bool = False
@@ -190,7 +191,7 @@ class DiffusionTalker(nn.Module):
         step = self.step_features(t)
         inp = torch.cat([a, ident[:, None].expand(-1, frames, -1), step[:, None].expand(-1, frames, -1), x_t], -1)
         out, _ = self.decoder(inp)
-        return self.head(out)
+        return self.schedule.x0_from_output(self.head(out), x_t, t, self.config.prediction)
 
     def forward(self, x_t, t, audio, ids, mask=None):
         """Training entry point (what DDP wraps): x0 prediction and identity logits."""

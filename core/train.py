@@ -49,6 +49,7 @@ class TrainConfig:
     snapshot_minutes: float | None = None  # also keep the model every this many minutes (snapshots/)
     feature_noise: float = 0.0           # Gaussian noise on encoder features, x their std (training only)
     time_mask: float = 0.0               # share of frames whose features are masked (training only)
+    snr_max: float = 0.0                 # >0: each row's data terms weighted clamp(SNR, 1, snr_max)
 
 
 def pick_device() -> torch.device:
@@ -74,7 +75,13 @@ def teacher_objective(model, batch: Batch, gen: torch.Generator):
     x0 = to_model_space(curves)
     t, x_t = core_model.schedule.training_input(x0, gen)
     x0_hat, logits = model(x_t, t, audio, ident, mask)
-    return L.diffusion_terms(x0_hat, x0, mask, logits, ident), logits
+    return L.diffusion_terms(x0_hat, x0, mask, logits, ident, row_weight(core_model, t)), logits
+
+
+def row_weight(model: DiffusionTalker, t: torch.Tensor) -> torch.Tensor | None:
+    """clamp(SNR, 1, snr_max) per row, or None (uniform) when the model was trained without it."""
+    snr_max = model.config.extra.get("train", {}).get("snr_max", 0.0)
+    return model.schedule.snr(t).clamp(1.0, snr_max) if snr_max else None
 
 
 # -- training state (safetensors + JSON: no pickle anywhere) ------------------------------------
@@ -315,6 +322,8 @@ def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
                    help="Gaussian noise on the encoder features during training, x their std")
     p.add_argument("--time-mask", type=float, default=TrainConfig.time_mask,
                    help="share of frames whose encoder features are masked during training")
+    p.add_argument("--snr-max", type=float, default=TrainConfig.snr_max,
+                   help="weigh each row's data terms by clamp(SNR, 1, this); 0: uniform")
 
 
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -324,7 +333,7 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(data=a.data, out=getattr(a, "out", ""), epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size,
                        crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume,
                        feature_noise=a.feature_noise, time_mask=a.time_mask,
-                       snapshot_minutes=a.snapshot_minutes)
+                       snapshot_minutes=a.snapshot_minutes, snr_max=a.snr_max)
 
 
 def main(argv=None):
@@ -337,6 +346,8 @@ def main(argv=None):
     p.add_argument("--bidirectional", action="store_true", help="bidirectional GRU (2x cost)")
     p.add_argument("--no-identity", action="store_true", help="ablation: no identity embedding")
     p.add_argument("--audio-lookahead", type=int, default=0, help="frames of later audio each frame also sees")
+    p.add_argument("--prediction", choices=("v", "x0"), default="v",
+                   help="what the network outputs (core/diffusion.py); x0 is the first models' choice")
     p.add_argument("--without", default="", help="comma-separated corpus augmentations / TTS engines to leave "
                                                  "out of training (ablation), e.g. mp3,opus,piper")
     a = p.parse_args(argv)
@@ -347,10 +358,11 @@ def main(argv=None):
     model = DiffusionTalker(TalkerConfig(
         identity_names=names, audio_dim=train_set.feature_dim, encoder=a.encoder, hidden=a.hidden, layers=a.layers,
         bidirectional=a.bidirectional, audio_lookahead=a.audio_lookahead, use_identity=not a.no_identity,
-        steps=a.steps, data_fingerprint=fingerprint,
+        steps=a.steps, data_fingerprint=fingerprint, prediction=a.prediction,
         extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
                          "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set),
-                         "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without)},
+                         "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without),
+                         "snr_max": cfg.snr_max},
                "identity_labels": corpus_identity_labels(a.data, names)}))
     fit(model, teacher_objective, train_set, val_set, cfg)
 

@@ -272,7 +272,7 @@ def test_validation_only_never_reads_a_test_recording(tmp_path):
         aligned_recordings(tmp_path / "none", validation_only=True, tts_control=False)
 
 
-def test_select_keeps_the_snapshot_that_scores_best_on_validation(tmp_path, monkeypatch):
+def test_select_keeps_the_truest_upper_face_among_snapshots_with_good_lips(tmp_path, monkeypatch):
     import json
     import torch
     from core.model import DiffusionTalker
@@ -284,24 +284,40 @@ def test_select_keeps_the_snapshot_that_scores_best_on_validation(tmp_path, monk
     run = tmp_path / "teacher"
     fit(tiny_model(), teacher_objective, toy_dataset(2), toy_dataset(1, "val"),
         TrainConfig(out=str(run), epochs=3, batch_size=4, crop_frames=40, lr=3e-3, snapshot_minutes=1e-9))
-    figures = {"epoch-0001": 0.80, "epoch-0002": 0.90, "epoch-0003": 0.85, "teacher": 0.85}
+    # (lip AUC, upper-face mismatch): epoch 1 has the truest upper face but lips 0.05 worse than
+    # the best; epoch 2 has the best lips; epoch 3 is within the tolerance and truer above
+    figures = {"epoch-0001": (0.85, 0.05), "epoch-0002": (0.90, 0.60), "epoch-0003": (0.895, 0.20)}
     calls = []
 
-    def fake_score(folder, aligned, seed=0):
+    def fake_score(folder, aligned, data, seed=0):
         calls.append(folder.name)
-        return {"auc": figures[folder.name], "auc_minus_loudness": 0.0, "closure": 0.5, "closure_minus_chance": 0.1}
+        auc, mismatch = figures[folder.name]
+        return {"auc": auc, "auc_minus_loudness": 0.0, "closure": 0.5, "closure_minus_chance": 0.1,
+                "upper_face_mismatch": mismatch}
 
     monkeypatch.setattr(select, "aligned_recordings", lambda *a, **k: ([], [], []))
     monkeypatch.setattr(select, "score", fake_score)
-    chosen = select.select(run)
+    chosen = select.select(run, data=None)
     # the last snapshot is the final model: scored once, under its snapshot name
-    assert chosen["kept"] == "epoch-0002" and set(chosen["candidates"]) == {"epoch-0001", "epoch-0002", "epoch-0003"}
+    assert chosen["kept"] == "epoch-0003" and set(chosen["candidates"]) == {"epoch-0001", "epoch-0002", "epoch-0003"}
+    figures["epoch-0003"] = (0.87, 0.20)                      # now outside the tolerance: best lips win
+    assert select.best({k: fake_score(tmp_path / k, None, None) for k in figures}) == "epoch-0002"
     kept = DiffusionTalker.from_pretrained(run).state_dict()
-    wanted = DiffusionTalker.from_pretrained(snapshots(run)[1]).state_dict()
+    wanted = DiffusionTalker.from_pretrained(snapshots(run)[2]).state_dict()
     assert all(torch.equal(kept[k], wanted[k]) for k in wanted)
-    assert json.loads((run / "config.json").read_text())["extra"]["selected"]["kept"] == "epoch-0002"
+    assert json.loads((run / "config.json").read_text())["extra"]["selected"]["kept"] == "epoch-0003"
     calls.clear()
-    assert select.select(run)["kept"] == "epoch-0002" and calls == []     # chosen once, not again
+    assert select.select(run, data=None)["kept"] == "epoch-0003" and calls == []     # chosen once, not again
+
+
+def test_upper_face_mismatch_is_zero_for_the_truth_and_symmetric():
+    from experiments.realspeech.select import upper_face_mismatch
+    groups = ("blinks", "brows", "eye look", "squint")
+    truth = {"spread_ratio": {g: 1.0 for g in groups}, "blink_rate_ratio": 1.0}
+    assert upper_face_mismatch(truth) == 0.0
+    half = {"spread_ratio": {g: 0.5 for g in groups}, "blink_rate_ratio": 0.5}
+    double = {"spread_ratio": {g: 2.0 for g in groups}, "blink_rate_ratio": 2.0}
+    assert upper_face_mismatch(half) == pytest.approx(np.log(2)) == pytest.approx(upper_face_mismatch(double))
 
 
 def test_shifted_auc_finds_a_curve_one_frame_early():

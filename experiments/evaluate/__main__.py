@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.evaluate import checks, tables
+from experiments.evaluate import checks, tables, upper_face
 
 
 def main(argv=None) -> None:
@@ -36,11 +36,24 @@ def main(argv=None) -> None:
     c.add_argument("model", help="checkpoint name, e.g. distilled-8")
     c.add_argument("--old-data", required=True, help="the previous corpus folder")
     c.add_argument("--previous", required=True, nargs="+", help="earlier releases' checkpoints folders")
+    u = command("upper-face", "the upper face of every shipped model against the generator's truth draws")
+    u.add_argument("--models", nargs="*", help="only these checkpoint names (default: every shipped model)")
+    u.add_argument("--split", default="test", help="corpus split: val for decisions, test to report")
+    u.add_argument("--samples", type=int, default=6, help="seeds per clip (and truth draws)")
+    u.add_argument("--style-steps", type=int, nargs="*", default=[8],
+                   help="step counts whose style labels (every identity forced) and real validation are measured")
+    u.add_argument("--style-clips", type=int, default=3)
+    u.add_argument("--style-samples", type=int, default=4)
+    u.add_argument("--real", action="store_true", help="also the real validation recordings (fetched first)")
+    u.add_argument("--json", default="", help="also write the figures here")
+    u.add_argument("--no-write", dest="write", action="store_false", help="print only (validation runs)")
+    u.set_defaults(max_clips=24)
     a = p.parse_args(argv)
     a.command_line = "python -m experiments.evaluate " + " ".join(argv)
     a.checkpoints, a.results = Path(a.checkpoints), Path(a.results)
     {"tables": tables.run, "report": tables.rewrite, "fp16": checks.fp16,
-     "encoder": checks.encoder, "enrolment": checks.enrolment, "splits": checks.splits}[a.command](a)
+     "encoder": checks.encoder, "enrolment": checks.enrolment, "splits": checks.splits,
+     "upper-face": upper_face.run}[a.command](a)
 
 
 if __name__ == "__main__":

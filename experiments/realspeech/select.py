@@ -1,11 +1,19 @@
-"""``python -m experiments.realspeech.select RUN``: keep the snapshot of a training run that does
-best on the real-speech *validation* part (the test part is never read).
+"""``python -m experiments.realspeech.select RUN --data CORPUS``: keep the snapshot of a training
+run that does best on validation data (no test recording or test clip is read).
 
 Scores every ``RUN/snapshots/epoch-NNNN`` (``core.train --snapshot-minutes``) and the final
-model (unless the last snapshot is it), by the validation AUC of the lip aperture (open vowels
-against p/b/m), ties broken by the p/b/m closure rate above chance. The winner's weights
-and config replace the run's own; ``config.json`` records the choice and every candidate's
-figures under ``extra.selected``.
+model (unless the last snapshot is it) on both things a teacher must do:
+
+- lips on real speech: the validation AUC of the lip aperture (open vowels against p/b/m) and
+  the p/b/m closure rate above chance;
+- the upper face on the corpus's *val* clips: how far its across-seed spread per group and its
+  blink rate are from the generator's truth draws (mean |log ratio|, 0 = as the data).
+
+Kept: among the candidates within ``AUC_TOLERANCE`` of the best lip AUC, the one whose upper face
+is closest to the truth (ties: AUC). Lips alone picked the collapsed teacher of the first
+releases (its upper face did not depend on the seed at all). The winner's weights and config
+replace the run's own; ``config.json`` records the choice and every candidate's figures under
+``extra.selected``.
 """
 from __future__ import annotations
 
@@ -14,7 +22,10 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from core.files import CONFIG_NAME, WEIGHTS_NAME, sha256_of
+from core.upper_face_stats import UPPER_GROUPS
 from core.train import snapshots
 from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
@@ -28,19 +39,38 @@ def candidates(run: Path) -> list[Path]:
     return kept + [run]
 
 
-def score(folder: Path, aligned, seed: int = 0) -> dict:
-    from core.model import DiffusionTalker
+AUC_TOLERANCE = 0.01      # lip AUC a snapshot may give up for a truer upper face
+UPPER_CLIPS, UPPER_SEEDS = 12, 6
+
+
+def upper_face_mismatch(figures: dict) -> float:
+    """Mean |log(model / truth)| of the upper-face spreads and the blink rate (0: as the data)."""
+    ratios = [figures["spread_ratio"][g] for g in UPPER_GROUPS] + [figures["blink_rate_ratio"]]
+    return float(np.mean([abs(np.log(max(r, 1e-6))) for r in ratios]))
+
+
+def score(folder: Path, aligned, data, seed: int = 0) -> dict:
+    from core.data.dataset import load_clips
     from core.pipeline import Talker
-    steps = DiffusionTalker.from_pretrained(folder).config.steps
-    figures = validation_figures(measure(Talker.from_pretrained(folder), aligned, [steps], seed, verbose=False))
-    return figures[steps]
+    from experiments.evaluate.tables import pick
+    from experiments.evaluate.upper_face import synthetic
+    talker = Talker.from_pretrained(folder)
+    steps = talker.steps_available[0]
+    figures = validation_figures(measure(talker, aligned, [steps], seed, verbose=False))[steps]
+    upper = synthetic(talker, steps, data, pick(load_clips(data, ("val",)), UPPER_CLIPS, seed=1), UPPER_SEEDS)
+    return {**figures, "upper_face_mismatch": round(upper_face_mismatch(upper), 4),
+            "spread_ratio": {g: round(v, 3) for g, v in upper["spread_ratio"].items()},
+            "blinks_per_minute": round(upper["model"]["blinks_per_minute"], 2),
+            "truth_blinks_per_minute": round(upper["truth"]["blinks_per_minute"], 2)}
 
 
 def best(scored: dict[str, dict]) -> str:
-    return max(scored, key=lambda name: (scored[name]["auc"], scored[name]["closure_minus_chance"]))
+    top = max(v["auc"] for v in scored.values())
+    eligible = [name for name, v in scored.items() if v["auc"] >= top - AUC_TOLERANCE]
+    return min(eligible, key=lambda name: (scored[name]["upper_face_mismatch"], -scored[name]["auc"]))
 
 
-def select(run: Path, audio_dir=DEFAULT_AUDIO_DIR, seed: int = 0) -> dict:
+def select(run: Path, data, audio_dir=DEFAULT_AUDIO_DIR, seed: int = 0) -> dict:
     run = Path(run)
     config = json.loads((run / CONFIG_NAME).read_text())
     if "selected" in config.get("extra", {}):
@@ -49,14 +79,14 @@ def select(run: Path, audio_dir=DEFAULT_AUDIO_DIR, seed: int = 0) -> dict:
     scored = {}
     for folder in candidates(run):
         name = "final" if folder == run else folder.name
-        scored[name] = score(folder, aligned, seed)
+        scored[name] = score(folder, aligned, data, seed)
         print(json.dumps({"candidate": name, **scored[name]}), flush=True)
     winner = best(scored)
     if winner != "final":
         source = run / "snapshots" / winner
         shutil.copyfile(source / WEIGHTS_NAME, run / WEIGHTS_NAME)
         config = json.loads((source / CONFIG_NAME).read_text())
-    config.setdefault("extra", {})["selected"] = {"kept": winner, "by": "real-speech validation AUC",
+    config.setdefault("extra", {})["selected"] = {"kept": winner, "by": f"upper face closest to the truth on val clips, lip AUC within {AUC_TOLERANCE} of the best",
                                                   "candidates": scored}
     (run / CONFIG_NAME).write_text(json.dumps(config, indent=1))
     return config["extra"]["selected"]
@@ -65,10 +95,11 @@ def select(run: Path, audio_dir=DEFAULT_AUDIO_DIR, seed: int = 0) -> dict:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m experiments.realspeech.select", description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="checkpoint folder of a training run (with snapshots/)")
+    p.add_argument("--data", required=True, help="the corpus the run was trained on (its val clips are scored)")
     p.add_argument("--audio-dir", default=str(DEFAULT_AUDIO_DIR))
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    print(json.dumps(select(a.run, a.audio_dir, a.seed)))
+    print(json.dumps(select(a.run, a.data, a.audio_dir, a.seed)))
 
 
 if __name__ == "__main__":

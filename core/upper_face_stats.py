@@ -1,0 +1,111 @@
+"""Is the generated upper face distributed as the data's? Statistics of K samples of one clip.
+
+The corpus generator draws the upper face (blinks, brow raises, gaze) at random for given phones,
+audio and style (:mod:`core.data.upper_face`), so for a synthetic clip its true conditional
+distribution is known: draw it again with fresh randomness. A model that learned the
+conditional *mean* has the right average and no spread and never blinks; these statistics show
+that where a mean error cannot:
+
+- ``spread``: the across-sample standard deviation (per frame and channel, averaged) of a
+  channel group; the model's over the truth's is the ratio to read;
+- ``blinks``: events where eyeBlink (mean of both eyes) rises through 0.5, with their peak and
+  their time above 0.5;
+- ``brow raises``: browInnerUp rising through 0.1, per minute;
+- ``temporal std``: each channel's standard deviation over time (how much it moves at all);
+- ``w1``: Wasserstein-1 distance between the pooled frame values of model and truth, per channel,
+  averaged over the group.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.arkit import ARKIT_NAMES, INDEX, LIP_INDICES
+from core.rates import FPS
+
+BLINK_LEVEL = 0.5        # eyeBlink rising through this counts a blink
+FULL_BLINK = 0.8         # a blink whose peak reaches this closes the eye
+BROW_LEVEL = 0.1         # browInnerUp rising through this counts a brow raise
+
+
+def _channels(prefixes: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(i for i, n in enumerate(ARKIT_NAMES) if n.startswith(prefixes))
+
+
+CHANNEL_GROUPS: dict[str, tuple[int, ...]] = {
+    "blinks": _channels(("eyeBlink",)),
+    "brows": _channels(("brow",)),
+    "eye look": _channels(("eyeLook",)),
+    "squint": _channels(("eyeSquint", "eyeWide")),
+    "lips": tuple(LIP_INDICES),
+}
+UPPER_GROUPS = ("blinks", "brows", "eye look", "squint")
+
+
+def spread(samples: np.ndarray, channels) -> float:
+    """Across-sample std of samples [K, F, 52] on ``channels``, averaged over frames and channels."""
+    return float(samples[..., list(channels)].std(axis=0).mean())
+
+
+def temporal_std(samples: np.ndarray, channels) -> float:
+    """Std over time of each channel, averaged over samples and channels."""
+    return float(samples[..., list(channels)].std(axis=1).mean())
+
+
+def _rises(signal: np.ndarray, level: float) -> np.ndarray:
+    """Frame indices where ``signal`` goes from below ``level`` to at or above it."""
+    above = signal >= level
+    return np.flatnonzero(above[1:] & ~above[:-1]) + 1
+
+
+def blinks(curves: np.ndarray, fps: int = FPS) -> list[tuple[float, float]]:
+    """(peak, seconds above BLINK_LEVEL) of every blink in curves [F, 52]."""
+    eye = curves[:, [INDEX["eyeBlinkLeft"], INDEX["eyeBlinkRight"]]].mean(-1)
+    events = []
+    for start in _rises(eye, BLINK_LEVEL):
+        below = np.flatnonzero(eye[start:] < BLINK_LEVEL)
+        end = start + (int(below[0]) if below.size else len(eye) - start)
+        events.append((float(eye[start:end].max()), (end - start) / fps))
+    return events
+
+
+def brow_raises(curves: np.ndarray) -> int:
+    return int(_rises(curves[:, INDEX["browInnerUp"]], BROW_LEVEL).size)
+
+
+def w1(a: np.ndarray, b: np.ndarray, channels) -> float:
+    """Wasserstein-1 distance of the frame values of a and b [..., 52], per channel, averaged."""
+    from scipy.stats import wasserstein_distance
+    return float(np.mean([wasserstein_distance(a[..., c].ravel(), b[..., c].ravel()) for c in channels]))
+
+
+def clip_statistics(samples: np.ndarray, fps: int = FPS) -> dict:
+    """Raw sums of one clip's K samples [K, F, 52], to pool over clips with :func:`pooled`."""
+    events = [e for s in samples for e in blinks(s, fps)]
+    return {"minutes": samples.shape[0] * samples.shape[1] / fps / 60, "samples": samples.shape[0],
+            "spread": {g: spread(samples, ch) for g, ch in CHANNEL_GROUPS.items()},
+            "temporal": {g: temporal_std(samples, ch) for g, ch in CHANNEL_GROUPS.items()},
+            "blinks": len(events), "full_blinks": sum(p >= FULL_BLINK for p, _ in events),
+            "blink_peak": sum(p for p, _ in events), "blink_seconds": sum(d for _, d in events),
+            "brow_raises": sum(brow_raises(s) for s in samples)}
+
+
+def pooled(stats: list[dict]) -> dict:
+    """Clip statistics pooled: group means over clips, rates per minute over all samples."""
+    minutes = sum(s["minutes"] for s in stats)
+    count = sum(s["blinks"] for s in stats)
+    return {"spread": {g: float(np.mean([s["spread"][g] for s in stats])) for g in CHANNEL_GROUPS},
+            "temporal": {g: float(np.mean([s["temporal"][g] for s in stats])) for g in CHANNEL_GROUPS},
+            "blinks_per_minute": count / max(minutes, 1e-9),
+            "full_blink_share": sum(s["full_blinks"] for s in stats) / count if count else float("nan"),
+            "blink_peak": sum(s["blink_peak"] for s in stats) / count if count else float("nan"),
+            "blink_seconds": sum(s["blink_seconds"] for s in stats) / count if count else float("nan"),
+            "brow_raises_per_minute": sum(s["brow_raises"] for s in stats) / max(minutes, 1e-9),
+            "minutes": minutes}
+
+
+def against_truth(model: dict, truth: dict) -> dict:
+    """The figures the targets are read from: the model's pooled statistics beside the truth's."""
+    ratio = {g: model["spread"][g] / max(truth["spread"][g], 1e-12) for g in CHANNEL_GROUPS}
+    upper = float(np.mean([model["spread"][g] for g in UPPER_GROUPS]))
+    return {"spread_ratio": ratio, "lip_to_upper_spread": model["spread"]["lips"] / max(upper, 1e-12),
+            "blink_rate_ratio": model["blinks_per_minute"] / max(truth["blinks_per_minute"], 1e-12)}

@@ -1,0 +1,213 @@
+"""``upper-face``: does each model sample the upper face as the data does? (the seed must matter)
+
+Synthetic clips: K samples of the model (seeds 0..K-1, the clip's own identity) against K truth
+draws of the corpus generator for the same clip (its phones, audio and style, fresh randomness;
+the lower face is the clip's own, which the generator draws deterministically). Real recordings
+(validation part only): the model's samples with the identity matched from the voice against
+truth draws of the matched identity's style on the recording's aligned phones: a real face has
+no ground truth, but blink rate and spread do. Style labels: every identity forced on the same
+clips, its blink rate against the style's (Spearman), brow raises of "busy brows" styles
+against the rest. Statistics: :mod:`core.upper_face_stats`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from core import upper_face_stats as U
+from core.arkit import UPPER_INDICES
+from core.data.clip import TalkingClip, read_meta
+from core.data.style import Style
+from core.data.tts import Phone
+from core.data.upper_face import upper_face
+from core.manifest import is_checkpoint_folder, model_entries, read_manifest
+from core.pipeline import Talker
+from experiments.evaluate.tables import pick
+from experiments.report import machine_description, table, update_section
+
+SECTION = "upper-face"
+BATCH = 4                  # seeds per generate call
+
+
+def styles(data: str | Path) -> dict[str, Style]:
+    params = read_meta(data)["identity_params"]
+    return {name: Style(**p["style"]) for name, p in params.items()}
+
+
+def clip_phones(data: str | Path, clip: TalkingClip) -> list[Phone]:
+    extras = json.loads((Path(data) / "clips" / f"{clip.id}.json").read_text())
+    return [Phone(label, start, end) for label, start, end in extras["phones"]]
+
+
+def truth_draws(curves: np.ndarray, phones: list[Phone], audio: np.ndarray, style: Style, k: int,
+                seed: int = 10_000) -> np.ndarray:
+    """[k, F, 52]: ``curves`` with the upper face drawn anew k times (seeds never used by the corpus)."""
+    frames = len(curves)
+    out = np.repeat(curves[None].astype(np.float32), k, 0)
+    for i in range(k):
+        out[i][:, UPPER_INDICES] = upper_face(phones, audio, frames, style,
+                                              np.random.default_rng([seed, i]))[:, UPPER_INDICES]
+    return out
+
+
+def model_samples(talker: Talker, steps: int, audio: np.ndarray, features, k: int,
+                  identity: str | None = None) -> tuple[np.ndarray, str]:
+    """([k, F, 52] with seeds 0..k-1, the identity used)."""
+    parts, used = [], identity
+    for first in range(0, k, BATCH):
+        gen = talker.generate(audio, steps=steps, seed=first, identity=identity,
+                              num_samples=min(BATCH, k - first), features=features)
+        parts.append(gen.blendshapes)
+        used = gen.identity
+    return np.concatenate(parts), used
+
+
+def synthetic(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int) -> dict:
+    style_of = styles(data)
+    model_stats, truth_stats, model_frames, truth_frames = [], [], [], []
+    for clip in clips:
+        audio = clip.load_audio()
+        features, _ = talker.features(audio)
+        samples, _ = model_samples(talker, steps, audio, features, k, clip.identity)
+        frames = min(len(samples[0]), clip.frames)
+        truth = truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio, style_of[clip.identity], k)
+        model_stats.append(U.clip_statistics(samples[:, :frames]))
+        truth_stats.append(U.clip_statistics(truth))
+        model_frames.append(samples[:, :frames].reshape(-1, samples.shape[-1]))
+        truth_frames.append(truth.reshape(-1, truth.shape[-1]))
+    model, truth = U.pooled(model_stats), U.pooled(truth_stats)
+    m, t = np.concatenate(model_frames), np.concatenate(truth_frames)
+    return {"model": model, "truth": truth, **U.against_truth(model, truth), "clips": len(clips), "samples": k,
+            "w1": {g: U.w1(m, t, ch) for g, ch in U.CHANNEL_GROUPS.items()}}
+
+
+def style_labels(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int) -> dict:
+    """Every library identity forced on the same clips: blink and brow-raise rates per style."""
+    from scipy.stats import spearmanr
+    style_of = styles(data)
+    names = [n for n in talker.identities if n in style_of]
+    rows = {}
+    cached = [(c.load_audio(),) for c in clips]
+    cached = [(audio, talker.features(audio)[0]) for (audio,) in cached]
+    for name in names:
+        stats = [U.clip_statistics(model_samples(talker, steps, audio, feats, k, name)[0]) for audio, feats in cached]
+        pooled = U.pooled(stats)
+        rows[name] = {"style_blink_rate": style_of[name].blink_rate, "blinks_per_minute": pooled["blinks_per_minute"],
+                      "brow_activity": style_of[name].brow_activity,
+                      "brow_raises_per_minute": pooled["brow_raises_per_minute"],
+                      "busy_brows": "busy brows" in style_of[name].describe()}
+    rho = spearmanr([r["style_blink_rate"] for r in rows.values()], [r["blinks_per_minute"] for r in rows.values()])
+    busy = [r["brow_raises_per_minute"] for r in rows.values() if r["busy_brows"]]
+    rest = [r["brow_raises_per_minute"] for r in rows.values() if not r["busy_brows"]]
+    return {"identities": rows, "blink_spearman": float(rho.statistic),
+            "brow_raises_busy": float(np.mean(busy)) if busy else float("nan"),
+            "brow_raises_rest": float(np.mean(rest)) if rest else float("nan"), "clips": len(clips), "samples": k}
+
+
+def real_validation(talker: Talker, steps: int, data, k: int) -> dict:
+    """Real validation recordings: per matched style, the model's figures against its truth draws."""
+    from experiments.realspeech.__main__ import aligned_recordings
+    from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
+    style_of = styles(data)
+    aligned, _, _ = aligned_recordings(DEFAULT_AUDIO_DIR, validation_only=True, tts_control=False)
+    by_style: dict[str, tuple[list, list]] = {}
+    for rec, audio, phones in aligned:
+        features, _ = talker.features(audio)
+        samples, identity = model_samples(talker, steps, audio, features, k)
+        truth = truth_draws(samples[0], phones, audio, style_of[identity], k)
+        model_list, truth_list = by_style.setdefault(identity, ([], []))
+        model_list.append(U.clip_statistics(samples))
+        truth_list.append(U.clip_statistics(truth))
+    out = {}
+    for identity, (model_list, truth_list) in sorted(by_style.items()):
+        model, truth = U.pooled(model_list), U.pooled(truth_list)
+        out[identity] = {"model": model, "truth": truth, **U.against_truth(model, truth),
+                         "recordings": len(model_list)}
+    return out
+
+
+def _f(v: float, digits: int = 3) -> str:
+    return "-" if v != v else f"{v:.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    groups = list(U.CHANNEL_GROUPS)
+    md = [f"`{results['command']}` on {results['data']} ({results['split']} split, {results['clips']} clips, "
+          f"{results['samples']} seeds per clip against as many truth draws of the generator), {results['machine']}.",
+          "",
+          "Across-seed spread (std over samples, per frame and channel) of the model and of the truth, and their "
+          "ratio (target 0.7-1.3 in every upper-face group); lips: the model's lip spread over its upper-face "
+          "spread (target <= 0.25). Blinks: eyeBlink rising through 0.5, per minute of generated face; "
+          "full: share of blinks peaking at >= 0.8 (target >= 80 %).", ""]
+    rows = []
+    for name, r in results["models"].items():
+        s = r["synthetic"]
+        rows.append([name, r["steps"], *(f"{_f(s['model']['spread'][g])} / {_f(s['truth']['spread'][g])} "
+                                         f"({_f(s['spread_ratio'][g], 2)}x)" for g in groups),
+                     _f(s["lip_to_upper_spread"], 2),
+                     f"{_f(s['model']['blinks_per_minute'], 1)} / {_f(s['truth']['blinks_per_minute'], 1)}",
+                     _f(s["model"]["full_blink_share"], 2), _f(s["model"]["blink_peak"], 2),
+                     f"{_f(s['model']['blink_seconds'], 2)} / {_f(s['truth']['blink_seconds'], 2)}",
+                     f"{_f(s['model']['brow_raises_per_minute'], 1)} / {_f(s['truth']['brow_raises_per_minute'], 1)}"])
+    md.append(table(["model", "steps", *(f"{g} spread model / truth" for g in groups), "lips / upper",
+                     "blinks/min model / truth", "full blinks", "blink peak", "blink s model / truth",
+                     "brow raises/min model / truth"], rows))
+    md += ["", "Movement and distribution: temporal std (model / truth) and Wasserstein-1 of frame values.", ""]
+    rows = [[name, r["steps"], *(f"{_f(r['synthetic']['model']['temporal'][g])} / "
+                                 f"{_f(r['synthetic']['truth']['temporal'][g])}" for g in groups),
+             *(_f(r["synthetic"]["w1"][g], 4) for g in groups)] for name, r in results["models"].items()]
+    md.append(table(["model", "steps", *(f"{g} temporal std" for g in groups), *(f"{g} W1" for g in groups)], rows))
+    for name, r in results["models"].items():
+        if "styles" not in r:
+            continue
+        st = r["styles"]
+        md += ["", f"**Style labels, {name}** ({st['clips']} clips x {st['samples']} seeds per identity, every "
+               f"identity forced): Spearman of generated vs style blink rate {_f(st['blink_spearman'], 2)} (target "
+               f">= 0.6); brow raises per minute, \"busy brows\" styles {_f(st['brow_raises_busy'], 1)}, others "
+               f"{_f(st['brow_raises_rest'], 1)}."]
+    for name, r in results["models"].items():
+        if "real" not in r:
+            continue
+        md += ["", f"**Real validation recordings, {name}** (identity matched from the voice; truth: the matched "
+               "style's draws on the recording's aligned phones; target blink rate 8-26/min and within 30 % of the "
+               "style's, upper-face spread >= 0.7x):", ""]
+        rows = [[ident, v["recordings"], f"{_f(v['model']['blinks_per_minute'], 1)} / "
+                 f"{_f(v['truth']['blinks_per_minute'], 1)}", _f(v["blink_rate_ratio"], 2),
+                 *(_f(v["spread_ratio"][g], 2) for g in U.UPPER_GROUPS)] for ident, v in r["real"].items()]
+        md.append(table(["matched style", "recordings", "blinks/min model / truth", "ratio",
+                         *(f"{g} spread ratio" for g in U.UPPER_GROUPS)], rows))
+    return "\n".join(md)
+
+
+def run(a) -> None:
+    root = a.checkpoints
+    from core.data.dataset import load_clips
+    clips = pick(load_clips(a.data, (a.split,)), a.max_clips, seed=1)
+    if is_checkpoint_folder(root):          # one run (validation of a training choice)
+        entries = model_entries(root)
+    else:
+        entries = [m for m in read_manifest(root)["models"]
+                   if (not a.models and m.get("role", "shipped") == "shipped") or (a.models and m["name"] in a.models)]
+    results = {"command": a.command_line, "data": str(a.data), "split": a.split, "clips": len(clips),
+               "samples": a.samples, "machine": machine_description(), "models": {}}
+    for entry in sorted(entries, key=lambda e: -e["steps"]):
+        talker = Talker.from_pretrained(root / entry["path"])
+        steps = entry["steps"]
+        res = {"steps": steps, "synthetic": synthetic(talker, steps, a.data, clips, a.samples)}
+        if steps in a.style_steps:
+            res["styles"] = style_labels(talker, steps, a.data, clips[: a.style_clips], a.style_samples)
+        if a.real and steps in a.style_steps:
+            res["real"] = real_validation(talker, steps, a.data, a.samples)
+        results["models"][entry["name"]] = res
+        s = res["synthetic"]
+        print(entry["name"], json.dumps({"spread_ratio": s["spread_ratio"], "blinks": (
+            s["model"]["blinks_per_minute"], s["truth"]["blinks_per_minute"])}), flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1, default=float))
+    if a.write:
+        update_section(SECTION, "## Upper face against the generator's truth (the seed must matter)\n\n"
+                       + markdown(results), a.results)
+        print(f"wrote {a.results}")
+

@@ -1,0 +1,86 @@
+"""The seed must matter: v-prediction, the distillation targets and the upper-face statistics."""
+import numpy as np
+import pytest
+import torch
+
+from core import losses as L
+from core import upper_face_stats as U
+from core.arkit import INDEX, LIP_INDICES, NUM_BLENDSHAPES
+from core.diffusion import NoiseSchedule, ScheduleConfig, make_generator
+from tests.helpers import tiny_model
+
+
+def test_v_output_gives_x0_exactly():
+    s = NoiseSchedule(ScheduleConfig(steps=16))
+    x0 = torch.randn(4, 7, 52, generator=make_generator(0), dtype=torch.float64)
+    eps = torch.randn(x0.shape, generator=make_generator(1), dtype=torch.float64)
+    t = torch.tensor([1, 5, 11, 16])
+    x_t = s.q_sample(x0, t, eps)
+    v = s._gather(s.alpha, t, x0) * eps - s._gather(s.sigma, t, x0) * x0
+    torch.testing.assert_close(s.x0_from_output(v, x_t, t, "v"), x0)
+    torch.testing.assert_close(s.x0_from_output(x0, x_t, t, "x0"), x0)
+    with pytest.raises(ValueError, match="unknown prediction"):
+        s.x0_from_output(v, x_t, t, "eps")
+
+
+def test_v_model_follows_x_t_at_low_noise_by_construction():
+    """Even untrained, a v-model's x0-hat at the first step is x_t up to sigma_1 times its output:
+    the upper face a sampler has committed to by then cannot be averaged away."""
+    model = tiny_model(steps=256, prediction="v")
+    audio, ident = torch.randn(2, 30, model.config.audio_dim), torch.tensor([0, 1])
+    cond = model.condition(audio, ident)
+    x_a, x_b = torch.randn(2, 30, 52), torch.randn(2, 30, 52)
+    t = torch.ones(2, dtype=torch.long)
+    with torch.no_grad():
+        moved = model.denoise(x_a, t, cond) - model.denoise(x_b, t, cond)
+    follow = (moved * (x_a - x_b)).sum() / (x_a - x_b).pow(2).sum()
+    assert follow > 0.95
+    x0_model = tiny_model(steps=256)                 # the first models' x0 output has no such term
+    with torch.no_grad():
+        moved = x0_model.denoise(x_a, t, cond) - x0_model.denoise(x_b, t, cond)
+    assert (moved * (x_a - x_b)).sum() / (x_a - x_b).pow(2).sum() < 0.5
+
+
+def test_student_face_terms_follow_the_teacher_and_lips_the_data():
+    x0 = torch.zeros(2, 20, 52)
+    target = torch.ones(2, 20, 52)
+    mask = torch.ones(2, 20)
+    logits, ident = torch.zeros(2, 3), torch.tensor([0, 1])
+    terms = L.diffusion_terms(target, x0, mask, logits, ident, face_target=target)
+    assert float(terms["exp"]) == 0.0 and float(terms["vel"]) == 0.0
+    assert float(terms["lip"]) == pytest.approx(1.0)          # lips still on the data
+    weighted = L.diffusion_terms(target, x0, mask, logits, ident, weight=torch.tensor([2.0, 0.0]))
+    assert float(weighted["exp"]) == pytest.approx(1.0)       # (2 * 1 + 0 * 1) / 2 rows
+
+
+def _blink(frames: int, at: int, peak: float, width: int) -> np.ndarray:
+    curves = np.zeros((frames, NUM_BLENDSHAPES), np.float32)
+    shape = peak * np.sin(np.linspace(0, np.pi, width + 2)[1:-1])
+    for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+        curves[at:at + width, INDEX[name]] = shape
+    return curves
+
+
+def test_blinks_are_counted_with_peak_and_time_above_half():
+    curves = _blink(90, 10, 0.9, 9) + _blink(90, 50, 0.6, 9) + _blink(90, 75, 0.4, 9)   # the last never reaches 0.5
+    events = U.blinks(curves, fps=30)
+    assert len(events) == 2
+    assert events[0][0] == pytest.approx(0.9, abs=0.02) and events[1][0] == pytest.approx(0.6, abs=0.02)
+    assert 0 < events[1][1] < events[0][1] <= 9 / 30
+    stats = U.pooled([U.clip_statistics(curves[None])])
+    assert stats["blinks_per_minute"] == pytest.approx(2 / (90 / 30 / 60))
+    assert stats["full_blink_share"] == pytest.approx(0.5)
+
+
+def test_spread_and_ratios_against_hand_values():
+    base = np.zeros((2, 10, NUM_BLENDSHAPES), np.float32)
+    model, truth = base.copy(), base.copy()
+    model[1, :, INDEX["browInnerUp"]] = 0.2           # one of five brow channels differs by 0.2 between samples
+    truth[1, :, list(U.CHANNEL_GROUPS["brows"])] = 0.2
+    assert U.spread(model, U.CHANNEL_GROUPS["brows"]) == pytest.approx(0.1 / 5)
+    assert U.spread(truth, U.CHANNEL_GROUPS["brows"]) == pytest.approx(0.1)
+    m, t = U.pooled([U.clip_statistics(model)]), U.pooled([U.clip_statistics(truth)])
+    assert U.against_truth(m, t)["spread_ratio"]["brows"] == pytest.approx(0.2)
+    assert U.w1(model, truth, [INDEX["browInnerUp"]]) == pytest.approx(0.0)
+    assert U.w1(model, truth, [INDEX["browDownLeft"]]) == pytest.approx(0.1)
+    assert set(U.CHANNEL_GROUPS["lips"]) == set(LIP_INDICES)
