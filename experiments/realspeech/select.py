@@ -1,7 +1,7 @@
 """``python -m experiments.realspeech.select RUN``: keep the snapshot of a training run that does
 best on the real-speech *validation* part (the test part is never read).
 
-Scores every ``RUN/snapshots/epoch-NNNN`` (``core.train --snapshot-minutes``) and the final
+Scores every ``RUN/snapshots/epoch-NNNN`` (``core.training.train --snapshot-minutes``) and the final
 model (unless the last snapshot is it), by the validation AUC of the lip aperture (open vowels
 against p/b/m), ties broken by the p/b/m closure rate above chance. The winner's weights
 and config replace the run's own; ``config.json`` records the choice and every candidate's
@@ -14,8 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-from core.files import CONFIG_NAME, WEIGHTS_NAME, sha256_of
-from core.train import snapshots
+from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, sha256_of
+from core.training.train import snapshots
 from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
 
@@ -29,8 +29,8 @@ def candidates(run: Path) -> list[Path]:
 
 
 def score(folder: Path, aligned, seed: int = 0) -> dict:
-    from core.model import DiffusionTalker
-    from core.pipeline import Talker
+    from core.model.network import DiffusionTalker
+    from core.inference.talker import Talker
     steps = DiffusionTalker.from_pretrained(folder).config.steps
     figures = validation_figures(measure(Talker.from_pretrained(folder), aligned, [steps], seed, verbose=False))
     return figures[steps]
