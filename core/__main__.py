@@ -19,7 +19,7 @@ EXPORT_SUFFIXES = (".csv", ".json", ".npy", ".glb", ".mp4")
 
 
 def generate(a: argparse.Namespace) -> None:
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
     out = Path(a.out)
     if out.suffix.lower() not in EXPORT_SUFFIXES:
         raise ValueError(f"--out must end in one of {', '.join(EXPORT_SUFFIXES)}")
@@ -38,23 +38,23 @@ def generate(a: argparse.Namespace) -> None:
           file=sys.stderr)
     curves = result.blendshapes[0]
     if out.suffix.lower() == ".mp4":
-        from core.audio import load_audio
-        from core.render import render_video
+        from core.audio.decode import load_audio
+        from core.face.render import render_video
         print("rendering video ...", file=sys.stderr)
         render_video(curves, load_audio(a.audio), out)
     else:
-        from core.export import export_curves
+        from core.face.export import export_curves
         export_curves(curves, out, fps=result.fps)
     print(out)
 
 
 def stream(a: argparse.Namespace) -> None:
-    """Feed a file through :class:`core.streaming.Stream` in chunks; per-chunk latency, then a summary."""
+    """Feed a file through :class:`core.inference.streaming.Stream` in chunks; per-chunk latency, then a summary."""
     import json
 
-    from core.audio import load_audio
-    from core.pipeline import Talker
-    from core.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, Stream, replay
+    from core.audio.decode import load_audio
+    from core.inference.talker import Talker
+    from core.inference.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, Stream, replay
     lookahead = DEFAULT_LOOKAHEAD if a.lookahead_ms is None else a.lookahead_ms / 1000
     hop = DEFAULT_HOP if a.hop_ms is None else a.hop_ms / 1000
     out = Path(a.out) if a.out else None
@@ -68,7 +68,7 @@ def stream(a: argparse.Namespace) -> None:
     live = Stream(talker, a.steps, seed=a.seed, identity=a.identity, lookahead=lookahead, hop=hop, close_pauses=True)
     sender = None
     if a.livelink:
-        from core.livelink_udp import LiveLinkSender, parse_address
+        from core.inference.livelink_udp import LiveLinkSender, parse_address
         sender = LiveLinkSender(*parse_address(a.livelink))
     talker.warm_up(live.steps)
     try:
@@ -85,7 +85,7 @@ def stream(a: argparse.Namespace) -> None:
           f"p95 {summary['latency_ms_p95']} ms; RTF {summary['rtf']} (look-ahead {lookahead * 1000:.0f} ms on top)",
           file=sys.stderr)
     if out is not None:
-        from core.export import export_curves
+        from core.face.export import export_curves
         export_curves(result.curves, out)
         print(out, file=sys.stderr)
     if sender:
@@ -95,7 +95,7 @@ def stream(a: argparse.Namespace) -> None:
 
 
 def enroll(a: argparse.Namespace) -> None:
-    from core.enroll import enroll_pairs
+    from core.identities.enrolment import enroll_pairs
     files = [Path(f) for f in a.pairs]
     if not files or len(files) % 2:
         raise ValueError("give pairs of files: speech.wav capture.csv [speech2.wav capture2.csv ...]")
@@ -105,7 +105,7 @@ def enroll(a: argparse.Namespace) -> None:
 
 
 def remove(a: argparse.Namespace) -> None:
-    from core.enroll import remove_identity
+    from core.identities.enrolment import remove_identity
     names = remove_identity(a.checkpoints, a.name)
     print(f"removed {a.name!r}; the library holds {len(names)} identities: {', '.join(names)}")
 

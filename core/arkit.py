@@ -3,7 +3,7 @@
 Everything downstream maps channels *by name* through this module, never by position.
 The canonical order groups the channels as Apple's ARKit documentation does: left eye,
 right eye, jaw, mouth, brows, cheeks, nose, tongue.  (It is *not* the Live Link Face CSV
-column order, which swaps jawLeft/jawRight and mouthLeft/mouthRight; core.export maps by name.)
+column order, which swaps jawLeft/jawRight and mouthLeft/mouthRight; core.face.export maps by name.)
 """
 from __future__ import annotations
 

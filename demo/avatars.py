@@ -1,7 +1,7 @@
 """Users' own heads: an uploaded GLB/glTF with ARKit-named morph targets, checked and kept.
 
 An upload is data only: its size and vertex count are limited, a .gltf may not point at other
-files, Draco is refused with a reason (``core.face_mesh`` reads meshopt and quantised files).
+files, Draco is refused with a reason (``core.face.mesh`` reads meshopt and quantised files).
 Names are mapped by :func:`core.arkit.canonical_name` (``jawOpen``, ``JawOpen``, ``eyeBlink_L``,
 ``eyeBlinkLeft``, ``head.jawOpen`` ...); a partial set works and the missing channels are listed.
 """
@@ -27,7 +27,7 @@ class Avatar:
     """A head the viewer, the video and the GLB export can use."""
     id: str                 # sha256 of the file (the default head: "default")
     name: str               # file name, for messages
-    mesh: object            # core.face_mesh.FaceMesh
+    mesh: object            # core.face.mesh.FaceMesh
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -45,7 +45,7 @@ class Avatar:
 
 def read_avatar(path: str | Path) -> Avatar:
     """Check and load an uploaded head; ``ValueError`` with a plain message if it cannot be used."""
-    from core.face_mesh import load_face_mesh
+    from core.face.mesh import load_face_mesh
 
     path = Path(path)
     if path.suffix.lower() not in AVATAR_SUFFIXES:
@@ -81,7 +81,7 @@ class AvatarLibrary:
     def default(self) -> Avatar:
         with self._lock:
             if self._default is None:
-                from core.face_mesh import load_face_mesh
+                from core.face.mesh import load_face_mesh
                 self._default = Avatar("default", "facecap (default)", load_face_mesh())
             return self._default
 

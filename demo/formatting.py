@@ -9,7 +9,7 @@ from core.arkit import LIP_INDICES, UPPER_INDICES
 from core.rates import SAMPLE_RATE
 
 if TYPE_CHECKING:
-    from core.pipeline import Generation
+    from core.inference.talker import Generation
     from demo.service import Comparison, Take
 
 SCORE_COLUMNS = ["identity", "voice and style", "similarity", ""]

@@ -58,7 +58,7 @@ def enrolment_allowed(no_enroll: bool = False) -> bool:
 
 def storage_note() -> str:
     """Where enrolled identities are kept, and whether they survive a restart."""
-    from core.library import data_folder
+    from core.identities.store import data_folder
     note = f"Enrolled identities are kept in `{data_folder()}` (set `DIFFUSIONTALKER_DATA` to move them)."
     if os.environ.get("SPACE_ID") and not str(data_folder()).startswith("/data"):
         note += (" **This Space has no persistent storage: enrolled identities vanish when it restarts** "

@@ -1,4 +1,4 @@
-"""Live mode without Gradio: microphone chunks from the page -> a :class:`core.streaming.Stream`
+"""Live mode without Gradio: microphone chunks from the page -> a :class:`core.inference.streaming.Stream`
 -> new frames for the 3D viewer and a latency readout.
 
 The page sends what the browser records (any rate, int16 or float, mono or stereo) every
@@ -87,7 +87,7 @@ class LiveSession:
     """One browser's live stream: audio chunks in, viewer frames and a latency readout out."""
 
     def __init__(self, talker, steps: int, identity: str | None = None):
-        from core.streaming import Stream
+        from core.inference.streaming import Stream
         self.stream = Stream(talker, steps, seed=0, identity=identity, hop=LIVE_HOP, close_pauses=True)
         self.rate: int | None = None
         self.resampler: StreamingResampler | None = None

@@ -23,7 +23,7 @@ NO_FRAMES = np.zeros((0, 52), np.float32)
 def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
     """The tab's components and events. ``identity``: the page's talking-style choice (auto =
     matched from the voice after the first seconds); ``errors_shown``: demo.ui's error wrapper."""
-    from core.streaming import DEFAULT_LOOKAHEAD    # here, not at import: it loads torch
+    from core.inference.streaming import DEFAULT_LOOKAHEAD    # here, not at import: it loads torch
     slots = LiveSlots()
     gr.Markdown("Talk to the face: press **Record** and speak; the head follows with the look-ahead the "
                 f"stream needs ({DEFAULT_LOOKAHEAD:.1f} s after the sound) plus the time shown below. The talking style "

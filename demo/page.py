@@ -27,7 +27,7 @@ class UncheckedSlider(gr.Slider):
 def errors_shown(input_errors: bool = True) -> Iterator[None]:
     """Turn exceptions into ``gr.Error`` pop-ups (no traceback reaches the page).
 
-    With ``input_errors``, a ``ValueError`` (``core.audio.AudioError`` included) is a problem
+    With ``input_errors``, a ``ValueError`` (``core.audio.decode.AudioError`` included) is a problem
     with the input and its message, written for the user, is shown as is; anything else is
     logged with its traceback and reported briefly.
     """
@@ -88,5 +88,5 @@ def viewer_or_warn(build, show: bool = True):
 
 
 def frames_progress(progress: gr.Progress):
-    """A ``progress(done, total)`` callback for core.render that moves a Gradio progress bar."""
+    """A ``progress(done, total)`` callback for core.face.render that moves a Gradio progress bar."""
     return lambda done, total: progress(done / total, desc=f"rendering frame {done} of {total}")

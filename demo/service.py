@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from core.audio import MAX_REQUEST_SECONDS, load_audio
+from core.audio.decode import MAX_REQUEST_SECONDS, load_audio
 from core.inputs import MAX_SEED, shown
 from core.rates import FPS, SAMPLE_RATE
 from demo import plots, viewer
@@ -32,7 +32,7 @@ from demo.housekeeping import WORKDIR_PREFIX, remove_leftovers
 from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations, parse_samples, parse_seed, parse_seeds
 
 if TYPE_CHECKING:  # torch is imported only when a checkpoint is actually loaded
-    from core.pipeline import Generation, Talker
+    from core.inference.talker import Generation, Talker
 
 try:  # Hugging Face ZeroGPU attaches a GPU only inside functions wrapped like this
     import spaces
@@ -67,8 +67,8 @@ def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
     path = Path(path)
     if not path.is_dir() or not any((path / name).is_file() for name in ("manifest.json", "config.json")):
         return None, f"There is no trained checkpoint in `{path}` yet."
-    from core.enroll import repair_libraries
-    from core.pipeline import Talker
+    from core.identities.enrolment import repair_libraries
+    from core.inference.talker import Talker
     try:
         talker = Talker.from_pretrained(path)
         broken = talker.check_all()        # every model's checksums now; a damaged one is left out
@@ -88,7 +88,7 @@ def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
 def _sample(talker: "Talker", wave: np.ndarray, steps: int, seed: int, identity: str | None, num_samples: int,
             features: np.ndarray | None = None, speech_check=True) -> "Generation":
     """The model call, the only part that needs a GPU (``@spaces.GPU`` on ZeroGPU Spaces).
-    The app always checks for speech (a warning, and lips closed in pauses; core.speech_check)."""
+    The app always checks for speech (a warning, and lips closed in pauses; core.audio.speech_check)."""
     return talker.generate(wave, steps=steps, seed=seed, identity=identity, num_samples=num_samples,
                            features=features, speech_check=speech_check)
 
@@ -147,7 +147,7 @@ class DemoService:
         self.talker = talker
         self.max_seconds = max_seconds
         self.video_size = video_size
-        self._renderers: dict[str, object] = {}   # avatar id -> core.render.FaceRenderer, built on first use
+        self._renderers: dict[str, object] = {}   # avatar id -> core.face.render.FaceRenderer, built on first use
         self._renderer_lock = threading.Lock()
         if not workdir:
             remove_leftovers()
@@ -225,7 +225,7 @@ class DemoService:
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
-        from core.export import export_curves
+        from core.face.export import export_curves
         start = time.perf_counter()
         curves, fps = take.generation.blendshapes, take.generation.fps
         files = []
@@ -248,7 +248,7 @@ class DemoService:
 
         ``progress(done, total)`` hears of every frame.
         """
-        from core.render import render_video
+        from core.face.render import render_video
         start = time.perf_counter()
         path = render_video(take.generation.blendshapes[0], take.wave, take.folder / f"{take.name}.mp4",
                             fps=take.generation.fps, renderer=self.face_renderer(take.avatar), progress=progress)
@@ -256,12 +256,12 @@ class DemoService:
         return path
 
     def face_renderer(self, avatar: Avatar | None = None):
-        """One :class:`core.render.FaceRenderer` per avatar for every request (thread-safe);
+        """One :class:`core.face.render.FaceRenderer` per avatar for every request (thread-safe);
         the default head's is kept, of the others only the latest four."""
         avatar = avatar or self.avatars.default()
         with self._renderer_lock:
             if avatar.id not in self._renderers:
-                from core.render import FaceRenderer  # imports pyrender: slow, so only when needed
+                from core.face.render import FaceRenderer  # imports pyrender: slow, so only when needed
                 others = [key for key in self._renderers if key != "default"]
                 for key in others[:max(0, len(others) - 3)]:
                     self._renderers.pop(key).close()
@@ -307,7 +307,7 @@ class DemoService:
         self.check_work(len(steps_list) * len(seeds), wave, f"{len(steps_list) * len(seeds)} takes")
         start = time.perf_counter()
         features, _ = self.talker.features(wave)
-        from core.speech_check import check_speech
+        from core.audio.speech_check import check_speech
         speech = check_speech(wave)                           # once for every cell
         runs, used = {}, identity
         for steps in steps_list:
@@ -320,7 +320,7 @@ class DemoService:
 
     def render_comparison(self, comparison: Comparison, progress=None) -> Path:
         """One mp4: a row per step count, a column per seed, with the input audio."""
-        from core.render import render_grid_video
+        from core.face.render import render_grid_video
         cells = comparison.cells
         return render_grid_video([comparison.runs[cell] for cell in cells],
                                  [cell_label(steps, seed) for steps, seed in cells], comparison.wave,
@@ -332,11 +332,11 @@ class DemoService:
     def enroll(self, speech_files, csv_files, name, iterations=ENROL_ITERATIONS[1], progress=None) -> str:
         """Learn a new identity from (speech, CSV) takes paired by name, in every shipped model.
 
-        The same code as ``python -m core enroll`` (:func:`core.enroll.enroll_pairs`); then the
+        The same code as ``python -m core enroll`` (:func:`core.identities.enrolment.enroll_pairs`); then the
         models are reloaded so that the new identity is offered and matched at once. Returns a
         status line (markdown).
         """
-        from core.enroll import enroll_pairs
+        from core.identities.enrolment import enroll_pairs
         iterations = parse_iterations(iterations)
         pairs = pair_takes(speech_files, csv_files)
         if self.talker.root is None:
@@ -353,12 +353,12 @@ class DemoService:
 
     def enrolled(self) -> list[str]:
         """The identities enrolled after training (the ones that can be removed)."""
-        from core.library import library_names
+        from core.identities.store import library_names
         return library_names(self.talker.folder(self.talker.steps_available[-1])) if self.talker.root else []
 
     def remove(self, name) -> str:
         """Take an enrolled identity out of every shipped model (all or nothing); a status line."""
-        from core.enroll import remove_identity
+        from core.identities.enrolment import remove_identity
         if name not in self.enrolled():
             raise ValueError(f"{shown(name)} is not an enrolled identity; choose one from the list.")
         with self._enrol_lock:

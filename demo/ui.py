@@ -53,7 +53,7 @@ from demo.page import (UncheckedSlider, api_only, errors_shown, frames_progress,
 from demo.live_tab import live_tab  # noqa: E402
 
 if TYPE_CHECKING:
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             # No `format=`: Gradio would convert non-wav uploads with pydub, which needs a system
-            # ffprobe; core.audio.load_audio decodes any format itself (static ffmpeg wheel).
+            # ffprobe; core.audio.decode.load_audio decodes any format itself (static ffmpeg wheel).
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", elem_id="speech-input",
                              label=f"Speech: record or upload (up to {service.max_seconds:.0f} s and {MAX_UPLOAD}, "
                                    f"4-384 kHz)")
@@ -416,9 +416,9 @@ def missing_checkpoint_page(problem: str) -> gr.Blocks:
 
 ```bash
 python -m core.data.synth --out corpus/default --seed 0 --size default
-python -m core.train --data corpus/default --out checkpoints/teacher-256 --steps 256 --epochs 40
-python -m core.distill --teacher checkpoints/teacher-256 --data corpus/default --out-root checkpoints --down-to 1
-python -m core.manifest checkpoints --fp16
+python -m core.training.train --data corpus/default --out checkpoints/teacher-256 --steps 256 --epochs 40
+python -m core.training.distill --teacher checkpoints/teacher-256 --data corpus/default --out-root checkpoints --down-to 1
+python -m core.model.manifest checkpoints --fp16
 ```
 
 Or start the app on another folder: `python app.py --checkpoints PATH`.

@@ -6,7 +6,7 @@ works offline and on a Space. A head is packed once into a file named by its con
 (:meth:`ViewerAssets.mesh_url`), so the browser fetches it once and keeps it; a result travels as
 its curves only, 52 channels x T frames of uint16 fixed point (1/65535 steps) in base64, about
 33 kB for 8 s. Every avatar, the default facecap head included, goes through
-:func:`core.face_mesh.load_face_mesh`, so the browser gets morph targets already in canonical
+:func:`core.face.mesh.load_face_mesh`, so the browser gets morph targets already in canonical
 ARKit order and never has to map names itself.
 
 Mesh file layout (little-endian): ``b"DTV1"``, uint32 header length, the JSON header (padded to
@@ -67,9 +67,9 @@ def payload(cells: list[tuple[str, np.ndarray]], fps: float, mesh_url: str, audi
 
 
 def pack_mesh(mesh) -> bytes:
-    """A :class:`core.face_mesh.FaceMesh` as the viewer's binary mesh file (layout above)."""
-    from core.face_mesh import vertex_normals
-    from core.materials import hidden_at_rest, vertex_materials
+    """A :class:`core.face.mesh.FaceMesh` as the viewer's binary mesh file (layout above)."""
+    from core.face.mesh import vertex_normals
+    from core.face.materials import hidden_at_rest, vertex_materials
 
     albedo, _, exposure = vertex_materials(mesh, hidden_at_rest(mesh))
     index_type = "<u2" if len(mesh.vertices) < 65536 else "<u4"

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from core.arkit import NUM_BLENDSHAPES
-from core.diffusion import make_generator, sample
-from core.model import DiffusionTalker
-from core.pipeline import Talker
+from core.model.diffusion import make_generator, sample
+from core.model.network import DiffusionTalker
+from core.inference.talker import Talker
 from experiments.report import machine_description, table, update_section
 
 PAPER_ITF = {256: 82.4e-4, 128: 41.4e-4, 64: 20.8e-4, 32: 10.9e-4, 16: 5.2e-4, 8: 7.1e-4}  # V100, paper Table 1
@@ -144,7 +144,7 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
                      compile_model: bool = True) -> list[dict]:
     """Decoder-only time at ``steps`` for each way of running it (timed interleaved), with the
     largest curve difference from the plain torch decoder (same seed and noise)."""
-    from core.onnx_decoder import OnnxDecoder
+    from core.inference.onnx_decoder import OnnxDecoder
     model = talker.model(steps)
     features, _ = talker.features(str(audio))
     frames = len(features)
@@ -214,7 +214,7 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
 def encoder_blas_check(talker: Talker, audio: Path, repeats: int) -> dict:
     """Encoder time with numpy's OpenBLAS at its default thread count vs one thread (core.cpu)."""
     from threadpoolctl import ThreadpoolController
-    from core.audio import load_audio
+    from core.audio.decode import load_audio
     wave = load_audio(str(audio))
     encoder = talker.encoder()
     controller = ThreadpoolController().select(internal_api="openblas")
@@ -266,7 +266,7 @@ def seeds_bound(rows: dict, seeds: int, peak: float) -> str:
 
 def roofline(row: dict, steps: int, peak: float) -> str:
     """How close the request is to this machine's limit: encoder and decoder FLOPs at the measured peak."""
-    from core.encoders import whisper_encoder_flops
+    from core.audio.encoder_bench import whisper_encoder_flops
     frames, stages = row["frames"], row["stages_s"]
     encoder = whisper_encoder_flops()
     decoder = row["decoder_gflops_per_frame"] * 1e9 * frames
@@ -302,13 +302,13 @@ def main(argv=None):
     variants = decoder_variants(talker, audio, ref_steps, a.repeats, a.seeds, not a.no_compile)
     encoders, blas = {}, None
     if not a.skip_encoders:
-        from core.encoders import benchmark_encoder
+        from core.audio.encoder_bench import benchmark_encoder
         for name in ("whisper-tiny.en", "whisper-tiny.en-int8"):
             for threads in (1, 2):
                 encoders[f"{name}, {threads} thread(s)"] = benchmark_encoder(name, 10.0, a.repeats, threads)
         blas = encoder_blas_check(talker, audio, a.repeats)
     try:
-        from core.render import benchmark_render
+        from core.face.render import benchmark_render
         render = benchmark_render(n_frames=a.render_frames, size=512)
     except Exception as err:  # rendering needs EGL; report its absence instead of failing the benchmark
         render = {"error": str(err).splitlines()[0]}
@@ -365,7 +365,7 @@ def report(result: dict, seeds: int, ref_steps: int, render_frames: int) -> str:
         md.append("\n" + roofline(rows[ref_steps], ref_steps, peak))
     encoders = result["encoders"]
     if encoders:
-        md += ["\nSpeech encoder on a 10 s clip (CTranslate2; `core.encoders.benchmark_encoder`). The int8 encoder is "
+        md += ["\nSpeech encoder on a 10 s clip (CTranslate2; `core.audio.encoder_bench.benchmark_encoder`). The int8 encoder is "
                "faster but changes the curves (section 'int8 speech encoder'), so float32 stays the default:\n",
                table(["encoder", "median s", "min s", "x real time"],
                      [[k, v["median_s"], v["min_s"], v["realtime_factor"]] for k, v in encoders.items()])]
@@ -376,7 +376,7 @@ def report(result: dict, seeds: int, ref_steps: int, render_frames: int) -> str:
                   f"{blas['one_thread_s']:.3f} s at one thread (what inference uses, `core/cpu.py`).")
     render = result["render"]
     if render and "render_fps" in render:
-        md.append(f"\nRenderer (`core.render.benchmark_render`, 512x512, {render_frames} frames): "
+        md.append(f"\nRenderer (`core.face.render.benchmark_render`, 512x512, {render_frames} frames): "
                   f"{render['render_fps']:.1f} frames/s rendering, {render['video_fps']:.1f} frames/s "
                   f"rendered and encoded to mp4.")
     md += ["\nTargets (issue 'Speed'; the app's time to curves is in the section 'Time to curves in the app'):\n",

@@ -5,7 +5,7 @@ For every identity of the corpus's test_unseen split (voices no shipped model wa
 on): two of its clips become takes (speech wav + Live Link Face CSV, as a user uploads them)
 and the others are held out. The identity is enrolled into every shipped model of a copy
 of the checkpoints, once with every model learning its embedding from scratch (the old way)
-and once warm-started from the first model's embedding (:func:`core.enroll.enroll_pairs`),
+and once warm-started from the first model's embedding (:func:`core.identities.enrolment.enroll_pairs`),
 the two runs interleaved. Reported per way: the wall-clock seconds of the enrolment, how
 often a held-out clip's voice is matched to the new identity in each model, and the 8-step
 model's LBE with the new identity. Writes the "enrolment-speed" section of docs/RESULTS.md.
@@ -28,10 +28,10 @@ def enrol_and_score(checkpoints: Path, name: str, takes: list, held_out: list, w
     """Enrol into a copy of ``checkpoints`` (and a user data folder of its own); score the held-out clips."""
     import torch
 
-    from core import metrics as M
-    from core.enroll import enroll_pairs
-    from core.library import data_folder_at
-    from core.pipeline import Talker
+    from core.evaluation import metrics as M
+    from core.identities.enrolment import enroll_pairs
+    from core.identities.store import data_folder_at
+    from core.inference.talker import Talker
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "checkpoints"
         shutil.copytree(checkpoints, root, ignore=shutil.ignore_patterns("training_state*", "log.jsonl"))
@@ -50,7 +50,7 @@ def enrol_and_score(checkpoints: Path, name: str, takes: list, held_out: list, w
 
 def takes_of(clips: list, folder: Path) -> list[tuple[Path, Path]]:
     """The clips as (speech wav, Live Link Face CSV) files, as a user would upload them."""
-    from core.export import export_curves
+    from core.face.export import export_curves
     pairs = []
     for clip in clips:
         csv = folder / f"{clip.id}.csv"

@@ -6,19 +6,19 @@ What it measures (the RESULTS.md section says it again next to the numbers):
   voice, rate and pitch, no augmentation) with the engine's own phone timings; the ground truth
   is the corpus's rule (:func:`core.data.visemes.lower_face`) with that identity's style, so the
   LBE is the corpus LBE of these clips. The identity is given (the true one) on both sides so
-  that only the features differ; both sides use the stream's noise (:func:`core.streaming.offline_curves`).
+  that only the features differ; both sides use the stream's noise (:func:`core.inference.streaming.offline_curves`).
   Every look-ahead is measured on the same clips; long clips (several sentences, over 10 s)
   cross Whisper's window seams.
 * **Real speech, validation part only** (``experiments.realspeech`` sources, ``split ==
   "validation"``, never the test part): the pooled AUC of the lip aperture (``jawOpen -
   mouthClose``) telling open-vowel frames from p/b/m frames, offline against streamed, with the
   identity matched offline on both sides.
-* **Speed**: ``core.streaming.replay`` of one clip per chunk size, variants interleaved, as
+* **Speed**: ``core.inference.streaming.replay`` of one clip per chunk size, variants interleaved, as
   fast as the machine allows (chunk latency, RTF) and at real-time pace.
 
-Streamed features are computed with the streaming encoder itself (:class:`core.stream_encoder.
+Streamed features are computed with the streaming encoder itself (:class:`core.audio.stream_features.
 WhisperStreamFeatures`), one plan per encoder hop covering every look-ahead at once; decoding
-them with :func:`offline_curves` gives exactly what a :class:`core.streaming.Stream` returns
+them with :func:`offline_curves` gives exactly what a :class:`core.inference.streaming.Stream` returns
 (tested), at a fraction of the cost of one stream per look-ahead.
 """
 from __future__ import annotations
@@ -28,10 +28,10 @@ import statistics
 
 import numpy as np
 
-from core.audio import duration_frames
-from core.metrics import lbe
+from core.audio.decode import duration_frames
+from core.evaluation.metrics import lbe
 from core.rates import SAMPLE_RATE
-from core.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, frames_due, offline_curves, replay
+from core.inference.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, frames_due, offline_curves, replay
 
 SECTION = "Live: streamed against offline curves, latency"
 LOOKAHEADS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -41,7 +41,7 @@ SPEED_VARIANTS = ((20, DEFAULT_HOP), (100, DEFAULT_HOP), (20, 0.2))   # (chunk m
 def streamed_features(features, audio: np.ndarray, lookaheads, hop: float = DEFAULT_HOP,
                       batch: int = 8) -> dict[float, np.ndarray]:
     """The features a :class:`Stream` with each look-ahead decodes, from one pass of ``features``
-    (a fresh :func:`core.stream_encoder.stream_features` object) over ``audio``: at every encoder
+    (a fresh :func:`core.audio.stream_features.stream_features` object) over ``audio``: at every encoder
     hop one plan covers the frames that any of the look-aheads makes due there. For a model with
     ``audio_lookahead`` k the stream also computes frame f + k's features when f is due, from that
     shorter prefix; here f + k has its own due time's, so the figures are a little optimistic."""
@@ -106,7 +106,7 @@ def _drift(streamed: np.ndarray, offline: np.ndarray) -> float:
 
 
 def measure_synthetic(talker, steps: int, seed: int, clips, lookaheads) -> dict:
-    from core.stream_encoder import stream_features
+    from core.audio.stream_features import stream_features
     encoder = talker.encoder()
     rows = []
     for name, identity, audio, truth in clips:
@@ -127,10 +127,10 @@ def measure_synthetic(talker, steps: int, seed: int, clips, lookaheads) -> dict:
 
 def measure_realspeech(talker, steps: int, seed: int, lookaheads, audio_dir=None) -> dict:
     """Pooled lip-aperture AUC (open vowels vs p/b/m) on the validation recordings only."""
-    from core.audio import load_audio
+    from core.audio.decode import load_audio
     from core.data.align import align_phones
-    from core.lipsync import auc, frame_labels, mouth_scores, open_vs_bilabial
-    from core.stream_encoder import stream_features
+    from core.evaluation.lipsync import auc, frame_labels, mouth_scores, open_vs_bilabial
+    from core.audio.stream_features import stream_features
     from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, RECORDINGS, VALIDATION, find_audio
 
     encoder = talker.encoder()
@@ -165,8 +165,8 @@ def measure_realspeech(talker, steps: int, seed: int, lookaheads, audio_dir=None
 def measure_speed(talker, steps: int, seconds: float, rounds: int, lookahead: float) -> dict:
     """Chunk latency and RTF of :func:`replay` per (chunk, encoder hop), variants interleaved, then
     one run at real-time pace; the encoder's 10 s window time beside them (the machine may be shared)."""
-    from core.encoders import benchmark_encoder
-    from core.streaming import Stream
+    from core.audio.encoder_bench import benchmark_encoder
+    from core.inference.streaming import Stream
     from experiments.robustness import speech
 
     audio = speech(seconds)
@@ -196,7 +196,7 @@ def measure_sessions(talker, steps: int, seconds: float, counts, lookahead: floa
     A stream keeps up when its chunk latency stays bounded (p95 under a second) and its processing
     fits in real time."""
     import threading
-    from core.streaming import Stream
+    from core.inference.streaming import Stream
     from experiments.robustness import speech
 
     audio = speech(seconds)
@@ -225,7 +225,7 @@ def measure_sustained(talker, steps: int, seconds: float, lookahead: float) -> d
     """One long stream as fast as possible: latency in its first and last tenth (drift) and the
     process's resident memory before and after."""
     import resource
-    from core.streaming import Stream
+    from core.inference.streaming import Stream
     from experiments.robustness import speech
 
     audio = speech(seconds)
@@ -275,7 +275,7 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) 
     else:
         lines += ["**Real speech**: no validation recordings found (run `python -m experiments.realspeech --fetch`).", ""]
     if speed:
-        lines += [f"**Speed** (`core.streaming.replay` of {speed['seconds']:.0f} s of espeak-ng speech, lips closed in pauses as in the app, look-ahead "
+        lines += [f"**Speed** (`core.inference.streaming.replay` of {speed['seconds']:.0f} s of espeak-ng speech, lips closed in pauses as in the app, look-ahead "
                   f"{args.speed_lookahead} s, {speed['rounds']} rounds with the chunk sizes interleaved, as fast as "
                   "possible; latency = from a chunk's last sample handed over until the last frame it completed is "
                   "out, which includes waiting for the next encoder hop when chunks are shorter; the look-ahead "
@@ -326,7 +326,7 @@ def main(argv=None) -> None:
     p.add_argument("--results", default="docs/RESULTS.md")
     args = p.parse_args(argv)
 
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
     talker = Talker.from_pretrained(args.checkpoints)
     model = talker.entries[talker.check_steps(args.steps)].get("name", args.checkpoints)
     synthetic = measure_synthetic(talker, args.steps, args.seed, synthetic_clips(args.clips, args.long_clips),

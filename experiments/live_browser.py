@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.streaming import DEFAULT_LOOKAHEAD
+from core.inference.streaming import DEFAULT_LOOKAHEAD
 from experiments.browser import CHROMIUM, CHROMIUM_ARGS, local_only, served_app
 from experiments.loadtest import EXAMPLE
 
@@ -39,7 +39,7 @@ RECORDER_STAMP = """if (window.MediaRecorder) {
 def fake_microphone_file(source: Path, folder: Path) -> Path:
     """``source`` as 16-bit PCM wav, the format Chromium's fake capture device reads."""
     import soundfile as sf
-    from core.audio import load_audio
+    from core.audio.decode import load_audio
     from core.rates import SAMPLE_RATE
     path = folder / "microphone.wav"
     sf.write(path, load_audio(source), SAMPLE_RATE, subtype="PCM_16")

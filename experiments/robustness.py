@@ -17,7 +17,7 @@ import soundfile as sf
 
 from core.rates import SAMPLE_RATE
 
-from core.audio import MAX_REQUEST_SECONDS as MAX_APP_SECONDS  # longer audio gets a clear message
+from core.audio.decode import MAX_REQUEST_SECONDS as MAX_APP_SECONDS  # longer audio gets a clear message
 SPEECH_TEXT = "Peter picked a bright blue balloon, and Maya opened the window to wave at everyone."
 
 
@@ -162,7 +162,7 @@ def run_case(generate, case: Case) -> tuple[str, str]:
 def decode_cost(path) -> dict:
     """Seconds and peak traced memory of ``load_audio(path)``."""
     import tracemalloc
-    from core.audio import load_audio
+    from core.audio.decode import load_audio
     tracemalloc.start()
     t0 = time.perf_counter()
     samples = len(load_audio(path))
@@ -191,7 +191,7 @@ SEAM_CONTROL_OFFSETS_S = (2.0, 4.0, 6.0)   # between the 8 s joins, away from th
 
 
 def main(argv=None):
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
     from experiments.report import table, update_section
     import tempfile
     p = argparse.ArgumentParser(description="Run the bad-input matrix and the long-audio seam check.")
@@ -202,7 +202,7 @@ def main(argv=None):
     steps = 8 if 8 in talker.steps_available else talker.steps_available[-1]
 
     def generate(source, **params):
-        from core.audio import load_audio
+        from core.audio.decode import load_audio
         audio = load_audio(source, max_seconds=MAX_APP_SECONDS)
         return talker.generate(audio, **{"steps": steps, "speech_check": True, **params})
 

@@ -35,7 +35,7 @@ VIEWERS = "window.diffusionTalkerViewers"
 
 def eight_second_clip(source: Path, folder: Path) -> Path:
     """``source`` cut or padded with silence to exactly :data:`CLIP_SECONDS`, as a 16 kHz wav."""
-    from core.audio import load_audio
+    from core.audio.decode import load_audio
     from core.rates import SAMPLE_RATE
     wave = load_audio(source)
     n = int(CLIP_SECONDS * SAMPLE_RATE)

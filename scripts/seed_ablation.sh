@@ -16,7 +16,7 @@ COMMON=(--data "$CORPUS" --steps 256 --epochs "$EPOCHS" --threads 1 --snapshot-m
 mkdir -p $OUT
 variant() {   # name extra-args...
   local name=$1; shift
-  $PY -m core.train "${COMMON[@]}" --out $OUT/$name "$@" > $OUT/$name.log 2>&1
+  $PY -m core.training.train "${COMMON[@]}" --out $OUT/$name "$@" > $OUT/$name.log 2>&1
   $PY -m experiments.realspeech.select $OUT/$name --data "$CORPUS" > $OUT/$name.select.log 2>&1
 }
 control() {   # the shipped x0 teacher, scored as a snapshot would be

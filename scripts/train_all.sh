@@ -16,7 +16,7 @@ TEACHER_EPOCHS=${TEACHER_EPOCHS:-12} # the teacher's whole cosine schedule: long
 TEACHER_MIN=${TEACHER_MIN:-30}      # teacher cap (2 threads; 12 epochs: ~5 min idle, 24 min in the shipped run on a busy machine)
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
 TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-}   # empty: the end of the schedule is kept, as validated
-ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/adapter.py), 2 threads
+ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/identities/adapter.py), 2 threads
 RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices"), every model
 MODEL=${MODEL:---audio-lookahead 3} # each frame also sees the features 3 frames later; models trained
                                     # from scratch (students copy their teacher's architecture)
@@ -24,39 +24,39 @@ EPOCHS=200                          # upper bound; the minute budgets stop train
 mkdir -p runs
 
 [[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.synth --out "$CORPUS" --seed 0 --size default
-$PY -m core.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs "$TEACHER_EPOCHS" \
+$PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs "$TEACHER_EPOCHS" \
     --max-minutes "$TEACHER_MIN" ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} $RECIPE $MODEL
 if [[ -n $TEACHER_SNAPSHOT_MIN ]]; then
   $PY -m experiments.realspeech.select checkpoints/teacher-256   # real validation speech only
 fi
-$PY -m core.adapter --checkpoint checkpoints/teacher-256 --data "$CORPUS" --minutes "$ADAPTER_MIN"
+$PY -m core.identities.adapter --checkpoint checkpoints/teacher-256 --data "$CORPUS" --minutes "$ADAPTER_MIN"
 
 distill_chain() {   # early halvings change little; the last rounds get the most time
-  $PY -m core.distill --teacher checkpoints/teacher-256 --data "$CORPUS" --out-root checkpoints --down-to 32 \
+  $PY -m core.training.distill --teacher checkpoints/teacher-256 --data "$CORPUS" --out-root checkpoints --down-to 32 \
       --epochs $EPOCHS --max-minutes 2 --threads 1 $RECIPE
-  $PY -m core.distill --teacher checkpoints/distilled-32 --data "$CORPUS" --out-root checkpoints --down-to 8 \
+  $PY -m core.training.distill --teacher checkpoints/distilled-32 --data "$CORPUS" --out-root checkpoints --down-to 8 \
       --epochs $EPOCHS --max-minutes 3 --threads 1 $RECIPE
-  $PY -m core.distill --teacher checkpoints/distilled-8 --data "$CORPUS" --out-root checkpoints --down-to 1 \
+  $PY -m core.training.distill --teacher checkpoints/distilled-8 --data "$CORPUS" --out-root checkpoints --down-to 1 \
       --epochs $EPOCHS --max-minutes 4 --threads 1 $RECIPE
 }
 baselines() {
   for steps in 32 16 8; do
-    $PY -m core.train --data "$CORPUS" --out checkpoints/scratch-$steps --steps $steps --epochs $EPOCHS \
+    $PY -m core.training.train --data "$CORPUS" --out checkpoints/scratch-$steps --steps $steps --epochs $EPOCHS \
         --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE $MODEL
   done
   common=(--data "$CORPUS" --steps 8 --epochs $EPOCHS --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE $MODEL)
-  $PY -m core.train "${common[@]}" --out checkpoints/ablation-8-no-lip --w-lip 0
-  $PY -m core.train "${common[@]}" --out checkpoints/ablation-8-no-vel --w-vel 0
-  $PY -m core.train "${common[@]}" --out checkpoints/ablation-8-no-identity --no-identity
+  $PY -m core.training.train "${common[@]}" --out checkpoints/ablation-8-no-lip --w-lip 0
+  $PY -m core.training.train "${common[@]}" --out checkpoints/ablation-8-no-vel --w-vel 0
+  $PY -m core.training.train "${common[@]}" --out checkpoints/ablation-8-no-identity --no-identity
 }
 distill_chain > runs/distill.log 2>&1 &
 baselines > runs/baselines.log 2>&1 &
 wait
 
 [[ ${TRAIN_ONLY:-0} == 1 ]] && exit 0     # TRAIN_ONLY=1: the models, no evaluation
-$PY -m core.manifest checkpoints
+$PY -m core.model.manifest checkpoints
 $PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$CORPUS"
-$PY -m core.manifest checkpoints --fp16
+$PY -m core.model.manifest checkpoints --fp16
 $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate enrolment distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate encoder distilled-8 --checkpoints checkpoints --data "$CORPUS"

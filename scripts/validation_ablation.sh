@@ -18,12 +18,12 @@ touch $OUT/results.jsonl
 
 variant() {   # name corpus extra-args...  (round 1: a minute budget)
   local name=$1 data=$2; shift 2
-  $PY -m core.train --data "$data" --out $OUT/$name --steps 8 --epochs 200 --max-minutes "$MIN" --threads 1 "$@" \
+  $PY -m core.training.train --data "$data" --out $OUT/$name --steps 8 --epochs 200 --max-minutes "$MIN" --threads 1 "$@" \
       > $OUT/$name.log 2>&1
 }
 variant_epochs() {   # name corpus extra-args...  (round 2: 12 epochs unless the args say otherwise)
   local name=$1 data=$2; shift 2
-  $PY -m core.train --data "$data" --out $OUT/$name --steps 8 --epochs 12 --threads 1 "$@" > $OUT/$name.log 2>&1
+  $PY -m core.training.train --data "$data" --out $OUT/$name --steps 8 --epochs 12 --threads 1 "$@" > $OUT/$name.log 2>&1
 }
 score() {
   grep -q "\"variant\": \"$1\"" $OUT/results.jsonl && return

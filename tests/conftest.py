@@ -18,8 +18,8 @@ def _isolated_feature_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture()
 def toy_checkpoints(tmp_path):
     """teacher-8, distilled-4 and a scratch-4 baseline on the toy encoder, with their manifest."""
-    from core.distill import make_student
-    from core.manifest import build_manifest
+    from core.training.distill import make_student
+    from core.model.manifest import build_manifest
     from tests.helpers import tiny_model
     teacher = tiny_model(steps=8)
     teacher.save_pretrained(tmp_path / "teacher-8")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from core.arkit import INDEX, NUM_BLENDSHAPES
-from core.audio import duration_frames
+from core.audio.decode import duration_frames
 from core.data.clip import TalkingClip
 from core.rates import SAMPLE_RATE
 
@@ -66,7 +66,7 @@ def toy_clip(identity: int, seed: int, split: str = "train", seconds: float = 2.
 
 def tiny_model(steps=8, **kw):
     """A tiny untrained DiffusionTalker on the toy encoder (fixed seed)."""
-    from core.model import DiffusionTalker, TalkerConfig
+    from core.model.network import DiffusionTalker, TalkerConfig
     torch.manual_seed(0)
     return DiffusionTalker(TalkerConfig(identity_names=NAMES, steps=steps, **{**TINY, **kw}))
 
@@ -74,9 +74,9 @@ def tiny_model(steps=8, **kw):
 def make_tiny_checkpoints(root, identities=IDENTITIES, teacher_steps: int = 8) -> None:
     """A tiny teacher + distilled student (half the steps) with the real encoder, and their
     manifest, in ``root``."""
-    from core.distill import make_student
-    from core.manifest import build_manifest
-    from core.model import DiffusionTalker, TalkerConfig
+    from core.training.distill import make_student
+    from core.model.manifest import build_manifest
+    from core.model.network import DiffusionTalker, TalkerConfig
     torch.manual_seed(0)
     teacher = DiffusionTalker(TalkerConfig(identity_names=list(identities), steps=teacher_steps, **TINY_WHISPER))
     teacher.save_pretrained(root / f"teacher-{teacher_steps}")
@@ -174,7 +174,7 @@ def sphere_avatar(path, targets: dict[str, str]):
 def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
     """A speech wav and its Live Link Face CSV (same stem): an enrolment take as a user uploads it."""
     import soundfile as sf
-    from core.export import export_curves
+    from core.face.export import export_curves
     clip = toy_clip(2, seed, seconds=seconds)
     wav, csv = folder / f"{stem}.wav", folder / f"{stem}.csv"
     sf.write(wav, clip.audio, 16000)

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
-from core.model import DiffusionTalker
+from core.model.network import DiffusionTalker
 from demo import formatting, forms, housekeeping, page, plots, ui
 from demo import service as demo_service
 from experiments.loadtest import free_port
@@ -130,7 +130,7 @@ def test_example_clips_are_offered_when_present(checkpoints, speech_wav, tmp_pat
 def test_missing_checkpoint_gives_a_page_not_a_crash(tmp_path):
     demo = ui.build_demo(tmp_path / "nothing-here")
     text = " ".join(str(block.value) for block in demo.blocks.values() if hasattr(block, "value"))
-    assert "No trained checkpoint yet" in text and "python -m core.train" in text
+    assert "No trained checkpoint yet" in text and "python -m core.training.train" in text
 
 
 def test_service_generates_exports_and_compares(service, speech_wav):
@@ -351,7 +351,7 @@ def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav
 
 def test_a_damaged_file_is_the_servers_problem_not_the_users():
     import gradio as gr
-    from core.manifest import ChecksumError
+    from core.model.manifest import ChecksumError
     with pytest.raises(gr.Error) as info:
         with page.errors_shown():
             raise ChecksumError("checkpoints/distilled-4/model.safetensors does not match the sha256")
@@ -365,7 +365,7 @@ def test_a_damaged_file_is_the_servers_problem_not_the_users():
 def test_a_bad_identity_library_is_reported_and_the_app_serves_without_it(tmp_path, speech_wav):
     import json
     from safetensors.torch import save_file
-    from core.library import library_for
+    from core.identities.store import library_for
     make_tiny_checkpoints(tmp_path)
     library = library_for(tmp_path / "distilled-4")
     library.parent.mkdir(parents=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from experiments.robustness import make_cases
 from demo import service as demo_service
 from demo import ui

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio import (MAX_RATE, MAX_SECONDS, MIN_RATE, MIN_SECONDS, SAMPLE_RATE, AudioError, duration_frames,
+from core.audio.decode import (MAX_RATE, MAX_SECONDS, MIN_RATE, MIN_SECONDS, SAMPLE_RATE, AudioError, duration_frames,
                         load_audio)
 
 

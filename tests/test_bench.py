@@ -1,7 +1,7 @@
 from experiments.bench import against, decoder_flops_per_frame, run, spread
-from core.distill import make_student
-from core.manifest import build_manifest
-from core.pipeline import Talker
+from core.training.distill import make_student
+from core.model.manifest import build_manifest
+from core.inference.talker import Talker
 from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
 

@@ -4,8 +4,8 @@ import torch
 import soundfile as sf
 
 from core.__main__ import main
-from core.export import export_curves, import_curves
-from core.model import DiffusionTalker
+from core.face.export import export_curves, import_curves
+from core.model.network import DiffusionTalker
 from tests.helpers import toy_clip
 
 
@@ -59,7 +59,7 @@ def test_out_folder_must_exist_and_write_errors_are_messages(whisper_checkpoints
 
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "o.csv"))
-    monkeypatch.setattr("core.export._write_atomically", read_only)
+    monkeypatch.setattr("core.face.export._write_atomically", read_only)
     assert main(["--checkpoints", str(whisper_checkpoints), "generate", str(speech[0]), "--steps", "2",
                  "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
@@ -68,7 +68,7 @@ def test_out_folder_must_exist_and_write_errors_are_messages(whisper_checkpoints
 
 def test_remove_takes_an_enrolled_identity_out_again(whisper_checkpoints, tmp_path, capsys):
     import shutil
-    from core.library import library_for, library_names, write_library
+    from core.identities.store import library_for, library_names, write_library
     root = tmp_path / "ckpt"
     shutil.copytree(whisper_checkpoints, root)
     for folder in ("teacher-4", "distilled-2"):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from core.diffusion import NoiseSchedule, ScheduleConfig, make_generator, sample
+from core.model.diffusion import NoiseSchedule, ScheduleConfig, make_generator, sample
 
 
 @pytest.mark.parametrize("steps", [1, 2, 8, 32, 256])

@@ -5,11 +5,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from core.audio import duration_frames, load_audio
+from core.audio.decode import duration_frames, load_audio
 from core.rates import FPS, SAMPLE_RATE
-from core.encoders import (EncoderError, SpeechEncoder, _overlap_add, _to_animation_frames,
-                           get_encoder)
-from core.features import cache_path, cached_encode
+from core.audio.encoders import EncoderError, SpeechEncoder, get_encoder
+from core.audio.windows import overlap_add, to_animation_frames
+from core.audio.feature_cache import cache_path, cached_encode
 
 SENTENCES = [
     "Speech drives the face, and every syllable opens the jaw a little.",
@@ -70,18 +70,18 @@ def test_whisper_windows_join_without_seams(speech_25s):
     assert jumps[near].max() < 1.2 * np.percentile(jumps[~near], 99)
 
 
-def test_overlap_add_is_a_linear_crossfade():
+def testoverlap_add_is_a_linear_crossfade():
     a, b = np.zeros((10, 2)), np.ones((10, 2))
-    out = _overlap_add([a, b], starts=[0, 6], fade=4)
+    out = overlap_add([a, b], starts=[0, 6], fade=4)
     assert out.shape == (16, 2)
     np.testing.assert_allclose(out[:6, 0], 0)
     np.testing.assert_allclose(out[6:10, 0], [0.125, 0.375, 0.625, 0.875])
     np.testing.assert_allclose(out[10:, 0], 1)
 
 
-def test_to_animation_frames_interpolates_times():
+def testto_animation_frames_interpolates_times():
     ramp = np.arange(100, dtype=np.float32)[:, None]       # value = frame index at 50 Hz
-    out = _to_animation_frames(ramp, rate=50, num_frames=30)
+    out = to_animation_frames(ramp, rate=50, num_frames=30)
     np.testing.assert_allclose(out[:, 0], np.arange(30) * 50 / 30, atol=1e-5)
 
 
@@ -159,7 +159,7 @@ def test_cache_dir_from_environment(tmp_path, monkeypatch, sentence):
 
 
 def test_whisper_encoder_flops_hand_value():
-    from core.encoders import whisper_encoder_flops
+    from core.audio.encoder_bench import whisper_encoder_flops
     dims = {"mels": 2, "width": 4, "layers": 1, "ffn": 8}
     # 10 mel frames -> 5 positions: convs 3*2*4*10 + 3*4*4*5; layer 4*5*16 + 2*25*4 + 2*5*4*8
     assert whisper_encoder_flops(10, dims) == 2.0 * (240 + 240 + 320 + 200 + 320)

@@ -3,11 +3,11 @@ import torch
 from safetensors.torch import load_file
 
 from core.data.dataset import FeatureDataset
-from core.enroll import enroll
-from core.features import cached_encode
-from core.library import library_for
-from core.model import DiffusionTalker
-from core.train import TrainConfig, fit, teacher_objective
+from core.identities.enrolment import enroll
+from core.audio.feature_cache import cached_encode
+from core.identities.store import library_for
+from core.model.network import DiffusionTalker
+from core.training.train import TrainConfig, fit, teacher_objective
 from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
 
 
@@ -28,7 +28,7 @@ def test_enrolled_identity_is_listed_and_matched(tmp_path):
     # what writes the model back loads it without the user's identities: fp16 conversion keeps
     # the shipped library as it was trained
     assert DiffusionTalker.from_pretrained(tmp_path / "m", with_library=False).identity_names == NAMES
-    from core.manifest import build_manifest
+    from core.model.manifest import build_manifest
     build_manifest(tmp_path, fp16=True)
     weights = load_file(str(tmp_path / "m" / "model.safetensors"))
     assert weights["identity_embedding.weight"].shape[0] == len(NAMES)
@@ -55,7 +55,7 @@ def test_broken_library_is_reported_and_the_model_serves_without_it(tmp_path):
 def test_library_files_are_checked_on_read(tmp_path, names, table, message):
     import json
     from safetensors.torch import save_file
-    from core.library import LibraryError, read_library
+    from core.identities.store import LibraryError, read_library
     tiny_model(identity_dim=16).save_pretrained(tmp_path)
     library_for(tmp_path).parent.mkdir(parents=True)
     save_file({"embeddings": table}, str(library_for(tmp_path)), metadata={"names": json.dumps(names)})

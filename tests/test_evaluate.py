@@ -1,8 +1,8 @@
 import numpy as np
 
-from core.evaluation import diversity, evaluate_checkpoint, identity_matching
+from core.evaluation.evaluate import diversity, evaluate_checkpoint, identity_matching
 from experiments.evaluate.tables import write_report
-from core.pipeline import Talker
+from core.inference.talker import Talker
 from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
 

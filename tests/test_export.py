@@ -5,9 +5,9 @@ import pytest
 import soundfile as sf
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES, livelink_name
-from core.export import (LIVELINK_BLENDSHAPES, LIVELINK_HEADER, SUFFIXES, export_curves, import_curves,
+from core.face.export import (LIVELINK_BLENDSHAPES, LIVELINK_HEADER, SUFFIXES, export_curves, import_curves,
                          read_glb_weights, read_json, read_livelink_csv, read_npy)
-from core.face_mesh import FaceMesh, load_face_mesh, load_reference_animation
+from core.face.mesh import FaceMesh, load_face_mesh, load_reference_animation
 
 
 def random_curves(frames=95, seed=0):
@@ -79,7 +79,7 @@ def test_glb_of_default_head_loads_in_trimesh(tmp_path):
 
 
 def test_reads_the_compressed_capture_inside_facecap_glb():
-    from core.face_mesh import default_face_path
+    from core.face.mesh import default_face_path
     curves, fps = import_curves(default_face_path())
     assert fps == 30
     np.testing.assert_allclose(curves, load_reference_animation(), atol=1e-4)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
-from core.face_mesh import FaceMesh, load_face_mesh, load_reference_animation
+from core.face.mesh import FaceMesh, load_face_mesh, load_reference_animation
 from tests.helpers import QUAD, QUAD_FACES, write_gltf
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,13 @@
 """Identity libraries change all or nothing across models, are repaired after a crash, and
-enrolled identities can be removed again (core.library, core.enroll)."""
+enrolled identities can be removed again (core.identities.store, core.identities.enrolment)."""
 import pytest
 import torch
 
-from core import library
-from core.enroll import remove_identity, shipped_folders
-from core.library import (JOURNAL_NAME, LIBRARY_NAME, commit, identities_root, library_for, library_names,
+from core.identities import store as library
+from core.identities.enrolment import remove_identity, shipped_folders
+from core.identities.store import (JOURNAL_NAME, LIBRARY_NAME, commit, identities_root, library_for, library_names,
                           read_library, repair, write_library)
-from core.pipeline import Talker
+from core.inference.talker import Talker
 from demo.service import load_talker
 from tests.helpers import NAMES, ToyEncoder
 
@@ -91,7 +91,7 @@ def test_libraries_live_in_the_user_data_folder_and_old_ones_move_there(toy_chec
 
 def test_a_scratch_data_folder_keeps_evaluation_libraries_out_of_the_users(tmp_path):
     import os
-    from core.library import DATA_ENV, data_folder_at, identities_root
+    from core.identities.store import DATA_ENV, data_folder_at, identities_root
     user = identities_root()
     with data_folder_at(tmp_path / "scratch") as scratch:
         assert identities_root() == scratch / "identities" != user

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from core.pipeline import Talker
+from core.inference.talker import Talker
 from core.rates import SAMPLE_RATE
-from core.streaming import Stream
+from core.inference.streaming import Stream
 from demo.live import LiveSession, LiveSlots, StreamingResampler, live_value, to_mono_float
 from demo.viewer import decode_curves
 from tests.helpers import ToyEncoder, toy_clip

@@ -3,10 +3,10 @@ import pytest
 import soundfile as sf
 
 from core.arkit import NUM_BLENDSHAPES
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from core.data.livelink import load_livelink_folder
 from core.data.takes import CHUNK_FRAMES, resample_curves
-from core.export import export_curves
+from core.face.export import export_curves
 
 
 def speech_like(seconds, rate=16000, seed=0):

@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from core.arkit import INDEX
-from core.livelink_udp import LiveLinkSender, decode_frame, encode_frame, parse_address
+from core.inference.livelink_udp import LiveLinkSender, decode_frame, encode_frame, parse_address
 from core.rates import SAMPLE_RATE
 
 

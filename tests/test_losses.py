@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import losses as L
+from core.model import losses as L
 from core.arkit import INDEX, NUM_BLENDSHAPES
-from core.model import to_model_space
-from core.train import MASK_SPAN, regularised_features
+from core.model.network import to_model_space
+from core.training.train import MASK_SPAN, regularised_features
 
 
 def _curves(aperture):
@@ -60,7 +60,7 @@ def test_feature_regularisation_masks_spans_and_adds_scaled_noise():
 
 def test_ablation_filter_drops_named_augmentations_and_engines():
     from types import SimpleNamespace
-    from core.train import kept
+    from core.training.train import kept
     clips = [SimpleNamespace(identity="id01_flite_awb", extras={"augment": ["mp3", "noise"]}),
              SimpleNamespace(identity="id02_piper_joe", extras={"augment": []}),
              SimpleNamespace(identity="id03_espeak_en-us_m3", extras={"augment": ["reverb"]}),

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.arkit import INDEX
-from core.metrics import fdd, identity_scores, lbe, lve, mbe, seed_diversity
+from core.evaluation.metrics import fdd, identity_scores, lbe, lve, mbe, seed_diversity
 
 
 def curves(frames=4):

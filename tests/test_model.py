@@ -6,9 +6,9 @@ import torch
 
 from core.arkit import NUM_BLENDSHAPES
 from core.data.dataset import FeatureDataset
-from core.distill import ADAPTER_PARTS, distillation_objective, make_student
-from core.model import DiffusionTalker, from_model_space, to_model_space
-from core.train import TrainConfig, fit, teacher_objective
+from core.training.distill import ADAPTER_PARTS, distillation_objective, make_student
+from core.model.network import DiffusionTalker, from_model_space, to_model_space
+from core.training.train import TrainConfig, fit, teacher_objective
 from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
 
 def toy_dataset(clips_per_id=4, split="train") -> FeatureDataset:
@@ -71,7 +71,7 @@ def test_contrastive_matching_separates_identities():
         opt.step()
     assert loss.item() < first / 5
     test = [toy_clip(i, 999 + i) for i in range(3)]
-    from core.features import cached_encode
+    from core.audio.feature_cache import cached_encode
     for clip in test:
         ranked = model.match(torch.from_numpy(cached_encode(ToyEncoder(), clip.audio)))
         assert ranked[0][0] == clip.identity and len(ranked) == 3
@@ -91,7 +91,7 @@ def test_fit_trains_checkpoints_and_resumes(tmp_path):
 
 
 def test_fit_keeps_snapshots_to_select_from(tmp_path):
-    from core.train import snapshots
+    from core.training.train import snapshots
     train, val = toy_dataset(2), toy_dataset(1, "val")
     cfg = TrainConfig(out=str(tmp_path / "run"), epochs=3, batch_size=4, crop_frames=40, lr=3e-3,
                       snapshot_minutes=1e-9, feature_noise=0.2, time_mask=0.1)
@@ -136,7 +136,7 @@ def test_students_keep_the_teachers_adapter(tmp_path):
 
 
 def test_adapter_fit_trains_only_the_contrast_heads():
-    from core.adapter import HEADS, accuracy, fit_heads
+    from core.identities.adapter import HEADS, accuracy, fit_heads
     model = tiny_model()
     train, val = toy_dataset(4), toy_dataset(2, "val")
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -4,9 +4,10 @@ import onnxruntime
 import pytest
 import torch
 
-from core.model import DiffusionTalker, TalkerConfig
-from core.onnx_decoder import OnnxDecoder, main as export_main
-from core.pipeline import Talker
+from core.model.network import DiffusionTalker, TalkerConfig
+from core.inference.onnx_decoder import OnnxDecoder
+from core.inference.onnx_graph import main as export_main
+from core.inference.talker import Talker
 from tests.helpers import ToyEncoder, toy_clip
 
 
@@ -62,8 +63,8 @@ def three_threads():
 
 @pytest.mark.parametrize("method", ["ddim", "ddpm"])
 def test_pipelined_steps_equal_step_by_step_sampling(method, three_threads, monkeypatch):
-    from core import onnx_decoder
-    from core.diffusion import make_generator, sample
+    from core.inference import onnx_decoder
+    from core.model.diffusion import make_generator, sample
     monkeypatch.setattr(onnx_decoder, "PIPELINE_CHUNK", 7)          # 37 frames: 6 chunks, ragged last one
     torch.manual_seed(3)
     model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=5)).eval()
@@ -81,7 +82,7 @@ def test_pipelined_steps_equal_step_by_step_sampling(method, three_threads, monk
 
 
 def test_batch_of_different_clips_samples_step_by_step(three_threads):
-    from core.diffusion import make_generator, sample
+    from core.model.diffusion import make_generator, sample
     torch.manual_seed(4)
     model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=4)).eval()
     with torch.inference_mode():
@@ -95,7 +96,7 @@ def test_batch_of_different_clips_samples_step_by_step(three_threads):
 
 
 def test_pipeline_failure_in_one_worker_is_raised_not_hung(three_threads):
-    from core.onnx_decoder import StepPipeline
+    from core.inference.onnx_decoder import StepPipeline
 
     class Flaky:
         calls = 0

@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.manifest import ChecksumError, read_manifest, role_of, verify
-from core.pipeline import Talker
+from core.model.manifest import ChecksumError, read_manifest, role_of, verify
+from core.inference.talker import Talker
 from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
 

@@ -10,14 +10,15 @@ from itertools import product
 import numpy as np
 import pytest
 
-from core import lipsync
-from core.data import align, tts
+from core.evaluation import lipsync
+from core.data import align
+from core.data.phones import PHONES
 from experiments.realspeech import sources
 from experiments.realspeech.__main__ import main as realspeech_main
 from core.arkit import INDEX, NUM_BLENDSHAPES
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from core.rates import SAMPLE_RATE
-from core.data.tts import Phone
+from core.data.phones import Phone
 from core.data.visemes import lower_face
 
 
@@ -235,7 +236,7 @@ def test_alignment_refuses_a_text_that_is_not_spoken(espeak_phrase):
 @needs_pocketsphinx
 def test_phone_recognition_without_a_text(espeak_phrase):
     phones = align.align_phones(espeak_phrase)
-    assert phones and all(p.label in tts.PHONES for p in phones)
+    assert phones and all(p.label in PHONES for p in phones)
     assert any(p.label in lipsync.BILABIALS for p in phones)
 
 
@@ -275,8 +276,8 @@ def test_validation_only_never_reads_a_test_recording(tmp_path):
 def test_select_keeps_the_truest_upper_face_among_snapshots_with_good_lips(tmp_path, monkeypatch):
     import json
     import torch
-    from core.model import DiffusionTalker
-    from core.train import TrainConfig, fit, snapshots, teacher_objective
+    from core.model.network import DiffusionTalker
+    from core.training.train import TrainConfig, fit, snapshots, teacher_objective
     from experiments.realspeech import select
     from tests.helpers import tiny_model
     from tests.test_model import toy_dataset

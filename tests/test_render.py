@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from core.arkit import INDEX, NUM_BLENDSHAPES
-from core.render import (BACKGROUND, FaceRenderer, render_grid_video, render_video, tile_frames,
+from core.face.render import (BACKGROUND, FaceRenderer, render_grid_video, render_video, tile_frames,
                          write_video)
 
 SIZE = 128

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from core.audio import load_audio
-from core.pipeline import Talker
+from core.audio.decode import load_audio
+from core.inference.talker import Talker
 from experiments.robustness import MAX_APP_SECONDS, make_cases, run_case, seam_ratio
 
 

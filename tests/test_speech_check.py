@@ -4,8 +4,8 @@ import pytest
 
 from core.arkit import INDEX, LIP_INDICES, UPPER_INDICES
 from core.rates import SAMPLE_RATE
-from core.speech_check import LIP_RAMP_SECONDS, SpeechCheck, check_speech, pause_weights
-from core.speech_check import PAUSE_CONTEXT_SECONDS as PAUSE_CONTEXT
+from core.audio.speech_check import LIP_RAMP_SECONDS, SpeechCheck, check_speech, pause_weights
+from core.audio.speech_check import PAUSE_CONTEXT_SECONDS as PAUSE_CONTEXT
 from experiments.robustness import speech
 
 pytest.importorskip("silero_vad")
@@ -35,7 +35,7 @@ def test_pause_weights_close_between_phrases_and_ramp_at_the_edges():
 
 
 def test_generate_closes_only_the_lips_in_pauses(toy_checkpoints):
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
     from tests.helpers import ToyEncoder
     talker = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
     voice = speech(1.5)
@@ -61,7 +61,7 @@ def _phrases() -> np.ndarray:
 @pytest.mark.parametrize("block", [1, 3, 7])
 def test_stream_pauses_match_the_offline_factor(block):
     from core.rates import FPS
-    from core.speech_check import StreamPauses
+    from core.audio.speech_check import StreamPauses
     clip = _phrases()
     frames = len(clip) * FPS // SAMPLE_RATE
     offline = pause_weights(check_speech(clip), frames)
@@ -86,15 +86,15 @@ def test_stream_pauses_match_the_offline_factor(block):
 
 
 def test_stream_without_any_speech_leaves_the_lips_alone():
-    from core.speech_check import StreamPauses
+    from core.audio.speech_check import StreamPauses
     pauses = StreamPauses()
     pauses.push(np.zeros(2 * SAMPLE_RATE, np.float32))
     assert pauses.weights(0, 30).min() == 1.0 and not pauses.had_speech
 
 
 def test_live_stream_closes_the_lips_in_pauses(toy_checkpoints):
-    from core.pipeline import Talker
-    from core.streaming import Stream, replay
+    from core.inference.talker import Talker
+    from core.inference.streaming import Stream, replay
     from tests.helpers import ToyEncoder
     talker = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
     clip = _phrases()

@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.pipeline import Talker
+from core.inference.talker import Talker
 from core.rates import FPS, SAMPLE_RATE
-from core.stream_encoder import PrefixFeatures, WhisperStreamFeatures
-from core.streaming import Stream, frames_due, offline_curves, replay, stream_noise
+from core.audio.stream_features import PrefixFeatures, WhisperStreamFeatures
+from core.inference.streaming import Stream, frames_due, offline_curves, replay, stream_noise
 from tests.helpers import ToyEncoder, toy_clip
 
 
@@ -122,7 +122,7 @@ def _speechlike(seconds: float) -> np.ndarray:
 
 
 def test_whisper_stream_features_equal_offline_features_of_the_prefix():
-    from core.encoders import get_encoder
+    from core.audio.encoders import get_encoder
     encoder = get_encoder()
     audio = _speechlike(19.0)
     stream = WhisperStreamFeatures(encoder)
@@ -141,7 +141,7 @@ def test_whisper_stream_features_equal_offline_features_of_the_prefix():
 
 
 def test_whisper_stream_memory_stays_bounded():
-    from core.encoders import get_encoder
+    from core.audio.encoders import get_encoder
     stream = WhisperStreamFeatures(get_encoder())
     chunk = _speechlike(1.0)
     for second in range(1, 61):
@@ -151,7 +151,7 @@ def test_whisper_stream_memory_stays_bounded():
 
 
 def test_experiment_shortcut_equals_the_stream(whisper_checkpoints):
-    from core.stream_encoder import stream_features
+    from core.audio.stream_features import stream_features
     from experiments.live import streamed_features
     talker = Talker.from_pretrained(whisper_checkpoints)
     audio = _speechlike(2.43)

@@ -7,10 +7,12 @@ import pytest
 
 from core.arkit import INDEX, LIP_INDICES, NUM_BLENDSHAPES, UPPER_INDICES
 from core.data import augment, sentences, synth, tts
+from core.data.phones import PHONES
+from core.data.voices import Voice
 from core.data.clip import SPLITS, read_corpus, read_meta
 from core.rates import FPS, SAMPLE_RATE
 from core.data.style import Style
-from core.data.tts import Phone
+from core.data.phones import Phone
 from core.data.upper_face import upper_face
 from core.data.visemes import PHONE_VISEMES, lower_face
 
@@ -48,23 +50,23 @@ def test_ipa_mapping_covers_espeak_symbols():
     assert tts.ipa_to_arpabet("n̩") == ("n",)
     assert tts.ipa_to_arpabet("_:") == ("pau",)
     assert tts.ipa_to_arpabet("☃") == ("ax",)         # unknown still occupies its time
-    assert set(PHONE_VISEMES) == tts.PHONES
+    assert set(PHONE_VISEMES) == PHONES
 
 
 @needs_espeak
 def test_espeak_gives_gap_free_phones_matching_the_audio():
-    audio, phones = tts.synthesize("Bob may pay a big fee.", tts.Voice("espeak", "en-us+m3"))
+    audio, phones = tts.synthesize("Bob may pay a big fee.", Voice("espeak", "en-us+m3"))
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert phones[0].start == 0 and phones[-1].end == pytest.approx(len(audio) / SAMPLE_RATE)
     assert all(a.end == pytest.approx(b.start) for a, b in zip(phones, phones[1:]))
     labels = [p.label for p in phones]
-    assert {"b", "m", "p", "f"} <= set(labels) and set(labels) <= tts.PHONES
+    assert {"b", "m", "p", "f"} <= set(labels) and set(labels) <= PHONES
 
 
 @needs_flite
 def test_flite_phones_and_rate():
-    slow, phones = tts.synthesize("The cat sat on the mat.", tts.Voice("flite", "slt", rate=0.8))
-    fast, _ = tts.synthesize("The cat sat on the mat.", tts.Voice("flite", "slt", rate=1.25))
+    slow, phones = tts.synthesize("The cat sat on the mat.", Voice("flite", "slt", rate=0.8))
+    fast, _ = tts.synthesize("The cat sat on the mat.", Voice("flite", "slt", rate=1.25))
     assert len(slow) > 1.3 * len(fast)
     assert phones[-1].end == pytest.approx(len(slow) / SAMPLE_RATE)
     assert "m" in [p.label for p in phones]
@@ -72,21 +74,21 @@ def test_flite_phones_and_rate():
 
 def test_bad_voice_and_text_raise():
     with pytest.raises(ValueError):
-        tts.Voice("festival", "kal")
+        Voice("festival", "kal")
     with pytest.raises(ValueError):
-        tts.Voice("piper", "nobody")
+        Voice("piper", "nobody")
     with pytest.raises(ValueError):
-        tts.Voice("mbrola", "us1")
+        Voice("mbrola", "us1")
     with pytest.raises(ValueError):
-        tts.Voice("flite", "nobody")
+        Voice("flite", "nobody")
     with pytest.raises(ValueError):
-        tts.synthesize("  ", tts.Voice("flite", "slt"))
+        tts.synthesize("  ", Voice("flite", "slt"))
 
 
 @needs_espeak
 def test_unknown_espeak_voice_raises():
     with pytest.raises(ValueError, match="no voice"):
-        tts.synthesize("hello", tts.Voice("espeak", "xx-nowhere"))
+        tts.synthesize("hello", Voice("espeak", "xx-nowhere"))
 
 
 # --- ground truth ----------------------------------------------------------------------------

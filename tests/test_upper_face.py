@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import losses as L
-from core import upper_face_stats as U
+from core.model import losses as L
+from core.evaluation import upper_face as U
 from core.arkit import INDEX, LIP_INDICES, NUM_BLENDSHAPES
-from core.diffusion import NoiseSchedule, ScheduleConfig, make_generator
+from core.model.diffusion import NoiseSchedule, ScheduleConfig, make_generator
 from tests.helpers import tiny_model
 
 

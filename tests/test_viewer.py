@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
-from core.face_mesh import load_face_mesh
-from core.materials import hidden_at_rest
+from core.face.mesh import load_face_mesh
+from core.face.materials import hidden_at_rest
 from demo import avatars, viewer
 from tests.helpers import QUAD, sphere_avatar, write_gltf
 
@@ -137,7 +137,7 @@ def test_the_library_keeps_recent_avatars_and_falls_back_to_the_default(tmp_path
 
 
 def test_a_take_on_a_custom_avatar_goes_to_the_viewer_the_glb_and_the_video(whisper_checkpoints, tmp_path):
-    from core.glb import read_glb_weights
+    from core.face.glb import read_glb_weights
     from demo.service import DemoService, load_talker
     talker, problem = load_talker(whisper_checkpoints)
     assert problem is None

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from core.data import augment, tts
+from core.data.phones import PHONES, VOWELS
+from core.data.voices import Voice
 from core.data.style import Style
 from core.rates import SAMPLE_RATE
 
@@ -19,15 +21,15 @@ needs_sox = pytest.mark.skipif(shutil.which("sox") is None, reason="sox missing"
 def _gap_free(phones, seconds):
     assert phones[0].start == 0 and phones[-1].end == pytest.approx(seconds, abs=0.02)
     assert all(a.end == pytest.approx(b.start) for a, b in zip(phones, phones[1:]))
-    assert {p.label for p in phones} <= tts.PHONES
+    assert {p.label for p in phones} <= PHONES
 
 
 @needs_festival
 @pytest.mark.parametrize("name", ["kal_diphone", "cmu_us_slt_arctic_hts"])
 def test_festival_voices_time_their_phones_and_follow_the_rate(name):
     text = 'Bob may "pump" the brakes.'          # quotes must not break the Scheme script
-    slow, phones = tts.synthesize(text, tts.Voice("festival", name, rate=0.8))
-    fast, fast_phones = tts.synthesize(text, tts.Voice("festival", name, rate=1.25))
+    slow, phones = tts.synthesize(text, Voice("festival", name, rate=0.8))
+    fast, fast_phones = tts.synthesize(text, Voice("festival", name, rate=1.25))
     _gap_free(phones, len(slow) / SAMPLE_RATE)
     _gap_free(fast_phones, len(fast) / SAMPLE_RATE)
     assert len(slow) > 1.3 * len(fast)
@@ -38,9 +40,9 @@ def test_festival_voices_time_their_phones_and_follow_the_rate(name):
 @needs_piper
 def test_piper_is_deterministic_and_aligned():
     text = "Bob may pump the brakes."
-    first, phones = tts.synthesize(text, tts.Voice("piper", "joe"))
-    again, _ = tts.synthesize(text, tts.Voice("piper", "joe"))
-    other, _ = tts.synthesize(text, tts.Voice("piper", "joe", pitch_range=1.3))
+    first, phones = tts.synthesize(text, Voice("piper", "joe"))
+    again, _ = tts.synthesize(text, Voice("piper", "joe"))
+    other, _ = tts.synthesize(text, Voice("piper", "joe", pitch_range=1.3))
     assert np.array_equal(first, again)                       # seeded noise nodes
     assert len(other) != len(first) or not np.array_equal(other, first)
     _gap_free(phones, len(first) / SAMPLE_RATE)
@@ -51,7 +53,7 @@ def test_piper_is_deterministic_and_aligned():
         seg = first[int(ph.start * SAMPLE_RATE):int(ph.end * SAMPLE_RATE)]
         return float(np.sqrt(np.mean(seg ** 2)))
     bilabial = np.mean([rms(p) for p in phones if p.label in ("b", "p", "m")])
-    vowel = np.mean([rms(p) for p in phones if p.label in tts.VOWELS])
+    vowel = np.mean([rms(p) for p in phones if p.label in VOWELS])
     assert bilabial < 0.7 * vowel
 
 

@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from core.data.tts import PHONES, Phone
+from core.data.phones import PHONES, Phone
 from core.rates import SAMPLE_RATE
 
 PHONE_FRAME_RATE = 100          # pocketsphinx's default frame rate (-frate), frames per second

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from core.rates import FPS, SAMPLE_RATE
-from core.data.tts import Phone, merge_phones
+from core.data.phones import Phone, merge_phones
 
 SAMPLES_PER_STEP = SAMPLE_RATE // 10   # 0.1 s = exactly 3 frames: audio length <-> frame count
 BANDS = ("full", "highpass", "lowpass", "telephone")

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from core.data.clip import TalkingClip
 from core.data.takes import CHUNK_FRAMES, MAX_OFFSET_S, MAX_TAKE_SECONDS, chunk_take
-from core.export import read_json
+from core.face.export import read_json
 
 BEAT_FPS = 60
 ENGLISH_SPEECH = 0

@@ -42,7 +42,7 @@ class TalkingClip:
     def load_audio(self) -> np.ndarray:
         if self.audio is not None:
             return self.audio
-        from core.audio import load_audio
+        from core.audio.decode import load_audio
         return load_audio(self.wav_path)
 
 

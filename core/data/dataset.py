@@ -68,7 +68,7 @@ class FeatureDataset:
     """Clips with encoder features aligned to their curves; features come from the disk cache."""
 
     def __init__(self, clips: list[TalkingClip], encoder, identity_names: list[str], progress: bool = True):
-        from core.features import cached_encode
+        from core.audio.feature_cache import cached_encode
         self.identity_names = list(identity_names)
         index = {n: i for i, n in enumerate(self.identity_names)}
         self.items: list[FeatureClip] = []

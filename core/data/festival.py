@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from core.data.tts import Phone, Voice, parse_end_times, resample
+from core.data.phones import Phone, parse_end_times
+from core.data.voices import FESTIVAL_VOICES, Voice, engine_audio
 from core.rates import SAMPLE_RATE
 
-FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 # HTS voices ignore Duration_Stretch: their rate is set by a time stretch of the audio instead.
 _STRETCH_IGNORED = {"cmu_us_slt_arctic_hts"}
 
@@ -54,7 +54,7 @@ def synth_festival(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
         if not wav.exists():
             raise RuntimeError(f"festival wrote no audio for voice {voice.name}: {run.stderr.strip()[-300:]}")
         audio, rate = sf.read(wav, dtype="float32")
-    audio = resample(audio, rate)
+    audio = engine_audio(audio, rate)
     scale = 1.0
     if voice.name in _STRETCH_IGNORED and abs(voice.rate - 1.0) > 1e-3:
         from core.data.augment import time_stretch

@@ -3,7 +3,7 @@
 The iPhone app records each take as a CSV of ARKit weights (30 or 60 fps) beside a video;
 put the take's audio next to its CSV under the same name (``.wav``/``.flac``, or the app's
 own ``.mov``/``.mp4``, whose sound track is decoded with ffmpeg). The CSV is read by
-:func:`core.export.read_livelink_csv`; 60 fps takes are resampled to 30 fps, audio and
+:func:`core.face.export.read_livelink_csv`; 60 fps takes are resampled to 30 fps, audio and
 animation must last equally long (see :mod:`core.data.takes`), and each take is cut into
 10-second clips. All clips of a folder share one identity: the name given, else the
 folder's name - record one person per folder.
@@ -13,10 +13,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from core.data.clip import TalkingClip
 from core.data.takes import CHUNK_FRAMES, MAX_OFFSET_S, MAX_TAKE_SECONDS, chunk_take
-from core.export import read_livelink_csv
+from core.face.export import read_livelink_csv
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mov", ".mp4", ".m4a")   # first match wins
 

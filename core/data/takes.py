@@ -14,7 +14,7 @@ from core.rates import FPS, SAMPLE_RATE
 
 CHUNK_FRAMES = 300          # 10 s at 30 fps
 MAX_OFFSET_S = 0.5          # tolerated audio/animation length difference per take
-MAX_TAKE_SECONDS = 3600.0   # audio length limit passed to core.audio.load_audio
+MAX_TAKE_SECONDS = 3600.0   # audio length limit passed to core.audio.decode.load_audio
 
 
 def resample_curves(curves: np.ndarray, src_fps: float, dst_fps: float = FPS) -> np.ndarray:

@@ -8,7 +8,8 @@ Four engines, all deterministic and much faster than real time on a CPU (festiva
 * **flite** through its command line: ``-psdur`` prints every phone with its end time.
 
 Every engine's phones are mapped to lower-case ARPAbet (the CMU dictionary set) plus ``pau``,
-so the viseme model downstream needs to know a single inventory. Audio comes back as float32
+so the viseme model downstream needs to know a single inventory (:mod:`core.data.phones`; the
+voices in :mod:`core.data.voices`). Audio comes back as float32
 16 kHz mono.
 """
 from __future__ import annotations
@@ -19,63 +20,14 @@ import pickle
 import subprocess
 import tempfile
 import unicodedata
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
+from core.data.phones import Phone, merge_phones, parse_end_times
+from core.data.voices import Voice, engine_audio
 from core.rates import SAMPLE_RATE
-
-ENGINES = ("espeak", "flite", "festival", "piper")
-FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
-
-VOWELS = frozenset("aa ae ah ao aw ax ay eh er ey ih iy ow oy uh uw".split())
-CONSONANTS = frozenset("b ch d dh f g hh jh k l m n ng p r s sh t th v w y z zh".split())
-PHONES = VOWELS | CONSONANTS | {"pau"}
-
-
-@dataclass(frozen=True)
-class Phone:
-    """One phone of an utterance: ARPAbet label and its span in seconds."""
-    label: str
-    start: float
-    end: float
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-
-@dataclass(frozen=True)
-class Voice:
-    """What an engine needs to speak: which voice and how fast / how high.
-
-    ``rate`` is a speed factor (1 = the engine's default), ``pitch`` an offset in semitones
-    (approximate, espeak only) and ``pitch_range`` a factor on intonation range (espeak only;
-    flite keeps its own prosody).
-    """
-    engine: str
-    name: str
-    rate: float = 1.0
-    pitch: float = 0.0
-    pitch_range: float = 1.0
-
-    def __post_init__(self):
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown TTS engine {self.engine!r}; choose from {ENGINES}")
-        if self.engine == "flite" and self.name not in FLITE_VOICES:
-            raise ValueError(f"unknown flite voice {self.name!r}; choose from {FLITE_VOICES}")
-        if self.engine in ("festival", "piper"):
-            from core.data.festival import FESTIVAL_VOICES
-            from core.data.piper_tts import PIPER_VOICES
-            known = FESTIVAL_VOICES if self.engine == "festival" else tuple(PIPER_VOICES)
-            if self.name not in known:
-                raise ValueError(f"unknown {self.engine} voice {self.name!r}; choose from {known}")
-        if not 0.3 <= self.rate <= 3.0:
-            raise ValueError(f"rate {self.rate} outside [0.3, 3]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,43 +85,9 @@ def ipa_to_arpabet(ipa: str) -> tuple[str, ...]:
     return tuple(out) or ("ax",)
 
 
-_FLITE_ALIASES = {"ssil": "pau", "sil": "pau", "h#": "pau", "ax": "ax", "axr": "er"}
-
-
-def flite_to_arpabet(label: str) -> str:
-    label = _FLITE_ALIASES.get(label.lower(), label.lower())
-    if label not in PHONES:
-        raise ValueError(f"flite printed a phone outside ARPAbet: {label!r}")
-    return label
-
-
-def merge_phones(phones: list[Phone]) -> list[Phone]:
-    """Drop empty spans and fuse neighbouring pauses, keeping the timeline gap-free."""
-    out: list[Phone] = []
-    for p in phones:
-        if p.end <= p.start:
-            continue
-        if out and out[-1].label == "pau" and p.label == "pau":
-            out[-1] = Phone("pau", out[-1].start, p.end)
-        else:
-            out.append(p)
-    return out
-
-
 def _split_span(labels: tuple[str, ...], start: float, end: float) -> list[Phone]:
     step = (end - start) / len(labels)
     return [Phone(lab, start + k * step, start + (k + 1) * step) for k, lab in enumerate(labels)]
-
-
-def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Polyphase resampling to ``target`` Hz, mono float32."""
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2:
-        audio = audio.mean(axis=1)
-    if rate == target:
-        return audio
-    ratio = Fraction(target, rate)
-    return resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,29 +219,12 @@ def synth_espeak(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
     if _ESPEAK is None:
         _ESPEAK = _Espeak()
     audio, starts, rate = _ESPEAK.speak(text, voice)
-    audio = resample(audio, rate)
+    audio = engine_audio(audio, rate)
     return audio, _espeak_phones(starts, len(audio) / SAMPLE_RATE)
 
 
 # ---------------------------------------------------------------------------------------------
 # flite (command line)
-
-def parse_end_times(stdout: str, total: float, scale: float = 1.0) -> list[Phone]:
-    """``label:end label:end ...`` (flite's ``-psdur``, festival's segment list; seconds, times
-    multiplied by ``scale``) -> gap-free ARPAbet phones up to ``total`` seconds."""
-    phones: list[Phone] = []
-    start = 0.0
-    for token in stdout.split():
-        label, _, end = token.rpartition(":")
-        if not label:
-            continue
-        end_t = min(float(end) * scale, total)
-        phones.append(Phone(flite_to_arpabet(label), start, end_t))
-        start = max(start, end_t)
-    if start < total:
-        phones.append(Phone("pau", start, total))
-    return merge_phones(phones)
-
 
 def synth_flite(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
     with tempfile.TemporaryDirectory() as tmp:
@@ -335,7 +236,7 @@ def synth_flite(text: str, voice: Voice) -> tuple[np.ndarray, list[Phone]]:
         except FileNotFoundError as err:
             raise RuntimeError("flite not found: apt-get install flite") from err
         audio, rate = sf.read(wav, dtype="float32")
-    audio = resample(audio, rate)
+    audio = engine_audio(audio, rate)
     return audio, parse_end_times(run.stdout, len(audio) / SAMPLE_RATE)
 
 

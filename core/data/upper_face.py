@@ -13,7 +13,7 @@ import numpy as np
 from core.arkit import INDEX, NUM_BLENDSHAPES
 from core.rates import FPS, SAMPLE_RATE
 from core.data.style import Style
-from core.data.tts import VOWELS, Phone
+from core.data.phones import VOWELS, Phone
 from core.data.visemes import apply_asymmetry
 
 BLINK_CLOSE, BLINK_HOLD, BLINK_OPEN = (0.06, 0.08), (0.02, 0.05), (0.10, 0.15)  # seconds

@@ -19,7 +19,7 @@ from scipy.ndimage import gaussian_filter1d
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
 from core.rates import FPS
 from core.data.style import Style
-from core.data.tts import Phone
+from core.data.phones import Phone
 
 # Viseme targets. "mouthSmile" etc. without a side mean both sides. "closure" is internal.
 VISEMES: dict[str, dict[str, float]] = {

@@ -6,5 +6,5 @@
 * ``fp16 NAME``, ``encoder NAME``, ``enrolment NAME``: one model against a variant of itself
   (fp16-rounded weights, the int8 speech encoder, an unseen identity enrolled).
 
-The measurements themselves are library functions (:mod:`core.evaluation`).
+The measurements themselves are library functions (:mod:`core.evaluation.evaluate`).
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from core.evaluation import encoder_check, enrolment_check, fp16_check
+from core.evaluation.evaluate import encoder_check, enrolment_check, fp16_check
 from experiments.evaluate.tables import test_split
 from experiments.report import table, update_section
 
@@ -55,8 +55,8 @@ def splits(a) -> None:
     """When the corpus changes: the model and the previous releases' models of the same name, each
     on the new and the old corpus's test split (LBE, the same clips for every model)."""
     from pathlib import Path
-    from core.evaluation import evaluate_checkpoint
-    from core.pipeline import Talker
+    from core.evaluation.evaluate import evaluate_checkpoint
+    from core.inference.talker import Talker
     corpora = {"new": Path(a.data), "old": Path(a.old_data)}
     clips = {name: test_split(folder, a.max_clips)[1] for name, folder in corpora.items()}
     previous = [Path(p) for p in a.previous]

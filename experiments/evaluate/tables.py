@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from core.data.clip import TalkingClip
-from core.evaluation import MeshDriver, diversity, evaluate_checkpoint, identity_matching
-from core.manifest import read_manifest, record_metrics, verify
-from core.pipeline import Talker
+from core.evaluation.evaluate import MeshDriver, diversity, evaluate_checkpoint, identity_matching
+from core.model.manifest import read_manifest, record_metrics, verify
+from core.inference.talker import Talker
 from experiments.report import machine_description, table, update_section
 
 

@@ -7,7 +7,7 @@ the lower face is the clip's own, which the generator draws deterministically). 
 truth draws of the matched identity's style on the recording's aligned phones: a real face has
 no ground truth, but blink rate and spread do. Style labels: every identity forced on the same
 clips, its blink rate against the style's (Spearman), brow raises of "busy brows" styles
-against the rest. Statistics: :mod:`core.upper_face_stats`.
+against the rest. Statistics: :mod:`core.evaluation.upper_face`.
 """
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from core import upper_face_stats as U
+from core.evaluation import upper_face as U
 from core.arkit import UPPER_INDICES
 from core.data.clip import TalkingClip, read_meta
 from core.data.style import Style
 from core.data.tts import Phone
 from core.data.upper_face import upper_face
-from core.manifest import is_checkpoint_folder, model_entries, read_manifest
-from core.pipeline import Talker
+from core.model.manifest import is_checkpoint_folder, model_entries, read_manifest
+from core.inference.talker import Talker
 from experiments.evaluate.tables import pick
 from experiments.report import machine_description, table, update_section
 

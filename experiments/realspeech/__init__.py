@@ -20,7 +20,7 @@ The recordings are split by speaker into a *validation* part, on which every dec
 part that is only reported (:data:`.sources.SPLIT_BY_SPEAKER`, with the reasons). Each part
 reports the AUCs with 95 % bootstrap intervals (recordings resampled within each speaker), the
 paired difference of each model score to loudness, and the p/b/m closure rate of the lip
-aperture beside its chance level (the same curve shifted in time), see :mod:`core.lipsync`.
+aperture beside its chance level (the same curve shifted in time), see :mod:`core.evaluation.lipsync`.
 The same texts spoken by espeak-ng go through the same steps as a control (the kind of voice
 the model was trained on), in the part of their text. It also reports how closely the model's
 ``jawOpen`` and aperture follow the corpus's own rules applied to the aligned phones (Pearson r
@@ -50,6 +50,6 @@ and stores each clip as a 16 kHz wav in ``--audio-dir``; two short clips ship in
 
 Modules: :mod:`.sources` (the recordings and where to get them), :mod:`.analysis` (the model
 on each recording, pooled per group), :mod:`.plot` and :mod:`.report` (the figure and the
-RESULTS.md section), ``__main__`` (the command). The metrics are :mod:`core.lipsync`, the
+RESULTS.md section), ``__main__`` (the command). The metrics are :mod:`core.evaluation.lipsync`, the
 alignment :mod:`core.data.align`.
 """

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from core.data.align import align_phones
 from experiments.realspeech import __doc__ as DOC
 from experiments.realspeech.analysis import LOUDNESS, analyse, auc_or_nan, by_speaker, summarise
@@ -92,7 +92,7 @@ def main(argv=None) -> None:
         print(f"fetched {len(fetch(args.audio_dir))} recordings into {args.audio_dir}")
     aligned, not_found, unaligned = aligned_recordings(args.audio_dir, args.validation_only, not args.no_tts_control)
 
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
     talker = Talker.from_pretrained(args.checkpoints)
     missing = [s for s in args.steps if s not in talker.steps_available]
     if missing:

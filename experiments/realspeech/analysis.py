@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 
 from core.data.align import align_phones
-from core.data.tts import Phone
-from core.lipsync import (auc, bilabial_segments, closure_chance, closure_rate, closures, frame_labels,
+from core.data.phones import Phone
+from core.evaluation.lipsync import (auc, bilabial_segments, closure_chance, closure_rate, closures, frame_labels,
                           frame_loudness, mouth_scores, open_vs_bilabial, pearson, separation)
 from core.rates import SAMPLE_RATE
 from experiments.realspeech.sources import ALIGNED, TEST, VALIDATION, Recording
@@ -53,7 +53,8 @@ def tts_control(recordings) -> list[tuple[Recording, np.ndarray]]:
     voice the model was trained on, so that a drop on real voices can be told from a weak model.
     Its phones come from the same forced alignment as the real recordings' (not from the engine),
     so both sides are labelled alike. Each stays in its text's part of the split."""
-    from core.data.tts import Voice, synthesize
+    from core.data.tts import synthesize
+    from core.data.voices import Voice
 
     out = []
     for rec in recordings:

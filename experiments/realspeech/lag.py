@@ -12,7 +12,7 @@ import argparse
 
 import numpy as np
 
-from core.lipsync import auc, open_vs_bilabial
+from core.evaluation.lipsync import auc, open_vs_bilabial
 from experiments.realspeech.__main__ import aligned_recordings
 from experiments.realspeech.analysis import LOUDNESS, TTS_GROUP, analyse
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
@@ -40,7 +40,7 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--audio-dir", default=str(DEFAULT_AUDIO_DIR))
     a = p.parse_args(argv)
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
     talker = Talker.from_pretrained(a.checkpoints)
     aligned, _, _ = aligned_recordings(a.audio_dir, validation_only=True)
     rows = [analyse(talker, rec, audio, phones, a.steps) for rec, audio, phones in aligned]

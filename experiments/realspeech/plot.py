@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.lipsync import BILABIALS, OPEN_VOWELS
+from core.evaluation.lipsync import BILABIALS, OPEN_VOWELS
 from core.rates import FPS, SAMPLE_RATE
 
 _OPEN_COLOUR, _BILABIAL_COLOUR = "#f4a261", "#2a9d8f"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.lipsync import (CHANCE_MIN_LAG_S, CLOSURE_CONTEXT_S, CLOSURE_OPENING, CLOSURE_SHUT,
+from core.evaluation.lipsync import (CHANCE_MIN_LAG_S, CLOSURE_CONTEXT_S, CLOSURE_OPENING, CLOSURE_SHUT,
                           CLOSURE_TOLERANCE_S)
 from experiments.realspeech.analysis import LOUDNESS, RESAMPLES
 from experiments.realspeech.sources import PACKAGES, TEST, VALIDATION

@@ -1,7 +1,7 @@
 """``python -m experiments.realspeech.select RUN --data CORPUS``: keep the snapshot of a training
 run that does best on validation data (no test recording or test clip is read).
 
-Scores every ``RUN/snapshots/epoch-NNNN`` (``core.train --snapshot-minutes``) and the final
+Scores every ``RUN/snapshots/epoch-NNNN`` (``core.training.train --snapshot-minutes``) and the final
 model (unless the last snapshot is it) on both things a teacher must do:
 
 - lips on real speech: the validation AUC of the lip aperture (open vowels against p/b/m) and
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.files import CONFIG_NAME, WEIGHTS_NAME, sha256_of
-from core.upper_face_stats import UPPER_GROUPS
-from core.train import snapshots
+from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, sha256_of
+from core.evaluation.upper_face import UPPER_GROUPS
+from core.training.train import snapshots
 from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
 
@@ -51,7 +51,7 @@ def upper_face_mismatch(figures: dict) -> float:
 
 def score(folder: Path, aligned, data, seed: int = 0) -> dict:
     from core.data.dataset import load_clips
-    from core.pipeline import Talker
+    from core.inference.talker import Talker
     from experiments.evaluate.tables import pick
     from experiments.evaluate.upper_face import synthetic
     talker = Talker.from_pretrained(folder)

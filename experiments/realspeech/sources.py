@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import load_audio
+from core.audio.decode import load_audio
 from core.rates import SAMPLE_RATE
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "demo" / "examples"   # two short clips ship there

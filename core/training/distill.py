@@ -1,6 +1,6 @@
 """Progressive distillation (paper eq. 7-9, 16; Salimans & Ho 2022).
 
-``python -m core.distill --teacher checkpoints/teacher-256 --data CORPUS --out-root checkpoints --down-to 1``
+``python -m core.training.distill --teacher checkpoints/teacher-256 --data CORPUS --out-root checkpoints --down-to 1``
 runs the chain 256 -> 128 -> ... -> 1.  Each round copies the teacher into a student with half
 the steps (on the teacher's grid: every other point), trains it so that one deterministic
 student step matches two deterministic teacher steps, saves it as ``<prefix>-<N>``, and makes
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from core import losses as L
-from core.model import DiffusionTalker, to_model_space
-from core.train import Batch, add_common_args, fit, prepare_data, train_config_from_args
+from core.model import losses as L
+from core.model.network import DiffusionTalker, to_model_space
+from core.training.train import Batch, add_common_args, fit, prepare_data, train_config_from_args
 
 
 ADAPTER_PARTS = ("identity_embedding", "identity_encoder", "identity_contrast", "audio_contrast")

@@ -56,7 +56,7 @@ def velocity_loss(pred, target, mask, weight=None):
 
 def closure_frames(x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """[B, F] 1 where the target (model space) shuts its lips between openings, as
-    :func:`core.lipsync.closures` asks of a p/b/m; pauses with the mouth resting shut are 0."""
+    :func:`core.evaluation.lipsync.closures` asks of a p/b/m; pauses with the mouth resting shut are 0."""
     aperture = (x0[..., INDEX["jawOpen"]] - x0[..., INDEX["mouthClose"]]) * 0.5   # curve units
     aperture = aperture.masked_fill(mask <= 0, -1.0)
     k = 2 * CONTEXT_FRAMES + 1

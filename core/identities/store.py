@@ -3,7 +3,7 @@ read and changed all or nothing across the models that share it.
 
 A library (``library.safetensors``) holds the names (metadata, JSON list) and the 32-d
 embeddings (tensor ``embeddings`` [n, identity_dim]) of identities enrolled after training;
-:meth:`core.model.DiffusionTalker.from_pretrained` appends them to the trained ones.
+:meth:`core.model.network.DiffusionTalker.from_pretrained` appends them to the trained ones.
 Enrolled identities are user data, so they never live under ``checkpoints/``: the library of
 the model in folder ``distilled-8`` is ``<data>/identities/distilled-8-<sha256 of its
 weights, 16 digits>/library.safetensors`` (:func:`library_for`), where ``<data>`` is
@@ -124,7 +124,7 @@ def identities_root() -> Path:
 
 def library_for(model_folder: str | Path) -> Path:
     """The library file of the model in ``model_folder`` (it may not exist yet)."""
-    from core.files import WEIGHTS_NAME
+    from core.model.checkpoint import WEIGHTS_NAME
     folder = Path(model_folder).resolve()
     weights = folder / WEIGHTS_NAME
     stat = weights.stat()
@@ -135,7 +135,7 @@ def library_for(model_folder: str | Path) -> Path:
 @functools.lru_cache(maxsize=64)
 def _weights_key(path: str, mtime_ns: int, size: int) -> str:
     """16 hex digits of the weights' sha256, hashed once per file version (the page asks often)."""
-    from core.files import sha256_of
+    from core.model.checkpoint import sha256_of
     return sha256_of(path)[:16]
 
 

@@ -33,16 +33,15 @@ Whisper window policy (fixed; training and inference must use the same one)
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from abc import ABC, abstractmethod
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from core.audio import duration_frames
-from core.rates import FPS, SAMPLE_RATE
+from core.audio.decode import duration_frames
+from core.audio.windows import overlap_add, to_animation_frames, window_starts
+from core.rates import SAMPLE_RATE
 
 DEFAULT_ENCODER = "whisper-tiny.en"
 ALLOW_DOWNLOADS_ENV = "DIFFUSIONTALKER_ALLOW_DOWNLOADS"
@@ -53,9 +52,6 @@ WHISPER_HOP = 8 * SAMPLE_RATE
 WHISPER_BATCH = 8                 # windows per CTranslate2 call (bounded memory)
 MEL_HOP = 160                     # samples per log-mel frame (100 Hz)
 ENCODER_HOP = 320                 # samples per encoder output frame (50 Hz), Whisper and HuBERT
-
-# Whisper tiny(.en) encoder dimensions, for its FLOP count (experiments.bench).
-WHISPER_TINY_DIMS = {"mels": 80, "width": 384, "layers": 4, "ffn": 1536}
 
 # HuBERT handles any length; only very long clips are cut, with the same cross-fade idea.
 HUBERT_WINDOW = 30 * SAMPLE_RATE
@@ -83,54 +79,6 @@ class SpeechEncoder(ABC):
 def default_threads() -> int:
     """CPU threads for an encoder: up to 4 (more gives little for one clip)."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _window_starts(num_samples: int, window: int, hop: int) -> list[int]:
-    """Start sample of each window; the last one is the first to reach the clip's end."""
-    starts = [0]
-    while starts[-1] + window < num_samples:
-        starts.append(starts[-1] + hop)
-    return starts
-
-
-def _overlap_add(pieces: list[np.ndarray], starts: list[int], fade: int,
-                 fade_first_in: bool = False, fade_last_out: bool = False) -> np.ndarray:
-    """Join per-window features ``[len_i, dim]`` placed at frame ``starts[i]``.
-
-    Each piece fades in over its first ``fade`` frames (except the first piece) and out
-    over its last ``fade`` frames (except the last piece); the weights of two overlapping
-    pieces sum to one, so the result is a seamless linear cross-fade. The two flags fade the
-    first / last piece as well, for a run of windows cut out of a longer sequence (streaming).
-    """
-    total = max(s + len(p) for s, p in zip(starts, pieces))
-    out = np.zeros((total, pieces[0].shape[1]), dtype=np.float64)
-    weight = np.zeros(total, dtype=np.float64)
-    ramp = (np.arange(fade) + 0.5) / fade
-    for i, (start, piece) in enumerate(zip(starts, pieces)):
-        w = np.ones(len(piece))
-        if i > 0 or fade_first_in:
-            w[:fade] = ramp[: len(piece)]
-        if i < len(pieces) - 1 or fade_last_out:
-            w[-fade:] = np.minimum(w[-fade:], ramp[::-1])
-        out[start: start + len(piece)] += w[:, None] * piece
-        weight[start: start + len(piece)] += w
-    return out / np.maximum(weight, 1e-12)[:, None]
-
-
-def _to_animation_frames(features: np.ndarray, rate: float, num_frames: int,
-                         first_frame_time: float = 0.0, first_frame: int = 0) -> np.ndarray:
-    """Linearly interpolate features sampled at ``first_frame_time + k / rate`` seconds
-    at the animation frame times ``f / FPS`` for f = first_frame .. first_frame + num_frames - 1;
-    beyond the ends the edge frame is held."""
-    position = ((first_frame + np.arange(num_frames)) / FPS - first_frame_time) * rate
-    position = np.clip(position, 0, len(features) - 1)
-    lo = np.floor(position).astype(int)
-    hi = np.minimum(lo + 1, len(features) - 1)
-    frac = (position - lo)[:, None]
-    return ((1 - frac) * features[lo] + frac * features[hi]).astype(np.float32)
 
 
 def _as_audio(audio: np.ndarray) -> np.ndarray:
@@ -197,16 +145,16 @@ class WhisperTinyEncoder(SpeechEncoder):
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         audio = _as_audio(audio)
-        starts = _window_starts(len(audio), WHISPER_WINDOW, WHISPER_HOP)
+        starts = window_starts(len(audio), WHISPER_WINDOW, WHISPER_HOP)
         padded = np.zeros(starts[-1] + WHISPER_WINDOW, dtype=np.float32)
         padded[: len(audio)] = audio
         power = log_mel_power(padded)                       # (80, len(padded) / 160)
         mel = whisper_log_mel(power, float(power.max()))
         win = WHISPER_WINDOW // MEL_HOP
         pieces = self.encode_windows(np.stack([mel[:, s // MEL_HOP: s // MEL_HOP + win] for s in starts]))
-        frames = _overlap_add(pieces, [s // ENCODER_HOP for s in starts],
+        frames = overlap_add(pieces, [s // ENCODER_HOP for s in starts],
                               fade=(WHISPER_WINDOW - WHISPER_HOP) // ENCODER_HOP)
-        return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
+        return to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
                                     duration_frames(len(audio)))
 
     def encode_windows(self, windows: np.ndarray) -> list[np.ndarray]:
@@ -219,16 +167,6 @@ class WhisperTinyEncoder(SpeechEncoder):
             batch = np.ascontiguousarray(windows[b: b + WHISPER_BATCH], dtype=np.float32)
             pieces.extend(np.array(model.encode(ctranslate2.StorageView.from_array(batch))))
         return pieces
-
-
-def whisper_encoder_flops(mel_frames: int = WHISPER_WINDOW // MEL_HOP, dims: dict = WHISPER_TINY_DIMS) -> float:
-    """Multiply-adds x 2 of one Whisper encoder pass over ``mel_frames`` log-mel frames: two
-    width-3 convolutions (the second with stride 2), then per layer the q/k/v/output projections,
-    attention scores and weighted sum, and the feed-forward block."""
-    d, n = dims["width"], mel_frames // 2
-    convs = 3 * dims["mels"] * d * mel_frames + 3 * d * d * n
-    layer = 4 * n * d * d + 2 * n * n * d + 2 * n * d * dims["ffn"]
-    return 2.0 * (convs + dims["layers"] * layer)
 
 
 # --------------------------------------------------------------------------- HuBERT
@@ -278,7 +216,7 @@ class HubertEncoder(SpeechEncoder):
 
         audio = _as_audio(audio)
         model, extractor = _hubert(self.source)
-        starts = _window_starts(len(audio), HUBERT_WINDOW, HUBERT_HOP)
+        starts = window_starts(len(audio), HUBERT_WINDOW, HUBERT_HOP)
         pieces = []
         with torch.inference_mode():
             for s in starts:
@@ -286,10 +224,10 @@ class HubertEncoder(SpeechEncoder):
                 inputs = extractor(chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt")
                 hidden = model(inputs.input_values).last_hidden_state[0]
                 pieces.append(hidden.float().numpy())
-        frames = _overlap_add(pieces, [s // ENCODER_HOP for s in starts],
+        frames = overlap_add(pieces, [s // ENCODER_HOP for s in starts],
                               fade=(HUBERT_WINDOW - HUBERT_HOP) // ENCODER_HOP)
         # The conv front end's frame k spans samples [320k, 320k + 400): centre 20k + 12.5 ms.
-        return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
+        return to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP,
                                     duration_frames(len(audio)), first_frame_time=0.0125)
 
 
@@ -310,30 +248,3 @@ def get_encoder(name: str = DEFAULT_ENCODER, threads: int | None = None) -> Spee
         return HubertEncoder(name[len("hubert:"):])
     raise EncoderError(f"Unknown encoder {name!r}; choose 'whisper-tiny.en', "
                        "'whisper-tiny.en-int8' or 'hubert:/path/to/model_dir'.")
-
-
-def benchmark_encoder(name: str = DEFAULT_ENCODER, seconds: float = 10.0, repeats: int = 5,
-                      threads: int | None = None) -> dict:
-    """Time ``encode`` on a synthetic clip (cost does not depend on content).
-
-    Returns the median and minimum over ``repeats`` runs after one warm-up run (which also
-    loads the model, timed separately as ``first_call_s``).
-    """
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    audio = (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 4 * t))
-             + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
-    encoder = get_encoder(name, threads)
-    start = time.perf_counter()
-    encoder.encode(audio)
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        encoder.encode(audio)
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {"encoder": encoder.name, "seconds": seconds,
-            "threads": getattr(encoder, "threads", None), "repeats": repeats,
-            "first_call_s": round(first, 4), "median_s": round(median, 4),
-            "min_s": round(min(times), 4), "realtime_factor": round(seconds / median, 1)}

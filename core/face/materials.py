@@ -1,6 +1,6 @@
 """What each vertex of an ARKit head is made of: skin, eyes, teeth, tongue, the mouth's inside.
 
-Shared by the headless renderer (``core.render``, which finds the mouth's inside with a depth
+Shared by the headless renderer (``core.face.render``, which finds the mouth's inside with a depth
 pass) and the browser viewer (``demo.viewer``, which uses :func:`hidden_at_rest`, numpy only),
 so that the mp4 and the WebGL head look alike.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.face_mesh import FaceMesh
+from core.face.mesh import FaceMesh
 
 # Linear-space albedos and specular strengths of the materials told apart by part name.
 _SKIN, _SKIN_SPEC = (0.70, 0.42, 0.32), 0.10

@@ -12,7 +12,7 @@ Formats (checked against public sources, see the notes at each section):
 * ``.json`` ``{"names": [...], "fps": 30, "frames": [{"time": t, "weights": [...]}]}`` -
   the layout of BEAT's facial files plus an explicit ``fps``; the reader takes both.
 * ``.npy``  the bare float32 array; the format has no header, so it is 30 fps by convention.
-* ``.glb``  the ARKit head of :mod:`core.face_mesh` with 52 morph targets (:mod:`core.glb`; ARKit names in
+* ``.glb``  the ARKit head of :mod:`core.face.mesh` with 52 morph targets (:mod:`core.face.glb`; ARKit names in
   ``mesh.extras.targetNames``) and one LINEAR animation channel on ``weights``.
 
 Passing ``audio`` to :func:`export_curves` also writes ``<stem>.wav`` (16 kHz mono) beside
@@ -33,7 +33,7 @@ from typing import BinaryIO, Callable, Sequence
 import numpy as np
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES, canonical_name, livelink_name
-from core.glb import glb_writer, read_glb_weights
+from core.face.glb import glb_writer, read_glb_weights
 from core.rates import FPS
 
 SUFFIXES = (".csv", ".json", ".npy", ".glb")
@@ -48,8 +48,8 @@ WEIGHT_TOLERANCE = 0.01   # a capture's weights may overshoot [0, 1] by this muc
 def export_curves(curves, path: str | Path, fps: float = FPS, audio=None, *, face=None) -> Path:
     """Write ``curves`` to ``path`` in the format its suffix names (.csv/.json/.npy/.glb).
 
-    ``audio`` (anything :func:`core.audio.load_audio` accepts) is also written as
-    ``<stem>.wav`` at 16 kHz; ``face`` (a :class:`~core.face_mesh.FaceMesh` or a GLB path)
+    ``audio`` (anything :func:`core.audio.decode.load_audio` accepts) is also written as
+    ``<stem>.wav`` at 16 kHz; ``face`` (a :class:`~core.face.mesh.FaceMesh` or a GLB path)
     picks the head for ``.glb`` (default: facecap.glb). Returns ``path``.
     """
     path = Path(path)
@@ -341,7 +341,7 @@ def _in_canonical_order(values: np.ndarray, order: list[int]) -> np.ndarray:
 def _wav_writer(audio) -> Callable[[BinaryIO], None]:
     import soundfile as sf
 
-    from core.audio import load_audio
+    from core.audio.decode import load_audio
     from core.rates import SAMPLE_RATE
 
     samples = load_audio(audio)

@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.arkit import NUM_BLENDSHAPES
-from core.diffusion import NoiseSchedule, ScheduleConfig
-from core.files import CONFIG_NAME, WEIGHTS_NAME  # noqa: F401  (re-exported: checkpoints are loaded from here)
+from core.model.diffusion import NoiseSchedule, ScheduleConfig
+from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME  # noqa: F401  (re-exported: checkpoints are loaded from here)
 from core.inputs import shown
-from core.library import LibraryError, library_for, read_library
+from core.identities.store import LibraryError, library_for, read_library
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class TalkerConfig:
     identity_names: list[str] = field(default_factory=list)
     audio_dim: int = 384                 # speech encoder output size
-    encoder: str = "whisper-tiny.en"     # name understood by core.encoders.get_encoder
+    encoder: str = "whisper-tiny.en"     # name understood by core.audio.encoders.get_encoder
     audio_proj_dim: int = 128
     identity_dim: int = 32               # paper: identity embedding size 32
     identity_feat_dim: int = 64
@@ -224,7 +224,7 @@ class DiffusionTalker(nn.Module):
                         with_library: bool = True) -> "DiffusionTalker":
         """Load safetensors weights + JSON config (never pickle). Clear errors for broken files.
 
-        ``with_library`` adds the identities users enrolled (core/library.py); whatever writes
+        ``with_library`` adds the identities users enrolled (core/identities/store.py); whatever writes
         the model back (training, distillation, fp16 conversion) loads it without them, or it
         would bake the user's identities into the shipped weights."""
         from safetensors import SafetensorError

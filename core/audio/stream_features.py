@@ -2,7 +2,7 @@
 
 The design (docs/DECISIONS.md, "Live"): a frame's streamed feature is its offline feature for
 the prefix of the stream that ends ``lookahead`` seconds after the frame (rounded up to the
-next encoder hop). For Whisper that is the whole window policy of :mod:`core.encoders` applied
+next encoder hop). For Whisper that is the whole window policy of :mod:`core.audio.encoders` applied
 to a clip that ends there: the anchored 10 s windows at 0, 8, 16 ... s, the audio after the end
 zero-padded, the cross-fade in the 2 s overlaps and the log-mel floor (maximum - 8) taken over
 everything heard so far. The models were trained on whole-clip features, whose windows
@@ -13,16 +13,16 @@ the frames asked for, the log-mel power of finished frames is computed once, and
 log-mel older than the oldest window still needed are dropped.
 
 :class:`WhisperStreamFeatures` is exact (tested against ``encode(audio[:end])``) at bounded
-cost; :class:`PrefixFeatures` gives the same for any :class:`~core.encoders.SpeechEncoder`
+cost; :class:`PrefixFeatures` gives the same for any :class:`~core.audio.encoders.SpeechEncoder`
 by re-encoding the whole prefix (exact, cost growing with the stream: for tests and HuBERT).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from core.encoders import (ENCODER_HOP, MEL_FFT, MEL_HOP, WHISPER_HOP, WHISPER_WINDOW, SpeechEncoder,
-                           WhisperTinyEncoder, _overlap_add, _to_animation_frames, _window_starts,
-                           log_mel_power, whisper_log_mel)
+from core.audio.encoders import (ENCODER_HOP, MEL_FFT, MEL_HOP, WHISPER_HOP, WHISPER_WINDOW, SpeechEncoder,
+                                 WhisperTinyEncoder, log_mel_power, whisper_log_mel)
+from core.audio.windows import overlap_add, to_animation_frames, window_starts
 from core.rates import FPS, SAMPLE_RATE
 
 SILENT_LOG_POWER = -10.0          # log10 of the mel power floor (1e-10): a frame of digital silence
@@ -110,7 +110,7 @@ class WhisperStreamFeatures:
     def plan(self, first: int, stop: int):
         """Whisper's input windows for frames [first, stop) of the audio heard so far."""
         heard = self._heard
-        starts = _window_starts(heard, WHISPER_WINDOW, WHISPER_HOP)
+        starts = window_starts(heard, WHISPER_WINDOW, WHISPER_HOP)
         padded_end = starts[-1] + WHISPER_WINDOW
         unfinished = self._mel_frames(self._finished, padded_end // MEL_HOP, padded_end == heard)
         peak = max(self._peak, float(unfinished.max(initial=-np.inf)))        # Whisper's floor is clip-wide
@@ -146,10 +146,10 @@ class WhisperStreamFeatures:
     @staticmethod
     def _stitch(pieces, needed: list[int], count: int, first: int, stop: int) -> np.ndarray:
         offset = needed[0] * WHISPER_HOP // ENCODER_HOP
-        frames = _overlap_add(pieces, [i * WHISPER_HOP // ENCODER_HOP - offset for i in needed],
+        frames = overlap_add(pieces, [i * WHISPER_HOP // ENCODER_HOP - offset for i in needed],
                               fade=(WHISPER_WINDOW - WHISPER_HOP) // ENCODER_HOP,
                               fade_first_in=needed[0] > 0, fade_last_out=needed[-1] < count - 1)
-        return _to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP, stop - first,
+        return to_animation_frames(frames, SAMPLE_RATE / ENCODER_HOP, stop - first,
                                     first_frame_time=offset * ENCODER_HOP / SAMPLE_RATE, first_frame=first)
 
     def forget_before(self, frame: int) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.arkit import INDEX
-from core.data.tts import Phone
+from core.data.phones import Phone
 from core.rates import FPS, SAMPLE_RATE
 
 OPEN_VOWELS = frozenset("aa ae ah ao aw ay".split())

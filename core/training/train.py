@@ -1,9 +1,9 @@
-"""Teacher training: ``python -m core.train --data CORPUS --out checkpoints/teacher-256 --steps 256``.
+"""Teacher training: ``python -m core.training.train --data CORPUS --out checkpoints/teacher-256 --steps 256``.
 
 The loop reads top to bottom: sample t ~ U{1..T}, noise the curves, predict x0, weighted
 losses, Adam.  Validation each epoch, a checkpoint (safetensors) each epoch, resumable, CPU or
-CUDA automatically; multi-GPU with ``torchrun --nproc_per_node N -m core.train ...`` (DDP).
-:func:`fit` is shared with progressive distillation (``core.distill``), which only swaps
+CUDA automatically; multi-GPU with ``torchrun --nproc_per_node N -m core.training.train ...`` (DDP).
+:func:`fit` is shared with progressive distillation (``core.training.distill``), which only swaps
 the objective.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core import losses as L
-from core.model import DiffusionTalker, TalkerConfig, masked_moments, to_model_space
+from core.model import losses as L
+from core.model.network import DiffusionTalker, TalkerConfig, masked_moments, to_model_space
 
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -282,7 +282,7 @@ def prepare_data(data: str, encoder_name: str, identity_names: list[str] | None 
                  without: tuple[str, ...] = ()):
     """(train set, val set, identity names, fingerprint) with cached encoder features."""
     from core.data.dataset import FeatureDataset, data_fingerprint, load_clips
-    from core.encoders import get_encoder
+    from core.audio.encoders import get_encoder
     train_clips = kept(load_clips(data, ("train",)), without)
     val_clips = kept(load_clips(data, ("val",)), without)
     names = identity_names or sorted({c.identity for c in train_clips})

@@ -1,4 +1,4 @@
-"""Evaluation of a :class:`~core.pipeline.Talker` on clips with ground truth (reusable pieces).
+"""Evaluation of a :class:`~core.inference.talker.Talker` on clips with ground truth (reusable pieces).
 
 Per model on test clips: MBE, LBE, |FDD|, LVE (the curves drive the ARKit head), ITF end to
 end (audio array -> encoder -> match -> sampling; audio decoding excluded) and decoder-only
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core import metrics as M
+from core.evaluation import metrics as M
 from core.data.clip import TalkingClip
-from core.pipeline import Talker
+from core.inference.talker import Talker
 
 
 class MeshDriver:
@@ -25,7 +25,7 @@ class MeshDriver:
 
     def __init__(self):
         from core.arkit import LIP_INDICES
-        from core.face_mesh import load_face_mesh
+        from core.face.mesh import load_face_mesh
         self.mesh = load_face_mesh()
         motion = np.linalg.norm(self.mesh.morph_deltas[list(LIP_INDICES)], axis=-1).max(0)
         self.lip_ids = np.flatnonzero(motion > 0.25 * motion.max())
@@ -109,7 +109,7 @@ def fp16_check(folder: Path, clips: list[TalkingClip]) -> dict:
 
 def encoder_check(folder: Path, clips: list[TalkingClip], variant: str = "whisper-tiny.en-int8") -> dict:
     """The model was trained on one encoder's features: does a faster variant (int8) change its output?"""
-    from core.encoders import get_encoder
+    from core.audio.encoders import get_encoder
     exact = Talker.from_pretrained(folder, encoder=get_encoder("whisper-tiny.en"))
     fast = Talker.from_pretrained(folder, encoder=get_encoder(variant))
     res = compare_talkers(exact, fast, clips)
@@ -123,13 +123,13 @@ def enrolment_check(folder: Path, clips: list[TalkingClip], iterations: int = 15
     identity than with the best old one (the one matched before enrolment)?"""
     import shutil
     import tempfile
-    from core.enroll import enroll
+    from core.identities.enrolment import enroll
     name = clips[0].identity
     enrol, held_out = clips[::2], clips[1::2]
     before = Talker.from_pretrained(folder)
     steps = before.steps_available[0]
     best_old = Counter(before.generate(c.load_audio(), steps=steps).matched_identity for c in held_out).most_common(1)[0][0]
-    from core.library import data_folder_at
+    from core.identities.store import data_folder_at
     with tempfile.TemporaryDirectory() as tmp, data_folder_at(Path(tmp) / "data"):
         copy = Path(tmp) / folder.name
         shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("training_state*", "log.jsonl"))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import duration_frames
-from core.encoders import SpeechEncoder
+from core.audio.decode import duration_frames
+from core.audio.encoders import SpeechEncoder
 
 CACHE_ENV = "DIFFUSIONTALKER_CACHE"
 CACHE_VERSION = 1  # bump whenever an encoder's output for the same name changes

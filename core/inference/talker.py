@@ -3,7 +3,7 @@
 The app, the CLIs, the evaluation and the benchmark all go through :class:`Talker`:
 audio -> frozen speech encoder (30 fps features) -> identity match over the library ->
 N-step reverse diffusion (K seeds as one batch; the decoder runs on ONNX Runtime on the CPU,
-see core.onnx_decoder, or on torch) -> ARKit-52 curves in [0, 1].
+see core.inference.onnx_decoder, or on torch) -> ARKit-52 curves in [0, 1].
 Checkpoints load lazily (one per step count, on first use) after their sha256 is checked
 against the manifest, so start-up stays fast.
 """
@@ -18,14 +18,14 @@ import torch
 
 from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
 from core.cpu import limit_numpy_blas
-from core.diffusion import make_generator, sample
+from core.model.diffusion import make_generator, sample
 from core.inputs import MAX_SEED, shown, whole_number
-from core.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
-from core.model import DiffusionTalker, from_model_space
+from core.model.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
+from core.model.network import DiffusionTalker, from_model_space
 from core.rates import FPS, SAMPLE_RATE
-from core.speech_check import SpeechCheck
+from core.audio.speech_check import SpeechCheck
 
-# Decoder backends: "onnx" (ONNX Runtime, CPU; core.onnx_decoder) or "torch". "auto" picks ONNX
+# Decoder backends: "onnx" (ONNX Runtime, CPU; core.inference.onnx_decoder) or "torch". "auto" picks ONNX
 # Runtime on the CPU when it is installed (measured 3-4x faster there, see experiments.bench), torch on CUDA.
 BACKENDS = ("auto", "onnx", "torch")
 MAX_SAMPLES = 16          # seeds in one call (one batch)
@@ -61,7 +61,7 @@ class Generation:
 class TorchDecoder:
     """The reverse process with the decoder run by torch (CUDA, or a CPU without ONNX Runtime).
 
-    Same interface as :class:`core.onnx_decoder.OnnxDecoder`: ``sample`` returns x0 [K, F, 52].
+    Same interface as :class:`core.inference.onnx_decoder.OnnxDecoder`: ``sample`` returns x0 [K, F, 52].
     """
     name = "torch"
 
@@ -166,7 +166,8 @@ class Talker:
             model = self.model(steps)
             decoder = TorchDecoder(model)
             if self.backend != "torch" and self.device.type == "cpu":
-                from core.onnx_decoder import OnnxDecoder, OnnxUnavailable
+                from core.inference.onnx_decoder import OnnxDecoder
+                from core.inference.onnx_graph import OnnxUnavailable
                 try:
                     decoder = OnnxDecoder(model)
                 except OnnxUnavailable:
@@ -189,21 +190,21 @@ class Talker:
     def warm_up(self, steps: int) -> None:
         """Do now what the first request would otherwise wait for: check and load ``steps``' model,
         build its decoder, load the speech encoder and the voice-activity detector and run them once."""
-        from core.speech_check import check_speech
+        from core.audio.speech_check import check_speech
         self.decoder(steps)
         self.features(WARM_UP_TONE)
         check_speech(WARM_UP_TONE)
 
     def encoder(self):
         if self._encoder is None:
-            from core.encoders import get_encoder
+            from core.audio.encoders import get_encoder
             self._encoder = get_encoder(self.model(self.steps_available[-1]).config.encoder)
         return self._encoder
 
     # -- inference ---------------------------------------------------------------------------------
     def features(self, audio) -> tuple[np.ndarray, dict[str, float]]:
         """Speech-encoder features [frames, dim] of a path / (rate, array) / 16 kHz array."""
-        from core.audio import load_audio
+        from core.audio.decode import load_audio
         t0 = time.perf_counter()
         wave = load_audio(audio)
         t1 = time.perf_counter()
@@ -219,7 +220,7 @@ class Talker:
         Sample k uses seed ``seed + k`` (independent of ``num_samples``).  ``sampler`` overrides
         the model's own (``config.sampler``: teachers ancestral DDPM, distilled students
         deterministic DDIM from the initial noise). ``speech_check`` runs the voice-activity
-        detector (:mod:`core.speech_check`): the result says whether the input sounds like
+        detector (:mod:`core.audio.speech_check`): the result says whether the input sounds like
         speech, and in clips that do, the lips are closed in the pauses between phrases (a
         :class:`SpeechCheck` already made for this audio is used as it is).
         The evaluation measures the model alone (``speech_check=False``, the default).
@@ -232,8 +233,8 @@ class Talker:
         began = time.perf_counter()
         speech = speech_check if isinstance(speech_check, SpeechCheck) else None
         if speech_check is True:
-            from core.audio import load_audio
-            from core.speech_check import check_speech
+            from core.audio.decode import load_audio
+            from core.audio.speech_check import check_speech
             if not (isinstance(audio, np.ndarray) and audio.ndim == 1):
                 audio = load_audio(audio)                    # decoded once, for the check and the encoder
             timings["decode"] = time.perf_counter() - began
@@ -258,7 +259,7 @@ class Talker:
         x0 = decoder.sample(cond, gens, len(features), sampler or model.config.sampler, rows_share_clip=True)
         curves = from_model_space(x0).float().cpu().numpy()
         if speech is not None and speech.sounds_like_speech:
-            from core.speech_check import pause_weights
+            from core.audio.speech_check import pause_weights
             curves[:, :, list(LIP_INDICES)] *= pause_weights(speech, curves.shape[1])[None, :, None]
         timings["sampling"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - began

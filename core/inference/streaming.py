@@ -9,9 +9,9 @@ they are determined.
 How it works. The stream keeps one position per encoder hop (every ``hop`` seconds of audio,
 counted from the start, so that chunk sizes never matter): at each, the frames whose time
 lies at least ``lookahead`` seconds before it are due. Their speech features are the offline
-features of the audio heard so far (:mod:`core.stream_encoder`), and all diffusion steps run
+features of the audio heard so far (:mod:`core.audio.stream_features`), and all diffusion steps run
 over them at once, each step carrying its own GRU state from the previous frames (the
-stateful ONNX graph of :mod:`core.onnx_decoder`; the decoder is causal, so this equals one
+stateful ONNX graph of :mod:`core.inference.onnx_decoder`; the decoder is causal, so this equals one
 pass over the whole sequence). The initial noise (and, for ancestral samplers, every step's
 noise) of frame f comes from a generator keyed by (seed, f // 16), so a stream equals itself on
 replay; :func:`offline_curves` decodes whole features with the same noise, the reference that
@@ -20,7 +20,7 @@ the stream equals when its features equal the offline ones.
 The identity is the one asked for, or (``identity=None``) matched from the voice: first from
 the features of the first hop, then again after ``match_after`` seconds, and kept from then on.
 With ``close_pauses`` the lips close in pauses as ``Talker.generate(speech_check=True)`` does
-offline (:class:`core.speech_check.StreamPauses`); off, the frames are the model's alone.
+offline (:class:`core.audio.speech_check.StreamPauses`); off, the frames are the model's alone.
 """
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
-from core.audio import duration_frames
-from core.model import from_model_space
+from core.audio.decode import duration_frames
+from core.model.network import from_model_space
 from core.rates import FPS, SAMPLE_RATE
-from core.stream_encoder import stream_features
+from core.audio.stream_features import stream_features
 
 DEFAULT_LOOKAHEAD = 0.5      # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
 DEFAULT_HOP = 0.1            # seconds of audio between encoder runs
@@ -73,7 +73,7 @@ def frames_due(samples: int, lookahead: int) -> int:
 
 
 def _decoder(talker, steps: int):
-    from core.onnx_decoder import OnnxDecoder
+    from core.inference.onnx_decoder import OnnxDecoder
     decoder = talker.decoder(steps)
     if not isinstance(decoder, OnnxDecoder) or decoder.model.config.bidirectional:
         raise ValueError("streaming needs a causal model on the ONNX decoder (CPU, backend 'auto' or 'onnx')")
@@ -114,7 +114,7 @@ class Stream:
         self._finished = False
         self._pauses = None
         if close_pauses:
-            from core.speech_check import StreamPauses
+            from core.audio.speech_check import StreamPauses
             self._pauses = StreamPauses()
 
     # -- public ----------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ class Stream:
             ids = torch.tensor([model.identity_index(self.identity)])
             ident = model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0]
             self._biases = self.decoder.step_biases(ident)
-        from core.onnx_decoder import initial_state, reverse_update, run_chunk
+        from core.inference.onnx_decoder import initial_state, reverse_update, run_chunk
         audio = model.project_audio(torch.from_numpy(feats)[None])[0, :count].float().numpy()[:, None]   # [n, 1, A]
         first, stop = self._emitted, self._emitted + count
         noise = stream_noise(self.seed, first, stop, self.steps if self.method == "ddpm" else 1)[:, :, None]
@@ -235,7 +235,7 @@ def offline_curves(talker, features: np.ndarray, steps: int = 8, seed: int = 0, 
                    sampler: str | None = None) -> tuple[np.ndarray, str]:
     """Whole-clip decoding of ``features`` [F, dim] with the stream's noise: (curves [F, 52], identity).
     A :class:`Stream` fed the same audio returns these curves wherever its features equal ``features``."""
-    from core.onnx_decoder import StepPipeline
+    from core.inference.onnx_decoder import StepPipeline
     steps = talker.check_steps(steps)
     model, decoder = talker.model(steps), _decoder(talker, steps)
     method = sampler or model.config.sampler

@@ -40,8 +40,8 @@ import pyrender  # noqa: E402  (after the environment and numpy fixes above)
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from core.arkit import NUM_BLENDSHAPES  # noqa: E402
-from core.face_mesh import FaceMesh, load_face_mesh, vertex_normals  # noqa: E402
-from core.materials import vertex_materials  # noqa: E402
+from core.face.mesh import FaceMesh, load_face_mesh, vertex_normals  # noqa: E402
+from core.face.materials import vertex_materials  # noqa: E402
 from core.rates import FPS, SAMPLE_RATE  # noqa: E402
 
 BACKGROUND = (0.16, 0.17, 0.19)

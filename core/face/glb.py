@@ -1,6 +1,6 @@
 """The animated-GLB head: the face mesh with its 52 morph targets and one weights animation.
 
-Written by :func:`glb_writer` (through :func:`core.export.export_curves`), read back by
+Written by :func:`glb_writer` (through :func:`core.face.export.export_curves`), read back by
 :func:`read_glb_weights`. glTF 2.0: morph targets are per-primitive ``targets``; their names
 go in ``mesh.extras.targetNames`` (the convention Blender, three.js and Babylon read); an
 animation channel with path "weights" has an output of T * 52 floats for T key times. Morph
@@ -29,9 +29,10 @@ def read_glb_weights(path: str | Path) -> tuple[np.ndarray, float]:
     Keys on a uniform grid (as :func:`glb_writer` writes them) come back exactly; other key
     times are resampled to their median rate. No weight animation raises ``ValueError``.
     """
-    from core.face_mesh import _Gltf, load_reference_animation
+    from core.face.gltf import Gltf
+    from core.face.mesh import load_reference_animation
 
-    gltf = _Gltf.open(Path(path))
+    gltf = Gltf.open(Path(path))
     for animation in gltf.json.get("animations", []):
         for channel in animation.get("channels", []):
             target = channel.get("target", {})
@@ -58,7 +59,7 @@ def read_glb_weights(path: str | Path) -> tuple[np.ndarray, float]:
 
 
 def glb_writer(curves: np.ndarray, fps: float, face) -> Callable[[BinaryIO], None]:
-    from core.face_mesh import FaceMesh, load_face_mesh, vertex_normals
+    from core.face.mesh import FaceMesh, load_face_mesh, vertex_normals
 
     mesh = face if isinstance(face, FaceMesh) else load_face_mesh(face)
     buffer = _GlbBuffer()
@@ -73,7 +74,7 @@ def glb_writer(curves: np.ndarray, fps: float, face) -> Callable[[BinaryIO], Non
     }
     times = (np.arange(len(curves)) / fps).astype(np.float32)
     document = {
-        "asset": {"version": "2.0", "generator": "DiffusionTalker core.export"},
+        "asset": {"version": "2.0", "generator": "DiffusionTalker core.face.export"},
         "scene": 0,
         "scenes": [{"nodes": [0]}],
         "nodes": [{"name": "face", "mesh": 0}],

@@ -6,11 +6,11 @@ and encoder also condition the decoder and stay as trained, so the curves do not
 jointly with the denoiser at the paper's weight (0.007) on 2 CPU cores, the heads matched 94 % of
 the seen voices' test clips; a few minutes on the contrast loss alone, on whole clips and on 3 s
 crops (what the Live tab matches on), are cheap. Distilled students keep the teacher's adapter
-(:mod:`core.distill`), so this runs once, on the teacher, before distillation, and every step
+(:mod:`core.training.distill`), so this runs once, on the teacher, before distillation, and every step
 count then matches a voice the same way. The best epoch by accuracy on the corpus's val split
 (synthetic, never the real-speech parts) is kept.
 
-    python -m core.adapter --checkpoint checkpoints/teacher-256 --data corpus/default --minutes 3
+    python -m core.identities.adapter --checkpoint checkpoints/teacher-256 --data corpus/default --minutes 3
 """
 from __future__ import annotations
 
@@ -77,8 +77,8 @@ def fit_heads(model, train_set, val_set, minutes: float = 3.0, lr: float = 1e-3,
 
 
 def main(argv=None) -> None:
-    from core.model import DiffusionTalker
-    from core.train import prepare_data
+    from core.model.network import DiffusionTalker
+    from core.training.train import prepare_data
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (changed in place)")
     p.add_argument("--data", required=True, help="the corpus the model was trained on")

@@ -1,6 +1,6 @@
 """The checkpoint manifest: every shipped model with its steps, parent, data, metrics and sha256.
 
-``python -m core.manifest checkpoints [--fp16]`` (re)writes ``checkpoints/manifest.json`` from the
+``python -m core.model.manifest checkpoints [--fp16]`` (re)writes ``checkpoints/manifest.json`` from the
 checkpoint folders it finds (optionally storing weights as fp16 first), keeping metrics that the
 evaluation command recorded.  Loading verifies every file's sha256 against it.
 """
@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from core.files import CONFIG_NAME, WEIGHTS_NAME, sha256_of
+from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, sha256_of
 
 MANIFEST_NAME = "manifest.json"
 
@@ -23,7 +23,7 @@ class ChecksumError(ValueError):
 def read_manifest(root: str | Path) -> dict:
     path = Path(root) / MANIFEST_NAME
     if not path.is_file():
-        raise ValueError(f"{root} has no {MANIFEST_NAME}; build one with `python -m core.manifest {root}`")
+        raise ValueError(f"{root} has no {MANIFEST_NAME}; build one with `python -m core.model.manifest {root}`")
     try:
         manifest = json.loads(path.read_text())
         manifest["models"]
@@ -99,7 +99,7 @@ def checkpoint_dirs(root: Path) -> list[Path]:
 
 
 def build_manifest(root: str | Path, fp16: bool = False) -> dict:
-    from core.model import DiffusionTalker
+    from core.model.network import DiffusionTalker
     import torch
     root = Path(root)
     old = {}

@@ -4,7 +4,7 @@ The paper's library "can be continuously enriched and expanded by fine-tuning": 
 whole network frozen, only one new 32-d identity embedding is learned from a few recordings
 (wav + Live Link Face CSV) of the new person, with the diffusion losses (so its style drives
 the decoder) and the contrast loss (so the person's voice is matched to it).  The embedding is
-stored in the library beside each checkpoint (:mod:`core.library`), which
+stored in the library beside each checkpoint (:mod:`core.identities.store`), which
 ``DiffusionTalker.from_pretrained`` reads, so the app and the CLIs list it at once.
 
 :func:`enroll_pairs` is what ``python -m core enroll`` and the demo's *Enroll* tab both call:
@@ -24,12 +24,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from core import losses as L
+from core.model import losses as L
 from core.data.clip import TalkingClip
 from core.data.dataset import FeatureDataset
-from core.library import (LIBRARY_NAME, check_name, commit, identities_root, library_for, library_names,
+from core.identities.store import (LIBRARY_NAME, check_name, commit, identities_root, library_for, library_names,
                           read_library, repair, without)
-from core.model import CONFIG_NAME, DiffusionTalker, to_model_space
+from core.model.network import CONFIG_NAME, DiffusionTalker, to_model_space
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def enrolled(folder: Path, name: str, clips: list[TalkingClip], encoder, iterati
 
 def enroll(checkpoint_dir, name: str, clips: list[TalkingClip], encoder=None, iterations: int = 150) -> list[str]:
     """Enrol ``name`` into one checkpoint folder's library; returns the model's identities."""
-    from core.encoders import get_encoder
+    from core.audio.encoders import get_encoder
     folder, name = Path(checkpoint_dir), check_name(name)
     encoder = encoder or get_encoder(json.loads((folder / CONFIG_NAME).read_text())["encoder"])
     library = enrolled(folder, name, clips, encoder, iterations)
@@ -107,7 +107,7 @@ def shipped_folders(checkpoints_root) -> list[Path]:
     ``checkpoints_root`` is a folder with ``manifest.json`` (its 'shipped' models) or one
     checkpoint folder.
     """
-    from core.manifest import is_checkpoint_folder, model_entries, verify
+    from core.model.manifest import is_checkpoint_folder, model_entries, verify
     root = Path(checkpoints_root)
     if not is_checkpoint_folder(root):
         for entry in model_entries(root, "shipped"):
@@ -117,11 +117,11 @@ def shipped_folders(checkpoints_root) -> list[Path]:
 
 def repair_libraries(checkpoints_root) -> list[Path]:
     """Finish or undo an interrupted library change and make the shipped models' libraries
-    agree (:func:`core.library.repair`, which logs what it did); returns the shipped folders.
+    agree (:func:`core.identities.store.repair`, which logs what it did); returns the shipped folders.
 
     A library that an older version kept beside its checkpoint is moved to the data folder
     first (user data does not belong in ``checkpoints/``)."""
-    from core.manifest import entry_folder, model_entries
+    from core.model.manifest import entry_folder, model_entries
     root = Path(checkpoints_root)
     folders = [entry_folder(root, entry) for entry in model_entries(root, "shipped")]
     for folder in folders:
@@ -159,13 +159,13 @@ def enroll_pairs(checkpoints_root, name: str, pairs: Sequence[tuple], iterations
 
     Everything is checked (name, files, takes, checksums, that no library already holds the
     name) before any model learns, and the libraries are written together at the end
-    (:func:`core.library.commit`), so a bad request, an error or a crash changes nothing.
+    (:func:`core.identities.store.commit`), so a bad request, an error or a crash changes nothing.
     With ``warm_start`` the first model learns the embedding in ``iterations`` steps and every
     other model of the chain (distilled from it, so its identity space is nearly the same)
     starts from that embedding and adjusts it in ``iterations // WARM_START_SHARE``.
     ``progress(fraction done, line)`` hears of every tenth iteration, with the time left.
     """
-    from core.encoders import get_encoder
+    from core.audio.encoders import get_encoder
     name = check_name(name)
     if not 1 <= int(iterations) <= 10_000:
         raise ValueError(f"iterations must be between 1 and 10000, not {iterations}")

@@ -1,126 +1,26 @@
-"""The talker decoder (GRU layers + output head) as an ONNX graph run by ONNX Runtime.
+"""The talker decoder run by ONNX Runtime: the denoiser of one request, and its diffusion
+steps pipelined across cores.
 
 This is the CPU analogue of the paper's TensorRT path.  PyTorch's CPU GRU dispatches several
 small operators per frame, so a 300-frame pass at batch 1 is dominated by overhead rather
 than arithmetic.  ONNX Runtime's fused GRU kernel runs the whole recurrence in native code
-(`python -m experiments.bench` measures both; see docs/RESULTS.md).
-
-Only the decoder and head go into the graph.  Conditioning (audio projection, identity and
-step encoders) stays in torch and is computed once per request (once per step for the step
-feature), so enrolling an identity never invalidates a graph.  The graph is built in memory
-from the torch weights when a model is loaded (milliseconds); nothing extra is shipped.
-``python -m core.onnx_decoder checkpoints/distilled-8 decoder.onnx`` writes it to a file.
-
-Layout: time-major, as the ONNX GRU wants it.  Inputs ``audio`` [F, B, audio_proj_dim],
-``x_t`` [F, B, 52] and ``bias0`` [directions, 6H] (the first GRU layer's bias with the identity
-and step contributions folded in); output ``x0`` [F, B, 52].  PyTorch orders the GRU gates
-(r, z, n), ONNX (z, r, h); ``linear_before_reset=1`` is PyTorch's formulation.
+(`python -m experiments.bench` measures both; see docs/RESULTS.md).  The graph itself is built
+by :mod:`core.inference.onnx_graph`.
 """
 from __future__ import annotations
 
-import argparse
 import threading
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.arkit import NUM_BLENDSHAPES
-from core.diffusion import X0Predictor, randn, sample
-from core.model import DiffusionTalker
+from core.model.diffusion import X0Predictor, randn, sample
+from core.inference.onnx_graph import decoder_graph, directions_of, reorder_gates, require_onnx
+from core.model.network import DiffusionTalker
 
-OPSET = 17
 PIPELINE_CHUNK = 30                     # frames per chunk when steps run side by side (25-75 measured alike)
 MAX_PREDRAWN_NOISE_BYTES = 64 * 2 ** 20  # ancestral sampling pre-draws its noise to pipeline; above this, step by step
-
-
-class OnnxUnavailable(RuntimeError):
-    """onnx or onnxruntime is missing; the caller falls back to the torch decoder."""
-
-
-def _onnx():
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as err:
-        raise OnnxUnavailable(f"the ONNX decoder needs the packages 'onnx' and 'onnxruntime' ({err})") from err
-    return onnx, onnxruntime
-
-
-def _reorder_gates(weight: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """PyTorch (r, z, n) blocks along ``dim`` -> ONNX (z, r, h)."""
-    r, z, n = weight.detach().float().cpu().chunk(3, dim)
-    return torch.cat([z, r, n], dim)
-
-
-def _directions(model: DiffusionTalker) -> list[str]:
-    return ["", "_reverse"] if model.config.bidirectional else [""]
-
-
-def decoder_graph(model: DiffusionTalker, stateful: bool = False) -> bytes:
-    """Serialized ONNX model of ``model.decoder`` + ``model.head`` (float32).
-
-    The first layer sees only the per-frame inputs (audio features and x_t); the identity and
-    step parts of its input projection are constant over a sequence, so they arrive folded
-    into that layer's bias (input ``bias0``), which cuts its input product by 40 %.
-    ``stateful`` (unidirectional only) adds each layer's initial hidden state as input
-    ``h0_<layer>`` [1, B, H] and its final state as output ``h_<layer>``, so that a sequence
-    can run in consecutive chunks.
-    """
-    onnx, _ = _onnx()
-    from onnx import TensorProto, helper, numpy_helper
-
-    c, gru = model.config, model.decoder
-    if stateful and c.bidirectional:
-        raise ValueError("a bidirectional decoder cannot run in chunks")
-    directions = _directions(model)
-    audio_cols = slice(0, c.audio_proj_dim)
-    x_cols = slice(c.audio_proj_dim + c.identity_feat_dim + c.step_dim, None)
-    nodes = [helper.make_node("Concat", ["audio", "x_t"], ["layer0_in"], axis=2)]
-    inits = [numpy_helper.from_array(np.array([0, 0, -1] if c.bidirectional else [1], np.int64), "dir_axes")]
-    previous = "layer0_in"
-    for layer in range(c.layers):
-        def stacked(name, transform=lambda w: w):
-            return np.stack([_reorder_gates(transform(getattr(gru, f"{name}_l{layer}{d}"))).numpy()
-                             for d in directions])
-        if layer == 0:
-            w = stacked("weight_ih", lambda w: torch.cat([w[:, audio_cols], w[:, x_cols]], 1))
-            bias = "bias0"
-        else:
-            w = stacked("weight_ih")
-            bias = f"B{layer}"
-            inits.append(numpy_helper.from_array(np.concatenate([stacked("bias_ih"), stacked("bias_hh")], 1), bias))
-        inits += [numpy_helper.from_array(w, f"W{layer}"), numpy_helper.from_array(stacked("weight_hh"), f"R{layer}")]
-        y, out = f"y{layer}", f"layer{layer + 1}_in"
-        state_in, state_out = (["", f"h0_{layer}"], [f"h_{layer}"]) if stateful else ([], [])
-        nodes.append(helper.make_node("GRU", [previous, f"W{layer}", f"R{layer}", bias] + state_in, [y] + state_out,
-                                      hidden_size=c.hidden, linear_before_reset=1,
-                                      direction="bidirectional" if c.bidirectional else "forward"))
-        if c.bidirectional:  # Y [F, 2, B, H] -> [F, B, 2H], forward features first as in PyTorch
-            nodes += [helper.make_node("Transpose", [y], [y + "_t"], perm=[0, 2, 1, 3]),
-                      helper.make_node("Reshape", [y + "_t", "dir_axes"], [out])]
-        else:
-            nodes.append(helper.make_node("Squeeze", [y, "dir_axes"], [out]))
-        previous = out
-    inits += [numpy_helper.from_array(model.head.weight.detach().float().cpu().T.contiguous().numpy(), "head_w"),
-              numpy_helper.from_array(model.head.bias.detach().float().cpu().numpy(), "head_b")]
-    nodes += [helper.make_node("MatMul", [previous, "head_w"], ["head_y"]),
-              helper.make_node("Add", ["head_y", "head_b"], ["x0"])]
-    floats = TensorProto.FLOAT
-    graph = helper.make_graph(
-        nodes, "diffusiontalker_decoder",
-        [helper.make_tensor_value_info("audio", floats, ["frames", "batch", c.audio_proj_dim]),
-         helper.make_tensor_value_info("x_t", floats, ["frames", "batch", NUM_BLENDSHAPES]),
-         helper.make_tensor_value_info("bias0", floats, [len(directions), 6 * c.hidden])]
-        + [helper.make_tensor_value_info(f"h0_{i}", floats, [1, "batch", c.hidden]) for i in range(c.layers) if stateful],
-        [helper.make_tensor_value_info("x0", floats, ["frames", "batch", NUM_BLENDSHAPES])]
-        + [helper.make_tensor_value_info(f"h_{i}", floats, [1, "batch", c.hidden]) for i in range(c.layers) if stateful],
-        inits)
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="diffusiontalker")
-    proto.ir_version = min(proto.ir_version, 10)  # readable by older runtimes too
-    onnx.checker.check_model(proto)
-    return proto.SerializeToString()
 
 
 class OnnxDecoder:
@@ -133,21 +33,21 @@ class OnnxDecoder:
     name = "onnx"
 
     def __init__(self, model: DiffusionTalker, threads: int | None = None):
-        _, ort = _onnx()
+        _, ort = require_onnx()
         self.model = model
         c, gru = model.config, model.decoder
         self.session = self._session(decoder_graph(model), threads or torch.get_num_threads())
         self._stateful = None    # single-threaded chunk graph for StepPipeline, built on first use
         first = c.audio_proj_dim
         constant = slice(first, first + c.identity_feat_dim + c.step_dim)   # identity + step input columns
-        dirs = _directions(model)
+        dirs = directions_of(model)
         self.w_constant = torch.stack([getattr(gru, f"weight_ih_l0{d}").detach().float()[:, constant] for d in dirs])
         self.b_ih = torch.stack([getattr(gru, f"bias_ih_l0{d}").detach().float() for d in dirs])
-        self.b_hh = torch.stack([_reorder_gates(getattr(gru, f"bias_hh_l0{d}")) for d in dirs])
+        self.b_hh = torch.stack([reorder_gates(getattr(gru, f"bias_hh_l0{d}")) for d in dirs])
 
     @staticmethod
     def _session(graph: bytes, threads: int):
-        _, ort = _onnx()
+        _, ort = require_onnx()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -159,7 +59,7 @@ class OnnxDecoder:
 
     def _bias0(self, constant_gates: torch.Tensor) -> np.ndarray:
         """ONNX GRU bias [dirs, 6H] with identity + step gates [dirs, 3H] folded into the input bias."""
-        return torch.cat([_reorder_gates(self.b_ih + constant_gates, 1), self.b_hh], 1).numpy()
+        return torch.cat([reorder_gates(self.b_ih + constant_gates, 1), self.b_hh], 1).numpy()
 
     def bind(self, cond: tuple[torch.Tensor, torch.Tensor]) -> X0Predictor:
         audio, ident = cond
@@ -188,7 +88,7 @@ class OnnxDecoder:
     # -- all steps at once ---------------------------------------------------------------------------
     def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
                method: str, *, rows_share_clip: bool) -> torch.Tensor:
-        """The whole reverse process (as ``core.diffusion.sample``, same noise): x0 [K, F, 52].
+        """The whole reverse process (as ``core.model.diffusion.sample``, same noise): x0 [K, F, 52].
 
         With a causal decoder, two or more steps, threads to spare and, as the caller says with
         ``rows_share_clip``, one clip and one identity for every row of the batch (K seeds of one
@@ -212,7 +112,7 @@ class OnnxDecoder:
             self.coefficients(method), noise)
         return torch.from_numpy(out).transpose(0, 1)
 
-    # -- pieces for running the steps chunk by chunk (StepPipeline, core.streaming) --------------------
+    # -- pieces for running the steps chunk by chunk (StepPipeline, core.inference.streaming) --------------------
     def stateful_session(self):
         """The single-threaded chunk graph (``decoder_graph(stateful=True)``), built on first use."""
         if self._stateful is None:
@@ -310,17 +210,3 @@ class StepPipeline:
         if failures:
             raise failures[0]
         return out
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Write a checkpoint's decoder (GRU + head) as an ONNX file.")
-    p.add_argument("checkpoint", help="a checkpoint folder (config.json + model.safetensors)")
-    p.add_argument("out", help="output .onnx path")
-    a = p.parse_args(argv)
-    data = decoder_graph(DiffusionTalker.from_pretrained(a.checkpoint))
-    Path(a.out).write_bytes(data)
-    print(f"wrote {a.out} ({len(data) / 1e6:.1f} MB): inputs audio [F,B,A], x_t [F,B,52], bias0 [dirs,6H]")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,1 @@
+"""Training: the teacher's training loop (train) and progressive distillation (distill)."""
