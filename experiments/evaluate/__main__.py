@@ -48,12 +48,16 @@ def main(argv=None) -> None:
     u.add_argument("--json", default="", help="also write the figures here")
     u.add_argument("--no-write", dest="write", action="store_false", help="print only (validation runs)")
     u.set_defaults(max_clips=24)
+    f = command("follow", "does x0-hat follow x_t in the upper face, per noise level and group (val clips)",
+                data=True)
+    f.add_argument("model", help="checkpoint folder")
+    f.set_defaults(max_clips=8)
     a = p.parse_args(argv)
     a.command_line = "python -m experiments.evaluate " + " ".join(argv)
     a.checkpoints, a.results = Path(a.checkpoints), Path(a.results)
     {"tables": tables.run, "report": tables.rewrite, "fp16": checks.fp16,
      "encoder": checks.encoder, "enrolment": checks.enrolment, "splits": checks.splits,
-     "upper-face": upper_face.run}[a.command](a)
+     "upper-face": upper_face.run, "follow": upper_face.run_follow}[a.command](a)
 
 
 if __name__ == "__main__":

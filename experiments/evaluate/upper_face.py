@@ -211,3 +211,53 @@ def run(a) -> None:
                        + markdown(results), a.results)
         print(f"wrote {a.results}")
 
+
+
+FOLLOW_LEVELS = (1 / 256, 4 / 256, 16 / 256, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
+
+
+def follow(folder, data, clips: list[TalkingClip], levels=FOLLOW_LEVELS, seed: int = 0) -> dict:
+    """Does x0-hat depend on x_t? Two truth draws of a clip differ only in the upper face; both
+    are noised with the same noise to each level (share s of the model's steps), and the change of
+    x0-hat is projected on the change of x0, per channel group: 1 = follows x_t fully, 0 = ignores
+    it. A model of the data's conditional distribution follows at low noise (x_t shows which blink
+    is happening) and lets go at high noise; one that learned the conditional mean never follows."""
+    import torch
+    from core.model.network import DiffusionTalker, to_model_space
+    model = DiffusionTalker.from_pretrained(folder)
+    talker = Talker.from_pretrained(folder)
+    style_of = styles(data)
+    sums = {level: {g: [0.0, 0.0] for g in UPPER_GROUPS_OF} for level in levels}
+    gen = torch.Generator().manual_seed(seed)
+    for clip in clips:
+        audio = clip.load_audio()
+        features = torch.as_tensor(talker.features(audio)[0], dtype=torch.float32)[None]
+        frames = min(features.shape[1], clip.frames)
+        pair = truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio, style_of[clip.identity], 2)
+        x0 = to_model_space(torch.as_tensor(pair))
+        cond = model.condition(features[:, :frames].expand(2, -1, -1),
+                               torch.full((2,), model.identity_index(clip.identity)))
+        noise = torch.randn((1, *x0.shape[1:]), generator=gen).expand(2, -1, -1)
+        for level in levels:
+            t = torch.full((2,), max(1, round(level * model.schedule.steps)))
+            with torch.no_grad():
+                hat = model.denoise(model.schedule.q_sample(x0, t, noise), t, cond)
+            moved, wanted = hat[0] - hat[1], x0[0] - x0[1]
+            for g, channels in UPPER_GROUPS_OF.items():
+                ch = list(channels)
+                sums[level][g][0] += float((moved[:, ch] * wanted[:, ch]).sum())
+                sums[level][g][1] += float((wanted[:, ch] ** 2).sum())
+    return {level: {g: num / max(den, 1e-12) for g, (num, den) in groups.items()} for level, groups in sums.items()}
+
+
+UPPER_GROUPS_OF = {g: U.CHANNEL_GROUPS[g] for g in U.UPPER_GROUPS}
+
+
+def run_follow(a) -> None:
+    """``follow``: print the follow ratios of one checkpoint on the corpus's val clips (JSON)."""
+    from core.data.dataset import load_clips
+    clips = pick(load_clips(a.data, ("val",)), a.max_clips, seed=1)
+    out = follow(a.model, a.data, clips)
+    for level, groups in out.items():
+        print(json.dumps({"model": str(a.model), "noise_share": round(level, 4),
+                          **{g: round(v, 3) for g, v in groups.items()}}))
