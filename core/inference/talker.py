@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
+from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.cpu import limit_numpy_blas
-from core.model.diffusion import make_generator, sample
+from core.model.diffusion import sample
 from core.inputs import MAX_SEED, shown, whole_number
 from core.model.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
 from core.model.network import DiffusionTalker, from_model_space
@@ -68,11 +68,11 @@ class TorchDecoder:
     def __init__(self, model: DiffusionTalker):
         self.model = model
 
-    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
+    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], seeds: list[int], frames: int,
                method: str, *, rows_share_clip: bool) -> torch.Tensor:
         model = self.model
-        return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (len(generators), frames, NUM_BLENDSHAPES),
-                      method=method, generator=generators, device=cond[0].device)
+        return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), seeds, frames,
+                      method=method, device=cond[0].device)
 
 
 class Talker:
@@ -254,9 +254,8 @@ class Talker:
         batch_audio = audio_t.unsqueeze(0).expand(num_samples, -1, -1)
         cond = model.condition(batch_audio, ids)
         seeds = [seed + k for k in range(num_samples)]
-        gens = [make_generator(s, "cpu") for s in seeds]
         decoder = self.decoder(steps)
-        x0 = decoder.sample(cond, gens, len(features), sampler or model.config.sampler, rows_share_clip=True)
+        x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
         curves = from_model_space(x0).float().cpu().numpy()
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights
