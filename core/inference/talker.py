@@ -21,6 +21,7 @@ from core.cpu import limit_numpy_blas
 from core.model.diffusion import sample
 from core.inputs import MAX_SEED, shown, whole_number
 from core.model.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
+from core.identities.store import attach_library
 from core.model.network import DiffusionTalker, from_model_space
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.speech_check import SpeechCheck
@@ -86,6 +87,7 @@ class Talker:
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.verify_checksums = verify_checksums
         self._models: dict[int, DiffusionTalker] = {}
+        self._library_problems: dict[int, str] = {}     # steps -> why its enrolled identities are not used
         self.backend = backend
         self._decoders: dict[int, object] = {}   # steps -> TorchDecoder | OnnxDecoder, built on first use
         self.unavailable: dict[str, str] = {}    # model name -> why it is not offered (see check_all)
@@ -128,7 +130,12 @@ class Talker:
             entry = self.entries[steps]
             if self.verify_checksums:
                 verify(self.root, entry)
-            self._models[steps] = DiffusionTalker.from_pretrained(entry_folder(self.root, entry), self.device)
+            folder = entry_folder(self.root, entry)
+            model = DiffusionTalker.from_pretrained(folder, self.device)
+            problem = attach_library(model, folder)      # the users' enrolled identities, served with it
+            if problem:
+                self._library_problems[steps] = problem
+            self._models[steps] = model
         return self._models[steps]
 
     def check_all(self) -> dict[str, str]:
@@ -149,11 +156,12 @@ class Talker:
     def problems(self) -> list[str]:
         """What a user of these models should know: models not offered, libraries not used."""
         lines = [f"{name} is not offered: {why}" for name, why in self.unavailable.items()]
-        return lines + [m.library_problem for m in self._models.values() if m.library_problem]
+        return lines + [self._library_problems[s] for s in self._models if s in self._library_problems]
 
     def reload(self) -> None:
         """Forget loaded models so the next use re-reads them (e.g. after an enrolment)."""
         self._models.clear()
+        self._library_problems.clear()
         self._decoders.clear()
 
     def decoder(self, steps: int):
