@@ -30,11 +30,13 @@ from typing import Sequence
 
 import torch
 
+from core.inputs import AUTO_IDENTITY
+
 DATA_ENV = "DIFFUSIONTALKER_DATA"
 LIBRARY_NAME = "library.safetensors"
 PENDING_SUFFIX = ".pending"
 JOURNAL_NAME = "library-commit.json"     # in identities_root(), only while a commit is under way
-RESERVED_NAMES = ("auto",)               # means "matched from the voice" in the app and `generate --identity`
+RESERVED_NAMES = (AUTO_IDENTITY,)        # means "matched from the voice" in the app and `generate --identity`
 MAX_NAME_LENGTH = 64
 
 log = logging.getLogger(__name__)

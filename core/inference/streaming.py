@@ -35,6 +35,7 @@ from core.audio.decode import duration_frames
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
 from core.model.diffusion import frame_noise, reverse
 from core.model.network import from_model_space
+from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import stream_features
 
@@ -89,7 +90,7 @@ class Stream:
         self.lookahead = int(round(lookahead * SAMPLE_RATE))
         self.hop = int(round(hop * SAMPLE_RATE))
         self.match_frames = int(round(match_after * FPS))
-        self.fixed_identity = identity not in (None, "", "auto")
+        self.fixed_identity = not matched_from_voice(identity)
         self.identity = identity if self.fixed_identity else None
         if self.fixed_identity:
             self.model.identity_index(identity)           # a clear error for an unknown name

@@ -19,7 +19,7 @@ import torch
 from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.cpu import limit_numpy_blas
 from core.model.diffusion import sample
-from core.inputs import MAX_SEED, shown, whole_number
+from core.inputs import MAX_SEED, matched_from_voice, shown, whole_number
 from core.model.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
 from core.identities.store import attach_library
 from core.model.network import DiffusionTalker, from_model_space
@@ -29,7 +29,7 @@ from core.audio.speech_check import SpeechCheck
 # Decoder backends: "onnx" (ONNX Runtime, CPU; core.inference.onnx_decoder) or "torch". "auto" picks ONNX
 # Runtime on the CPU when it is installed (measured 3-4x faster there, see experiments.bench), torch on CUDA.
 BACKENDS = ("auto", "onnx", "torch")
-MAX_SAMPLES = 16          # seeds in one call (one batch)
+MAX_BATCH = 16            # seeds in one generate call (one batch); the app asks for fewer (demo.forms)
 
 
 WARM_UP_TONE = (0.1 * np.sin(np.linspace(0, 2000, SAMPLE_RATE))).astype(np.float32)  # 1 s, not silent
@@ -233,7 +233,7 @@ class Talker:
         :class:`SpeechCheck` already made for this audio is used as it is).
         The evaluation measures the model alone (``speech_check=False``, the default).
         """
-        num_samples = whole_number(num_samples, "num_samples", 1, MAX_SAMPLES)
+        num_samples = whole_number(num_samples, "num_samples", 1, MAX_BATCH)
         seed = whole_number(seed, "the seed", 0, MAX_SEED)
         steps = self.check_steps(steps)
         model = self.model(steps)
@@ -255,7 +255,7 @@ class Talker:
         audio_t = torch.from_numpy(np.asarray(features, np.float32)).to(self.device)
         scores = model.match(audio_t)
         matched = scores[0][0]
-        used = matched if identity in (None, "", "auto") else identity
+        used = matched if matched_from_voice(identity) else identity
         ids = torch.full((num_samples,), model.identity_index(used), dtype=torch.long, device=self.device)
         timings["match"] = time.perf_counter() - t0
         t0 = time.perf_counter()
