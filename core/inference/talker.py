@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
+from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.cpu import limit_numpy_blas
-from core.model.diffusion import make_generator, sample
-from core.inputs import MAX_SEED, shown, whole_number
+from core.model.diffusion import sample
+from core.inputs import MAX_SEED, matched_from_voice, shown, whole_number
 from core.model.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
+from core.identities.store import attach_library
 from core.model.network import DiffusionTalker, from_model_space
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.speech_check import SpeechCheck
@@ -28,7 +29,7 @@ from core.audio.speech_check import SpeechCheck
 # Decoder backends: "onnx" (ONNX Runtime, CPU; core.inference.onnx_decoder) or "torch". "auto" picks ONNX
 # Runtime on the CPU when it is installed (measured 3-4x faster there, see experiments.bench), torch on CUDA.
 BACKENDS = ("auto", "onnx", "torch")
-MAX_SAMPLES = 16          # seeds in one call (one batch)
+MAX_BATCH = 16            # seeds in one generate call (one batch); the app asks for fewer (demo.forms)
 
 
 WARM_UP_TONE = (0.1 * np.sin(np.linspace(0, 2000, SAMPLE_RATE))).astype(np.float32)  # 1 s, not silent
@@ -68,11 +69,11 @@ class TorchDecoder:
     def __init__(self, model: DiffusionTalker):
         self.model = model
 
-    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
+    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], seeds: list[int], frames: int,
                method: str, *, rows_share_clip: bool) -> torch.Tensor:
         model = self.model
-        return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (len(generators), frames, NUM_BLENDSHAPES),
-                      method=method, generator=generators, device=cond[0].device)
+        return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), seeds, frames,
+                      method=method, device=cond[0].device)
 
 
 class Talker:
@@ -86,6 +87,7 @@ class Talker:
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.verify_checksums = verify_checksums
         self._models: dict[int, DiffusionTalker] = {}
+        self._library_problems: dict[int, str] = {}     # steps -> why its enrolled identities are not used
         self.backend = backend
         self._decoders: dict[int, object] = {}   # steps -> TorchDecoder | OnnxDecoder, built on first use
         self.unavailable: dict[str, str] = {}    # model name -> why it is not offered (see check_all)
@@ -128,7 +130,12 @@ class Talker:
             entry = self.entries[steps]
             if self.verify_checksums:
                 verify(self.root, entry)
-            self._models[steps] = DiffusionTalker.from_pretrained(entry_folder(self.root, entry), self.device)
+            folder = entry_folder(self.root, entry)
+            model = DiffusionTalker.from_pretrained(folder, self.device)
+            problem = attach_library(model, folder)      # the users' enrolled identities, served with it
+            if problem:
+                self._library_problems[steps] = problem
+            self._models[steps] = model
         return self._models[steps]
 
     def check_all(self) -> dict[str, str]:
@@ -149,11 +156,12 @@ class Talker:
     def problems(self) -> list[str]:
         """What a user of these models should know: models not offered, libraries not used."""
         lines = [f"{name} is not offered: {why}" for name, why in self.unavailable.items()]
-        return lines + [m.library_problem for m in self._models.values() if m.library_problem]
+        return lines + [self._library_problems[s] for s in self._models if s in self._library_problems]
 
     def reload(self) -> None:
         """Forget loaded models so the next use re-reads them (e.g. after an enrolment)."""
         self._models.clear()
+        self._library_problems.clear()
         self._decoders.clear()
 
     def decoder(self, steps: int):
@@ -225,7 +233,7 @@ class Talker:
         :class:`SpeechCheck` already made for this audio is used as it is).
         The evaluation measures the model alone (``speech_check=False``, the default).
         """
-        num_samples = whole_number(num_samples, "num_samples", 1, MAX_SAMPLES)
+        num_samples = whole_number(num_samples, "num_samples", 1, MAX_BATCH)
         seed = whole_number(seed, "the seed", 0, MAX_SEED)
         steps = self.check_steps(steps)
         model = self.model(steps)
@@ -247,16 +255,15 @@ class Talker:
         audio_t = torch.from_numpy(np.asarray(features, np.float32)).to(self.device)
         scores = model.match(audio_t)
         matched = scores[0][0]
-        used = matched if identity in (None, "", "auto") else identity
+        used = matched if matched_from_voice(identity) else identity
         ids = torch.full((num_samples,), model.identity_index(used), dtype=torch.long, device=self.device)
         timings["match"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         batch_audio = audio_t.unsqueeze(0).expand(num_samples, -1, -1)
         cond = model.condition(batch_audio, ids)
         seeds = [seed + k for k in range(num_samples)]
-        gens = [make_generator(s, "cpu") for s in seeds]
         decoder = self.decoder(steps)
-        x0 = decoder.sample(cond, gens, len(features), sampler or model.config.sampler, rows_share_clip=True)
+        x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
         curves = from_model_space(x0).float().cpu().numpy()
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights
