@@ -12,11 +12,11 @@ from tests.helpers import ToyEncoder, toy_clip
 
 
 
-@pytest.mark.parametrize("layers, bidirectional", [(2, False), (1, True), (3, False)])
-def test_onnx_decoder_matches_torch(layers, bidirectional):
+@pytest.mark.parametrize("layers, bidirectional, prediction", [(2, False, "x0"), (1, True, "v"), (3, False, "v")])
+def test_onnx_decoder_matches_torch(layers, bidirectional, prediction):
     torch.manual_seed(layers)
     model = DiffusionTalker(TalkerConfig(identity_names=["a", "b", "c"], audio_dim=12, hidden=24, layers=layers,
-                                         bidirectional=bidirectional, steps=8)).eval()
+                                         bidirectional=bidirectional, steps=8, prediction=prediction)).eval()
     audio, ids = torch.randn(4, 37, 12), torch.tensor([2, 0, 1, 2])   # rows 0 and 3 share identity and step
     x_t, t = torch.randn(4, 37, 52), torch.tensor([8, 4, 1, 8])
     with torch.inference_mode():
@@ -61,13 +61,14 @@ def three_threads():
     torch.set_num_threads(saved)
 
 
-@pytest.mark.parametrize("method", ["ddim", "ddpm"])
-def test_pipelined_steps_equal_step_by_step_sampling(method, three_threads, monkeypatch):
+@pytest.mark.parametrize("method, prediction", [("ddim", "x0"), ("ddpm", "x0"), ("ddim", "v"), ("ddpm", "v")])
+def test_pipelined_steps_equal_step_by_step_sampling(method, prediction, three_threads, monkeypatch):
     from core.inference import onnx_decoder
     from core.model.diffusion import sample
     monkeypatch.setattr(onnx_decoder, "PIPELINE_CHUNK", 7)          # 37 frames: 6 chunks, ragged last one
     torch.manual_seed(3)
-    model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=5)).eval()
+    model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=5,
+                                         prediction=prediction)).eval()
     with torch.inference_mode():
         cond = model.condition(torch.randn(1, 37, 12).expand(2, -1, -1), torch.tensor([1, 1]))
         expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), [4, 5], 37, method=method)

@@ -77,7 +77,8 @@ class OnnxDecoder:
                     rows = (which == g).nonzero()[:, 0].numpy()
                     (out[:, rows],) = self.session.run(None, {"audio": audio_tm[:, rows], "x_t": x_tm[:, rows],
                                                               "bias0": self._bias0(self.w_constant @ values)})
-            return torch.from_numpy(out).transpose(0, 1).to(x_t.device, x_t.dtype)
+            out = torch.from_numpy(out).transpose(0, 1).to(x_t.device, x_t.dtype)
+            return self.model.schedule.x0_from_output(out, x_t, t, self.model.config.prediction)
         return x0
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
@@ -106,7 +107,8 @@ class OnnxDecoder:
 
         out = StepPipeline(self.stateful_session(), model.config.layers, model.config.hidden, workers).run(
             audio[0].float().cpu().numpy()[:, None], frames, self.step_biases(ident[0]),
-            model.schedule.reverse_coefficients(method), noise, ancestral=method == "ddpm")
+            model.schedule.reverse_coefficients(method), noise, ancestral=method == "ddpm",
+            output=self.output_coefficients())
         return torch.from_numpy(out).transpose(0, 1)
 
     # -- pieces for running the steps chunk by chunk (StepPipeline, core.inference.streaming) --------------------
@@ -115,6 +117,14 @@ class OnnxDecoder:
         if self._stateful is None:
             self._stateful = self._session(decoder_graph(self.model, stateful=True), threads=1)
         return self._stateful
+
+    def output_coefficients(self) -> tuple[list[float], list[float]] | None:
+        """(c_skip, c_out) by step index, float32 values as plain numbers, that turn the graph's
+        output into x0 (:meth:`NoiseSchedule.x0_from_output`); None when the output is x0."""
+        if self.model.config.prediction == "x0":
+            return None
+        return tuple([float(v) for v in c.float()]
+                     for c in self.model.schedule.output_coefficients(self.model.config.prediction))
 
     def step_biases(self, identity_feature: torch.Tensor) -> list[np.ndarray]:
         """The first layer's bias for each step T .. 1 with one identity's feature [I] folded in."""
@@ -129,9 +139,11 @@ class CarriedSteps:
     starts each step from that step's GRU state after the chunk before. The decoder is causal, so
     chunk by chunk equals one pass over the whole sequence."""
 
-    def __init__(self, session, layers: int, batch: int, hidden: int, biases: list[np.ndarray] | None = None):
+    def __init__(self, session, layers: int, batch: int, hidden: int, biases: list[np.ndarray] | None = None,
+                 output: tuple[list[float], list[float]] | None = None):
         self.session = session
         self.biases = biases or []          # the first layer's bias per step T .. 1 (one identity's)
+        self.output = output                # (c_skip, c_out) by step (OnnxDecoder.output_coefficients)
         self.initial = {f"h0_{i}": np.zeros((1, batch, hidden), np.float32) for i in range(layers)}
         self.states: dict[int, dict] = {}   # step index k (step t = T - k) -> its state after the last chunk
 
@@ -144,7 +156,10 @@ class CarriedSteps:
             out, *states = self.session.run(None, {"audio": audio, "x_t": x_t, "bias0": self.biases[k],
                                                    **self.states.get(k, self.initial)})
             self.states[k] = {f"h0_{i}": h for i, h in enumerate(states)}
-            return out
+            if self.output is None:
+                return out
+            c_skip, c_out = self.output
+            return c_skip[t] * x_t + c_out[t] * out
         return x0
 
 
@@ -166,15 +181,16 @@ class StepPipeline:
         self.chunk = chunk or PIPELINE_CHUNK
 
     def run(self, audio: np.ndarray, frames: int, biases: list[np.ndarray], coefficients, noise,
-            ancestral: bool) -> np.ndarray:
+            ancestral: bool, output: tuple[list[float], list[float]] | None = None) -> np.ndarray:
         """audio [F, 1, A] (shared by the batch), one first-layer bias per step, the reverse
         coefficients, ``noise(draw, first, stop)`` -> [stop - first, K, 52] (draw 0 is x_T; draws
-        1 .. T-1 are used when ``ancestral``). Returns x0 [F, K, 52]."""
+        1 .. T-1 are used when ``ancestral``), the graph output's coefficients (``output``, see
+        :class:`CarriedSteps`). Returns x0 [F, K, 52]."""
         steps = len(biases)
         bounds = [(a, min(a + self.chunk, frames)) for a in range(0, frames, self.chunk)]
         x_first = noise(0, *bounds[0])
         audio = np.ascontiguousarray(np.broadcast_to(audio, (frames, x_first.shape[1], audio.shape[2])))
-        carried = CarriedSteps(self.session, self.layers, x_first.shape[1], self.hidden, biases)
+        carried = CarriedSteps(self.session, self.layers, x_first.shape[1], self.hidden, biases, output)
         done = [[threading.Event() for _ in range(steps)] for _ in bounds]
         out = np.empty((frames, *x_first.shape[1:]), np.float32)
         failures: list[BaseException] = []

@@ -96,7 +96,8 @@ class Stream:
             self.model.identity_index(identity)           # a clear error for an unknown name
         self._coefficients = self.model.schedule.reverse_coefficients(self.method)
         self._steps = CarriedSteps(self.decoder.stateful_session(), self.model.config.layers, 1,
-                                   self.model.config.hidden)    # every step's GRU state, carried chunk to chunk
+                                   self.model.config.hidden,    # every step's GRU state, carried chunk to chunk
+                                   output=self.decoder.output_coefficients())
         self._heard = 0                                   # samples fed
         self._next_hop = self.hop                         # the next encoder position (samples)
         self._emitted = 0                                 # frames out so far
