@@ -40,7 +40,7 @@ def candidates(run: Path) -> list[Path]:
 
 
 AUC_TOLERANCE = 0.01      # lip AUC a snapshot may give up for a truer upper face
-UPPER_CLIPS, UPPER_SEEDS = 12, 6
+UPPER_CLIPS, UPPER_SEEDS = 8, 4
 
 
 def upper_face_mismatch(figures: dict) -> float:
