@@ -89,7 +89,11 @@ def write_report(results: dict, path: Path, root: Path | None = None) -> None:
                table(["setting", "MBE", "LBE"], rows)]
     div = results.get("diversity")
     if div:
-        md += ["\n## Seed diversity\n", table(["model", "upper face", "lower face", "upper/lower", "seeds", "clips"],
+        md += ["\n## Seed diversity\n\nMean pairwise distance between seeds' curves (L2 over the channels of each "
+               "half, per frame), absolute; what the data's own spread is, and blinks, are in \"Upper face against "
+               "the generator's truth\" below. The upper/lower ratio alone hid a collapsed upper face: a ratio of "
+               "two tiny numbers.\n",
+               table(["model", "upper face", "lower face", "upper/lower", "seeds", "clips"],
                                               [[k, v["upper"], v["lower"], v["ratio"], v["samples"], v["clips"]]
                                                for k, v in div.items()])]
     if root is not None:
