@@ -12,13 +12,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-corpus/default}
-TEACHER_EPOCHS=${TEACHER_EPOCHS:-12} # the teacher's whole cosine schedule: longer learns the TTS voices' particulars
-TEACHER_MIN=${TEACHER_MIN:-30}      # teacher cap (2 threads; 12 epochs: ~5 min idle, 24 min in the shipped run on a busy machine)
+TEACHER_EPOCHS=${TEACHER_EPOCHS:-24} # the teacher's whole cosine schedule (scripts/seed_ablation.sh: 27 min, 1 thread)
+TEACHER_MIN=${TEACHER_MIN:-60}      # teacher cap
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
-TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-}   # empty: the end of the schedule is kept, as validated
+TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-6} # snapshots kept along the way; the one best on validation
+                                                # data (lips on real speech, upper face on val clips) ships
 ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/identities/adapter.py), 2 threads
 RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices"), every model
-MODEL=${MODEL:---audio-lookahead 3} # each frame also sees the features 3 frames later; models trained
+MODEL=${MODEL:---audio-lookahead 3 --prediction v} # each frame also sees the features 3 frames later; v
+                                    # prediction (docs/DECISIONS.md "The seed must matter"); models trained
                                     # from scratch (students copy their teacher's architecture)
 EPOCHS=200                          # upper bound; the minute budgets stop training first
 mkdir -p runs
@@ -27,7 +29,7 @@ mkdir -p runs
 $PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs "$TEACHER_EPOCHS" \
     --max-minutes "$TEACHER_MIN" ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} $RECIPE $MODEL
 if [[ -n $TEACHER_SNAPSHOT_MIN ]]; then
-  $PY -m experiments.realspeech.select checkpoints/teacher-256   # real validation speech only
+  $PY -m experiments.realspeech.select checkpoints/teacher-256 --data "$CORPUS"   # validation data only
 fi
 $PY -m core.identities.adapter --checkpoint checkpoints/teacher-256 --data "$CORPUS" --minutes "$ADAPTER_MIN"
 
@@ -58,6 +60,7 @@ $PY -m core.model.manifest checkpoints
 $PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m core.model.manifest checkpoints --fp16
 $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
+$PY -m experiments.evaluate upper-face --checkpoints checkpoints --data "$CORPUS" --real
 $PY -m experiments.evaluate enrolment distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate encoder distilled-8 --checkpoints checkpoints --data "$CORPUS"
 # PREVIOUS (earlier releases' checkpoints folders, space-separated) and OLD_CORPUS (the corpus they
