@@ -350,6 +350,8 @@ def main(argv=None):
                    help="what the network outputs (core/diffusion.py); x0 is the first models' choice")
     p.add_argument("--without", default="", help="comma-separated corpus augmentations / TTS engines to leave "
                                                  "out of training (ablation), e.g. mp3,opus,piper")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (same architecture; "
+                                                "a second stage with other loss weights)")
     a = p.parse_args(argv)
     cfg = train_config_from_args(a)
     torch.manual_seed(a.seed)
@@ -364,6 +366,12 @@ def main(argv=None):
                          "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without),
                          "snr_max": cfg.snr_max},
                "identity_labels": corpus_identity_labels(a.data, names)}))
+    if a.init:
+        start = DiffusionTalker.from_pretrained(a.init)
+        if start.identity_names != names or start.config.steps != a.steps:
+            raise SystemExit(f"--init {a.init}: another library or step count than this run")
+        model.load_state_dict(start.state_dict())
+        model.config.extra["train"]["init"] = {"from": str(a.init), **start.config.extra.get("train", {})}
     fit(model, teacher_objective, train_set, val_set, cfg)
 
 
