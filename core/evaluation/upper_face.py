@@ -39,6 +39,7 @@ CHANNEL_GROUPS: dict[str, tuple[int, ...]] = {
     "lips": tuple(LIP_INDICES),
 }
 UPPER_GROUPS = ("blinks", "brows", "eye look", "squint")
+UPPER_CHANNELS = tuple(sorted({c for g in UPPER_GROUPS for c in CHANNEL_GROUPS[g]}))
 
 
 def spread(samples: np.ndarray, channels) -> float:

@@ -221,13 +221,19 @@ def follow(folder, data, clips: list[TalkingClip], levels=FOLLOW_LEVELS, seed: i
     are noised with the same noise to each level (share s of the model's steps), and the change of
     x0-hat is projected on the change of x0, per channel group: 1 = follows x_t fully, 0 = ignores
     it. A model of the data's conditional distribution follows at low noise (x_t shows which blink
-    is happening) and lets go at high noise; one that learned the conditional mean never follows."""
+    is happening) and lets go at high noise; one that learned the conditional mean never follows.
+
+    Also, per level, how much noise x0-hat removes: its error over the error of x_t / alpha_t
+    (doing nothing), for the upper face and the lips ("denoise upper", "denoise lips"; < 1 removes
+    noise, > 1 adds error). What a sampler leaves in its last steps is what the model cannot remove
+    there."""
     import torch
     from core.model.network import DiffusionTalker, to_model_space
     model = DiffusionTalker.from_pretrained(folder)
     talker = Talker.from_pretrained(folder)
     style_of = styles(data)
-    sums = {level: {g: [0.0, 0.0] for g in UPPER_GROUPS_OF} for level in levels}
+    parts = {**UPPER_GROUPS_OF, "denoise upper": U.UPPER_CHANNELS, "denoise lips": U.CHANNEL_GROUPS["lips"]}
+    sums = {level: {g: [0.0, 0.0] for g in parts} for level in levels}
     gen = torch.Generator().manual_seed(seed)
     for clip in clips:
         audio = clip.load_audio()
@@ -240,14 +246,21 @@ def follow(folder, data, clips: list[TalkingClip], levels=FOLLOW_LEVELS, seed: i
         noise = torch.randn((1, *x0.shape[1:]), generator=gen).expand(2, -1, -1)
         for level in levels:
             t = torch.full((2,), max(1, round(level * model.schedule.steps)))
+            x_t = model.schedule.q_sample(x0, t, noise)
             with torch.no_grad():
-                hat = model.denoise(model.schedule.q_sample(x0, t, noise), t, cond)
+                hat = model.denoise(x_t, t, cond)
             moved, wanted = hat[0] - hat[1], x0[0] - x0[1]
-            for g, channels in UPPER_GROUPS_OF.items():
+            naive = x_t / float(model.schedule.alpha[int(t[0])])
+            for g, channels in parts.items():
                 ch = list(channels)
-                sums[level][g][0] += float((moved[:, ch] * wanted[:, ch]).sum())
-                sums[level][g][1] += float((wanted[:, ch] ** 2).sum())
-    return {level: {g: num / max(den, 1e-12) for g, (num, den) in groups.items()} for level, groups in sums.items()}
+                if g.startswith("denoise"):
+                    sums[level][g][0] += float(((hat - x0)[..., ch] ** 2).sum())
+                    sums[level][g][1] += float(((naive - x0)[..., ch] ** 2).sum())
+                else:
+                    sums[level][g][0] += float((moved[:, ch] * wanted[:, ch]).sum())
+                    sums[level][g][1] += float((wanted[:, ch] ** 2).sum())
+    return {level: {g: (num / max(den, 1e-12)) ** (0.5 if g.startswith("denoise") else 1.0)
+                    for g, (num, den) in groups.items()} for level, groups in sums.items()}
 
 
 UPPER_GROUPS_OF = {g: U.CHANNEL_GROUPS[g] for g in U.UPPER_GROUPS}
