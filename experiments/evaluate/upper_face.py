@@ -192,6 +192,10 @@ def run(a) -> None:
                    if (not a.models and m.get("role", "shipped") == "shipped") or (a.models and m["name"] in a.models)]
     results = {"command": a.command_line, "data": str(a.data), "split": a.split, "clips": len(clips),
                "samples": a.samples, "machine": machine_description(), "models": {}}
+    if a.json and a.models and Path(a.json).is_file():    # models measured before (same split) are kept
+        before = json.loads(Path(a.json).read_text())
+        if before.get("split") == a.split:
+            results["models"] = {k: v for k, v in before["models"].items() if k not in a.models}
     for entry in sorted(entries, key=lambda e: -e["steps"]):
         talker = Talker.from_pretrained(root / entry["path"])
         steps = entry["steps"]
@@ -201,6 +205,7 @@ def run(a) -> None:
         if a.real and steps in a.style_steps:
             res["real"] = real_validation(talker, steps, a.data, a.samples)
         results["models"][entry["name"]] = res
+        results["models"] = dict(sorted(results["models"].items(), key=lambda kv: -kv[1]["steps"]))
         s = res["synthetic"]
         print(entry["name"], json.dumps({"spread_ratio": s["spread_ratio"], "blinks": (
             s["model"]["blinks_per_minute"], s["truth"]["blinks_per_minute"])}), flush=True)
