@@ -12,10 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 CORPUS=${CORPUS:-corpus/default}
-TEACHER_EPOCHS=${TEACHER_EPOCHS:-24} # the teacher's whole cosine schedule (scripts/seed_ablation.sh: 27 min, 1 thread)
+TEACHER_EPOCHS=${TEACHER_EPOCHS:-24} # the teacher's first stage (scripts/seed_ablation.sh: 32 min, 1 thread)
 TEACHER_MIN=${TEACHER_MIN:-60}      # teacher cap
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
-TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-6} # snapshots kept along the way; the one best on validation
+TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-5} # snapshots kept along the way; the one best on validation
                                                 # data (lips on real speech, upper face on val clips) ships
 ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/identities/adapter.py), 2 threads
 RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices"), every model
@@ -26,8 +26,14 @@ EPOCHS=200                          # upper bound; the minute budgets stop train
 mkdir -p runs
 
 [[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.synth --out "$CORPUS" --seed 0 --size default
-$PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs "$TEACHER_EPOCHS" \
-    --max-minutes "$TEACHER_MIN" ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} $RECIPE $MODEL
+# The teacher in two stages (docs/DECISIONS.md "The seed must matter"): the data terms weighted
+# clamp(SNR, 1, 5), then 12 epochs from those weights with them weighted up to SNR 1000 (nearly
+# the v-loss), which teaches the removal of the last noise; snapshots of the second stage.
+$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-stage1 --steps 256 --epochs "$TEACHER_EPOCHS" \
+    --max-minutes "$TEACHER_MIN" --snr-max 5 $RECIPE $MODEL
+$PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs 12 --lr 3e-4 \
+    --snr-max 1000 --init runs/teacher-256-stage1 ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
+    $RECIPE $MODEL
 if [[ -n $TEACHER_SNAPSHOT_MIN ]]; then
   $PY -m experiments.realspeech.select checkpoints/teacher-256 --data "$CORPUS"   # validation data only
 fi
