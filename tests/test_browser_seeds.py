@@ -90,7 +90,7 @@ def seed_curves(ten_seconds, tmp_path_factory):
 def test_three_seeds_differ_in_the_upper_face_more_than_in_the_lips(seed_curves):
     upper = seed_curves[..., list(UPPER_INDICES)].std(0).mean()
     lips = seed_curves[..., list(LIP_INDICES)].std(0).mean()
-    assert upper > 0.02, upper                                          # the collapsed models: 0.005
+    assert upper > 0.015, upper                                         # the collapsed models: 0.005
     assert lips < upper, (lips, upper)
 
 
