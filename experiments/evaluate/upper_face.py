@@ -87,7 +87,7 @@ def style_labels(talker: Talker, steps: int, data, clips: list[TalkingClip], k: 
     """Every library identity forced on the same clips: blink and brow-raise rates per style."""
     from scipy.stats import spearmanr
     style_of = styles(data)
-    names = [n for n in talker.identities if n in style_of]
+    names = [n for n in talker.identities() if n in style_of]
     rows = {}
     cached = [(c.load_audio(),) for c in clips]
     cached = [(audio, talker.features(audio)[0]) for (audio,) in cached]
@@ -209,8 +209,8 @@ def run(a) -> None:
         s = res["synthetic"]
         print(entry["name"], json.dumps({"spread_ratio": s["spread_ratio"], "blinks": (
             s["model"]["blinks_per_minute"], s["truth"]["blinks_per_minute"])}), flush=True)
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=1, default=float))
+        if a.json:                        # after every model: a long run keeps what it measured
+            Path(a.json).write_text(json.dumps(results, indent=1, default=float))
     if a.write:
         update_section(SECTION, "## Upper face against the generator's truth (the seed must matter)\n\n"
                        + markdown(results), a.results)
