@@ -29,12 +29,15 @@ class EnrollTab:
     to_remove: gr.Dropdown
     identity: gr.Dropdown                   # the page's talking-style choice
     refreshed: Callable[[], dict]           # {component: value} of the page's other identity lists
+    others: list                            # those lists' components
     offered: Callable[[], list]             # the talking-style choices, for the shared dropdown's check
 
 
-def build(service: DemoService, identity: gr.Dropdown, refreshed: Callable[[], dict],
+def build(service: DemoService, identity: gr.Dropdown, refreshed: Callable[[], dict], others: list,
           offered: Callable[[], list]) -> EnrollTab:
-    """The tab's components and events (inside ``gr.Tab``)."""
+    """The tab's components and events (inside ``gr.Tab``); ``refreshed()`` gives the values of the
+    page's other identity lists (the components ``others``), called only in events (a component
+    made while the page is built would show up on it)."""
     gr.Markdown("Add a talking style to the library from recordings of one person: each "
                 "speech file with the Live Link Face CSV captured with it, **paired by file "
                 "name** (`take1.wav` + `take1.csv`), at least 2 s each. The models stay "
@@ -57,10 +60,10 @@ def build(service: DemoService, identity: gr.Dropdown, refreshed: Callable[[], d
             to_remove = gr.Dropdown(service.enrolment.enrolled(), value=None, label="Enrolled identity to remove",
                                     allow_custom_value=True, elem_id="remove-name")
             remove_button = gr.Button("Remove from the library", variant="secondary", size="sm", elem_id="remove")
-    tab = EnrollTab(service, status, button, to_remove, identity, refreshed, offered)
+    tab = EnrollTab(service, status, button, to_remove, identity, refreshed, others, offered)
 
     inputs = [speech, csvs, name, iterations]
-    lists = list(identity_lists(tab))
+    lists = [*others, to_remove]
     # The button is off while an enrolment runs (it takes a minute); the handler turns it on again.
     button.click(lambda: gr.Button(interactive=False), outputs=button, queue=False, api_visibility="private").then(
         bind(enroll, tab, True), inputs=inputs, outputs=[status, button, *lists], api_visibility="private",

@@ -80,14 +80,15 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
                 compare_tab.build(service, audio, identity, generated.avatar_id, MAX_CONCURRENT)
             with gr.Tab("Live"):
                 live_tab(service, identity, errors_shown)
-            lists = refreshed
+            lists, outputs = refreshed, [identity, header]
             if enroll:
                 with gr.Tab("Enroll a new identity"):
-                    enrolment = enroll_tab.build(service, identity, refreshed, lambda: _identity_choices(service))
-                lists = lambda: enroll_tab.identity_lists(enrolment)   # noqa: E731
+                    enrolment = enroll_tab.build(service, identity, refreshed, outputs,
+                                                 lambda: _identity_choices(service))
+                lists, outputs = (lambda: enroll_tab.identity_lists(enrolment)), [*outputs, enrolment.to_remove]
         # A page opened after an enrolment elsewhere lists the new identity too (the lists' first
         # values are those of the server's start).
-        demo.load(lists, outputs=list(lists()), queue=False, api_visibility="private")
+        demo.load(lists, outputs=outputs, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=MAX_CONCURRENT, max_size=MAX_QUEUE)
     demo.service = service
     return demo
