@@ -77,7 +77,7 @@ def compare(tab: CompareTab, page: bool, audio, steps_list, seeds, channels, ide
     if page:
         made = on_page(figures)
         if made is None:
-            yield {}
+            yield gr.skip()   # nothing changes
             return
     else:
         with errors_shown():

@@ -115,7 +115,7 @@ def generate(tab: GenerateTab, page: bool, audio, steps, seed, num_samples, iden
     if page:
         take = on_page(make)
         if take is None:
-            yield {}          # nothing changes
+            yield gr.skip()   # nothing changes (an empty dict would be an error)
             return
     else:
         with errors_shown():
@@ -188,7 +188,7 @@ def use_avatar(tab: GenerateTab, path, take):
     else:
         avatar = on_page(lambda: service.avatars.add(path))
         if avatar is None:
-            return {}
+            return gr.skip()
     if take is not None:
         take.avatar = avatar
     head = service.viewer_head(avatar and avatar.id) if take is None else service.viewer_take(take)
