@@ -319,7 +319,7 @@ def test_compare_grid_shares_one_clock_with_labels_outside_the_pictures(page, sp
     assert not playing[0]                                              # the Generate head has its own clock
     assert page.locator("#compare-viewer .dt-play").count() == 1 and page.locator("#compare-viewer .dt-seek").count() == 1
     for figure in page.locator("#compare-viewer figure").all():
-        caption, canvas = figure.locator("figcaption").bounding_box(), figure.locator("canvas").bounding_box()
+        caption, canvas = figure.locator("figcaption").bounding_box(), figure.locator(".dt-canvas").bounding_box()
         assert caption["y"] + caption["height"] <= canvas["y"] + 1     # the label sits above, not on, the head
     assert page.locator("#compare-video video[src]").count() == 0     # no video until asked for
     assert not [url for url in requested if "mesh-" in url]            # six heads, the one cached mesh
