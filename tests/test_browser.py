@@ -62,7 +62,7 @@ def page(browser, app_url, outside):
     context.grant_permissions(["microphone"], origin=app_url.rstrip("/"))
     local_only(context, outside)
     page = context.new_page()
-    page.goto(app_url)
+    page.goto(app_url, timeout=90_000)
     page.wait_for_selector("#generate", timeout=90_000)
     yield page
     context.close()
@@ -484,7 +484,7 @@ def test_scores_and_head_are_in_view_on_a_desktop_and_on_a_phone(browser, app_ur
         context = browser.new_context(viewport={"width": width, "height": height})
         local_only(context, outside)
         page = context.new_page()
-        page.goto(app_url)
+        page.goto(app_url, timeout=90_000)
         page.wait_for_selector("#generate", timeout=90_000)
         _upload(page, speech_wav)
         page.click("#generate")
