@@ -13,8 +13,7 @@ import os
 import sys
 import tempfile
 
-from demo.housekeeping import enrolment_allowed, writable_problem
-from demo.ui import LAUNCH_OPTIONS, build_demo  # sets the environment (no telemetry, cache folder) before gradio loads
+from demo.housekeeping import configure_process, enrolment_allowed, writable_problem
 
 
 def main(argv=None) -> None:
@@ -26,6 +25,7 @@ def main(argv=None) -> None:
     parser.add_argument("--no-enroll", action="store_true",
                         help="hide the Enroll tab (on a Hugging Face Space it is hidden unless DIFFUSIONTALKER_ENROLL=1)")
     args = parser.parse_args(argv)
+    configure_process()          # environment and threads, before gradio is imported
     for folder, what in ((os.environ["GRADIO_TEMP_DIR"], "GRADIO_TEMP_DIR, the upload cache,"),
                          (tempfile.gettempdir(), "The temporary folder")):
         problem = writable_problem(folder, what)
@@ -33,6 +33,7 @@ def main(argv=None) -> None:
             sys.exit(f"error: {problem}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
+    from demo.ui import LAUNCH_OPTIONS, build_demo
     build_demo(args.checkpoints, enroll=enrolment_allowed(args.no_enroll)).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
 
 

@@ -10,9 +10,10 @@ from core.rates import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from core.inference.talker import Generation
-    from demo.service import Comparison, Take
+    from demo.results import Comparison, Take
 
-SCORE_COLUMNS = ["identity", "voice and style", "similarity", ""]
+# The similarity second: the descriptions are long, and a narrow page (a phone) must still show the scores.
+SCORE_COLUMNS = ["identity", "similarity", "voice and style", ""]
 
 
 def steps_text(steps: int) -> str:
@@ -32,7 +33,7 @@ def scores_table(generation: "Generation", label=lambda name: name) -> pd.DataFr
     for name, score in generation.scores:
         role = [text for text, hit in (("matched", name == generation.matched_identity),
                                        ("style used", name == generation.identity)) if hit]
-        rows.append(dict(zip(SCORE_COLUMNS, (name, label(name), round(float(score), 3), ", ".join(role)))))
+        rows.append(dict(zip(SCORE_COLUMNS, (name, round(float(score), 3), label(name), ", ".join(role)))))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 

@@ -10,6 +10,23 @@ import time
 from pathlib import Path
 
 WORKDIR_PREFIX = "diffusiontalker-demo-"   # + the server's pid: folders of dead servers are removed at start
+CACHE_FOLDER = "diffusiontalker-gradio"    # the app's own Gradio cache, under the temporary folder
+
+
+def configure_process() -> None:
+    """The process set-up a server needs, called by ``app.main`` (and the experiments that serve
+    the app) before Gradio is imported; importing ``demo`` changes nothing.
+
+    No usage analytics and no Hugging Face telemetry (no outside network); a Gradio cache folder
+    of the app's own (uploads, output copies), so that what a server ended by a signal left
+    there can be swept at the next start without touching other Gradio apps' files; numpy's
+    BLAS on one thread before any request thread calls it (:mod:`core.cpu`).
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), CACHE_FOLDER))
+    from core.cpu import limit_numpy_blas
+    limit_numpy_blas()
 
 
 def remove_leftovers(temp: str | Path | None = None) -> list[Path]:

@@ -150,5 +150,4 @@ def live_value(curves: np.ndarray, first: int, mesh_url: str, reset: bool = Fals
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;
     ``reset`` starts a new stream)."""
     return {"live": True, "reset": bool(reset), "fps": float(FPS), "first": int(first), "frames": int(len(curves)),
-            "mesh": mesh_url, "curves": viewer.encode_curves(curves) if len(curves) else "",
-            "sent": time.time() * 1000}
+            "mesh": mesh_url, "curves": viewer.encode_curves(curves) if len(curves) else ""}

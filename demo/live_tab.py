@@ -37,7 +37,7 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
                                   elem_id="live-microphone")
             readout = gr.Markdown("Press Record and speak.", elem_id="live-latency")
         with gr.Column():
-            face = gr.HTML(**viewer.html_options("live-viewer", "live"), css_template=viewer.CSS,
+            face = gr.HTML(**viewer.html_options("live-viewer"), css_template=viewer.CSS,
                            mesh=_mesh_url(service))
     session = gr.State()
 

@@ -4,6 +4,7 @@ input problems that leave earlier results in place, parts of a result that may f
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Iterator
 
@@ -47,23 +48,35 @@ def errors_shown(input_errors: bool = True) -> Iterator[None]:
                        "please try again.", title="Internal error", print_exception=False) from None
 
 
-def on_page(action):
-    """``action()`` for an event of the page; a problem with the input becomes a message and None,
-    so that the caller leaves every output as it was (never half cleared under a red "Error")."""
+def on_page(action, every_error: bool = False):
+    """``action()`` for an event of the page; a problem with the input (with ``every_error``, any
+    problem) becomes a message and None, so that the caller leaves every output as it was (never
+    half cleared under a red "Error")."""
     try:
         with errors_shown():
             return action()
     except gr.Error as err:
-        if err.title != INPUT_PROBLEM:
+        if err.title != INPUT_PROBLEM and not every_error:
             raise
-        gr.Warning(err.message, title=INPUT_PROBLEM)
+        gr.Warning(err.message, title=err.title or INPUT_PROBLEM)
         return None
 
 
-def api_only(fn, inputs, outputs, api_name: str, concurrency_limit: int) -> None:
-    """An endpoint for API clients only (a trigger that the page never shows), sharing the model queue."""
-    gr.Button(visible=False).click(fn, inputs=inputs, outputs=outputs, api_name=api_name, concurrency_id="model",
-                                   concurrency_limit=concurrency_limit)
+def bind(handler, tab, page: bool | None = None):
+    """``handler`` with its first arguments given (a tab's components; page or API), as Gradio calls
+    it: the rest of its signature and generator-ness are kept. Its name (Gradio's default endpoint
+    name) says which: a private page event must not take the API's name (``enroll_page``)."""
+    args = (tab,) if page is None else (tab, page)
+    bound = functools.partial(handler, *args)
+    # not functools.wraps: Gradio would read the full signature
+    bound.__name__ = handler.__name__ + ("_page" if page else "")
+    return bound
+
+
+def api_only(fn, inputs, outputs, api_name: str, concurrency_limit: int, concurrency_id: str = "model") -> None:
+    """An endpoint for API clients only (a trigger that the page never shows), sharing a queue."""
+    gr.Button(visible=False).click(fn, inputs=inputs, outputs=outputs, api_name=api_name,
+                                   concurrency_id=concurrency_id, concurrency_limit=concurrency_limit)
 
 
 def render_or_warn(render, notes: list[str]):

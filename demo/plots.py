@@ -22,6 +22,7 @@ REGION_COLORS = {"upper face (brows, eyes)": "#e4572e",
                  "lips (jaw, mouth)": "#2e86ab",
                  "cheeks, nose, tongue": "#9a9a9a"}
 _FONT = dict(size=11)
+MAX_OVERLAID = 4                    # channels of a group overlaid per seed: the ones that move most
 _TOP_RIGHT_LEGEND = dict(orientation="h", x=1.0, xanchor="right", y=0.995, yanchor="top", yref="container")
 
 
@@ -128,11 +129,17 @@ def compare_figure(runs: Mapping[tuple[int, int], np.ndarray], channels: Sequenc
     """Curves of some channels for every (steps, seed) run: one row per step count, one colour per seed.
 
     ``runs``: ``{(steps, seed): curves [T, 52]}``; ``channels``: indices, a group name of
-    :data:`core.arkit.GROUPS` or one ARKit channel name. Legend entries toggle a seed.
+    :data:`core.arkit.GROUPS` or one ARKit channel name. Legend entries toggle a seed. Of a
+    group, only the :data:`MAX_OVERLAID` channels that move most (std over time, all runs) are
+    drawn: 24 lip channels per seed was a tangle no one could read.
     """
     if not runs:
         return message_figure("Nothing to compare yet.")
     label, indices = resolve_channels(channels)
+    if len(indices) > MAX_OVERLAID:
+        motion = np.stack([np.asarray(c)[:, indices].std(axis=0) for c in runs.values()]).mean(axis=0)
+        indices = sorted(indices[k] for k in np.argsort(-motion, kind="stable")[:MAX_OVERLAID])
+        label = f"{label} (the {MAX_OVERLAID} channels that move most: {', '.join(ARKIT_NAMES[c] for c in indices)})"
     steps_list = sorted({steps for steps, _ in runs}, reverse=True)
     seeds = sorted({seed for _, seed in runs})
     colors = dict(zip(seeds, qualitative.D3 * (len(seeds) // len(qualitative.D3) + 1)))

@@ -1,9 +1,10 @@
-"""Everything the app does, without Gradio: checks, generation, exports, renders, enrolment.
+"""Takes without Gradio: checks, generation, comparison, exports, renders and the viewer's values.
 
 :class:`DemoService` is what the UI (``demo.ui``) calls and what the tests call directly. Its
-``ValueError``s are messages for the user. Each request writes its files into its own folder,
-which the UI deletes once Gradio has copied the outputs into its cache (:meth:`DemoService.discard`);
-folders a crashed request left behind go after ``keep_seconds``.
+``ValueError``s are messages for the user. The other jobs are apart: request folders
+(:class:`demo.folders.RequestFolders`, ``service.folders``), enrolment
+(:class:`demo.enrolment.Enrolment`, ``service.enrolment``) and the result types
+(:mod:`demo.results`).
 """
 from __future__ import annotations
 
@@ -11,12 +12,8 @@ import contextlib
 import logging
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
-import weakref
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -26,11 +23,13 @@ from core.audio.decode import MAX_REQUEST_SECONDS, load_audio
 from core.face.export import SUFFIXES as EXPORT_SUFFIXES
 from core.inputs import AUTO_IDENTITY as AUTO, MAX_SEED, shown
 from core.rates import FPS, SAMPLE_RATE
-from demo import plots, viewer
+from demo import viewer
 from demo.avatars import Avatar, AvatarLibrary
+from demo.enrolment import Enrolment
+from demo.folders import RequestFolders
 from demo.formatting import cell_label
-from demo.housekeeping import WORKDIR_PREFIX, remove_leftovers
-from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations, parse_samples, parse_seed, parse_seeds
+from demo.forms import parse_samples, parse_seed, parse_seeds
+from demo.results import Comparison, Take
 
 if TYPE_CHECKING:  # torch is imported only when a checkpoint is actually loaded
     from core.inference.talker import Generation, Talker
@@ -92,52 +91,6 @@ def _sample(talker: "Talker", wave: np.ndarray, steps: int, seed: int, identity:
                            features=features, speech_check=speech_check)
 
 
-@dataclass
-class Take:
-    """One Generate request: the curves and what the outputs are made from."""
-    generation: "Generation"
-    wave: np.ndarray                     # 16 kHz mono, what the curves were made from
-    name: str                            # file-name stem of the downloads
-    folder: Path                         # this request's files
-    timings: dict[str, float]            # seconds per stage, in display order
-    device: str = "cpu"                  # where the model ran
-    notes: list[str] = field(default_factory=list)  # non-fatal problems to show as warnings
-    source: Path | None = None           # the speech file, if one was given (the viewer plays it)
-    avatar: Avatar | None = None         # the head for the viewer, the video and the GLB (None: default)
-
-    @property
-    def model_seconds(self) -> float:
-        return sum(self.timings.get(k, 0.0) for k in ("decode", "encoder", "match", "sampling"))
-
-
-@dataclass
-class Comparison:
-    """One Compare request: curves for every (steps, seed) cell."""
-    runs: dict[tuple[int, int], np.ndarray]   # (steps, seed) -> curves [T, 52]
-    steps: list[int]
-    seeds: list[int]
-    identity: str
-    wave: np.ndarray
-    name: str
-    folder: Path
-    seconds: float                            # encoder + sampling of every cell
-    warning: str | None = None                # e.g. "This does not sound like speech ..."
-    source: Path | None = None                # the speech file, if one was given
-    avatar: Avatar | None = None              # the head for the viewers and the video (None: default)
-
-    @property
-    def cells(self) -> list[tuple[int, int]]:
-        """(steps, seed) row by row: a row per step count, a column per seed."""
-        return [(steps, seed) for steps in self.steps for seed in self.seeds]
-
-    def spreads(self) -> dict[int, np.ndarray]:
-        """Per-channel spread across seeds for each step count (empty with fewer than 2 seeds)."""
-        if len(self.seeds) < 2:
-            return {}
-        return {s: plots.channel_spread(np.stack([self.runs[(s, seed)] for seed in self.seeds]))
-                for s in self.steps}
-
-
 class DemoService:
     """Everything the demo does, without Gradio: checks, generation, exports and renders."""
 
@@ -148,16 +101,11 @@ class DemoService:
         self.video_size = video_size
         self._renderers: dict[str, object] = {}   # avatar id -> core.face.render.FaceRenderer, built on first use
         self._renderer_lock = threading.Lock()
-        if not workdir:
-            remove_leftovers()
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.folders = RequestFolders(workdir, keep_seconds)
+        self.enrolment = Enrolment(talker)
         self.avatars = AvatarLibrary()
-        self.viewer_assets = viewer.ViewerAssets(self.workdir / "viewer")   # packed heads, served as static files
-        self.keep_seconds = keep_seconds      # request folders left behind longer than this are deleted
-        self._enrol_lock = threading.Lock()   # one enrolment at a time (they write the libraries)
-        # A folder we made goes when the service is closed or collected, or at exit.
-        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.workdir), True) if not workdir else None
+        # packed heads and the takes' audio, served as static files
+        self.viewer_assets = viewer.ViewerAssets(self.folders.workdir / "viewer", keep_seconds)
 
     # -- what the controls offer ------------------------------------------------------------------
     @property
@@ -219,8 +167,8 @@ class DemoService:
         timings = {"decode": decode + generation.timings.get("decode", 0.0)}
         timings.update({k: generation.timings[k] for k in ("speech check", "encoder", "match", "sampling")})
         notes = [generation.speech.warning()] if generation.speech and generation.speech.warning() else []
-        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self.new_folder(), timings,
-                    str(self.talker.device), notes, source=_source(audio))
+        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self.folders.new(), timings,
+                    str(self.talker.device), notes)
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
@@ -282,14 +230,15 @@ class DemoService:
         generation = take.generation
         label = cell_label(generation.steps, generation.seeds[0])
         return viewer.payload([(label, generation.blendshapes[0])], generation.fps,
-                              self.viewer_assets.mesh_url(avatar.mesh), _audio_url(take.source),
+                              self.viewer_assets.mesh_url(avatar.mesh), self.viewer_assets.audio_url(take.wave),
                               missing=avatar.missing)
 
     def viewer_grid(self, comparison: Comparison) -> dict:
         """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
         avatar = comparison.avatar or self.avatar()
         cells = [(cell_label(steps, seed), comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
-        return viewer.payload(cells, FPS, self.viewer_assets.mesh_url(avatar.mesh), _audio_url(comparison.source),
+        return viewer.payload(cells, FPS, self.viewer_assets.mesh_url(avatar.mesh),
+                              self.viewer_assets.audio_url(comparison.wave),
                               cols=len(comparison.seeds), missing=avatar.missing)
 
     # -- Compare ----------------------------------------------------------------------------------
@@ -314,8 +263,8 @@ class DemoService:
                 generation = _sample(self.talker, wave, steps, first, identity, count, features, speech)
                 used = generation.identity
                 runs.update({(steps, first + k): generation.blendshapes[k] for k in range(count)})
-        return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self.new_folder(),
-                          time.perf_counter() - start, speech.warning(), source=_source(audio))
+        return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self.folders.new(),
+                          time.perf_counter() - start, speech.warning())
 
     def render_comparison(self, comparison: Comparison, progress=None) -> Path:
         """One mp4: a row per step count, a column per seed, with the input audio."""
@@ -327,62 +276,7 @@ class DemoService:
                                  cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256,
                                  mesh=comparison.avatar.mesh if comparison.avatar else None, progress=progress)
 
-    # -- Enroll -----------------------------------------------------------------------------------
-    def enroll(self, speech_files, csv_files, name, iterations=ENROL_ITERATIONS[1], progress=None) -> str:
-        """Learn a new identity from (speech, CSV) takes paired by name, in every shipped model.
-
-        The same code as ``python -m core enroll`` (:func:`core.identities.enrolment.enroll_pairs`); then the
-        models are reloaded so that the new identity is offered and matched at once. Returns a
-        status line (markdown).
-        """
-        from core.identities.enrolment import enroll_pairs
-        iterations = parse_iterations(iterations)
-        pairs = pair_takes(speech_files, csv_files)
-        if self.talker.root is None:
-            raise ValueError("These models were not loaded from a checkpoint folder; cannot enrol into them.")
-        start = time.perf_counter()
-        with self._enrol_lock:
-            names = enroll_pairs(self.talker.root, name, pairs, iterations=iterations,
-                                 encoder=self.talker.encoder(), progress=progress)
-            self.reload()
-        added = names[-1]
-        return (f"Enrolled **{added}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
-                f"{time.perf_counter() - start:.1f} s ({iterations} iterations per model). "
-                f"The library now holds **{len(names)} identities**: {', '.join(names)}.")
-
-    def enrolled(self) -> list[str]:
-        """The identities enrolled after training (the ones that can be removed)."""
-        from core.identities.store import library_names
-        return library_names(self.talker.folder(self.talker.steps_available[-1])) if self.talker.root else []
-
-    def remove(self, name) -> str:
-        """Take an enrolled identity out of every shipped model (all or nothing); a status line."""
-        from core.identities.enrolment import remove_identity
-        if name not in self.enrolled():
-            raise ValueError(f"{shown(name)} is not an enrolled identity; choose one from the list.")
-        with self._enrol_lock:
-            names = remove_identity(self.talker.root, name)
-            self.reload()
-        return f"Removed **{name}**. The library now holds **{len(names)} identities**: {', '.join(names)}."
-
-    def reload(self) -> None:
-        """Drop the loaded models, so the next request reads the checkpoints (and libraries) again.
-
-        Requests already running keep the model objects they hold.
-        """
-        self.talker.reload()
-
     # -- house-keeping ----------------------------------------------------------------------------
-    def discard(self, folder: Path | None) -> None:
-        """Delete one request's folder (once Gradio has copied its outputs into its cache)."""
-        if folder is not None and Path(folder).parent == self.workdir:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def close(self) -> None:
-        """Delete the work folder if this service made it."""
-        if self._cleanup is not None:
-            self._cleanup()
-
     def warm_up(self) -> threading.Thread:
         """Load the speech encoder, the voice-activity detector, the default model (and its ONNX
         Runtime decoder) and the renderer in the background, so the first click is quick.
@@ -398,19 +292,6 @@ class DemoService:
         thread.start()
         return thread
 
-    def new_folder(self) -> Path:
-        """A fresh folder for one request's files; folders older than ``keep_seconds`` go.
-
-        The app deletes each request's folder itself (:meth:`discard`) once Gradio has copied the
-        outputs into its cache; this sweep only catches what a failed request left behind.
-        """
-        now = time.time()
-        for old in self.workdir.glob("req-*"):
-            with contextlib.suppress(OSError):  # another request may be deleting it right now
-                if now - old.stat().st_mtime > self.keep_seconds:
-                    shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix="req-", dir=self.workdir))
-
 
 def _consecutive_runs(seeds: Sequence[int]) -> list[tuple[int, int]]:
     """``[0, 1, 2, 7]`` -> ``[(0, 3), (7, 1)]``: seeds that one batched call can sample."""
@@ -421,15 +302,6 @@ def _consecutive_runs(seeds: Sequence[int]) -> list[tuple[int, int]]:
         else:
             runs.append((seed, 1))
     return runs
-
-
-def _source(audio) -> Path | None:
-    """The speech file a request came from (None for an array)."""
-    return Path(audio) if isinstance(audio, (str, os.PathLike)) and str(audio).strip() else None
-
-
-def _audio_url(source: Path | None) -> str | None:
-    return viewer.file_url(source) if source is not None else None
 
 
 def _stem(audio, suffix: str) -> str:

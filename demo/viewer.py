@@ -1,6 +1,7 @@
 """The browser viewer's data: each head as one compact binary file, each result as compact curves.
 
-The page draws the head with three.js (``demo/static/viewer.js``, vendored three.js in
+The page draws the head with three.js (``demo/static/viewer.js``: grids of heads sharing one
+WebGL renderer each; ``heads.js``: one head; ``live.js``: live frames; vendored three.js in
 ``demo/static/vendor/``); everything it needs is served by the app from static folders, so it
 works offline and on a Space. A head is packed once into a file named by its content hash
 (:meth:`ViewerAssets.mesh_url`), so the browser fetches it once and keeps it; a result travels as
@@ -17,14 +18,19 @@ channel its moved vertices (index type) and their offsets as int16 times ``scale
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import io
 import json
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from core.rates import SAMPLE_RATE
 
 STATIC_DIR = Path(__file__).parent / "static"
 MODULE = STATIC_DIR / "viewer.js"
@@ -61,7 +67,7 @@ def payload(cells: list[tuple[str, np.ndarray]], fps: float, mesh_url: str, audi
     """
     frames = max(len(curves) for _, curves in cells)
     return {"fps": float(fps), "frames": int(frames), "cols": int(cols), "mesh": mesh_url, "audio": audio_url,
-            "names": list(ARKIT_NAMES), "missing": list(missing),
+            "missing": list(missing),
             "cells": [{"label": label, "frames": len(curves), "curves": encode_curves(curves)}
                       for label, curves in cells]}
 
@@ -117,36 +123,66 @@ def read_mesh_header(data: bytes) -> dict:
     return json.loads(data[8:8 + length])
 
 
-class ViewerAssets:
-    """A folder of packed heads, served as static files; one file per distinct mesh."""
+def wav_bytes(wave: np.ndarray) -> bytes:
+    """16 kHz mono float audio as a 16-bit PCM wav file, which every browser plays."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(np.asarray(wave, np.float32), -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
 
-    def __init__(self, folder: str | Path):
+
+class ViewerAssets:
+    """A folder of packed heads and of the takes' audio, served as static files.
+
+    The viewer plays the 16 kHz wave the curves were made from (:meth:`audio_url`), not the upload:
+    formats the server decodes but browsers cannot play (amr, caf, wv, ac3) stay in sync with
+    the head too. Audio files older than ``keep_seconds`` are deleted as new ones are written.
+    """
+
+    def __init__(self, folder: str | Path, keep_seconds: float = 3600.0):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.keep_seconds = keep_seconds
         self._urls: dict[int, str] = {}
+
+    def audio_url(self, wave: np.ndarray) -> str:
+        """The URL of ``wave`` (16 kHz mono) as a wav file, named by its content hash."""
+        data = wav_bytes(wave)
+        now = time.time()
+        for old in self.folder.glob("audio-*.wav"):
+            with contextlib.suppress(OSError):      # another request may be deleting it right now
+                if now - old.stat().st_mtime > self.keep_seconds:
+                    old.unlink()
+        return file_url(self._write(f"audio-{hashlib.sha256(data).hexdigest()[:20]}.wav", data))
+
+    def _write(self, name: str, data: bytes) -> Path:
+        """``data`` as ``folder/name``, written atomically (a file of that name is the same data)."""
+        path = self.folder / name
+        if path.is_file():
+            path.touch()
+        else:
+            tmp = path.with_name(f"{path.name}.{id(data)}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return path
 
     def mesh_url(self, mesh) -> str:
         """The URL of ``mesh``'s file, written on first use (named by its sha256, so immutable)."""
         key = id(mesh)
         if key not in self._urls:
             data = pack_mesh(mesh)
-            path = self.folder / f"mesh-{hashlib.sha256(data).hexdigest()[:20]}.bin"
-            if not path.is_file():
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                tmp.replace(path)
-            self._urls[key] = file_url(path)
+            self._urls[key] = file_url(self._write(f"mesh-{hashlib.sha256(data).hexdigest()[:20]}.bin", data))
         return self._urls[key]
 
 
 # Scoped to the gr.HTML component (Gradio nests these rules under its id).
 CSS = """
+.dt-stage { position: relative; }
+.dt-gl { position: absolute; inset: 0; width: 100%; height: 100%; display: block; pointer-events: none; }
 .dt-cells { display: grid; gap: 10px; }
 .dt-cell { margin: 0; min-width: 0; }
 .dt-cell figcaption { font-size: 0.9rem; padding: 0 0 4px; color: var(--body-text-color); }
 .dt-canvas { aspect-ratio: 1 / 1; width: 100%; max-width: 560px; border-radius: 6px; overflow: hidden;
-             background: #292b30; }
-.dt-canvas canvas { display: block; width: 100% !important; height: 100% !important; touch-action: none; }
+             background: #292b30; touch-action: none; }
 .dt-toolbar { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
 .dt-toolbar button { padding: 2px 10px; border: 1px solid var(--border-color-primary); border-radius: 4px;
                      background: var(--button-secondary-background-fill); color: var(--body-text-color); }
@@ -157,8 +193,8 @@ CSS = """
 """
 
 
-def html_options(elem_id: str, role: str) -> dict:
-    """Keyword arguments of the ``gr.HTML`` that hosts a viewer (``role``: "take" or "grid").
+def html_options(elem_id: str) -> dict:
+    """Keyword arguments of the ``gr.HTML`` that hosts a viewer.
 
     The component's markup never changes, so Gradio keeps the canvas when a new value arrives;
     ``js_on_load`` imports the ES module once and hands it the component's props and ``watch``.
@@ -166,7 +202,7 @@ def html_options(elem_id: str, role: str) -> dict:
     module = json.dumps(file_url(MODULE))
     return dict(
         value=None, elem_id=elem_id, elem_classes=["dt-viewer-host"], apply_default_css=False,
-        html_template=f'<div class="dt-viewer" data-role="{role}"></div>',
+        html_template='<div class="dt-viewer"></div>',
         js_on_load=("import(new URL(" + module + ", document.baseURI).href)"
                     ".then((m) => m.mount(element.querySelector('.dt-viewer'), props, watch))"
                     ".catch((err) => { element.textContent = 'The 3D viewer could not start: ' + err; });"),

@@ -38,6 +38,8 @@ def local_only(context, outside: list[str]) -> None:
 def served_app(checkpoints: str, workdir: Path):
     """The app on ``checkpoints`` served from this process on a free local port (warmed up);
     yields (url, service)."""
+    from demo.housekeeping import configure_process
+    configure_process()          # as app.main does, before gradio is imported
     from demo import service as demo_service
     from demo import ui
     from experiments.loadtest import free_port

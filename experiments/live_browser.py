@@ -29,7 +29,7 @@ from experiments.browser import CHROMIUM, CHROMIUM_ARGS, local_only, served_app
 from experiments.loadtest import EXAMPLE
 
 SECTION = "live-browser"
-LIVE_VIEWER = "(window.diffusionTalkerViewers || []).find(v => v.state().live)"
+LIVE_VIEWER = "(window.diffusionTalkerViewers || []).find(v => v.diagnostics().live)"
 RECORDER_STAMP = """if (window.MediaRecorder) {
   const start = MediaRecorder.prototype.start;
   MediaRecorder.prototype.start = function () { window.__recorderStartedAt = performance.now(); return start.apply(this, arguments); };
@@ -56,7 +56,7 @@ def start_recording(page, attempts: int = 3) -> None:
     for _ in range(attempts):
         page.click("#live-microphone button.record-button")
         try:
-            page.wait_for_function(f"{LIVE_VIEWER} && {LIVE_VIEWER}.state().live.received >= 6", timeout=30_000)
+            page.wait_for_function(f"{LIVE_VIEWER} && {LIVE_VIEWER}.diagnostics().live.received >= 6", timeout=30_000)
             return
         except PlaywrightTimeout:
             page.click("#live-microphone button.stop-button")
@@ -81,7 +81,7 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
             page.get_by_role("tab", name="Live").click()
             start_recording(page)
             page.wait_for_timeout(int(seconds * 1000))
-            state = page.evaluate(f"{LIVE_VIEWER}.state().live")
+            state = page.evaluate(f"{LIVE_VIEWER}.diagnostics().live")
             record_at = page.evaluate("window.__recordAt")
             recorder_at = page.evaluate("window.__recorderStartedAt")
             ended_at = page.evaluate("performance.now()")

@@ -54,6 +54,8 @@ def time_to_curves(client, wav: Path, repeats: int) -> list[tuple[float, float]]
 
 def run(checkpoints: str, wav: Path, requests: int, latency_repeats: int = 5) -> dict:
     from gradio_client import Client, handle_file
+    from demo.housekeeping import configure_process
+    configure_process()          # as app.main does, before gradio is imported
     from demo import service as demo_service
     from demo import ui
     talker, problem = demo_service.load_talker(checkpoints)

@@ -26,6 +26,8 @@ def run(checkpoints: str, requests: int, good: Path) -> dict:
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
+    from demo.housekeeping import configure_process
+    configure_process()          # as app.main does, before gradio is imported
     from demo import service as demo_service
     from demo import ui
     from experiments.robustness import make_cases

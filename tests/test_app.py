@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
 from core.inference.talker import Talker
 from demo import formatting, forms, housekeeping, page, plots, ui
 from demo import service as demo_service
@@ -110,7 +110,10 @@ def test_spread_and_compare_figures():
     assert sum(len(t.x) for t in fig.data) == 2 * NUM_BLENDSHAPES
     runs = {(8, 0): samples[0], (8, 1): samples[1], (1, 0): samples[2]}
     fig = plots.compare_figure(runs, "brows")
-    assert len(fig.data) == 3 * 5 and {t.name for t in fig.data if t.showlegend} == {"seed 0", "seed 1"}
+    assert len(fig.data) == 3 * plots.MAX_OVERLAID and {t.name for t in fig.data if t.showlegend} == {"seed 0", "seed 1"}
+    samples[:, :, INDEX["jawOpen"]] *= 3                               # the channel that moves most is one of those drawn
+    fig = plots.compare_figure(runs, "jaw/lips")                      # 4 lines per seed and step count, not 24
+    assert len(fig.data) == 3 * plots.MAX_OVERLAID and "jawOpen" in fig.layout.title.text
     assert len(plots.compare_figure(runs, "jawOpen").data) == 3
     with pytest.raises(ValueError, match="unknown channel"):
         plots.compare_figure(runs, "nose")
@@ -265,7 +268,7 @@ def test_compare_endpoint_tiles_steps_by_seeds(client, speech_wav):
         handle_file(str(speech_wav)), [8, 4], "0, 1", "brows", "auto", api_name="/compare")
     frames, _ = _video_seconds(video)
     assert abs(frames / 30 - sf.info(str(speech_wav)).duration) <= 1 / 30
-    assert len(json.loads(curves["plot"])["data"]) == 4 * 5          # 2 steps x 2 seeds x 5 brow channels
+    assert len(json.loads(curves["plot"])["data"]) == 4 * plots.MAX_OVERLAID   # 2 steps x 2 seeds x the 4 brow channels that move most
     assert "spread, upper face" in summary
     assert len(json.loads(spread["plot"])["data"]) == 2 * len(plots.REGION_COLORS)
 
@@ -385,3 +388,38 @@ def test_enrolment_is_off_on_a_public_space_unless_turned_on(monkeypatch):
     assert "vanish when it restarts" in housekeeping.storage_note()
     monkeypatch.setenv("DIFFUSIONTALKER_ENROLL", "1")
     assert housekeeping.enrolment_allowed()
+
+
+def test_importing_the_ui_changes_nothing_and_the_app_sets_the_process_up():
+    import os
+    import sys
+    from pathlib import Path
+    code = ("import os, threadpoolctl; before = dict(os.environ)\n"
+            "blas = lambda: [p['num_threads'] for p in threadpoolctl.threadpool_info() if p['internal_api'] == 'openblas']\n"
+            "import numpy; threads = blas()\n"
+            "import demo.ui, demo.generate_tab, demo.compare_tab, demo.enroll_tab\n"
+            "assert dict(os.environ) == before, set(os.environ) ^ set(before)\n"
+            "assert blas() == threads, (blas(), threads)\n"
+            "from demo.housekeeping import configure_process\n"
+            "configure_process()\n"
+            "assert os.environ['GRADIO_ANALYTICS_ENABLED'] == 'False' and os.environ['GRADIO_TEMP_DIR']\n"
+            "assert set(blas()) <= {1}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADIO_", "OPENBLAS", "OMP_"))}
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "configure_process()" in (Path(__file__).resolve().parents[1] / "app.py").read_text()  # app.main calls it
+
+
+def test_service_result_types_and_formatting_import_no_loop():
+    import ast
+    from pathlib import Path
+    demo = Path(__file__).resolve().parents[1] / "demo"
+    imports = {}
+    for name in ("service", "formatting", "results", "folders", "enrolment"):
+        tree = ast.parse((demo / f"{name}.py").read_text())
+        imports[name] = {node.module.split(".")[-1] for node in ast.walk(tree)
+                         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("demo")}
+    assert "service" not in imports["formatting"] and "formatting" not in imports["results"]
+    assert "service" not in imports["results"] | imports["folders"] | imports["enrolment"]

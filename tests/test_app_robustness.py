@@ -58,7 +58,7 @@ def short_wav(tmp_path_factory):
 
 
 def request_folders(service) -> list[Path]:
-    return sorted(service.workdir.glob("req-*"))
+    return sorted(service.folders.workdir.glob("req-*"))
 
 
 def wait_for_request_folders(service, expected=(), timeout: float = 10.0) -> list[Path]:
@@ -141,16 +141,16 @@ def test_simultaneous_requests_all_complete_correctly(app, client, short_wav):
 def test_request_folders_are_deleted_once_served(app, client, short_wav):
     from gradio_client import handle_file
     service = app[1]
-    stale, fresh = service.workdir / "req-crashed-long-ago", service.workdir / "req-running-elsewhere"
+    stale, fresh = service.folders.workdir / "req-crashed-long-ago", service.folders.workdir / "req-running-elsewhere"
     for folder in (stale, fresh):
         folder.mkdir()
         (folder / "left.mp4").write_bytes(b"x")
-    old = time.time() - service.keep_seconds - 60
+    old = time.time() - service.folders.keep_seconds - 60
     os.utime(stale, (old, old))
     outputs = client.predict(handle_file(str(short_wav)), 4, 1, 2, "a", api_name="/generate")
     files = check_outputs(outputs, sf.info(str(short_wav)).duration)
     assert all(path.is_file() for path in files.values())      # Gradio's copies outlive our folder
-    assert not any(service.workdir in path.parents for path in files.values())
+    assert not any(service.folders.workdir in path.parents for path in files.values())
     assert wait_for_request_folders(service, [fresh]) == [fresh]      # ours went at once, the stale one by age
     fresh.joinpath("left.mp4").unlink()
     fresh.rmdir()
@@ -158,10 +158,10 @@ def test_request_folders_are_deleted_once_served(app, client, short_wav):
 
 def test_service_removes_the_work_folder_it_made(app):
     service = demo_service.DemoService(app[1].talker)
-    service.new_folder()
-    assert service.workdir.is_dir()
-    service.close()
-    assert not service.workdir.exists()
+    service.folders.new()
+    assert service.folders.workdir.is_dir()
+    service.folders.close()
+    assert not service.folders.workdir.exists()
 
 
 # --------------------------------------------------------------------------- bad input

@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
 from core.face.mesh import load_face_mesh
@@ -146,7 +147,11 @@ def test_a_take_on_a_custom_avatar_goes_to_the_viewer_the_glb_and_the_video(whis
     take = service.generate(wave, steps=4, seed=0)
     take.avatar = service.avatars.add(sphere_avatar(tmp_path / "ball.glb", {"head.JawOpen": "jaw"}))
     head = service.viewer_take(take)
-    assert head["mesh"] != service.viewer_head()["mesh"] and head["audio"] is None and len(head["missing"]) == 51
+    assert head["mesh"] != service.viewer_head()["mesh"] and len(head["missing"]) == 51
+    # the viewer plays the 16 kHz wave the curves were made from (a wav every browser plays), not the upload
+    played, rate = sf.read(head["audio"].split("file=", 1)[1], dtype="float32")
+    assert rate == 16000 and head["audio"].endswith(".wav")
+    np.testing.assert_allclose(played, take.wave, atol=1 / 32767)
     curves = take.generation.blendshapes[0]
     np.testing.assert_allclose(viewer.decode_curves(head["cells"][0]["curves"]), np.clip(curves, 0, 1), atol=1e-5)
     glb = next(f for f in service.export(take) if f.suffix == ".glb")
@@ -160,7 +165,8 @@ def test_a_take_on_a_custom_avatar_goes_to_the_viewer_the_glb_and_the_video(whis
     comparison.avatar = take.avatar
     grid = service.viewer_grid(comparison)
     assert grid["cols"] == 2 and [c["label"] for c in grid["cells"]] == ["4 steps, seed 0", "4 steps, seed 1"]
-    assert grid["mesh"] == head["mesh"] and grid["frames"] == len(curves)
+    assert grid["mesh"] == head["mesh"] and grid["frames"] == len(curves) and grid["audio"] == head["audio"]
+    assert "names" not in grid and "role" not in viewer.html_options("x")["html_template"]
 
 
 def test_the_vendored_three_js_is_the_recorded_build_and_exports_what_the_viewer_imports():
