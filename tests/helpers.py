@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import struct
 import subprocess
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 
 from core.arkit import INDEX, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
+from core.face.glb import pack_glb
 from core.data.clip import TalkingClip
 from core.rates import SAMPLE_RATE
 
@@ -151,11 +151,7 @@ def write_gltf(path, targets=None, sparse=False, translation=(0.0, 0.0, 0.0), sc
         document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + encoded
         path.write_text(json.dumps(document))
         return path
-    text = json.dumps(document).encode()
-    text += b" " * (-len(text) % 4)
-    chunks = (struct.pack("<II", len(text), 0x4E4F534A) + text  # JSON
-              + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))  # BIN
-    path.write_bytes(struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks)
+    path.write_bytes(pack_glb(document, bytes(blob)))
     return path
 
 
@@ -180,3 +176,14 @@ def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
     sf.write(wav, clip.audio, 16000)
     export_curves(clip.blendshapes, csv)
     return wav, csv
+
+
+def page_event(client, demo, elem_id: str, event: str, *data, timeout: float | None = None):
+    """Call, as the page does, the event that component ``elem_id`` triggers (``"change"``,
+    ``"click"`` ...), events that API clients are not offered included; same session as the
+    client's other calls (its gr.State values carry over). Returns the outputs, like predict."""
+    ids = {block._id for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id}
+    fn_index = next(index for index, fn in demo.fns.items()
+                    if any(target in ids and name == event for target, name in fn.targets))
+    client.endpoints[fn_index].is_valid = True
+    return client.submit(*data, fn_index=fn_index).result(timeout=timeout)

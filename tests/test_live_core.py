@@ -1,0 +1,103 @@
+"""Live mode's core: the project's resampler streamed, a live chunk read with its bounds checked
+before decoding (core.audio.decode.read_chunk), long chunks decoded in bounded batches and a
+backlog caught up as one block (core.inference.streaming.Stream.feed)."""
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from core.audio.decode import AudioError, read_chunk
+from core.audio.resample import StreamingResampler, resample
+from core.inference.streaming import MAX_PLANS, Stream
+from core.inference.talker import Talker
+from tests.helpers import ToyEncoder, toy_clip
+from tests.live_http import tone, wav_bytes
+
+
+# --------------------------------------------------------------------------- resampler and reader
+
+@pytest.mark.parametrize("rate", [48000, 44100, 22050, 8000, 16000, 383987])
+def test_streaming_resampler_equals_the_projects_resampler_on_the_whole_signal(rate):
+    x = np.random.default_rng(0).standard_normal(rate // 2)
+    whole = resample(x, rate)
+    for chunk in ((37, 480, 4410) if rate <= 48000 else (997, 38399)):    # sizes the page would send there
+        resampler = StreamingResampler(rate)
+        parts = [resampler(x[i:i + chunk]) for i in range(0, len(x), chunk)] + [resampler(x[:0], final=True)]
+        np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+
+
+def test_an_odd_sample_rate_costs_little_per_chunk():
+    # 383,987 Hz (a prime): the exact ratio 16000/383987 needed a 7.7-million-tap filter per chunk (1.1 s each)
+    rate = 383987
+    resampler = StreamingResampler(rate)
+    x = np.random.default_rng(1).standard_normal(rate // 10).astype(np.float32)
+    began = time.perf_counter()
+    for _ in range(5):
+        resampler(x)
+    assert time.perf_counter() - began < 3.0         # the exact ratio: 5.5 s on an idle machine
+
+
+def test_chunks_are_bounded_before_they_are_decoded(tmp_path, monkeypatch):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    assert read_chunk(empty, 2.0, 10**6)[0].size == 0            # a browser's empty slice: no samples, no error
+    floats = tmp_path / "float.wav"
+    sf.write(floats, tone(0.1), 48000, subtype="FLOAT")
+    data, rate = read_chunk(floats, 2.0, 10**6)
+    assert rate == 48000 and data.shape == (4800, 1)
+    slices = tmp_path / "slices.wav"                          # the page's recorder: first slice's header, 3 slices
+    sf.write(slices, tone(0.1), 48000, subtype="PCM_16")
+    slices.write_bytes(slices.read_bytes() + wav_bytes(tone(0.2))[44:])
+    assert read_chunk(slices, 2.0, 10**6)[0].shape == (14400, 1)
+    playlist = tmp_path / "audio.m3u8"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:1,\n{floats}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(AudioError, match="cannot read"):
+        read_chunk(playlist, 2.0, 10**6)
+    silence = tmp_path / "hour.flac"                             # an hour of silence: a small file, a long header
+    with sf.SoundFile(silence, "w", 8000, 1, format="FLAC") as f:
+        block = np.zeros(8000 * 60, np.int16)
+        for _ in range(60):
+            f.write(block)
+    assert silence.stat().st_size < 3_000_000
+    with pytest.raises(AudioError, match="at most 2 s"):
+        read_chunk(silence, 2.0, 3_000_000)
+    big = tmp_path / "big.wav"
+    big.write_bytes(b"RIFF" + b"\0" * 3_000_000)
+    monkeypatch.setattr(sf, "SoundFile", lambda *a, **k: pytest.fail("a file over the size limit was opened"))
+    with pytest.raises(AudioError, match="at most 1.0 MB"):
+        read_chunk(big, 2.0, 10**6)
+
+
+# --------------------------------------------------------------------------- the stream and a session
+
+@pytest.fixture()
+def toy_talker(toy_checkpoints):
+    return Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
+
+
+def test_a_long_chunk_is_decoded_in_bounded_batches(toy_talker):
+    audio = toy_clip(1, 2, seconds=4.0).audio
+    stream = Stream(toy_talker, 4, seed=0, identity="id1")              # 40 hops of 0.1 s in one chunk
+    runs = []
+    real_run = stream.features.run
+    stream.features.run = lambda plans: runs.append(len(plans)) or real_run(plans)
+    whole = np.concatenate([stream.feed(audio).curves, stream.finish().curves])
+    assert max(runs) <= MAX_PLANS and sum(runs) >= 4.0 / 0.1 - 10
+    reference = Stream(toy_talker, 4, seed=0, identity="id1")
+    parts = [reference.feed(audio[i:i + 800]).curves for i in range(0, len(audio), 800)] + [reference.finish().curves]
+    np.testing.assert_allclose(whole, np.concatenate(parts), atol=2e-6)     # batches change nothing
+
+
+def test_a_backlog_is_caught_up_as_one_block(toy_talker):
+    audio = toy_clip(1, 2, seconds=3.0).audio
+    stream = Stream(toy_talker, 4, seed=0, identity="id1", hop=0.2)
+    runs = []
+    real_run = stream.features.run
+    stream.features.run = lambda plans: runs.append(len(plans)) or real_run(plans)
+    out = stream.feed(audio[:40000], catch_up=True)                   # 2.5 s waiting: one encoder pass
+    assert runs == [1] and out.first == 0 and len(out.curves) == stream.due(38400)     # the last hop it reached
+    more = stream.feed(audio[40000:], catch_up=True)
+    assert more.first == len(out.curves) and stream.frames_out == stream.due(48000)
+    before = stream.frames_out
+    assert before + len(stream.finish().curves) == 90
