@@ -144,8 +144,9 @@ def markdown(results: dict) -> str:
     rows = []
     for name, r in results["models"].items():
         s = r["synthetic"]
-        rows.append([name, r["steps"], *(f"{_f(s['model']['spread'][g])} / {_f(s['truth']['spread'][g])} "
-                                         f"({_f(s['spread_ratio'][g], 2)}x)" for g in groups),
+        rows.append([name, r["steps"], *(f"{_f(s['model']['spread'][g])} / {_f(s['truth']['spread'][g])}"
+                                         + (f" ({_f(s['spread_ratio'][g], 2)}x)" if g in U.UPPER_GROUPS else "")
+                                         for g in groups),
                      _f(s["lip_to_upper_spread"], 2),
                      f"{_f(s['model']['blinks_per_minute'], 1)} / {_f(s['truth']['blinks_per_minute'], 1)}",
                      _f(s["model"]["full_blink_share"], 2), _f(s["model"]["blink_peak"], 2),
