@@ -84,3 +84,21 @@ def test_spread_and_ratios_against_hand_values():
     assert U.w1(model, truth, [INDEX["browInnerUp"]]) == pytest.approx(0.0)
     assert U.w1(model, truth, [INDEX["browDownLeft"]]) == pytest.approx(0.1)
     assert set(U.CHANNEL_GROUPS["lips"]) == set(LIP_INDICES)
+
+
+def test_truth_draws_redraw_only_the_upper_face():
+    from core.arkit import UPPER_INDICES
+    from core.data.style import Style
+    from core.data.tts import Phone
+    from experiments.evaluate.upper_face import truth_draws
+    rng = np.random.default_rng(0)
+    frames, audio = 150, rng.normal(0, 0.1, 16000 * 5).astype(np.float32)
+    phones = [Phone("pau", 0.0, 0.5), Phone("aa", 0.5, 1.2), Phone("b", 1.2, 1.3), Phone("iy", 1.3, 2.5),
+              Phone("pau", 2.5, 5.0)]
+    curves = rng.uniform(0, 1, (frames, NUM_BLENDSHAPES)).astype(np.float32)
+    draws = truth_draws(curves, phones, audio, Style(blink_rate=40, brow_activity=1.0), k=3)
+    other = [i for i in range(NUM_BLENDSHAPES) if i not in UPPER_INDICES]
+    assert draws.shape == (3, frames, NUM_BLENDSHAPES)
+    np.testing.assert_array_equal(draws[:, :, other], np.repeat(curves[None, :, other], 3, 0))
+    assert U.spread(draws, UPPER_INDICES) > 0.01                       # fresh randomness per draw
+    np.testing.assert_array_equal(draws, truth_draws(curves, phones, audio, Style(blink_rate=40, brow_activity=1.0), 3))
