@@ -7,6 +7,9 @@ Data flow per frame (paper Fig. 2)::
     step t --sinusoid(s = t/T)--> step encoder (MLP) --> e ---------------------+
     noisy curves x_t [F, 52] ---------------------------------------------------+
 
+The head's output is x0_hat itself (``prediction="x0"``, the first models) or v_hat, from which
+x0_hat = alpha_t x_t - sigma_t v_hat (``"v"``, trained today): see core/model/diffusion.py.
+
 Personalisation adapter (eq. 14): the audio, pooled over time and projected, and every
 identity feature are L2-normalised; similarity / temperature are the logits of a
 cross-entropy against the true identity.  At inference the same similarities rank the
