@@ -89,8 +89,8 @@ def style_labels(talker: Talker, steps: int, data, clips: list[TalkingClip], k: 
     style_of = styles(data)
     names = [n for n in talker.identities() if n in style_of]
     rows = {}
-    cached = [(c.load_audio(),) for c in clips]
-    cached = [(audio, talker.features(audio)[0]) for (audio,) in cached]
+    audios = [c.load_audio() for c in clips]
+    cached = [(audio, talker.features(audio)[0]) for audio in audios]
     for name in names:
         stats = [U.clip_statistics(model_samples(talker, steps, audio, feats, k, name)[0]) for audio, feats in cached]
         pooled = U.pooled(stats)
@@ -234,11 +234,11 @@ def follow(folder, data, clips: list[TalkingClip], levels=FOLLOW_LEVELS, seed: i
     noise, > 1 adds error). What a sampler leaves in its last steps is what the model cannot remove
     there."""
     import torch
-    from core.model.network import DiffusionTalker, to_model_space
-    model = DiffusionTalker.from_pretrained(folder)
+    from core.model.network import to_model_space
     talker = Talker.from_pretrained(folder)
+    model = talker.model(talker.steps_available[0])          # the network the talker samples with
     style_of = styles(data)
-    parts = {**UPPER_GROUPS_OF, "denoise upper": U.UPPER_CHANNELS, "denoise lips": U.CHANNEL_GROUPS["lips"]}
+    parts = {**{g: U.CHANNEL_GROUPS[g] for g in U.UPPER_GROUPS}, "denoise upper": U.UPPER_CHANNELS, "denoise lips": U.CHANNEL_GROUPS["lips"]}
     sums = {level: {g: [0.0, 0.0] for g in parts} for level in levels}
     gen = torch.Generator().manual_seed(seed)
     for clip in clips:
@@ -268,8 +268,6 @@ def follow(folder, data, clips: list[TalkingClip], levels=FOLLOW_LEVELS, seed: i
     return {level: {g: (num / max(den, 1e-12)) ** (0.5 if g.startswith("denoise") else 1.0)
                     for g, (num, den) in groups.items()} for level, groups in sums.items()}
 
-
-UPPER_GROUPS_OF = {g: U.CHANNEL_GROUPS[g] for g in U.UPPER_GROUPS}
 
 
 def run_follow(a) -> None:
