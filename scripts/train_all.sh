@@ -15,24 +15,31 @@ CORPUS=${CORPUS:-corpus/default}
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-24} # the teacher's first stage (scripts/seed_ablation.sh: 32 min, 1 thread)
 TEACHER_MIN=${TEACHER_MIN:-60}      # teacher cap
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
-TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-5} # snapshots kept along the way; the one best on validation
+TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-3} # snapshots kept along the way; the one best on validation
                                                 # data (lips on real speech, upper face on val clips) ships
 ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/identities/adapter.py), 2 threads
 RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices"), every model
-MODEL=${MODEL:---audio-lookahead 3 --prediction v} # each frame also sees the features 3 frames later; v
-                                    # prediction (docs/DECISIONS.md "The seed must matter"); models trained
-                                    # from scratch (students copy their teacher's architecture)
+CAUSAL=${CAUSAL:---audio-lookahead 3 --prediction v} # each frame also sees the features 3 frames later; v
+                                    # prediction (docs/DECISIONS.md "The seed must matter")
+MODEL=${MODEL:-$CAUSAL --bidirectional} # the shipped decoder sees x_t on both sides (a blink can form); models
+                                    # trained from scratch (students copy their teacher's architecture)
 EPOCHS=200                          # upper bound; the minute budgets stop training first
 mkdir -p runs
 
 [[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.synth --out "$CORPUS" --seed 0 --size default
-# The teacher in two stages (docs/DECISIONS.md "The seed must matter"): the data terms weighted
-# clamp(SNR, 1, 5), then 12 epochs from those weights with them weighted up to SNR 1000 (nearly
-# the v-loss), which teaches the removal of the last noise; snapshots of the second stage.
+# The teacher in stages (docs/DECISIONS.md "The seed must matter"). A causal decoder first: the data
+# terms weighted clamp(SNR, 1, 5), then 12 epochs from those weights with them weighted up to SNR
+# 1000 (nearly the v-loss), which teaches the removal of the last noise. Then the same weights
+# widened into a bidirectional decoder (core/training/widen.py: it starts out computing what the
+# causal one did) and trained again in the two weightings, the second with snapshots.
 $PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-stage1 --steps 256 --epochs "$TEACHER_EPOCHS" \
-    --max-minutes "$TEACHER_MIN" --snr-max 5 $RECIPE $MODEL
-$PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs 12 --lr 3e-4 \
-    --snr-max 1000 --init runs/teacher-256-stage1 ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
+    --max-minutes "$TEACHER_MIN" --snr-max 5 $RECIPE $CAUSAL
+$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-causal --steps 256 --epochs 12 --lr 3e-4 \
+    --snr-max 1000 --init runs/teacher-256-stage1 $RECIPE $CAUSAL
+$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-wide --steps 256 --epochs 10 --lr 5e-4 \
+    --snr-max 5 --init runs/teacher-256-causal $RECIPE $MODEL
+$PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs 6 --lr 2e-4 \
+    --snr-max 1000 --init runs/teacher-256-wide ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
     $RECIPE $MODEL
 if [[ -n $TEACHER_SNAPSHOT_MIN ]]; then
   $PY -m experiments.realspeech.select checkpoints/teacher-256 --data "$CORPUS"   # validation data only
@@ -43,9 +50,9 @@ distill_chain() {   # early halvings change little; the last rounds get the most
   $PY -m core.training.distill --teacher checkpoints/teacher-256 --data "$CORPUS" --out-root checkpoints --down-to 32 \
       --epochs $EPOCHS --max-minutes 2 --threads 1 $RECIPE
   $PY -m core.training.distill --teacher checkpoints/distilled-32 --data "$CORPUS" --out-root checkpoints --down-to 8 \
-      --epochs $EPOCHS --max-minutes 3 --threads 1 $RECIPE
-  $PY -m core.training.distill --teacher checkpoints/distilled-8 --data "$CORPUS" --out-root checkpoints --down-to 1 \
       --epochs $EPOCHS --max-minutes 4 --threads 1 $RECIPE
+  $PY -m core.training.distill --teacher checkpoints/distilled-8 --data "$CORPUS" --out-root checkpoints --down-to 1 \
+      --epochs $EPOCHS --max-minutes 5 --threads 1 $RECIPE
 }
 baselines() {
   for steps in 32 16 8; do
@@ -66,6 +73,9 @@ $PY -m core.model.manifest checkpoints
 $PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m core.model.manifest checkpoints --fp16
 $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
+# which step counts keep the seed is decided on validation clips (the page offers only those), then reported on test
+$PY -m experiments.evaluate upper-face --checkpoints checkpoints --data "$CORPUS" --split val --offer --no-write \
+    --style-steps
 $PY -m experiments.evaluate upper-face --checkpoints checkpoints --data "$CORPUS" --real
 $PY -m experiments.evaluate enrolment distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate encoder distilled-8 --checkpoints checkpoints --data "$CORPUS"

@@ -68,7 +68,7 @@ def test_state_is_carried_not_recomputed(toy_talker):
     assert 0 < len(first.curves) < 30 and first.identity == "id2"
     stateless = Stream(toy_talker, 4, seed=0, identity="id2", lookahead=2 / FPS)
     stateless.feed(audio[: SAMPLE_RATE])
-    stateless._steps.states.clear()                         # what recomputing from scratch would start from
+    stateless._frames.carried.states.clear()                # what recomputing from scratch would start from
     carried = np.concatenate([stream.feed(audio[SAMPLE_RATE:]).curves, stream.finish().curves])
     fresh = np.concatenate([stateless.feed(audio[SAMPLE_RATE:]).curves, stateless.finish().curves])
     reference, _ = offline_curves(toy_talker, ToyEncoder().encode(audio), 4, seed=0, identity="id2")
@@ -212,3 +212,27 @@ def test_stream_with_audio_lookahead_equals_offline(tmp_path):
     stream = Stream(talker, 4, seed=3, identity="id1", lookahead=1 / FPS)
     out = stream.feed(audio[: SAMPLE_RATE])            # 30 frames heard: 27 have their later features
     assert out.stop == 27
+
+
+@pytest.mark.parametrize("steps", [4, 8])   # deterministic DDIM and ancestral DDPM noise
+def test_bidirectional_stream_decodes_windows_with_the_offline_noise(tmp_path, steps):
+    # A bidirectional decoder needs the frames after each frame: the stream decodes a window (the
+    # context before, every frame heard after) and keeps the due frames. A window that covers the
+    # whole clip gives exactly the offline curves; a short one comes close to them, much closer
+    # than another seed's.
+    from tests.helpers import tiny_model
+    model = tiny_model(steps=steps, bidirectional=True, audio_lookahead=2)
+    model.config.sampler = "ddim" if steps == 4 else "ddpm"
+    model.save_pretrained(tmp_path / "bi")
+    talker = Talker.from_pretrained(tmp_path / "bi", encoder=ToyEncoder())
+    audio = toy_clip(1, 4, seconds=2.0).audio
+    features = ToyEncoder().encode(audio)
+    reference, _ = offline_curves(talker, features, steps, seed=3, identity="id1")
+    other, _ = offline_curves(talker, features, steps, seed=4, identity="id1")
+    whole = Stream(talker, steps, seed=3, identity="id1", lookahead=2.0, context=2.0)
+    np.testing.assert_allclose(_stream_all(whole, audio, 1600), reference, atol=2e-5)
+    live = Stream(talker, steps, seed=3, identity="id1", lookahead=0.3, context=0.5)
+    curves = _stream_all(live, audio, 1600)
+    assert curves.shape == reference.shape
+    near, seeds_apart = np.abs(curves - reference).mean(), np.abs(other - reference).mean()
+    assert near < 0.25 * seeds_apart, (near, seeds_apart)

@@ -102,3 +102,18 @@ def test_truth_draws_redraw_only_the_upper_face():
     np.testing.assert_array_equal(draws[:, :, other], np.repeat(curves[None, :, other], 3, 0))
     assert U.spread(draws, UPPER_INDICES) > 0.01                       # fresh randomness per draw
     np.testing.assert_array_equal(draws, truth_draws(curves, phones, audio, Style(blink_rate=40, brow_activity=1.0), 3))
+
+
+def test_seed_verdict_offers_a_model_only_when_its_upper_face_varies_as_the_data():
+    from core.evaluation.upper_face import SEED_FLOOR, seed_verdict
+    alive = {"spread_ratio": {"blinks": 0.9, "brows": 0.7, "eye look": 0.1, "squint": 2.0, "lips": 9.0},
+             "blink_rate_ratio": 0.8}
+    assert seed_verdict(alive) == {"offered": True, "why": "",
+                                   "ratios": {"blink spread": 0.9, "brow spread": 0.7, "blink rate": 0.8}}
+    dead = {**alive, "spread_ratio": {**alive["spread_ratio"], "blinks": 0.09}, "blink_rate_ratio": 0.0}
+    verdict = seed_verdict(dead)
+    assert not verdict["offered"]
+    assert "blink spread 0.09x" in verdict["why"] and "blink rate 0.00x" in verdict["why"]
+    assert "brow" not in verdict["why"] and f"{SEED_FLOOR}x" in verdict["why"]
+    nan = {**alive, "blink_rate_ratio": float("nan")}
+    assert not seed_verdict(nan)["offered"]                  # nothing measured is not "keeps the seed"

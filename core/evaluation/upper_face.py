@@ -110,3 +110,21 @@ def against_truth(model: dict, truth: dict) -> dict:
     upper = float(np.mean([model["spread"][g] for g in UPPER_GROUPS]))
     return {"spread_ratio": ratio, "lip_to_upper_spread": model["spread"]["lips"] / max(upper, 1e-12),
             "blink_rate_ratio": model["blinks_per_minute"] / max(truth["blinks_per_minute"], 1e-12)}
+
+
+# A step count is offered on the page only if its samples still vary as the data does: on the
+# validation clips, the blinks' and brows' across-seed spread and the blink rate each at least
+# this share of the generator's truth (docs/DECISIONS.md "The seed must matter").
+SEED_FLOOR = 0.5
+SEED_CHECKS = (("blinks", "blink spread"), ("brows", "brow spread"))
+
+
+def seed_verdict(figures: dict) -> dict:
+    """Whether a model keeps the seed, from :func:`against_truth`'s figures on validation clips:
+    ``{"offered": bool, "why": str, "ratios": {...}}``; ``why`` names what fell short, as a page can say it."""
+    ratios = {label: figures["spread_ratio"][group] for group, label in SEED_CHECKS}
+    ratios["blink rate"] = figures["blink_rate_ratio"]
+    short = [f"{label} {ratio:.2f}x" for label, ratio in ratios.items() if not ratio >= SEED_FLOOR]
+    why = (f"its upper face varies less than the data's across seeds ({', '.join(short)} the data's; "
+           f"at least {SEED_FLOOR}x is needed)") if short else ""
+    return {"offered": not short, "why": why, "ratios": {k: round(float(v), 3) for k, v in ratios.items()}}

@@ -91,6 +91,11 @@ class ModelRegistry:
                              f"{', '.join(map(str, self.steps_available))}.")
         return steps
 
+    def seed_check(self, steps: int) -> dict | None:
+        """Whether ``steps``' model keeps the seed (its upper face varies across seeds as the data's,
+        on validation clips: ``experiments.evaluate upper-face --split val --offer``), or None if not measured."""
+        return self.entries[steps].get("metrics", {}).get("seed_check")
+
     def folder(self, steps: int) -> Path:
         """The checkpoint folder of ``steps``' model."""
         return entry_folder(self.root, self.entries[self.check_steps(steps)])

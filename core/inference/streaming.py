@@ -10,9 +10,14 @@ How it works. The stream keeps one position per encoder hop (every ``hop`` secon
 counted from the start, so that chunk sizes never matter): at each, the frames whose time
 lies at least ``lookahead`` seconds before it are due. Their speech features are the offline
 features of the audio heard so far (:mod:`core.audio.stream_features`), and all diffusion steps run
-over them at once, each step carrying its own GRU state from the previous frames (the
-stateful ONNX graph of :mod:`core.inference.onnx_decoder`; the decoder is causal, so this equals one
-pass over the whole sequence). Each chunk runs the one reverse process of
+over them at once. A causal decoder carries each step's GRU state from the previous frames (the
+stateful ONNX graph of :mod:`core.inference.onnx_decoder`), which equals one pass over the whole
+sequence. A bidirectional decoder (its backward pass is what lets a blink form, docs/DECISIONS.md
+"The seed must matter") needs the frames after too: each hop decodes a window, the last
+``context`` seconds before the due frames and every frame heard after them, and keeps the due
+frames; the window's frames get the same per-frame noise as offline, so the curves come close to
+``Talker.generate``'s for the same seed (equal where the window reaches the clip's ends). Each
+chunk runs the one reverse process of
 :func:`core.model.diffusion.reverse` with the noise every decoder draws
 (:func:`core.model.diffusion.frame_noise`, per frame from the seed), so a stream replaying a clip
 returns what ``Talker.generate`` gives for the same seed wherever its features equal the offline ones.
@@ -65,11 +70,58 @@ def frames_due(samples: int, lookahead: int) -> int:
     return min(duration_frames(samples), FPS * (samples - lookahead) // SAMPLE_RATE + 1)
 
 
+WINDOW_CONTEXT = 1.0         # seconds of earlier frames a bidirectional model's window starts with
+
+
 def _decoder(talker, steps: int):
     decoder = talker.decoder(steps)
-    if not isinstance(decoder, OnnxDecoder) or decoder.model.config.bidirectional:
-        raise ValueError("streaming needs a causal model on the ONNX decoder (CPU, backend 'auto' or 'onnx')")
+    if not isinstance(decoder, OnnxDecoder):
+        raise ValueError("streaming needs the ONNX decoder (CPU, backend 'auto' or 'onnx')")
     return decoder
+
+
+class CarriedDecoding:
+    """A causal decoder's frames, chunk after chunk: every step's GRU state carried over."""
+
+    def __init__(self, decoder: OnnxDecoder):
+        c = decoder.model.config
+        self.decoder = decoder
+        self.carried = CarriedSteps(decoder.stateful_session(), c.layers, 1, c.hidden,
+                                  output=decoder.output_coefficients())
+
+    def set_identity(self, feature: torch.Tensor) -> None:
+        self.carried.biases = self.decoder.step_biases(feature)    # the same carried states
+
+    def predictor(self, audio: torch.Tensor, count: int):
+        """(x0_fn, first row kept) for the next ``count`` frames of projected ``audio`` [n, A]."""
+        return self.carried.predictor(audio[:count].float().numpy()[:, None]), 0
+
+    def remember(self, audio: torch.Tensor, count: int) -> None:
+        pass
+
+
+class WindowedDecoding:
+    """A bidirectional decoder's frames: each chunk decoded inside a window that starts
+    ``context`` frames earlier and runs to the last frame heard."""
+
+    def __init__(self, decoder: OnnxDecoder, context: int):
+        self.decoder = decoder
+        self.context = context
+        self.identity: torch.Tensor | None = None
+        self.past = torch.zeros(0, decoder.model.config.audio_proj_dim)   # projected audio of recent frames
+
+    def set_identity(self, feature: torch.Tensor) -> None:
+        self.identity = feature[None]
+
+    def predictor(self, audio: torch.Tensor, count: int):
+        x0_fn = self.decoder.bind((torch.cat([self.past, audio])[None], self.identity))
+
+        def x0(x_t: np.ndarray, t: int) -> np.ndarray:
+            return x0_fn(torch.from_numpy(x_t).transpose(0, 1), torch.tensor([t])).transpose(0, 1).numpy()
+        return x0, len(self.past)
+
+    def remember(self, audio: torch.Tensor, count: int) -> None:
+        self.past = torch.cat([self.past, audio[:count]])[-self.context:]
 
 
 class Stream:
@@ -77,7 +129,7 @@ class Stream:
 
     def __init__(self, talker, steps: int = 8, seed: int = 0, identity: str | None = None,
                  lookahead: float = DEFAULT_LOOKAHEAD, hop: float = DEFAULT_HOP, match_after: float = MATCH_AFTER,
-                 sampler: str | None = None, close_pauses: bool = False):
+                 sampler: str | None = None, close_pauses: bool = False, context: float = WINDOW_CONTEXT):
         if not 0 <= lookahead <= 2.0:
             raise ValueError(f"the look-ahead must be between 0 and 2 s, not {lookahead}")
         if not 0.01 <= hop <= 1.0:
@@ -96,9 +148,9 @@ class Stream:
         if self.fixed_identity:
             self.model.identity_index(identity)           # a clear error for an unknown name
         self._coefficients = self.model.schedule.reverse_coefficients(self.method)
-        self._steps = CarriedSteps(self.decoder.stateful_session(), self.model.config.layers, 1,
-                                   self.model.config.hidden,    # every step's GRU state, carried chunk to chunk
-                                   output=self.decoder.output_coefficients())
+        self._frames = (WindowedDecoding(self.decoder, int(round(context * FPS))) if self.model.config.bidirectional
+                        else CarriedDecoding(self.decoder))
+        self._identity_set = False
         self._heard = 0                                   # samples fed
         self._next_hop = self.hop                         # the next encoder position (samples)
         self._emitted = 0                                 # frames out so far
@@ -183,7 +235,8 @@ class Stream:
         as heard (all of them while feeding, see ``due``; at the end the model repeats the last)."""
         first = plans[-1][1] if plans else self._emitted
         if stop > first:
-            later = min(stop + self.model.config.audio_lookahead, duration_frames(self._heard))
+            heard = duration_frames(self._heard)
+            later = heard if self.model.config.bidirectional else min(stop + self.model.config.audio_lookahead, heard)
             plans.append((first, stop, self.features.plan(first, later)))
 
     def _emit(self, plans: list) -> StreamFrames:
@@ -219,7 +272,7 @@ class Stream:
         if self.identity is None or before == self.match_frames:
             heard = np.concatenate(self._matching)[: self.match_frames]
             self.identity = self.model.match(torch.from_numpy(heard))[0][0]
-            self._steps.biases = []              # the new identity's biases, the same carried states
+            self._identity_set = False
             if before == self.match_frames:
                 self._matching = []
 
@@ -229,18 +282,20 @@ class Stream:
         frames' after them, for a model with audio look-ahead)."""
         self._choose_identity(feats[:count])
         model = self.model
-        if not self._steps.biases:
+        if not self._identity_set:
             ids = torch.tensor([model.identity_index(self.identity)])
-            ident = model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0]
-            self._steps.biases = self.decoder.step_biases(ident)
-        audio = model.project_audio(torch.from_numpy(feats)[None])[0, :count].float().numpy()[:, None]   # [n, 1, A]
-        first, stop = self._emitted, self._emitted + count
+            self._frames.set_identity(model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0])
+            self._identity_set = True
+        audio = model.project_audio(torch.from_numpy(feats)[None])[0]
+        x0_fn, keep = self._frames.predictor(audio, count)
+        rows = keep + (len(audio) if model.config.bidirectional else count)
+        first = self._emitted - keep
 
         def noise(draw: int) -> np.ndarray:
-            return frame_noise(self.seed, draw, first, stop)[:, None]
+            return frame_noise(self.seed, draw, first, first + rows)[:, None]
 
-        x0 = reverse(self._steps.predictor(audio), noise(0), self._coefficients,
-                     noise if self.method == "ddpm" else None)
+        x0 = reverse(x0_fn, noise(0), self._coefficients, noise if self.method == "ddpm" else None)[keep: keep + count]
+        self._frames.remember(audio, count)
         return from_model_space(torch.from_numpy(x0[:, 0])).numpy()
 
 

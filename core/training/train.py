@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from core.model import losses as L
 from core.model.network import DiffusionTalker, TalkerConfig, masked_moments, to_model_space
+from core.training.widen import widen_to_bidirectional
 
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
@@ -350,8 +351,9 @@ def main(argv=None):
                    help="what the network outputs (core/diffusion.py); x0 is the first models' choice")
     p.add_argument("--without", default="", help="comma-separated corpus augmentations / TTS engines to leave "
                                                  "out of training (ablation), e.g. mp3,opus,piper")
-    p.add_argument("--init", default=None, help="start from this checkpoint's weights (same architecture; "
-                                                "a second stage with other loss weights)")
+    p.add_argument("--init", default=None, help="start from this checkpoint's weights (same architecture, a "
+                                                "second stage with other loss weights; or a causal model "
+                                                "widened for --bidirectional, core/training/widen.py)")
     a = p.parse_args(argv)
     cfg = train_config_from_args(a)
     torch.manual_seed(a.seed)
@@ -370,7 +372,10 @@ def main(argv=None):
         start = DiffusionTalker.from_pretrained(a.init)
         if start.identity_names != names or start.config.steps != a.steps:
             raise SystemExit(f"--init {a.init}: another library or step count than this run")
-        model.load_state_dict(start.state_dict())
+        if a.bidirectional and not start.config.bidirectional:
+            widen_to_bidirectional(start, model)
+        else:
+            model.load_state_dict(start.state_dict())
         model.config.extra["train"]["init"] = {"from": str(a.init), **start.config.extra.get("train", {})}
     fit(model, teacher_objective, train_set, val_set, cfg)
 

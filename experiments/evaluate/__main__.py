@@ -47,6 +47,9 @@ def main(argv=None) -> None:
     u.add_argument("--real", action="store_true", help="also the real validation recordings (fetched first)")
     u.add_argument("--json", default="", help="also write the figures here")
     u.add_argument("--no-write", dest="write", action="store_false", help="print only (validation runs)")
+    u.add_argument("--offer", action="store_true",
+                   help="with --split val: record in the manifest which step counts keep the seed (the page "
+                        "offers only those; core.evaluation.upper_face.seed_verdict)")
     u.set_defaults(max_clips=24)
     f = command("follow", "does x0-hat follow x_t in the upper face, per noise level and group (val clips)",
                 data=True)

@@ -22,7 +22,7 @@ from core.data.clip import TalkingClip, read_meta
 from core.data.style import Style
 from core.data.tts import Phone
 from core.data.upper_face import upper_face
-from core.model.manifest import is_checkpoint_folder, model_entries, read_manifest
+from core.model.manifest import is_checkpoint_folder, model_entries, read_manifest, record_metrics
 from core.inference.talker import Talker
 from experiments.evaluate.tables import pick
 from experiments.report import machine_description, table, update_section
@@ -184,6 +184,8 @@ def markdown(results: dict) -> str:
 
 def run(a) -> None:
     root = a.checkpoints
+    if a.offer and (a.split != "val" or is_checkpoint_folder(root)):
+        raise SystemExit("--offer decides what the page offers: it needs --split val and a folder with a manifest")
     from core.data.dataset import load_clips
     clips = pick(load_clips(a.data, (a.split,)), a.max_clips, seed=1)
     if is_checkpoint_folder(root):          # one run (validation of a training choice)
@@ -212,11 +214,23 @@ def run(a) -> None:
             s["model"]["blinks_per_minute"], s["truth"]["blinks_per_minute"])}), flush=True)
         if a.json:                        # after every model: a long run keeps what it measured
             Path(a.json).write_text(json.dumps(results, indent=1, default=float))
+    if a.offer:
+        record_seed_checks(root, {name: r["synthetic"] for name, r in results["models"].items()})
     if a.write:
         update_section(SECTION, "## Upper face against the generator's truth (the seed must matter)\n\n"
                        + markdown(results), a.results)
         print(f"wrote {a.results}")
 
+
+
+def record_seed_checks(root: Path, figures_by_name: dict[str, dict]) -> None:
+    """Each model's :func:`seed_verdict` on validation clips into its manifest entry's metrics
+    (``seed_check``), which the page reads to offer only the step counts that keep the seed."""
+    record_metrics(root, {entry["name"]: {**entry.get("metrics", {}),
+                                          "seed_check": U.seed_verdict(figures_by_name[entry["name"]])}
+                          for entry in read_manifest(root)["models"] if entry["name"] in figures_by_name})
+    for name, figures in figures_by_name.items():
+        print(name, json.dumps(U.seed_verdict(figures)))
 
 
 FOLLOW_LEVELS = (1 / 256, 4 / 256, 16 / 256, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)

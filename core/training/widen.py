@@ -1,0 +1,39 @@
+"""Start a bidirectional talker from a causal one's weights, computing exactly what it computed.
+
+Why: a causal decoder sees the noisy curves x_t only up to the frame it denoises. A blink is a
+few frames of eyelid closing and opening; at the frame where it starts, the evidence that follows
+in x_t is out of sight, so every step pulls the start back towards the mean and the blink never
+forms (docs/DECISIONS.md "The seed must matter"). A bidirectional GRU sees both sides.
+
+Training such a decoder from scratch costs the whole schedule again. Instead the forward
+direction keeps the causal weights, the new backward direction starts from its random weights,
+and every weight that reads the backward features (the second layer's input, the head) starts
+at zero, so the widened network's output equals the causal one's until training moves them.
+"""
+from __future__ import annotations
+
+import torch
+
+from core.model.network import DiffusionTalker
+
+
+def widen_to_bidirectional(causal: DiffusionTalker, wide: DiffusionTalker) -> None:
+    """Load ``causal``'s weights into the bidirectional ``wide`` (same sizes otherwise), in place."""
+    if causal.config.bidirectional or not wide.config.bidirectional:
+        raise ValueError("widening goes from a causal model to a bidirectional one")
+    source = causal.state_dict()
+    target = wide.state_dict()
+    hidden = wide.config.hidden
+    for name, value in target.items():
+        if name.endswith("_reverse"):
+            continue                                    # the new direction: its own initialisation
+        old = source[name]
+        if old.shape == value.shape:
+            value.copy_(old)
+        elif (name == "head.weight" or name.startswith("decoder.weight_ih_l")) and value.shape[1] == 2 * hidden:
+            value.zero_()                               # the backward half of the input reads nothing yet
+            value[:, :hidden].copy_(old)
+        else:
+            raise ValueError(f"cannot widen {name}: {tuple(old.shape)} -> {tuple(value.shape)}")
+    with torch.no_grad():
+        wide.load_state_dict(target)
