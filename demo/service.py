@@ -110,7 +110,15 @@ class DemoService:
     # -- what the controls offer ------------------------------------------------------------------
     @property
     def steps_choices(self) -> list[int]:
-        return list(self.talker.steps_available)
+        """The step counts offered: those whose upper face still varies with the seed (see withheld_steps)."""
+        return [s for s in self.talker.steps_available if s not in self.withheld_steps] or self.talker.steps_available
+
+    @property
+    def withheld_steps(self) -> dict[int, str]:
+        """Step counts not offered, with why: on validation clips their samples vary across seeds
+        less than the data does (``experiments.evaluate upper-face --split val --offer``)."""
+        checks = {s: self.talker.seed_check(s) for s in self.talker.steps_available}
+        return {s: check["why"] for s, check in checks.items() if check and not check["offered"]}
 
     @property
     def default_steps(self) -> int:
@@ -128,7 +136,11 @@ class DemoService:
         return list(self.talker.identities())
 
     def check_steps(self, value) -> int:
-        return self.talker.check_steps(value)
+        steps = self.talker.check_steps(value)
+        if steps in self.withheld_steps and steps not in self.steps_choices:
+            raise ValueError(f"The {steps}-step model is not offered here: {self.withheld_steps[steps]}. "
+                             f"Choose one of {', '.join(map(str, self.steps_choices))}.")
+        return steps
 
     def check_identity(self, value) -> str | None:
         """None for 'matched from the voice', else a library identity."""

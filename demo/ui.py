@@ -138,6 +138,15 @@ Or start the app on another folder: `python app.py --checkpoints PATH`.
     return demo
 
 
+def _withheld_note(withheld: dict[int, str]) -> str:
+    """Why some step counts are not offered (one line per reason)."""
+    by_reason: dict[str, list[int]] = {}
+    for steps, why in sorted(withheld.items(), reverse=True):
+        by_reason.setdefault(why, []).append(steps)
+    return "".join(f" Not offered: {', '.join(map(str, counts))} steps, because {why}."
+                   for why, counts in by_reason.items())
+
+
 def _header(service: DemoService) -> str:
     steps = ", ".join(map(str, service.steps_choices))
     return (f"# {TITLE}\n"
@@ -145,4 +154,5 @@ def _header(service: DemoService) -> str:
             f"The voice is matched against a library of {len(service.identities)} talking styles; they are "
             "synthetic (text-to-speech voices with generated faces), not recordings of real people. "
             f"Models: {steps} diffusion steps; running on **{service.talker.device}**."
+            + _withheld_note(service.withheld_steps)
             + "".join(f"\n\n> ⚠ {problem}" for problem in service.talker.problems()))

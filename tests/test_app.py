@@ -423,3 +423,25 @@ def test_service_result_types_and_formatting_import_no_loop():
                          if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("demo")}
     assert "service" not in imports["formatting"] and "formatting" not in imports["results"]
     assert "service" not in imports["results"] | imports["folders"] | imports["enrolment"]
+
+
+def test_step_counts_that_lose_the_seed_are_not_offered_and_the_page_says_why(checkpoints, tmp_path):
+    import shutil
+    from core.model.manifest import read_manifest, record_metrics
+    from demo.service import DemoService, load_talker
+    from demo.ui import _header
+    root = tmp_path / "ckpt"
+    shutil.copytree(checkpoints, root)
+    steps = {e["name"]: e["steps"] for e in read_manifest(root)["models"] if e.get("role", "shipped") == "shipped"}
+    fewest = min(steps, key=steps.get)
+    why = "its upper face varies less than the data's across seeds (blink spread 0.09x the data's)"
+    record_metrics(root, {fewest: {"seed_check": {"offered": False, "why": why, "ratios": {}}}})
+    talker, problem = load_talker(root)
+    assert problem is None
+    service = DemoService(talker, workdir=tmp_path / "work")
+    assert steps[fewest] not in service.steps_choices and len(service.steps_choices) == len(steps) - 1
+    assert service.withheld_steps == {steps[fewest]: why}
+    with pytest.raises(ValueError, match=f"The {steps[fewest]}-step model is not offered here: its upper face"):
+        service.check_steps(str(steps[fewest]))
+    assert service.check_steps(str(service.default_steps)) == service.default_steps
+    assert f"Not offered: {steps[fewest]} steps, because {why}." in _header(service)
