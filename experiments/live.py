@@ -19,7 +19,9 @@ What it measures (the RESULTS.md section says it again next to the numbers):
 Streamed features are computed with the streaming encoder itself (:class:`core.audio.stream_features.
 WhisperStreamFeatures`), one plan per encoder hop covering every look-ahead at once; decoding
 them with :func:`generated_curves` (``Talker.generate`` on those features) gives exactly what a
-:class:`core.inference.streaming.Stream` returns (tested), at a fraction of the cost of one stream per look-ahead.
+:class:`core.inference.streaming.Stream` returns for a causal decoder (tested), at a fraction of the cost
+of one stream per look-ahead. A bidirectional decoder's stream also cuts each hop's window
+(``WindowedDecoding``): ``measure_window`` replays real streams for that.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from core.audio.decode import duration_frames
 from core.evaluation.metrics import lbe
 from core.rates import SAMPLE_RATE
 from core.inference.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, frames_due, replay
+from experiments.report import table
 
 SECTION = "Live: streamed against offline curves, latency"
 LOOKAHEADS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -129,6 +132,30 @@ def measure_synthetic(talker, steps: int, seed: int, clips, lookaheads) -> dict:
         print(f"{name} {row['seconds']:5.1f} s  LBE offline {row['offline']:.4f}  " + "  ".join(
             f"{d:.1f}s {row['streamed'][d]:.4f}" for d in lookaheads), flush=True)
     return {"rows": rows}
+
+
+def measure_window(talker, steps: int, seed: int, clips, lookahead: float) -> dict | None:
+    """A bidirectional model's real stream (:class:`Stream` replays, so the window's cut is in the
+    figures) against ``Talker.generate`` on the same audio and seed: the LBE, and whether the
+    live upper face is the offline one (mean |difference| beside the one another seed makes) with
+    its blinks. None for a causal model, whose stream equals its streamed features' decoding."""
+    from core.evaluation.upper_face import UPPER_CHANNELS, blinks
+    from core.inference.streaming import Stream
+    if not talker.model(steps).config.bidirectional:
+        return None
+    rows = []
+    for name, identity, audio, truth in clips:
+        offline = talker.generate(audio, steps=steps, seed=seed, identity=identity).blendshapes[0]
+        other = talker.generate(audio, steps=steps, seed=seed + 1, identity=identity).blendshapes[0]
+        live = replay(Stream(talker, steps, seed=seed, identity=identity, lookahead=lookahead), audio, chunk=0.1).curves
+        upper = list(UPPER_CHANNELS)
+        rows.append({"clip": name, "seconds": len(audio) / SAMPLE_RATE, "lbe_live": lbe(live, truth),
+                     "lbe_offline": lbe(offline, truth),
+                     "upper_diff": float(np.abs(live[:, upper] - offline[:, upper]).mean()),
+                     "upper_other_seed": float(np.abs(other[:, upper] - offline[:, upper]).mean()),
+                     "blinks_live": len(blinks(live)), "blinks_offline": len(blinks(offline))})
+        print(name, {k: v for k, v in rows[-1].items() if k != "clip"}, flush=True)
+    return {"lookahead": lookahead, "rows": rows}
 
 
 def measure_realspeech(talker, steps: int, seed: int, lookaheads, audio_dir=None) -> dict:
@@ -247,8 +274,24 @@ def measure_sustained(talker, steps: int, seconds: float, lookahead: float) -> d
             "buffered_audio_s": len(getattr(stream.features, "_audio", [])) / SAMPLE_RATE}
 
 
-def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) -> str:
-    from experiments.report import machine_description, table
+def window_markdown(window: dict) -> list[str]:
+    rows = window["rows"]
+    minutes = sum(r["seconds"] for r in rows) / 60
+    mean = lambda key: statistics.mean(r[key] for r in rows)     # noqa: E731
+    return [f"**The bidirectional decoder's window, live** (the shipped model sees the frames after each frame, so a "
+            f"stream decodes each hop in a window: `core.inference.streaming.WindowedDecoding`; the table above decodes "
+            f"the streamed features over the whole clip, which leaves the window out). Real `Stream` replays of the "
+            f"first {len(rows)} clips above, look-ahead {window['lookahead']} s, 100 ms chunks, against "
+            "`Talker.generate` on the same audio with the same seed:", "",
+            table(["LBE live", "LBE offline", "upper face: mean abs diff live - offline",
+                   "the same, offline seed s+1 - seed s", "blinks/min live", "blinks/min offline"],
+                  [[round(mean("lbe_live"), 4), round(mean("lbe_offline"), 4), round(mean("upper_diff"), 4),
+                    round(mean("upper_other_seed"), 4), round(sum(r["blinks_live"] for r in rows) / minutes, 1),
+                    round(sum(r["blinks_offline"] for r in rows) / minutes, 1)]]), ""]
+
+
+def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str, window: dict | None = None) -> str:
+    from experiments.report import machine_description
     rows = synthetic["rows"]
     base = statistics.mean(r["offline"] for r in rows)
     lines = [f"Written by `python -m experiments.live` ({model}, seed {args.seed}, encoder hop {args.hop} s); "
@@ -269,6 +312,8 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) 
                            round(statistics.mean(r["streamed"][d] / r["offline"] for r in long), 3) if long else "-"])
     lines += [table(["look-ahead", "LBE streamed", "x offline (target <= 1.10)", "feature drift (rel. L2)",
                      "max abs curve diff", "x offline, clips > 10 s"], table_rows), ""]
+    if window:
+        lines += window_markdown(window)
     if real.get("recordings"):
         a = real["auc"]
         lines += [f"**Real speech, validation part only** ({real['recordings']} recordings, {real['seconds']:.0f} s, "
@@ -327,6 +372,7 @@ def main(argv=None) -> None:
     p.add_argument("--sessions", type=int, nargs="+", default=[1, 2, 3], help="simultaneous live sessions to try")
     p.add_argument("--session-seconds", type=float, default=10.0)
     p.add_argument("--sustained-seconds", type=float, default=300.0)
+    p.add_argument("--window-clips", type=int, default=8, help="clips replayed through a real stream (bidirectional model)")
     p.add_argument("--no-realspeech", action="store_true")
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--results", default="docs/RESULTS.md")
@@ -335,8 +381,9 @@ def main(argv=None) -> None:
     from core.inference.talker import Talker
     talker = Talker.from_pretrained(args.checkpoints)
     model = talker.entries[talker.check_steps(args.steps)].get("name", args.checkpoints)
-    synthetic = measure_synthetic(talker, args.steps, args.seed, synthetic_clips(args.clips, args.long_clips),
-                                  args.lookaheads)
+    clips = synthetic_clips(args.clips, args.long_clips)
+    synthetic = measure_synthetic(talker, args.steps, args.seed, clips, args.lookaheads)
+    window = measure_window(talker, args.steps, args.seed, clips[:args.window_clips], args.speed_lookahead)
     real = {} if args.no_realspeech else measure_realspeech(talker, args.steps, args.seed, args.lookaheads)
     speed = None if args.no_speed else measure_speed(talker, args.steps, args.speed_seconds, args.speed_rounds,
                                                      args.speed_lookahead)
@@ -345,7 +392,7 @@ def main(argv=None) -> None:
         speed["sessions"] = measure_sessions(talker, args.steps, args.session_seconds, args.sessions,
                                              args.speed_lookahead)
         speed["sustained"] = measure_sustained(talker, args.steps, args.sustained_seconds, args.speed_lookahead)
-    md = markdown(args, synthetic, real, speed, model)
+    md = markdown(args, synthetic, real, speed, model, window)
     print(md)
     from experiments.report import update_section
     print(f"results: {update_section(SECTION, md, args.results)}")
