@@ -116,7 +116,7 @@ class DemoService:
     @property
     def withheld_steps(self) -> dict[int, str]:
         """Step counts not offered, with why: on validation clips their samples vary across seeds
-        less than the data does (``experiments.evaluate upper-face --split val --offer``)."""
+        much less than their teacher's (``experiments.evaluate upper-face --split val --offer``)."""
         checks = {s: self.talker.seed_check(s) for s in self.talker.steps_available}
         return {s: check["why"] for s, check in checks.items() if check and not check["offered"]}
 

@@ -434,7 +434,7 @@ def test_step_counts_that_lose_the_seed_are_not_offered_and_the_page_says_why(ch
     shutil.copytree(checkpoints, root)
     steps = {e["name"]: e["steps"] for e in read_manifest(root)["models"] if e.get("role", "shipped") == "shipped"}
     fewest = min(steps, key=steps.get)
-    why = "its upper face varies less than the data's across seeds (blink spread 0.09x the data's)"
+    why = "its upper face varies less across seeds than the teacher's (blink spread 0.09x the teacher's)"
     record_metrics(root, {fewest: {"seed_check": {"offered": False, "why": why, "ratios": {}}}})
     talker, problem = load_talker(root)
     assert problem is None

@@ -104,16 +104,19 @@ def test_truth_draws_redraw_only_the_upper_face():
     np.testing.assert_array_equal(draws, truth_draws(curves, phones, audio, Style(blink_rate=40, brow_activity=1.0), 3))
 
 
-def test_seed_verdict_offers_a_model_only_when_its_upper_face_varies_as_the_data():
+def test_seed_verdict_offers_a_student_only_when_its_upper_face_varies_as_its_teacher():
     from core.evaluation.upper_face import SEED_FLOOR, seed_verdict
-    alive = {"spread_ratio": {"blinks": 0.9, "brows": 0.7, "eye look": 0.1, "squint": 2.0, "lips": 9.0},
-             "blink_rate_ratio": 0.8}
-    assert seed_verdict(alive) == {"offered": True, "why": "",
-                                   "ratios": {"blink spread": 0.9, "brow spread": 0.7, "blink rate": 0.8}}
-    dead = {**alive, "spread_ratio": {**alive["spread_ratio"], "blinks": 0.09}, "blink_rate_ratio": 0.0}
-    verdict = seed_verdict(dead)
+    teacher = {"spread_ratio": {"blinks": 1.0, "brows": 0.8, "eye look": 0.7, "squint": 1.5, "lips": 9.0},
+               "blink_rate_ratio": 0.4}
+    assert seed_verdict(teacher) == {"offered": True, "why": "",
+                                     "ratios": {"blink spread": 1.0, "brow spread": 0.8, "blink rate": 0.4}}
+    alive = {"spread_ratio": {**teacher["spread_ratio"], "blinks": 0.9, "brows": 0.6}, "blink_rate_ratio": 0.3}
+    assert seed_verdict(alive, teacher) == {"offered": True, "why": "",
+                                            "ratios": {"blink spread": 0.9, "brow spread": 0.75, "blink rate": 0.75}}
+    dead = {"spread_ratio": {**teacher["spread_ratio"], "blinks": 0.09}, "blink_rate_ratio": 0.0}
+    verdict = seed_verdict(dead, teacher)
     assert not verdict["offered"]
     assert "blink spread 0.09x" in verdict["why"] and "blink rate 0.00x" in verdict["why"]
-    assert "brow" not in verdict["why"] and f"{SEED_FLOOR}x" in verdict["why"]
-    nan = {**alive, "blink_rate_ratio": float("nan")}
-    assert not seed_verdict(nan)["offered"]                  # nothing measured is not "keeps the seed"
+    assert "brow" not in verdict["why"] and f"{SEED_FLOOR}x" in verdict["why"] and "teacher's" in verdict["why"]
+    silent = {**teacher, "blink_rate_ratio": 0.0}                   # a teacher that never blinks: no rate to keep
+    assert not seed_verdict(alive, silent)["offered"]

@@ -112,19 +112,30 @@ def against_truth(model: dict, truth: dict) -> dict:
             "blink_rate_ratio": model["blinks_per_minute"] / max(truth["blinks_per_minute"], 1e-12)}
 
 
-# A step count is offered on the page only if its samples still vary as the data does: on the
-# validation clips, the blinks' and brows' across-seed spread and the blink rate each at least
-# this share of the generator's truth (docs/DECISIONS.md "The seed must matter").
+# A step count is offered on the page only if its samples still vary as its teacher's do: on the
+# validation clips, the blinks' and brows' across-seed spread and the blink rate, each over the
+# generator's truth, at least this share of the teacher's (docs/DECISIONS.md "The seed must matter").
 SEED_FLOOR = 0.5
 SEED_CHECKS = (("blinks", "blink spread"), ("brows", "brow spread"))
 
 
-def seed_verdict(figures: dict) -> dict:
-    """Whether a model keeps the seed, from :func:`against_truth`'s figures on validation clips:
-    ``{"offered": bool, "why": str, "ratios": {...}}``; ``why`` names what fell short, as a page can say it."""
+def _seed_ratios(figures: dict) -> dict[str, float]:
     ratios = {label: figures["spread_ratio"][group] for group, label in SEED_CHECKS}
     ratios["blink rate"] = figures["blink_rate_ratio"]
+    return ratios
+
+
+def seed_verdict(figures: dict, teacher: dict | None = None) -> dict:
+    """Whether a student keeps its teacher's seed, from :func:`against_truth`'s figures of both on
+    the same validation clips (``teacher=None``: the teacher itself, always offered):
+    ``{"offered": bool, "why": str, "ratios": {...}}``, ratios student / teacher; ``why`` names what
+    fell short, as a page can say it."""
+    own = _seed_ratios(figures)
+    if teacher is None:
+        return {"offered": True, "why": "", "ratios": {k: round(float(v), 3) for k, v in own.items()}}
+    reference = _seed_ratios(teacher)
+    ratios = {k: own[k] / reference[k] if reference[k] > 0 else float("nan") for k in own}
     short = [f"{label} {ratio:.2f}x" for label, ratio in ratios.items() if not ratio >= SEED_FLOOR]
-    why = (f"its upper face varies less than the data's across seeds ({', '.join(short)} the data's; "
+    why = (f"its upper face varies less across seeds than the teacher's ({', '.join(short)} the teacher's; "
            f"at least {SEED_FLOOR}x is needed)") if short else ""
     return {"offered": not short, "why": why, "ratios": {k: round(float(v), 3) for k, v in ratios.items()}}

@@ -215,7 +215,7 @@ def run(a) -> None:
         if a.json:                        # after every model: a long run keeps what it measured
             Path(a.json).write_text(json.dumps(results, indent=1, default=float))
     if a.offer:
-        record_seed_checks(root, {name: r["synthetic"] for name, r in results["models"].items()})
+        record_seed_checks(root, results["models"])
     if a.write:
         update_section(SECTION, "## Upper face against the generator's truth (the seed must matter)\n\n"
                        + markdown(results), a.results)
@@ -223,14 +223,17 @@ def run(a) -> None:
 
 
 
-def record_seed_checks(root: Path, figures_by_name: dict[str, dict]) -> None:
-    """Each model's :func:`seed_verdict` on validation clips into its manifest entry's metrics
-    (``seed_check``), which the page reads to offer only the step counts that keep the seed."""
-    record_metrics(root, {entry["name"]: {**entry.get("metrics", {}),
-                                          "seed_check": U.seed_verdict(figures_by_name[entry["name"]])}
-                          for entry in read_manifest(root)["models"] if entry["name"] in figures_by_name})
-    for name, figures in figures_by_name.items():
-        print(name, json.dumps(U.seed_verdict(figures)))
+def record_seed_checks(root: Path, results: dict) -> None:
+    """Each student's :func:`seed_verdict` against the teacher (the model with the most steps,
+    measured on the same validation clips) into its manifest entry's metrics (``seed_check``),
+    which the page reads to offer only the step counts that keep the seed."""
+    teacher = max(results, key=lambda name: results[name]["steps"])
+    verdicts = {name: U.seed_verdict(r["synthetic"], None if name == teacher else results[teacher]["synthetic"])
+                for name, r in results.items()}
+    record_metrics(root, {entry["name"]: {**entry.get("metrics", {}), "seed_check": verdicts[entry["name"]]}
+                          for entry in read_manifest(root)["models"] if entry["name"] in verdicts})
+    for name, verdict in verdicts.items():
+        print(name, json.dumps(verdict))
 
 
 FOLLOW_LEVELS = (1 / 256, 4 / 256, 16 / 256, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)
