@@ -28,6 +28,7 @@ from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 
 STATIC_DIR = Path(__file__).parent / "static"
 MODULE = STATIC_DIR / "viewer.js"
+LIVE_MODULE = STATIC_DIR / "live_viewer.js"     # the Live tab's head (it uses viewer.js's loaders)
 MESH_MAGIC = b"DTV1"
 CURVE_SCALE = 65535
 
@@ -157,13 +158,14 @@ CSS = """
 """
 
 
-def html_options(elem_id: str, role: str) -> dict:
-    """Keyword arguments of the ``gr.HTML`` that hosts a viewer (``role``: "take" or "grid").
+def html_options(elem_id: str, role: str, module: Path = MODULE) -> dict:
+    """Keyword arguments of the ``gr.HTML`` that hosts a viewer (``role``: "take" or "grid"; the Live
+    tab's head is ``module`` :data:`LIVE_MODULE`, role "live").
 
     The component's markup never changes, so Gradio keeps the canvas when a new value arrives;
     ``js_on_load`` imports the ES module once and hands it the component's props and ``watch``.
     """
-    module = json.dumps(file_url(MODULE))
+    module = json.dumps(file_url(module))
     return dict(
         value=None, elem_id=elem_id, elem_classes=["dt-viewer-host"], apply_default_css=False,
         html_template=f'<div class="dt-viewer" data-role="{role}"></div>',

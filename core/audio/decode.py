@@ -186,8 +186,98 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
     if rate == target:
         return audio
     from scipy.signal import resample_poly  # imported here: scipy.signal takes ~0.5 s
-    ratio = Fraction(target, rate).limit_denominator(MAX_RESAMPLE_DENOMINATOR)
-    return resample_poly(audio, ratio.numerator, ratio.denominator).astype(audio.dtype, copy=False)
+    up, down = resample_ratio(rate, target)
+    return resample_poly(audio, up, down).astype(audio.dtype, copy=False)
+
+
+def resample_ratio(rate: int, target: int = SAMPLE_RATE) -> tuple[int, int]:
+    """(up, down) of :func:`resample`: target / rate, or its closest fraction with a denominator of
+    at most :data:`MAX_RESAMPLE_DENOMINATOR` (see there)."""
+    ratio = Fraction(int(target), int(rate)).limit_denominator(MAX_RESAMPLE_DENOMINATOR)
+    return ratio.numerator, ratio.denominator
+
+
+class StreamingResampler:
+    """:func:`resample` chunk by chunk (a microphone stream): the concatenated outputs equal
+    ``resample`` of the whole signal (tested), at any chunk size, with the same bounded ratio.
+
+    Output sample j needs the input within the filter's half length of j * down / up (10 *
+    max(up, down) / up input samples: 30 at 48 kHz, 240 at 383,987 Hz), so each call returns the
+    outputs whose input is all there and keeps what later outputs need. The filter is designed
+    once (``resample_poly`` would design it again for every chunk).
+    """
+
+    def __init__(self, rate: int, target: int = SAMPLE_RATE):
+        self.rate = _checked_rate(rate, "the microphone")
+        self.up, self.down = resample_ratio(self.rate, target)
+        self.margin = -(-10 * max(self.up, self.down) // self.up) + 2     # input samples held back
+        self._held = np.zeros(0, np.float64)   # input samples from self._base on
+        self._base = 0                         # a multiple of down, so that outputs stay aligned
+        self._next = 0                         # the next output sample to return
+        if self.up != self.down:
+            from scipy.signal import firwin, resample_poly    # here: scipy.signal takes ~0.5 s to import
+            half = 10 * max(self.up, self.down)                # resample_poly's own default filter
+            self._filter = firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
+            self._resample = resample_poly
+
+    def __call__(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
+        """The 16 kHz samples that ``samples`` (1-D float, the next ones) complete; with ``final``
+        (the stream has ended) all that remain."""
+        if self.up == self.down:
+            return np.asarray(samples, np.float32)
+        self._held = np.concatenate([self._held, np.asarray(samples, np.float64)])
+        total = self._base + len(self._held)
+        stop = -(-total * self.up // self.down) if final else max(0, (total - self.margin) * self.up // self.down)
+        if stop <= self._next:
+            return np.zeros(0, np.float32)
+        offset = self._base * self.up // self.down
+        out = self._resample(self._held, self.up, self.down, window=self._filter)[self._next - offset: stop - offset]
+        self._next = stop
+        keep = max(0, (stop * self.down // self.up - self.margin) // self.down * self.down)
+        self._held, self._base = self._held[keep - self._base:], keep
+        return out.astype(np.float32)
+
+
+def read_chunk(path: str | os.PathLike, max_seconds: float, max_bytes: int) -> tuple[np.ndarray, int]:
+    """One chunk of a live stream, a file a browser (or any client) sent: (float32 [n, channels],
+    sample rate), or :class:`AudioError`.
+
+    Bounded before anything is decoded: the file size (``max_bytes``), then the length its header
+    declares (``max_seconds``); a header that does not say reads at most that much. Only the one
+    file is read, by libsndfile from its content (WAV of any sample type, FLAC, OGG, MP3 ...;
+    the name a client gave it means nothing), never by ffmpeg, so no playlist or list can make it
+    open anything else. An empty file gives no samples (a browser sends one now and then).
+    """
+    import soundfile as sf
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise AudioError("The microphone's audio did not reach the server; record again.") from None
+    if size == 0:
+        return np.zeros((0, 1), np.float32), SAMPLE_RATE
+    if size > max_bytes:
+        raise AudioError(f"The microphone sent {size / 1e6:.1f} MB at once; a live chunk may be at most "
+                         f"{max_bytes / 1e6:.1f} MB ({max_seconds:g} s of audio). Record again.")
+    try:
+        with sf.SoundFile(str(path)) as f:
+            rate = _checked_rate(f.samplerate, "the microphone's audio")
+            if f.channels > MAX_CHANNELS:
+                raise AudioError(f"The microphone sent {f.channels} channels; at most {MAX_CHANNELS} are read.")
+            if f.frames < UNKNOWN_LENGTH and f.frames > max_seconds * rate:
+                raise AudioError(f"The microphone sent {f.frames / rate:.1f} s of audio at once; a live chunk may "
+                                 f"be at most {max_seconds:g} s. Record again.")
+            data = f.read(frames=int(max_seconds * rate) + 1, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except Exception:
+        raise AudioError("The microphone sent audio the live stream cannot read (it takes WAV, FLAC, OGG or "
+                         "MP3; the page's recorder sends WAV). Record again.") from None
+    if len(data) > max_seconds * rate:
+        raise AudioError(f"The microphone sent more than {max_seconds:g} s of audio at once; record again.")
+    if not np.all(np.isfinite(data)):
+        raise AudioError("The microphone sent samples that are not numbers (NaN or infinity).")
+    return data, rate
 
 
 def _check_length(seconds: float, what: str, max_seconds: float) -> None:

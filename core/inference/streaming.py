@@ -40,6 +40,7 @@ DEFAULT_LOOKAHEAD = 0.5      # seconds of audio after a frame before it is decod
 DEFAULT_HOP = 0.1            # seconds of audio between encoder runs
 MATCH_AFTER = 3.0            # seconds of speech after which the voice is matched once more and kept
 NOISE_BLOCK = 16             # frames per noise generator
+MAX_PLANS = 16               # encoder hops decoded in one batch by feed (bounds the memory of a long chunk)
 
 
 @dataclass
@@ -128,22 +129,46 @@ class Stream:
         later = self.model.config.audio_lookahead
         return min(frames_due(samples, self.lookahead), max(0, duration_frames(samples) - later))
 
-    def feed(self, chunk) -> StreamFrames:
-        """Hand over the next samples (float32 16 kHz mono); returns the frames they completed."""
+    def feed(self, chunk, catch_up: bool = False) -> StreamFrames:
+        """Hand over the next samples (float32 16 kHz mono); returns the frames they completed.
+
+        Frames are decoded hop by hop, so that chunk sizes never matter, in batches of at most
+        :data:`MAX_PLANS` hops (a long chunk costs time in proportion, memory bounded). With
+        ``catch_up`` (a backlog: audio that waited while the previous block was decoded) the
+        frames due at the last hop the chunk reaches are decoded as one block instead, from the
+        features of the audio heard then (more than the look-ahead after the earlier frames): one
+        encoder pass whatever the backlog, so a stream that fell behind catches up.
+        """
         if self._finished:
             raise ValueError("this stream has finished; start a new one")
         chunk = np.asarray(chunk, np.float32).reshape(-1)
         if not np.all(np.isfinite(chunk)):
             raise ValueError("the audio holds NaN or infinite samples")
-        plans, at = [], 0
+        if catch_up and self._heard + len(chunk) >= self._next_hop:
+            hops = (self._heard + len(chunk) - self._next_hop) // self.hop
+            take = self._next_hop + hops * self.hop - self._heard
+            self._push(chunk[:take])
+            self._next_hop += (hops + 1) * self.hop
+            plans = []
+            self._plan(self.due(self._heard), plans)
+            out = self._emit(plans)
+            self._push(chunk[take:])
+            return out
+        pieces, plans, at = [], [], 0
         while self._heard + len(chunk) - at >= self._next_hop:
             take = self._next_hop - self._heard
             self._push(chunk[at: at + take])
             at += take
             self._plan(self.due(self._heard), plans)
             self._next_hop += self.hop
+            if len(plans) >= MAX_PLANS:
+                pieces.append(self._emit(plans))
+                plans = []
         self._push(chunk[at:])
-        return self._emit(plans)
+        pieces.append(self._emit(plans))
+        return pieces[0] if len(pieces) == 1 else StreamFrames(
+            pieces[0].first, np.concatenate([p.curves for p in pieces]), self.identity,
+            {k: sum(p.timings.get(k, 0.0) for p in pieces) for k in ("encoder", "decoder")})
 
     def finish(self) -> StreamFrames:
         """The audio has ended: the remaining frames, from the features of the whole audio."""

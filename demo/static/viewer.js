@@ -18,7 +18,7 @@ const BACKGROUND = 0x292b30;
 const meshes = new Map();              // url -> Promise<{geometry, header}>: each head fetched once
 const registry = (window.diffusionTalkerViewers = window.diffusionTalkerViewers || []);
 
-function loadMesh(url) {
+export function loadMesh(url) {
   if (!meshes.has(url)) {
     const promise = fetch(new URL(url, document.baseURI), { cache: "force-cache" })
       .then((response) => {
@@ -67,7 +67,7 @@ function parseMesh(buffer) {
   return { geometry, header, channelToMorph };
 }
 
-function decodeCurves(text, frames) {
+export function decodeCurves(text, frames) {
   const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
   const fixed = new Uint16Array(bytes.buffer);  // little-endian, as every browser is
   const curves = new Float32Array(fixed.length);
