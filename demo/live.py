@@ -101,8 +101,9 @@ class LiveSession:
         self._worker.start()
 
     # -- the request side ----------------------------------------------------------------------------
-    def add(self, rate: int, samples: np.ndarray, arrived: float | None = None) -> None:
-        """The next chunk (float mono at ``rate``); returns at once (the worker decodes it)."""
+    def add(self, rate: int, samples: np.ndarray, arrived: float | None = None) -> bool:
+        """The next chunk (float mono at ``rate``); returns at once (the worker decodes it). False:
+        the stream has ended (Stop's event ran beside this chunk's), the chunk is not used."""
         arrived = time.time() if arrived is None else arrived
         if self.rate is None:
             self.rate, self.resampler = int(rate), StreamingResampler(rate)
@@ -114,7 +115,7 @@ class LiveSession:
             if self.error is not None:
                 raise self.error
             if self._done or self._closing:
-                raise ValueError("This live stream has ended; press Record again.")
+                return False
             if self.heard + len(wave) > MAX_LIVE_SECONDS * SAMPLE_RATE:
                 raise ValueError(f"A live session lasts at most {MAX_LIVE_SECONDS // 60} minutes; "
                                  "press Record again.")
@@ -131,6 +132,7 @@ class LiveSession:
                 self._pending.append(wave)
                 self._pending_arrival = time.perf_counter()
                 self._cond.notify()
+            return True
 
     def take(self) -> Block | None:
         """The frames decoded since the last call (one block), or None."""

@@ -108,8 +108,6 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
             with errors_shown():
                 if ticket is None:
                     ticket = enter(steps_value, identity_value, request)
-                if ticket.session is not None and ticket.session.done:
-                    return ticket, gr.skip(), gr.skip()       # stopped (Stop's event ran beside this chunk)
                 place = line.position(ticket.number)
                 samples, rate = read_microphone_chunk(path)    # bounded before it is decoded
                 if not len(samples):                           # an empty chunk: nothing to hear
@@ -118,7 +116,8 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
                     return ticket, gr.skip(), shown(ticket, message(ticket, place))
                 if ticket.session is None:
                     ticket.session = LiveSession(service.talker, ticket.steps, ticket.identity)
-                ticket.session.add(rate, samples, arrived)
+                if not ticket.session.add(rate, samples, arrived) and ticket.session.error is None:
+                    return ticket, gr.skip(), gr.skip()       # stopped (Stop's event ran beside this chunk)
                 block = ticket.session.take()
         except gr.Error:
             close(ticket)

@@ -268,6 +268,7 @@ def read_chunk(path: str | os.PathLike, max_seconds: float, max_bytes: int) -> t
                 raise AudioError(f"The microphone sent {f.frames / rate:.1f} s of audio at once; a live chunk may "
                                  f"be at most {max_seconds:g} s. Record again.")
             data = f.read(frames=int(max_seconds * rate) + 1, dtype="float32", always_2d=True)
+            data = _wav_data_past_header(path, f, data, size)
     except AudioError:
         raise
     except Exception:
@@ -278,6 +279,30 @@ def read_chunk(path: str | os.PathLike, max_seconds: float, max_bytes: int) -> t
     if not np.all(np.isfinite(data)):
         raise AudioError("The microphone sent samples that are not numbers (NaN or infinity).")
     return data, rate
+
+
+WAV_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _wav_data_past_header(path: Path, f, data: np.ndarray, size: int) -> np.ndarray:
+    """All the samples of a WAV whose header declares less data than the file holds: a browser
+    recorder's slices sent as one file (the header of the first slice, then the data of several)
+    would otherwise lose all but the first slice. Other files: ``data`` as read."""
+    per_frame = WAV_SAMPLE_BYTES.get(f.subtype, 0) * f.channels
+    if f.format != "WAV" or not per_frame or size <= 44 + len(data) * per_frame:
+        return data
+    import soundfile as sf
+    raw = path.read_bytes()
+    at = 12
+    while at + 8 <= len(raw) and raw[at:at + 4] != b"data":
+        at += 8 + int.from_bytes(raw[at + 4:at + 8], "little") + (int.from_bytes(raw[at + 4:at + 8], "little") & 1)
+    body = raw[at + 8:]
+    body = body[: len(body) // per_frame * per_frame]
+    if at + 8 > len(raw) or len(body) <= len(data) * per_frame:
+        return data
+    import io
+    return sf.read(io.BytesIO(body), format="RAW", samplerate=f.samplerate, channels=f.channels, subtype=f.subtype,
+                   dtype="float32", always_2d=True)[0]
 
 
 def _check_length(seconds: float, what: str, max_seconds: float) -> None:

@@ -6,14 +6,9 @@
 // The readout under the head is what the user experiences: the delay from microphone to drawn
 // face, frames drawn per second, audio the server never got (if any) and the talking style.
 // Reachable as window.diffusionTalkerViewers[i] (play, pause, seek, state) like every head.
-import {
-  AmbientLight, Color, DirectionalLight, DoubleSide, HemisphereLight, Mesh, MeshStandardMaterial, OrbitControls,
-  PerspectiveCamera, Scene, SRGBColorSpace, Vector3, WebGLRenderer,
-} from "./vendor/three-viewer.min.js";
-import { decodeCurves, loadMesh } from "./viewer.js";
+import { DoubleSide, Mesh, MeshStandardMaterial, OrbitControls, SRGBColorSpace, WebGLRenderer } from "./vendor/three-viewer.min.js";
+import { decodeCurves, frameHead, loadMesh, stage } from "./viewer.js";
 
-const FOV = 24;
-const BACKGROUND = 0x292b30;
 const KEPT_FRAMES = 300;       // frames kept for drawing (10 s); older ones are dropped
 const SHOWN_KEPT = 9000;       // (frame, page ms) of the last 5 minutes drawn, for latency measurements
 const MAX_LAG = 0.6;           // seconds the playhead may trail its target before it jumps ahead
@@ -44,16 +39,7 @@ class LiveViewer {
     this.renderer.outputColorSpace = SRGBColorSpace;
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
     this.box.appendChild(this.renderer.domElement);
-    this.scene = new Scene();
-    this.scene.background = new Color(BACKGROUND);
-    this.scene.add(new AmbientLight(0xffffff, 0.35), new HemisphereLight(0xffffff, 0x303030, 0.6));
-    this.camera = new PerspectiveCamera(FOV, 1, 0.01, 1000);
-    const key = new DirectionalLight(0xffffff, 1.6);
-    key.position.set(-0.45, 0.55, 1.0);
-    const fill = new DirectionalLight(0xffffff, 0.45);
-    fill.position.set(0.7, 0.0, 0.7);
-    this.camera.add(key, fill);
-    this.scene.add(this.camera);
+    [this.scene, this.camera] = stage();
     this.controls = new OrbitControls(this.camera, this.renderer.domElement);
     this.controls.addEventListener("change", () => { this.dirty = true; });
     root.querySelector(".dt-reset").addEventListener("click", () => { this.controls.reset(); this.dirty = true; });
@@ -119,27 +105,12 @@ class LiveViewer {
       const material = new MeshStandardMaterial({ vertexColors: true, roughness: 0.62, metalness: 0, side: DoubleSide });
       this.mesh = new Mesh(loaded.geometry, material);
       this.scene.add(this.mesh);
-      this.frameHead(loaded.header.bounds);
+      frameHead(this.camera, this.controls, loaded.header.bounds);
       this.meshUrl = url;
       this.dirty = true;
     } catch (err) {
       this.status.textContent = `The 3D head could not be loaded: ${err.message || err}`;
     }
-  }
-
-  frameHead(bounds) {  // the whole head in the picture with a margin, looking at its front (+Z)
-    const low = new Vector3(...bounds.min), high = new Vector3(...bounds.max);
-    const centre = low.clone().add(high).multiplyScalar(0.5);
-    const half = high.clone().sub(low).multiplyScalar(0.5);
-    const tan = Math.tan((FOV * Math.PI) / 360);
-    const distance = 1.15 * Math.max(half.y / tan, half.x / (tan * this.camera.aspect)) + half.z;
-    this.camera.near = distance / 50;
-    this.camera.far = distance * 50;
-    this.camera.position.set(centre.x, centre.y, centre.z + distance);
-    this.camera.updateProjectionMatrix();
-    this.controls.target.copy(centre);
-    this.controls.update();
-    this.controls.saveState();
   }
 
   resize() {

@@ -76,6 +76,39 @@ export function decodeCurves(text, frames) {
   return curves;
 }
 
+// A scene with the head's background and lights, and its camera (the lights follow the camera,
+// as in the rendered video); the live head (live_viewer.js) uses it too.
+export function stage() {
+  const scene = new Scene();
+  scene.background = new Color(BACKGROUND);
+  scene.add(new AmbientLight(0xffffff, 0.35));
+  scene.add(new HemisphereLight(0xffffff, 0x303030, 0.6));
+  const key = new DirectionalLight(0xffffff, 1.6);
+  key.position.set(-0.45, 0.55, 1.0);
+  const fill = new DirectionalLight(0xffffff, 0.45);
+  fill.position.set(0.7, 0.0, 0.7);
+  const camera = new PerspectiveCamera(FOV, 1, 0.01, 1000);
+  camera.add(key, fill);
+  scene.add(camera);
+  return [scene, camera];
+}
+
+// The whole head in the picture with a margin, looking at its front (+Z).
+export function frameHead(camera, controls, bounds) {
+  const low = new Vector3(...bounds.min), high = new Vector3(...bounds.max);
+  const centre = low.clone().add(high).multiplyScalar(0.5);
+  const half = high.clone().sub(low).multiplyScalar(0.5);
+  const tan = Math.tan((FOV * Math.PI) / 360);
+  const distance = 1.15 * Math.max(half.y / tan, half.x / (tan * camera.aspect)) + half.z;
+  camera.near = distance / 50;
+  camera.far = distance * 50;
+  camera.position.set(centre.x, centre.y, centre.z + distance);
+  camera.updateProjectionMatrix();
+  controls.target.copy(centre);
+  controls.update();
+  controls.saveState();
+}
+
 // The clock: the audio element's time while it can play, else a wall clock (no sound).
 class Clock {
   constructor(audio) {
@@ -150,17 +183,7 @@ class Cell {
     this.renderer.outputColorSpace = SRGBColorSpace;
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2) * grid.scale);
     this.box.appendChild(this.renderer.domElement);
-    this.scene = new Scene();
-    this.scene.background = new Color(BACKGROUND);
-    this.scene.add(new AmbientLight(0xffffff, 0.35));
-    this.scene.add(new HemisphereLight(0xffffff, 0x303030, 0.6));
-    const key = new DirectionalLight(0xffffff, 1.6);
-    key.position.set(-0.45, 0.55, 1.0);
-    const fill = new DirectionalLight(0xffffff, 0.45);
-    fill.position.set(0.7, 0.0, 0.7);
-    this.camera = new PerspectiveCamera(FOV, 1, 0.01, 1000);
-    this.camera.add(key, fill);      // lights follow the camera, as in the rendered video
-    this.scene.add(this.camera);
+    [this.scene, this.camera] = stage();
     this.controls = new OrbitControls(this.camera, this.renderer.domElement);
     this.controls.addEventListener("change", () => { this.dirty = true; });
     this.dirty = true;
@@ -180,20 +203,7 @@ class Cell {
     this.frame(loaded.header.bounds);
     this.dirty = true;
   }
-  frame(bounds) {  // the whole head in the picture with a margin, looking at its front (+Z)
-    const low = new Vector3(...bounds.min), high = new Vector3(...bounds.max);
-    const centre = low.clone().add(high).multiplyScalar(0.5);
-    const half = high.clone().sub(low).multiplyScalar(0.5);
-    const tan = Math.tan((FOV * Math.PI) / 360);
-    const distance = 1.15 * Math.max(half.y / tan, half.x / (tan * this.camera.aspect)) + half.z;
-    this.camera.near = distance / 50;
-    this.camera.far = distance * 50;
-    this.camera.position.set(centre.x, centre.y, centre.z + distance);
-    this.camera.updateProjectionMatrix();
-    this.controls.target.copy(centre);
-    this.controls.update();
-    this.controls.saveState();
-  }
+  frame(bounds) { frameHead(this.camera, this.controls, bounds); }
   setCurves(curves, frames) {
     this.curves = curves;
     this.frames = frames;
