@@ -45,6 +45,7 @@ MAX_CHUNK_BYTES = 2_000_000    # checked before decoding: 2 s of 16-bit stereo a
 MAX_BACKLOG_SECONDS = 10.0     # audio waiting for the worker; more means the server cannot keep up at all
 SKIP_WINDOW = 2.0              # seconds of recent chunks whose earliest arrival shows audio lost on the way
 STOP_WAIT = 10.0               # Stop waits at most this long for the last frames
+FIRST_CHUNK_WAIT = 30.0        # a session made at Record waits this long for the page's first chunk
 
 
 def to_mono_float(samples) -> np.ndarray:
@@ -77,9 +78,8 @@ class LiveSession:
     a worker thread decodes what is waiting, as one block when several chunks piled up."""
 
     def __init__(self, talker, steps: int, identity: str | None = None, stale: float = STALE_SECONDS):
-        from core.inference.streaming import Stream
-        self.stream = Stream(talker, steps, seed=0, identity=identity, hop=LIVE_HOP, close_pauses=True)
-        self.talker = talker
+        self.talker, self.steps, self.identity = talker, steps, identity
+        self.stream = None                   # made by the worker: the request never waits for it
         self.stale = stale
         self.rate: int | None = None
         self.resampler: StreamingResampler | None = None
@@ -162,11 +162,15 @@ class LiveSession:
 
     @property
     def identity_text(self) -> str:
-        name = self.stream.identity
+        name = self.stream.identity if self.stream is not None else self.identity
         if name is None:
             return "matching from the voice..."
         label = self.talker.identity_label(name)
-        return label + ("" if self.stream.fixed_identity else " (matched from the voice)")
+        return label + ("" if self.identity else " (matched from the voice)")
+
+    @property
+    def frames_out(self) -> int:
+        return self.stream.frames_out if self.stream is not None else 0
 
     def info(self) -> dict:
         """What the viewer's readout needs besides the frames."""
@@ -179,10 +183,13 @@ class LiveSession:
     # -- the worker -----------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
+            from core.inference.streaming import Stream
+            self.stream = Stream(self.talker, self.steps, seed=0, identity=self.identity, hop=LIVE_HOP, close_pauses=True)
             while True:
                 with self._cond:
                     while not self._pending and not self._closing:
-                        if time.monotonic() - self.last_chunk > self.stale:
+                        silent = self.stale if self.received else max(self.stale, FIRST_CHUNK_WAIT)
+                        if time.monotonic() - self.last_chunk > silent:
                             self._closing = True         # a tab closed without Stop: end quietly
                             break
                         self._cond.wait(0.5)

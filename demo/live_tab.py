@@ -97,6 +97,8 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
         with errors_shown():
             ticket = enter(steps_value, identity_value, request)
             place = line.position(ticket.number)
+            if place == 0:                              # the model gets ready while the page starts recording
+                ticket.session = LiveSession(service.talker, ticket.steps, ticket.identity)
         return ticket, live_value(NO_FRAMES, 0, _mesh_url(service), reset=True), shown(ticket, message(ticket, place))
 
     def chunk(path, ticket, steps_value, identity_value, request: gr.Request):
@@ -123,7 +125,7 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
             close(ticket)
             raise
         session = ticket.session
-        value = live_value(block.curves if block else NO_FRAMES, block.first if block else session.stream.frames_out,
+        value = live_value(block.curves if block else NO_FRAMES, block.first if block else session.frames_out,
                            _mesh_url(service), reset=reset, info=session.info())
         return ticket, value, shown(ticket, message(ticket, 0))
 
@@ -135,7 +137,7 @@ def live_tab(service, identity: gr.Dropdown, errors_shown) -> None:
         session = ticket.session
         if session is None:
             return None, live_value(NO_FRAMES, 0, _mesh_url(service), end=True), "Stopped."
-        value = live_value(block.curves if block else NO_FRAMES, block.first if block else session.stream.frames_out,
+        value = live_value(block.curves if block else NO_FRAMES, block.first if block else session.frames_out,
                            _mesh_url(service), end=True, info=session.info())
         return None, value, f"Stopped after {session.heard / SAMPLE_RATE:.1f} s. Press Record to talk again."
 
