@@ -5,7 +5,7 @@ The page sends what the browser records (a WAV file every :data:`CHUNK_SECONDS`;
 when its previous upload was still pending). A chunk is bounded before it is decoded (bytes,
 then the length its header declares) and read by :func:`core.audio.decode.read_chunk` (the one
 file, by libsndfile, never by ffmpeg); :class:`LiveSession` turns it into 16 kHz mono with the
-project's one resampler (:class:`core.audio.decode.StreamingResampler`) and hands it to a worker
+project's one resampler (:class:`core.audio.resample.StreamingResampler`) and hands it to a worker
 thread, so the request returns at once and Gradio, which keeps only the newest chunk of a stream
 while its handler runs, never drops audio. The worker decodes whatever audio is waiting as one
 block (``Stream.feed(catch_up=True)``): a server that fell behind catches up instead of skipping.
@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.audio.decode import AudioError, StreamingResampler, read_chunk
+from core.audio.decode import AudioError, read_chunk
+from core.audio.resample import StreamingResampler
 from core.rates import FPS, SAMPLE_RATE
 from demo import viewer
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from core.audio.decode import AudioError, StreamingResampler, read_chunk, resample
+from core.audio.decode import AudioError, read_chunk
+from core.audio.resample import StreamingResampler, resample
 from core.inference.streaming import MAX_PLANS, Stream
 from core.inference.talker import Talker
 from core.rates import SAMPLE_RATE

@@ -16,7 +16,7 @@ protocol alone and may only use the audio/video container demuxers of
 would open further files or the network, are refused as "not a sound file".
 
 Clean-up is deliberately mild: channels are averaged, the DC offset is removed, the
-signal is resampled with a polyphase filter (``scipy.signal.resample_poly``, its ratio kept
+signal is resampled with a polyphase filter (:mod:`core.audio.resample`, its ratio kept
 small so that any accepted rate costs bounded time and memory) and scaled down only if it
 would clip. Loudness is otherwise left alone - the speech encoders do
 their own normalisation and a quiet speaker should stay recognisably quiet.
@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from core.audio.resample import resample
 from core.rates import FPS, SAMPLE_RATE
 
 MIN_SECONDS = 0.3            # shorter than this holds no syllable worth animating
@@ -40,7 +40,6 @@ MAX_SECONDS = 600.0          # default upper bound (10 min) to keep memory and t
 MAX_REQUEST_SECONDS = 120.0  # one app / API request (rendering time grows with length)
 SILENCE_PEAK = 1e-4          # peak amplitude (full scale = 1) below which audio is "silent"
 MIN_RATE, MAX_RATE = 4_000, 384_000   # Hz accepted: telephone band and below to studio rates
-MAX_RESAMPLE_DENOMINATOR = 20_000  # bounds the polyphase filter (see resample)
 MAX_CHANNELS = 8
 # ffmpeg demuxers allowed to read an input: containers of one recording, none that opens other
 # files or URLs (hls, concat, sdp, image2 ... are left out). "mov" covers mp4/m4a/3gp.
@@ -170,72 +169,6 @@ def _checked_rate(rate, what: str) -> int:
         raise AudioError(f"{what.capitalize()} declares a sample rate of {rate} Hz; speech is accepted at "
                          f"{MIN_RATE // 1000} to {MAX_RATE // 1000} kHz.")
     return rate
-
-
-def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """1-D ``audio`` at ``rate`` -> ``target`` Hz (same dtype) with a polyphase filter whose
-    up/down factors stay small; the one resampler of speech in this project.
-
-    The exact ratio target/rate is used when its denominator is at most
-    :data:`MAX_RESAMPLE_DENOMINATOR` (every common rate: 44.1 kHz is 160/441). An odd rate (a
-    prime number of Hz) would need a filter of millions of taps (383,987 Hz: 2 s and 370 MB
-    for 25 MB of audio), so its ratio is replaced by the closest fraction with such a
-    denominator: at most 2.5e-5 off over 4-384 kHz (an inaudible pitch change, 3 ms over
-    2 minutes), 0.25 s and 19 MB for the same file.
-    """
-    if rate == target:
-        return audio
-    from scipy.signal import resample_poly  # imported here: scipy.signal takes ~0.5 s
-    up, down = resample_ratio(rate, target)
-    return resample_poly(audio, up, down).astype(audio.dtype, copy=False)
-
-
-def resample_ratio(rate: int, target: int = SAMPLE_RATE) -> tuple[int, int]:
-    """(up, down) of :func:`resample`: target / rate, or its closest fraction with a denominator of
-    at most :data:`MAX_RESAMPLE_DENOMINATOR` (see there)."""
-    ratio = Fraction(int(target), int(rate)).limit_denominator(MAX_RESAMPLE_DENOMINATOR)
-    return ratio.numerator, ratio.denominator
-
-
-class StreamingResampler:
-    """:func:`resample` chunk by chunk (a microphone stream): the concatenated outputs equal
-    ``resample`` of the whole signal (tested), at any chunk size, with the same bounded ratio.
-
-    Output sample j needs the input within the filter's half length of j * down / up (10 *
-    max(up, down) / up input samples: 30 at 48 kHz, 240 at 383,987 Hz), so each call returns the
-    outputs whose input is all there and keeps what later outputs need. The filter is designed
-    once (``resample_poly`` would design it again for every chunk).
-    """
-
-    def __init__(self, rate: int, target: int = SAMPLE_RATE):
-        self.rate = _checked_rate(rate, "the microphone")
-        self.up, self.down = resample_ratio(self.rate, target)
-        self.margin = -(-10 * max(self.up, self.down) // self.up) + 2     # input samples held back
-        self._held = np.zeros(0, np.float64)   # input samples from self._base on
-        self._base = 0                         # a multiple of down, so that outputs stay aligned
-        self._next = 0                         # the next output sample to return
-        if self.up != self.down:
-            from scipy.signal import firwin, resample_poly    # here: scipy.signal takes ~0.5 s to import
-            half = 10 * max(self.up, self.down)                # resample_poly's own default filter
-            self._filter = firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
-            self._resample = resample_poly
-
-    def __call__(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
-        """The 16 kHz samples that ``samples`` (1-D float, the next ones) complete; with ``final``
-        (the stream has ended) all that remain."""
-        if self.up == self.down:
-            return np.asarray(samples, np.float32)
-        self._held = np.concatenate([self._held, np.asarray(samples, np.float64)])
-        total = self._base + len(self._held)
-        stop = -(-total * self.up // self.down) if final else max(0, (total - self.margin) * self.up // self.down)
-        if stop <= self._next:
-            return np.zeros(0, np.float32)
-        offset = self._base * self.up // self.down
-        out = self._resample(self._held, self.up, self.down, window=self._filter)[self._next - offset: stop - offset]
-        self._next = stop
-        keep = max(0, (stop * self.down // self.up - self.margin) // self.down * self.down)
-        self._held, self._base = self._held[keep - self._base:], keep
-        return out.astype(np.float32)
 
 
 def read_chunk(path: str | os.PathLike, max_seconds: float, max_bytes: int) -> tuple[np.ndarray, int]:
