@@ -57,7 +57,8 @@ class StreamingResampler:
         # resample_poly's own filter, designed once (it would design it again for every chunk:
         # 400,000 taps at 383,987 Hz)
         half = 10 * max(self.up, self.down)
-        self._filter = firwin(2 * half + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
+        self._filter = None if self.up == self.down else firwin(2 * half + 1, 1.0 / max(self.up, self.down),
+                                                                window=("kaiser", 5.0))
 
     def __call__(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
         if self.up == self.down == 1:
