@@ -24,10 +24,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import gradio as gr
 
-from demo import compare_tab, enroll_tab, generate_tab, viewer
+from demo import compare_tab, enroll_tab, generate_tab, live_tab, viewer
 from demo.housekeeping import remove_old_files
-from demo.live_tab import live_tab
-from demo.page import errors_shown
 from demo.service import AUTO, MAX_AUDIO_SECONDS, DemoService, example_files, load_talker
 
 if TYPE_CHECKING:
@@ -79,7 +77,7 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
             with gr.Tab("Compare steps and seeds"):
                 compare_tab.build(service, audio, identity, generated.avatar_id, MAX_CONCURRENT)
             with gr.Tab("Live"):
-                live_tab(service, identity, errors_shown)
+                live_tab.build(service, identity)
             lists, outputs = refreshed, [identity, header]
             if enroll:
                 with gr.Tab("Enroll a new identity"):

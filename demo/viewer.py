@@ -1,14 +1,14 @@
 """The browser viewer's data: each head as one compact binary file, each result as compact curves.
 
-The page draws the head with three.js (``demo/static/viewer.js``: grids of heads sharing one
-WebGL renderer each; ``heads.js``: one head; ``live.js``: live frames; vendored three.js in
-``demo/static/vendor/``); everything it needs is served by the app from static folders, so it
-works offline and on a Space. A head is packed once into a file named by its content hash
-(:meth:`ViewerAssets.mesh_url`), so the browser fetches it once and keeps it; a result travels as
-its curves only, 52 channels x T frames of uint16 fixed point (1/65535 steps) in base64, about
-33 kB for 8 s. Every avatar, the default facecap head included, goes through
-:func:`core.face.mesh.load_face_mesh`, so the browser gets morph targets already in canonical
-ARKit order and never has to map names itself.
+The page draws the head with three.js (``demo/static/viewer.js``: takes and grids of heads on one
+clock; ``live_viewer.js``: the Live tab's head; ``stage.js``: one WebGL renderer per component;
+``heads.js``: one head; vendored three.js in ``demo/static/vendor/``); everything it needs is
+served by the app from static folders, so it works offline and on a Space. A head is packed once
+into a file named by its content hash (:meth:`ViewerAssets.mesh_url`), so the browser fetches it
+once and keeps it; a result travels as its curves only, 52 channels x T frames of uint16 fixed
+point (1/65535 steps) in base64, about 33 kB for 8 s. Every avatar, the default facecap head
+included, goes through :func:`core.face.mesh.load_face_mesh`, so the browser gets morph targets
+already in canonical ARKit order and never has to map names itself.
 
 Mesh file layout (little-endian): ``b"DTV1"``, uint32 header length, the JSON header (padded to
 4 bytes), then the arrays the header lists by offset: float32 positions and normals [V, 3],
@@ -34,6 +34,7 @@ from core.rates import SAMPLE_RATE
 
 STATIC_DIR = Path(__file__).parent / "static"
 MODULE = STATIC_DIR / "viewer.js"
+LIVE_MODULE = STATIC_DIR / "live_viewer.js"     # the Live tab's head
 MESH_MAGIC = b"DTV1"
 CURVE_SCALE = 65535
 
@@ -190,16 +191,18 @@ CSS = """
 .dt-seek { flex: 1; }
 .dt-time { font-variant-numeric: tabular-nums; font-size: 0.85rem; }
 .dt-status { font-size: 0.85rem; min-height: 1.2em; margin-top: 4px; }
+.dt-live-readout { font-size: 0.9rem; margin-top: 6px; min-height: 2.6em; font-variant-numeric: tabular-nums; }
 """
 
 
-def html_options(elem_id: str) -> dict:
-    """Keyword arguments of the ``gr.HTML`` that hosts a viewer.
+def html_options(elem_id: str, module: Path = MODULE) -> dict:
+    """Keyword arguments of the ``gr.HTML`` that hosts a viewer (the Live tab's head: ``module``
+    :data:`LIVE_MODULE`).
 
     The component's markup never changes, so Gradio keeps the canvas when a new value arrives;
     ``js_on_load`` imports the ES module once and hands it the component's props and ``watch``.
     """
-    module = json.dumps(file_url(MODULE))
+    module = json.dumps(file_url(module))
     return dict(
         value=None, elem_id=elem_id, elem_classes=["dt-viewer-host"], apply_default_css=False,
         html_template='<div class="dt-viewer"></div>',
