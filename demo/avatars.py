@@ -16,7 +16,11 @@ from pathlib import Path
 from core.arkit import NUM_BLENDSHAPES
 
 MAX_AVATAR_MB = 20
-MAX_AVATAR_VERTICES = 60_000
+MAX_AVATAR_VERTICES = 60_000       # over every instance of every mesh in the scene
+MAX_AVATAR_NODES = 10_000          # nodes of the file (a rigged head has tens to hundreds)
+MAX_AVATAR_PARTS = 256             # mesh primitives, counting every instance
+MAX_AVATAR_DECODED_MB = 160        # accessors read + compressed views decoded (a 60k-vertex head with 52 targets: ~40)
+MAX_AVATAR_JSON_ITEMS = 1_000_000  # JSON objects, arrays and list items (a head's JSON has a few thousand)
 AVATAR_SUFFIXES = (".glb", ".gltf")
 LIMITS = (f"GLB or glTF (data embedded), up to {MAX_AVATAR_MB} MB and {MAX_AVATAR_VERTICES:,} vertices, "
           "with morph targets named after the ARKit blendshapes")
@@ -45,7 +49,7 @@ class Avatar:
 
 def read_avatar(path: str | Path) -> Avatar:
     """Check and load an uploaded head; ``ValueError`` with a plain message if it cannot be used."""
-    from core.face.mesh import load_face_mesh
+    from core.face.mesh import TooManyVertices, load_face_mesh
 
     path = Path(path)
     if path.suffix.lower() not in AVATAR_SUFFIXES:
@@ -55,13 +59,21 @@ def read_avatar(path: str | Path) -> Avatar:
         raise ValueError(f"'{path.name}' is {size / 1024 / 1024:.1f} MB; avatars may be up to {MAX_AVATAR_MB} MB.")
     data = path.read_bytes()
     try:
-        mesh = load_face_mesh(path, side_files=False)
+        mesh = load_face_mesh(path, side_files=False, limits=upload_limits())
+    except TooManyVertices as err:
+        raise ValueError(f"'{path.name}' has {err.vertices:,} vertices{err.counted}; avatars may have up to "
+                         f"{MAX_AVATAR_VERTICES:,} (decimate it, keeping the morph targets).") from None
     except ValueError as err:
         raise ValueError(f"'{path.name}' cannot be used as an avatar: {_plain(err, path)}") from None
-    if len(mesh.vertices) > MAX_AVATAR_VERTICES:
-        raise ValueError(f"'{path.name}' has {len(mesh.vertices):,} vertices; avatars may have up to "
-                         f"{MAX_AVATAR_VERTICES:,} (decimate it, keeping the morph targets).")
     return Avatar(hashlib.sha256(data).hexdigest()[:16], path.name, mesh)
+
+
+def upload_limits():
+    """What reading one upload may cost (:class:`core.face.gltf.Limits`), checked from the file's
+    header before anything is decoded."""
+    from core.face.gltf import Limits
+    return Limits(nodes=MAX_AVATAR_NODES, vertices=MAX_AVATAR_VERTICES, parts=MAX_AVATAR_PARTS, decoded_bytes=MAX_AVATAR_DECODED_MB << 20,
+                  json_items=MAX_AVATAR_JSON_ITEMS)
 
 
 def _plain(err: ValueError, path: Path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import struct
 import subprocess
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 
 from core.arkit import INDEX, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
+from core.face.glb import pack_glb
 from core.data.clip import TalkingClip
 from core.rates import SAMPLE_RATE
 
@@ -151,11 +151,7 @@ def write_gltf(path, targets=None, sparse=False, translation=(0.0, 0.0, 0.0), sc
         document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + encoded
         path.write_text(json.dumps(document))
         return path
-    text = json.dumps(document).encode()
-    text += b" " * (-len(text) % 4)
-    chunks = (struct.pack("<II", len(text), 0x4E4F534A) + text  # JSON
-              + struct.pack("<II", len(blob), 0x004E4942) + bytes(blob))  # BIN
-    path.write_bytes(struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks)
+    path.write_bytes(pack_glb(document, bytes(blob)))
     return path
 
 

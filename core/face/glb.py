@@ -141,9 +141,15 @@ class _GlbBuffer:
         binary = b"".join(self.chunks)
         document = {**document, "buffers": [{"byteLength": len(binary)}],
                     "bufferViews": self.views, "accessors": self.accessors}
-        text = json.dumps(document, separators=(",", ":")).encode()
-        text += b" " * (-len(text) % 4)
-        total = 12 + 8 + len(text) + 8 + len(binary)
-        return b"".join([struct.pack("<4sII", b"glTF", 2, total),
-                         struct.pack("<I4s", len(text), b"JSON"), text,
-                         struct.pack("<I4s", len(binary), b"BIN\0"), binary])
+        return pack_glb(document, binary)
+
+
+def pack_glb(document: dict | bytes, binary: bytes) -> bytes:
+    """A GLB file: the glTF JSON ``document`` (or its text) and one binary chunk (``binary``, padded to 4 bytes)."""
+    text = document if isinstance(document, bytes) else json.dumps(document, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    total = 12 + 8 + len(text) + 8 + len(binary)
+    return b"".join([struct.pack("<4sII", b"glTF", 2, total),
+                     struct.pack("<I4s", len(text), b"JSON"), text,
+                     struct.pack("<I4s", len(binary), b"BIN\0"), binary])

@@ -9,9 +9,12 @@ reads into a :class:`~core.face.mesh.FaceMesh`.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
+import math
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +23,26 @@ from core.arkit import canonical_name, to_canonical
 
 _COMPONENT_DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16,
                      5125: np.uint32, 5126: np.float32}
+_INDEX_TYPES = (5121, 5123, 5125)
 _TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 TRIANGLES = 4
 _DRACO = "KHR_draco_mesh_compression"
+_GLB_JSON, _GLB_BIN = 0x4E4F534A, 0x004E4942
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What reading one file may cost (None: no limit). Every count and size in a file's header is
+    checked against these, and against the data actually present, before anything is allocated."""
+
+    nodes: int | None = None           # nodes in the file
+    vertices: int | None = None        # mesh vertices over every instance of every mesh in the scene
+    parts: int | None = None           # mesh primitives over every instance
+    decoded_bytes: int | None = None   # accessors read and compressed buffer views decoded, in all
+    json_items: int | None = None      # JSON objects, arrays and list items (each costs memory once parsed)
+
+
+NO_LIMITS = Limits()
 
 
 @contextlib.contextmanager
@@ -30,8 +50,226 @@ def malformed_as_value_error(path: Path):
     """Report a file whose JSON points at missing or too-short data as a ValueError."""
     try:
         yield
-    except (KeyError, IndexError, TypeError, struct.error) as err:
-        raise ValueError(f"{path} is a malformed glTF file ({type(err).__name__}: {err})") from err
+    except (KeyError, IndexError, TypeError, AttributeError, struct.error, OverflowError) as err:
+        raise ValueError(f"{path.name} is a malformed glTF file ({type(err).__name__}: {err})") from None
+
+
+def _split_glb(path: Path, data: bytes) -> tuple[bytes, bytes | None]:
+    """(JSON text, binary chunk or None) of a GLB; a .gltf is all JSON."""
+    if data[:4] != b"glTF":
+        return data, None
+    if len(data) < 20:
+        raise ValueError(f"{path.name} is a truncated GLB")
+    json_length, json_type = struct.unpack_from("<II", data, 12)
+    if json_type != _GLB_JSON or 20 + json_length > len(data):
+        raise ValueError(f"{path.name} is a truncated or damaged GLB (its JSON chunk does not fit the file)")
+    binary_chunk = None
+    if len(data) >= 28 + json_length:
+        bin_length, bin_type = struct.unpack_from("<II", data, 20 + json_length)
+        if bin_type == _GLB_BIN:
+            binary_chunk = data[28 + json_length:28 + json_length + bin_length]
+    return data[20:20 + json_length], binary_chunk
+
+
+def _parse_json(path: Path, text: bytes, limits: Limits) -> dict:
+    if limits.json_items is not None:     # counted on the bytes, before parsing builds the objects
+        items = text.count(b"{") + text.count(b"[") + text.count(b",")
+        if items > limits.json_items:
+            raise ValueError(f"{path.name} has a JSON part of about {items:,} items; at most "
+                             f"{limits.json_items:,} are read")
+    try:
+        document = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path.name} is neither a GLB nor a glTF JSON file") from err
+    except RecursionError:
+        raise ValueError(f"{path.name}: its JSON is nested too deeply to be a glTF file") from None
+    asset = document.get("asset") if isinstance(document, dict) else None
+    if not isinstance(asset, dict) or not str(asset.get("version", "")).startswith("2"):
+        raise ValueError(f"{path.name} is not a glTF 2.0 file")
+    return document
+
+
+def check_document(document: dict) -> dict[int, int]:
+    """Check the type of every field this reader uses, that indices point at existing items and
+    that the nodes form a forest (no node its own ancestor, none with two parents), with finite
+    transforms. Returns each child node's parent; raises ValueError naming the first problem."""
+    lists = {key: _array(document, key) for key in
+             ("scenes", "nodes", "meshes", "accessors", "bufferViews", "buffers", "animations")}
+    for key in ("extensionsUsed", "extensionsRequired"):
+        _strings(document, key, "")
+    sizes = {key: len(items) for key, items in lists.items()}
+    items = {key: [_item(item, f"{key}[{i}]") for i, item in enumerate(values)] for key, values in lists.items()}
+    if "scene" in document:
+        _index(document["scene"], sizes["scenes"], "scene")
+    for i, scene in enumerate(items["scenes"]):
+        for node in _array(scene, "nodes", f"scenes[{i}]"):
+            _index(node, sizes["nodes"], f"scenes[{i}].nodes")
+    parents: dict[int, int] = {}
+    for i, node in enumerate(items["nodes"]):
+        where = f"nodes[{i}]"
+        _optional(node, "name", str, where)
+        if "mesh" in node:
+            _index(node["mesh"], sizes["meshes"], f"{where}.mesh")
+        for child in _array(node, "children", where):
+            _index(child, sizes["nodes"], f"{where}.children")
+            if child in parents or child == i:
+                raise ValueError(f"node {child} has two parents or is its own child (a glTF node graph must be "
+                                 "a tree)")
+            parents[child] = i
+        for key, size in (("matrix", 16), ("translation", 3), ("rotation", 4), ("scale", 3)):
+            if key in node:
+                _numbers(node[key], size, f"{where}.{key}")
+    _check_forest(parents)
+    for i, mesh in enumerate(items["meshes"]):
+        where = f"meshes[{i}]"
+        _optional(mesh, "name", str, where)
+        _strings(_optional(mesh, "extras", dict, where) or {}, "targetNames", f"{where}.extras")
+        for k, primitive in enumerate(_array(mesh, "primitives", where)):
+            here = f"{where}.primitives[{k}]"
+            primitive = _item(primitive, here)
+            _optional(primitive, "mode", int, here)
+            _strings(_optional(primitive, "extras", dict, here) or {}, "targetNames", f"{here}.extras")
+            attributes = _optional(primitive, "attributes", dict, here) or {}
+            for name, accessor in attributes.items():
+                _index(accessor, sizes["accessors"], f"{here}.attributes.{name}")
+            if "indices" in primitive:
+                _index(primitive["indices"], sizes["accessors"], f"{here}.indices")
+            for t, target in enumerate(_array(primitive, "targets", here)):
+                for name, accessor in _item(target, f"{here}.targets[{t}]").items():
+                    _index(accessor, sizes["accessors"], f"{here}.targets[{t}].{name}")
+    for i, accessor in enumerate(items["accessors"]):
+        where = f"accessors[{i}]"
+        if not _one_of(accessor.get("componentType"), _COMPONENT_DTYPES) or not _one_of(accessor.get("type"),
+                                                                                           _TYPE_WIDTHS):
+            raise ValueError(f"{where} has an unknown componentType or type")
+        _count(accessor.get("count"), f"{where}.count")
+        _optional(accessor, "normalized", bool, where)
+        if accessor.get("normalized") and accessor["componentType"] == 5126:
+            raise ValueError(f"{where} is float and normalized")
+        _offset_and_view(accessor, sizes["bufferViews"], where)
+        sparse = _optional(accessor, "sparse", dict, where)
+        if sparse is not None:
+            _count(sparse.get("count"), f"{where}.sparse.count")
+            indices = _item(sparse.get("indices"), f"{where}.sparse.indices")
+            if not _one_of(indices.get("componentType"), _INDEX_TYPES):
+                raise ValueError(f"{where}.sparse.indices has an unknown componentType")
+            for part in (indices, _item(sparse.get("values"), f"{where}.sparse.values")):
+                if "bufferView" not in part:
+                    raise ValueError(f"{where}.sparse has no bufferView")
+                _offset_and_view(part, sizes["bufferViews"], f"{where}.sparse")
+    for i, view in enumerate(items["bufferViews"]):
+        where = f"bufferViews[{i}]"
+        _view_span(view, sizes["buffers"], where)
+        if "byteStride" in view and not (4 <= _count(view["byteStride"], f"{where}.byteStride") <= 252):
+            raise ValueError(f"{where}.byteStride must be 4 to 252")
+        extensions = _optional(view, "extensions", dict, where) or {}
+        compressed = _optional(extensions, "EXT_meshopt_compression", dict, where)
+        if compressed is not None:
+            here = f"{where}.EXT_meshopt_compression"
+            _view_span(compressed, sizes["buffers"], here)
+            _count(compressed.get("count"), f"{here}.count")
+            _count(compressed.get("byteStride"), f"{here}.byteStride")
+            _optional(compressed, "mode", str, here)
+            _optional(compressed, "filter", str, here)
+    for i, buffer in enumerate(items["buffers"]):
+        _optional(buffer, "uri", str, f"buffers[{i}]")
+    for i, animation in enumerate(items["animations"]):
+        where = f"animations[{i}]"
+        samplers = _array(animation, "samplers", where)
+        for k, sampler in enumerate(samplers):
+            sampler = _item(sampler, f"{where}.samplers[{k}]")
+            for key in ("input", "output"):
+                _index(sampler.get(key), sizes["accessors"], f"{where}.samplers[{k}].{key}")
+            _optional(sampler, "interpolation", str, f"{where}.samplers[{k}]")
+        for k, channel in enumerate(_array(animation, "channels", where)):
+            channel = _item(channel, f"{where}.channels[{k}]")
+            _index(channel.get("sampler"), len(samplers), f"{where}.channels[{k}].sampler")
+            target = _item(channel.get("target"), f"{where}.channels[{k}].target")
+            if "node" in target:
+                _index(target["node"], sizes["nodes"], f"{where}.channels[{k}].target.node")
+            _optional(target, "path", str, f"{where}.channels[{k}].target")
+    return parents
+
+
+def _check_forest(parents: dict[int, int]) -> None:
+    """Every chain of parents ends (one parent per node is checked already): O(nodes)."""
+    done: set[int] = set()
+    for start in parents:
+        path, current = set(), start
+        while current in parents and current not in done:
+            if current in path:
+                raise ValueError(f"node {current} is its own ancestor (a glTF node graph must be a tree)")
+            path.add(current)
+            current = parents[current]
+        done |= path
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_of(value, options) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool) and value in options
+
+
+def _item(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _array(owner: dict, key: str, where: str = "") -> list:
+    value = owner.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{_field(where, key)} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _field(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _strings(owner: dict, key: str, where: str) -> None:
+    if key in owner and not all(isinstance(v, str) for v in _array(owner, key, where)):
+        raise ValueError(f"{_field(where, key)} must be a list of strings")
+
+
+def _optional(owner: dict, key: str, kind: type, where: str):
+    value = owner.get(key)
+    if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise ValueError(f"{where}.{key} must be {'an' if kind is int else 'a'} {kind.__name__}, "
+                         f"not {type(value).__name__}")
+    return value
+
+
+def _index(value, size: int, where: str) -> int:
+    if not _is_int(value) or not 0 <= value < size:
+        raise ValueError(f"{where} must be an index below {size}, not {repr(value)[:20]}")
+    return value
+
+
+def _count(value, where: str) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{where} must be a whole number >= 0, not {repr(value)[:20]}")
+    return value
+
+
+def _numbers(value, size: int, where: str) -> None:
+    if (not isinstance(value, list) or len(value) != size
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)):
+        raise ValueError(f"{where} must be {size} finite numbers")
+
+
+def _offset_and_view(owner: dict, views: int, where: str) -> None:
+    if "bufferView" in owner:
+        _index(owner["bufferView"], views, f"{where}.bufferView")
+    _count(owner.get("byteOffset", 0), f"{where}.byteOffset")
+
+
+def _view_span(view: dict, buffers: int, where: str) -> None:
+    _index(view.get("buffer"), buffers, f"{where}.buffer")
+    _count(view.get("byteOffset", 0), f"{where}.byteOffset")
+    _count(view.get("byteLength"), f"{where}.byteLength")
 
 
 def weights_animation(gltf: "Gltf", fps: int) -> np.ndarray:
@@ -70,43 +308,42 @@ class Gltf:
     """Just enough of glTF 2.0 to read meshes, morph targets and animations.
 
     Handles GLB and .gltf (embedded data URIs or side files), interleaved and sparse
-    accessors, normalised integers, and meshopt-compressed buffer views.
+    accessors, normalised integers, and meshopt-compressed buffer views. The document's
+    structure (the type of every field read, indices in range, a node graph that is a forest,
+    finite transforms) is checked when the file is opened; every count and size is checked
+    against the data and against ``limits`` before anything is allocated.
     """
 
-    def __init__(self, path: Path, document: dict, buffers: list[bytes | None]):
-        self.path, self.json, self._buffers = path, document, buffers
-        self._views: dict[int, bytes] = {}
+    def __init__(self, path: Path, document: dict, buffers: list[bytes | None], limits: Limits = NO_LIMITS,
+                 parents: dict[int, int] | None = None):
+        self.path, self.json, self._buffers, self.limits = path, document, buffers, limits
+        self._views: dict[int, memoryview] = {}
+        self._spent = 0                  # bytes decoded so far (limits.decoded_bytes)
+        self._ancestors: dict[int, int | None] = {}     # node -> its nearest named node (node_label)
+        # node -> its parent (raises for a malformed document)
+        self.parents = check_document(document) if parents is None else parents
 
     @classmethod
-    def open(cls, path: Path, side_files: bool = True) -> "Gltf":
+    def open(cls, path: Path, side_files: bool = True, limits: Limits = NO_LIMITS) -> "Gltf":
         if not path.is_file():
             raise ValueError(f"glTF file not found: {path}")
         data = path.read_bytes()
-        binary_chunk = None
-        if data[:4] == b"glTF":
-            if len(data) < 20:
-                raise ValueError(f"{path} is a truncated GLB")
-            json_length, _ = struct.unpack_from("<II", data, 12)
-            document_bytes = data[20:20 + json_length]
-            if len(data) >= 28 + json_length:
-                bin_length, _ = struct.unpack_from("<II", data, 20 + json_length)
-                binary_chunk = data[28 + json_length:28 + json_length + bin_length]
-        else:
-            document_bytes = data
-        try:
-            document = json.loads(document_bytes)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is neither a GLB nor a glTF JSON file") from err
-        asset = document.get("asset") if isinstance(document, dict) else None
-        if not isinstance(asset, dict) or not str(asset.get("version", "")).startswith("2"):
-            raise ValueError(f"{path} is not a glTF 2.0 file")
-        draco = _DRACO in document.get("extensionsUsed", []) + document.get("extensionsRequired", [])
-        if draco:
-            raise ValueError(f"{path.name} is Draco-compressed ({_DRACO}), which this reader does not decode: "
-                             "export it without Draco (meshopt compression or none works)")
-        buffers = [cls._buffer_bytes(path, buffer, binary_chunk if i == 0 else None, side_files)
-                   for i, buffer in enumerate(document.get("buffers", []))]
-        return cls(path, document, buffers)
+        with malformed_as_value_error(path):
+            document_bytes, binary_chunk = _split_glb(path, data)
+            document = _parse_json(path, document_bytes, limits)
+            try:
+                parents = check_document(document)
+            except ValueError as err:
+                raise ValueError(f"{path.name} is a malformed glTF file: {err}") from None
+            if limits.nodes is not None and len(document.get("nodes", [])) > limits.nodes:
+                raise ValueError(f"{path.name} has {len(document['nodes']):,} nodes; at most {limits.nodes:,} are read")
+            used = document.get("extensionsUsed", []) + document.get("extensionsRequired", [])
+            if _DRACO in used:
+                raise ValueError(f"{path.name} is Draco-compressed ({_DRACO}), which this reader does not decode: "
+                                 "export it without Draco (meshopt compression or none works)")
+            buffers = [cls._buffer_bytes(path, buffer, binary_chunk if i == 0 else None, side_files)
+                       for i, buffer in enumerate(document.get("buffers", []))]
+            return cls(path, document, buffers, limits, parents)
 
     @staticmethod
     def _buffer_bytes(path: Path, buffer: dict, binary_chunk: bytes | None, side_files: bool) -> bytes | None:
@@ -114,7 +351,13 @@ class Gltf:
         if uri is None:
             return binary_chunk  # GLB chunk, or a meshopt fallback buffer with no data (None)
         if uri.startswith("data:"):
-            return base64.b64decode(uri.split(",", 1)[1])
+            header, comma, text = uri.partition(",")
+            if not comma or not header.endswith(";base64"):
+                raise ValueError(f"{path.name} has a data URI that is not base64 data ({uri[:40]}...)")
+            try:
+                return base64.b64decode(text)
+            except binascii.Error as err:
+                raise ValueError(f"{path.name} has a data URI whose base64 data is damaged ({err})") from None
         if not side_files:
             raise ValueError(f"{path.name} keeps its data in another file ({uri[:60]}): use a .glb, "
                              "or a .gltf with the data embedded")
@@ -123,7 +366,15 @@ class Gltf:
             raise ValueError(f"{path} refers to a missing buffer file {side_file}")
         return side_file.read_bytes()
 
-    def view(self, index: int) -> bytes:
+    def _spend(self, size: int, what: str) -> None:
+        """Count ``size`` bytes about to be allocated against ``limits.decoded_bytes``."""
+        self._spent += size
+        budget = self.limits.decoded_bytes
+        if budget is not None and self._spent > budget:
+            raise ValueError(f"{self.path.name} needs more than {budget / 2 ** 20:.0f} MB of decoded data "
+                             f"({what} alone is {size / 2 ** 20:.1f} MB)")
+
+    def view(self, index: int) -> memoryview:
         """A buffer view's bytes, decoding EXT_meshopt_compression where present."""
         if index not in self._views:
             view = self.json["bufferViews"][index]
@@ -131,27 +382,36 @@ class Gltf:
             if compressed is not None:
                 import meshopt  # only compressed files need it
 
-                source = self._slice(compressed)
-                decoded = meshopt.decode_gltf_buffer(source, compressed["count"], compressed["byteStride"],
+                count, stride = compressed["count"], compressed["byteStride"]
+                self._spend(count * stride, f"compressed buffer view {index} ({count:,} rows of {stride} bytes)")
+                decoded = meshopt.decode_gltf_buffer(self._slice(compressed), count, stride,
                                                      compressed.get("mode", "ATTRIBUTES"),
                                                      compressed.get("filter", "NONE"))
-                self._views[index] = np.ascontiguousarray(decoded).tobytes()
+                self._views[index] = memoryview(np.ascontiguousarray(decoded)).cast("B")
             else:
                 self._views[index] = self._slice(view)
         return self._views[index]
 
-    def _slice(self, view: dict) -> bytes:
+    def _slice(self, view: dict) -> memoryview:
         data = self._buffers[view["buffer"]]
         if data is None:
-            raise ValueError(f"{self.path}: buffer {view['buffer']} has no data")
-        start = view.get("byteOffset", 0)
-        return data[start:start + view["byteLength"]]
+            raise ValueError(f"{self.path.name}: buffer {view['buffer']} has no data")
+        start, length = view.get("byteOffset", 0), view["byteLength"]
+        if start + length > len(data):
+            raise ValueError(f"{self.path.name}: a buffer view runs past the end of its buffer "
+                             f"({start + length:,} > {len(data):,} bytes)")
+        return memoryview(data)[start:start + length]
+
+    def accessor_count(self, index: int) -> int:
+        """An accessor's element count, from the header (nothing is read)."""
+        return self.json["accessors"][index]["count"]
 
     def accessor(self, index: int) -> np.ndarray:
         """An accessor as an array [count, width] (float32 if normalised, else its own type)."""
         accessor = self.json["accessors"][index]
         dtype = np.dtype(_COMPONENT_DTYPES[accessor["componentType"]]).newbyteorder("<")
         width, count = _TYPE_WIDTHS[accessor["type"]], accessor["count"]
+        self._spend(count * width * dtype.itemsize, f"accessor {index} ({count:,} x {accessor['type']})")
         if "bufferView" in accessor:
             data = self.view(accessor["bufferView"])
             view = self.json["bufferViews"][accessor["bufferView"]]
@@ -166,8 +426,13 @@ class Gltf:
             values = np.zeros((count, width), dtype=dtype)
         sparse = accessor.get("sparse")
         if sparse is not None:
-            values[self._sparse_part(sparse["indices"], sparse["count"], 1).ravel()] = \
-                self._sparse_part(sparse["values"], sparse["count"], width, dtype)
+            if sparse["count"] > count:
+                raise ValueError(f"{self.path.name}: accessor {index} replaces {sparse['count']:,} of its "
+                                 f"{count:,} elements")
+            at = self._sparse_part(sparse["indices"], sparse["count"], 1).ravel()
+            if len(at) and int(at.max()) >= count:
+                raise ValueError(f"{self.path.name}: accessor {index}'s sparse indices go past its {count:,} elements")
+            values[at] = self._sparse_part(sparse["values"], sparse["count"], width, dtype)
         if accessor.get("normalized"):
             scale = float(np.iinfo(dtype).max)
             return np.maximum(values / scale, -1.0).astype(np.float32)
@@ -175,29 +440,39 @@ class Gltf:
 
     def _sparse_part(self, part: dict, count: int, width: int, dtype=None) -> np.ndarray:
         dtype = np.dtype(dtype or _COMPONENT_DTYPES[part["componentType"]]).newbyteorder("<")
-        data = self.view(part["bufferView"])
-        return np.frombuffer(data, dtype=dtype, count=count * width,
-                             offset=part.get("byteOffset", 0)).reshape(count, width)
+        data, offset = self.view(part["bufferView"]), part.get("byteOffset", 0)
+        if offset + count * width * dtype.itemsize > len(data):
+            raise ValueError(f"{self.path}: a sparse accessor runs past the end of its data")
+        return np.frombuffer(data, dtype=dtype, count=count * width, offset=offset).reshape(count, width)
 
     def target_names(self, mesh_index: int) -> list[str]:
         """Morph target names: ``mesh.extras.targetNames`` (the de-facto convention)."""
         mesh = self.json["meshes"][mesh_index]
         names = mesh.get("extras", {}).get("targetNames")
         if names is None:
-            names = mesh["primitives"][0].get("extras", {}).get("targetNames", [])
+            primitives = mesh.get("primitives", [])
+            names = primitives[0].get("extras", {}).get("targetNames", []) if primitives else []
         return list(names)
 
     def node_label(self, node: int) -> str:
         """A node's name, else its nearest named ancestor's, else its mesh's, else node<i>."""
         nodes = self.json["nodes"]
-        parents = {child: i for i, n in enumerate(nodes) for child in n.get("children", [])}
-        current = node
-        while current is not None:
-            if nodes[current].get("name"):
-                return nodes[current]["name"]
-            current = parents.get(current)
+        named = self._named_ancestor(node)
+        if named is not None:
+            return nodes[named]["name"]
         mesh = self.json["meshes"][nodes[node]["mesh"]]
         return mesh.get("name") or f"node{node}"
+
+    def _named_ancestor(self, node: int) -> int | None:
+        """The nearest named node from ``node`` up (itself included), or None; each node is
+        walked once per file (the answers are kept), so labelling every node costs O(nodes)."""
+        nodes, path, current = self.json["nodes"], [], node
+        while current is not None and current not in self._ancestors and not nodes[current].get("name"):
+            path.append(current)
+            current = self.parents.get(current)   # the graph is a forest (checked on opening): this ends
+        found = self._ancestors.get(current, current) if current is not None else None
+        self._ancestors.update(dict.fromkeys(path, found))
+        return found
 
     def mesh_nodes(self) -> list[tuple[int, np.ndarray]]:
         """(node index, world matrix 4x4) for every mesh node of the default scene."""
@@ -206,20 +481,28 @@ class Gltf:
         if scenes:
             roots = scenes[self.json.get("scene", 0)].get("nodes", [])
         else:
-            children = {c for n in nodes for c in n.get("children", [])}
-            roots = [i for i in range(len(nodes)) if i not in children]
-        found, stack = [], [(root, np.eye(4)) for root in reversed(roots)]
+            roots = [i for i in range(len(nodes)) if i not in self.parents]
+        found, seen, stack = [], set(), [(root, np.eye(4)) for root in reversed(roots)]
         while stack:
             index, parent = stack.pop()
-            world = parent @ _local_matrix(nodes[index])
+            if index in seen:
+                raise ValueError(f"{self.path.name}: node {index} is reached twice from the scene "
+                                 "(a glTF node graph must be a tree)")
+            seen.add(index)
+            local = _local_matrix(nodes[index])
+            world = parent if local is None else parent @ local
+            if not np.isfinite(world).all():
+                raise ValueError(f"{self.path.name}: node {index}'s transform overflows (not a finite number)")
             if "mesh" in nodes[index]:
                 found.append((index, world))
             stack.extend((child, world) for child in reversed(nodes[index].get("children", [])))
         return found
 
 
-def _local_matrix(node: dict) -> np.ndarray:
-    """A node's local transform: its ``matrix`` or translation * rotation * scale."""
+def _local_matrix(node: dict) -> np.ndarray | None:
+    """A node's local transform: its ``matrix`` or translation * rotation * scale (None: none)."""
+    if not any(key in node for key in ("matrix", "rotation", "scale", "translation")):
+        return None
     if "matrix" in node:
         return np.asarray(node["matrix"], dtype=np.float64).reshape(4, 4).T  # column-major
     x, y, z, w = node.get("rotation", (0.0, 0.0, 0.0, 1.0))

@@ -19,10 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES, canonical_name
-from core.face.gltf import TRIANGLES, Gltf, malformed_as_value_error, weights_animation
+from core.face.gltf import NO_LIMITS, TRIANGLES, Gltf, Limits, malformed_as_value_error, weights_animation
 from core.rates import FPS
-
-
 
 
 def default_face_path() -> Path:
@@ -116,19 +114,30 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray, weld: np.ndarray | N
     return np.where(length > 0, summed / np.maximum(length, 1e-30), [0.0, 0.0, 1.0]).astype(np.float32)
 
 
-def load_face_mesh(path: str | Path | None = None, *, side_files: bool = True) -> FaceMesh:
+class TooManyVertices(ValueError):
+    """A file whose scene holds more vertices than :attr:`Limits.vertices` (found from its header)."""
+
+    def __init__(self, path: Path, vertices: int, instances: int, limit: int):
+        self.vertices, self.limit = vertices, limit
+        self.counted = f" (counting each of its {instances:,} mesh instances)" if instances > 1 else ""
+        super().__init__(f"{path.name} has {vertices:,} vertices{self.counted}; at most {limit:,} are read")
+
+
+def load_face_mesh(path: str | Path | None = None, *, side_files: bool = True, limits: Limits = NO_LIMITS) -> FaceMesh:
     """Load an ARKit-rigged face from a GLB/glTF file (default: openfacefx's facecap.glb).
 
     Decoded meshes are cached in memory per file version, and their arrays are read-only.
     Raises ``ValueError`` for a file that is not glTF or has no ARKit-named morph targets.
     ``side_files=False`` (for uploads: a file is data only) refuses a .gltf whose buffers
-    point at other files instead of reading them.
+    point at other files instead of reading them; ``limits`` bound what reading it may cost
+    (:class:`core.face.gltf.Limits`: every count is checked from the header before anything is
+    allocated; more vertices than ``limits.vertices`` raises :class:`TooManyVertices`).
     """
     path = Path(path) if path is not None else default_face_path()
     if not path.is_file():
         raise ValueError(f"face mesh file not found: {path}")
     stat = path.stat()
-    return _load_face_mesh_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, side_files)
+    return _load_face_mesh_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, side_files, limits)
 
 
 def load_reference_animation(path: str | Path | None = None, fps: int = FPS) -> np.ndarray:
@@ -143,64 +152,89 @@ def load_reference_animation(path: str | Path | None = None, fps: int = FPS) -> 
         return weights_animation(gltf, fps)
 
 
-
-
 @functools.lru_cache(maxsize=8)
-def _load_face_mesh_cached(path: str, mtime_ns: int, size: int, side_files: bool = True) -> FaceMesh:
+def _load_face_mesh_cached(path: str, mtime_ns: int, size: int, side_files: bool = True,
+                           limits: Limits = NO_LIMITS) -> FaceMesh:
     """Decode once per (path, modification time, size); the key makes edits reload."""
-    gltf = Gltf.open(Path(path), side_files=side_files)
+    gltf = Gltf.open(Path(path), side_files=side_files, limits=limits)
     with malformed_as_value_error(gltf.path):
         return _face_mesh(gltf)
 
 
+def _triangle_primitives(gltf: Gltf) -> list[tuple[int, np.ndarray, int, dict]]:
+    """(node, world matrix, primitive number, primitive) for every triangle primitive of every mesh
+    instance of the default scene, after checking their vertex count against the limits (from the
+    header: nothing is decoded yet)."""
+    planned, vertices, instances = [], 0, 0
+    for node, world in gltf.mesh_nodes():
+        mesh = gltf.json["meshes"][gltf.json["nodes"][node]["mesh"]]
+        instances += 1
+        for k, primitive in enumerate(p for p in mesh.get("primitives", []) if p.get("mode", TRIANGLES) == TRIANGLES):
+            if "POSITION" not in primitive.get("attributes", {}):
+                raise ValueError(f"{gltf.path.name}: a triangle primitive of mesh "
+                                 f"{gltf.json['nodes'][node]['mesh']} has no POSITION")
+            planned.append((node, world, k, primitive))
+            vertices += gltf.accessor_count(primitive["attributes"]["POSITION"])
+    if gltf.limits.vertices is not None and vertices > gltf.limits.vertices:
+        raise TooManyVertices(gltf.path, vertices, instances, gltf.limits.vertices)
+    if gltf.limits.parts is not None and len(planned) > gltf.limits.parts:
+        raise ValueError(f"{gltf.path.name} has {len(planned):,} mesh pieces (primitives, counting every "
+                         f"instance); at most {gltf.limits.parts:,} are read")
+    return planned
 
 
 def _face_mesh(gltf: "Gltf") -> FaceMesh:
     """Every triangle primitive of the default scene, baked into world space and merged."""
     vertices, faces, deltas, parts, found = [], [], [], [], set()
     n_vertices = n_faces = 0
-    for node, world in gltf.mesh_nodes():
-        mesh_index = gltf.json["nodes"][node]["mesh"]
-        names = gltf.target_names(mesh_index)
-        primitives = [p for p in gltf.json["meshes"][mesh_index]["primitives"]
-                      if p.get("mode", TRIANGLES) == TRIANGLES]
-        for k, primitive in enumerate(primitives):
-            positions = gltf.accessor(primitive["attributes"]["POSITION"]).astype(np.float64)
-            count = len(positions)
-            index = primitive.get("indices")
-            triangles = (gltf.accessor(index).ravel() if index is not None
-                         else np.arange(count)).astype(np.int64).reshape(-1, 3)
-            part_deltas = np.zeros((NUM_BLENDSHAPES, count, 3))
-            for target, name in zip(primitive.get("targets", []), names):
-                canon = canonical_name(name)
-                if canon is None or "POSITION" not in target:
-                    continue
-                part_deltas[INDEX[canon]] = gltf.accessor(target["POSITION"])
-                found.add(canon)
-            vertices.append(positions @ world[:3, :3].T + world[:3, 3])
-            deltas.append(part_deltas @ world[:3, :3].T)
-            faces.append(triangles + n_vertices)
-            name = gltf.node_label(node) + (f".{k}" if len(primitives) > 1 else "")
-            parts.append(MeshPart(name, slice(n_vertices, n_vertices + count),
-                                  slice(n_faces, n_faces + len(triangles))))
-            n_vertices += count
-            n_faces += len(triangles)
+    planned = _triangle_primitives(gltf)
+    pieces: dict[int, int] = {}        # triangle primitives per node (numbered in part names if several)
+    for node, *_ in planned:
+        pieces[node] = pieces.get(node, 0) + 1
+    for node, world, k, primitive in planned:
+        names = gltf.target_names(gltf.json["nodes"][node]["mesh"])
+        positions = gltf.accessor(primitive["attributes"]["POSITION"]).astype(np.float64)
+        count = len(positions)
+        index = primitive.get("indices")
+        triangles = (gltf.accessor(index).ravel() if index is not None else np.arange(count)).astype(np.int64)
+        if len(triangles) % 3 or (len(triangles) and (triangles.min() < 0 or triangles.max() >= count)):
+            raise ValueError(f"{gltf.path.name}: the triangle indices of node {node} are not triples of its "
+                             f"{count:,} vertices")
+        rotation = world[:3, :3].T.astype(np.float32)
+        part_deltas, used = np.zeros((NUM_BLENDSHAPES, count, 3), np.float32), set()
+        for target, name in zip(primitive.get("targets", []), names):
+            canon = canonical_name(name)
+            if canon is None or canon in used or "POSITION" not in target:   # each channel read once
+                continue
+            used.add(canon)
+            if gltf.accessor_count(target["POSITION"]) != count:
+                raise ValueError(f"{gltf.path.name}: morph target {name!r} of node {node} moves "
+                                 f"{gltf.accessor_count(target['POSITION']):,} vertices, its mesh has {count:,}")
+            part_deltas[INDEX[canon]] = gltf.accessor(target["POSITION"]).astype(np.float32) @ rotation
+            found.add(canon)
+        vertices.append((positions @ world[:3, :3].T + world[:3, 3]).astype(np.float32))
+        deltas.append(part_deltas)
+        faces.append(triangles.reshape(-1, 3) + n_vertices)
+        name = gltf.node_label(node) + (f".{k}" if pieces[node] > 1 else "")
+        parts.append(MeshPart(name, slice(n_vertices, n_vertices + count),
+                              slice(n_faces, n_faces + len(triangles) // 3)))
+        n_vertices += count
+        n_faces += len(triangles) // 3
     if not vertices:
-        raise ValueError(f"{gltf.path} contains no triangle mesh")
+        raise ValueError(f"{gltf.path.name} contains no triangle mesh")
     if not found:
-        raise ValueError(f"{gltf.path} has no morph targets with ARKit names (jawOpen, eyeBlinkLeft "
+        raise ValueError(f"{gltf.path.name} has no morph targets with ARKit names (jawOpen, eyeBlinkLeft "
                          "or eyeBlink_L ...): it cannot be driven by ARKit-52 curves")
     mesh = FaceMesh(
-        vertices=np.concatenate(vertices).astype(np.float32),
+        vertices=np.concatenate(vertices),
         faces=np.concatenate(faces).astype(np.int32),
-        morph_deltas=np.concatenate(deltas, axis=1).astype(np.float32),
+        morph_deltas=np.concatenate(deltas, axis=1),
         missing=tuple(n for n in ARKIT_NAMES if n not in found),
         parts=tuple(parts),
     )
+    if not (np.isfinite(mesh.vertices).all() and np.isfinite(mesh.morph_deltas).all()):
+        raise ValueError(f"{gltf.path.name} has vertex positions or morph targets that are not finite numbers "
+                         "(NaN or infinity, or too large once transformed)")
     for array in (mesh.vertices, mesh.faces, mesh.morph_deltas):
         array.setflags(write=False)  # shared by every caller of the cache
     return mesh
-
-
-
-
