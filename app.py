@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from demo.housekeeping import enrolment_allowed, writable_problem
+from demo.housekeeping import enrolment_allowed, stop_on_sigterm, writable_problem
 from demo.ui import LAUNCH_OPTIONS, build_demo  # sets the environment (no telemetry, cache folder) before gradio loads
 
 
@@ -31,6 +31,7 @@ def main(argv=None) -> None:
         problem = writable_problem(folder, what)
         if problem:
             sys.exit(f"error: {problem}")
+    stop_on_sigterm()     # closes like Ctrl+C: the cache and the work folder go
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
     build_demo(args.checkpoints, enroll=enrolment_allowed(args.no_enroll)).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)

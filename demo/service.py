@@ -27,7 +27,7 @@ from core.inputs import MAX_SEED, shown
 from core.rates import FPS, SAMPLE_RATE
 from demo import plots, viewer
 from demo.avatars import Avatar, AvatarLibrary
-from demo.formatting import cell_label
+from demo.formatting import as_text, cell_label, without_folder
 from demo.housekeeping import WORKDIR_PREFIX, remove_leftovers
 from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations, parse_samples, parse_seed, parse_seeds
 
@@ -52,6 +52,11 @@ MAX_COMPARE_CELLS = 12             # step counts x seeds in one comparison
 # sampled and rendered, so this bounds how long one request holds a model slot (a 12-cell
 # comparison of a 120 s clip held one for 608 s): 12 takes of 20 s, or 2 of 120 s.
 MAX_TAKE_SECONDS = 240.0
+# A video's render time grows with frames x the head's vertices (an 8 s take on a 60,000-vertex
+# head: 133 s). Bound: vertex-seconds of video (takes x seconds x vertices) per request; the
+# default head (4,368 vertices) fits every request MAX_TAKE_SECONDS allows, a 60,000-vertex avatar
+# gets 20 s of video: no avatar makes a render cost more than the default head's longest.
+MAX_RENDER_VERTEX_SECONDS = MAX_TAKE_SECONDS * 5_000
 VIDEO_SIZE = 512                   # pixels, the single-take video
 EXPORT_SUFFIXES = (".csv", ".json", ".npy", ".glb")
 
@@ -199,11 +204,30 @@ class DemoService:
                              f"({MAX_TAKE_SECONDS:.0f} take-seconds, e.g. {MAX_COMPARE_CELLS} takes of "
                              f"{MAX_TAKE_SECONDS / MAX_COMPARE_CELLS:.0f} s); use fewer takes or a shorter clip.")
 
+    def check_render(self, takes: int, wave: np.ndarray, avatar: Avatar | None) -> None:
+        """Refuse a video of more than MAX_RENDER_VERTEX_SECONDS (takes x seconds x the head's vertices)."""
+        seconds, vertices = len(wave) / SAMPLE_RATE, len((avatar or self.avatar()).mesh.vertices)
+        if takes * seconds * vertices > MAX_RENDER_VERTEX_SECONDS:
+            longest = MAX_RENDER_VERTEX_SECONDS / takes / vertices
+            raise ValueError(f"A video of {takes * seconds:.0f} s on a head of {vertices:,} vertices is more than one "
+                             f"request may render ({MAX_RENDER_VERTEX_SECONDS / 1e6:.1f} million vertex-seconds: "
+                             f"{longest:.0f} s of video on this head); use a shorter clip, fewer takes or a lighter "
+                             "avatar. The 3D head and the downloads do not need the video.")
+
     def load(self, audio) -> np.ndarray:
         """The input as 16 kHz mono (raises ValueError with a plain message)."""
         if audio is None or (isinstance(audio, str) and not audio.strip()):
             raise ValueError("Record or upload some speech first.")
-        return load_audio(audio, max_seconds=self.max_seconds)
+        source = _source(audio)
+        if source is not None and not source.exists():
+            raise ValueError(f"The speech file '{source.name}' is no longer on the server (files are kept for an "
+                             "hour); choose, upload or record it again.")
+        try:
+            return load_audio(audio, max_seconds=self.max_seconds)
+        except ValueError as err:
+            if source is None or str(source.parent) not in str(err) and str(source.resolve().parent) not in str(err):
+                raise
+            raise ValueError(without_folder(str(err), source)) from None   # the file's name, not the server's folder
 
     # -- Generate ---------------------------------------------------------------------------------
     def generate(self, audio, steps=8, seed=0, num_samples=1, identity=AUTO) -> Take:
@@ -249,6 +273,7 @@ class DemoService:
         ``progress(done, total)`` hears of every frame.
         """
         from core.face.render import render_video
+        self.check_render(1, take.wave, take.avatar)
         start = time.perf_counter()
         path = render_video(take.generation.blendshapes[0], take.wave, take.folder / f"{take.name}.mp4",
                             fps=take.generation.fps, renderer=self.face_renderer(take.avatar), progress=progress)
@@ -275,7 +300,11 @@ class DemoService:
     def viewer_head(self, avatar_id: str | None = None) -> dict:
         """The viewer's value for a head with no take yet (the page's first view, a new avatar)."""
         avatar = self.avatar(avatar_id)
-        return {"mesh": self.viewer_assets.mesh_url(avatar.mesh), "missing": list(avatar.missing), "cells": []}
+        return {"mesh": self.mesh_url(avatar), "missing": list(avatar.missing), "cells": []}
+
+    def mesh_url(self, avatar: Avatar) -> str:
+        """The URL of an avatar's packed head (the default head's file is kept for good)."""
+        return self.viewer_assets.mesh_url(avatar.mesh, pin=avatar.id == "default")
 
     def viewer_take(self, take: Take) -> dict:
         """The viewer's value for sample 1 of a take: its curves, its head and its audio."""
@@ -283,14 +312,14 @@ class DemoService:
         generation = take.generation
         label = cell_label(generation.steps, generation.seeds[0])
         return viewer.payload([(label, generation.blendshapes[0])], generation.fps,
-                              self.viewer_assets.mesh_url(avatar.mesh), _audio_url(take.source),
+                              self.mesh_url(avatar), _audio_url(take.source),
                               missing=avatar.missing)
 
     def viewer_grid(self, comparison: Comparison) -> dict:
         """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
         avatar = comparison.avatar or self.avatar()
         cells = [(cell_label(steps, seed), comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
-        return viewer.payload(cells, FPS, self.viewer_assets.mesh_url(avatar.mesh), _audio_url(comparison.source),
+        return viewer.payload(cells, FPS, self.mesh_url(avatar), _audio_url(comparison.source),
                               cols=len(comparison.seeds), missing=avatar.missing)
 
     # -- Compare ----------------------------------------------------------------------------------
@@ -322,6 +351,7 @@ class DemoService:
         """One mp4: a row per step count, a column per seed, with the input audio."""
         from core.face.render import render_grid_video
         cells = comparison.cells
+        self.check_render(len(cells), comparison.wave, comparison.avatar)
         return render_grid_video([comparison.runs[cell] for cell in cells],
                                  [cell_label(steps, seed) for steps, seed in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,
@@ -347,9 +377,9 @@ class DemoService:
                                  encoder=self.talker.encoder(), progress=progress)
             self.reload()
         added = names[-1]
-        return (f"Enrolled **{added}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
+        return (f"Enrolled **{as_text(added)}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
                 f"{time.perf_counter() - start:.1f} s ({iterations} iterations per model). "
-                f"The library now holds **{len(names)} identities**: {', '.join(names)}.")
+                f"The library now holds **{len(names)} identities**: {', '.join(map(as_text, names))}.")
 
     def enrolled(self) -> list[str]:
         """The identities enrolled after training (the ones that can be removed)."""
@@ -364,7 +394,8 @@ class DemoService:
         with self._enrol_lock:
             names = remove_identity(self.talker.root, name)
             self.reload()
-        return f"Removed **{name}**. The library now holds **{len(names)} identities**: {', '.join(names)}."
+        return (f"Removed **{as_text(name)}**. The library now holds **{len(names)} identities**: "
+                f"{', '.join(map(as_text, names))}.")
 
     def reload(self) -> None:
         """Drop the loaded models, so the next request reads the checkpoints (and libraries) again.

@@ -19,22 +19,22 @@ import dataclasses
 import logging
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
 from core.cpu import limit_numpy_blas
+from demo.housekeeping import use_own_gradio_cache
 
 limit_numpy_blas()  # before any request thread calls numpy BLAS (see core.cpu)
 
 # Before gradio is imported: no usage analytics and no Hugging Face telemetry (no outside network),
-# and a cache folder of the app's own (uploads, output copies), so that what a server ended by a
-# signal left there can be swept at the next start without touching other Gradio apps' files.
+# and a cache folder of this server's own (uploads, output copies, example clips): servers never
+# delete each other's files, and what a killed server left there is swept at the next start.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join(tempfile.gettempdir(), "diffusiontalker-gradio"))
+use_own_gradio_cache()
 
 import gradio as gr  # noqa: E402
 
@@ -45,12 +45,13 @@ from demo.avatars import AVATAR_SUFFIXES, LIMITS  # noqa: E402
 from demo.formatting import (SCORE_COLUMNS, cell_label, comparison_summary, identity_summary, scores_table,  # noqa: E402
                              timings_markdown)
 from demo.forms import ENROL_ITERATIONS, MAX_SAMPLES  # noqa: E402
-from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_TAKE_SECONDS,  # noqa: E402
-                          DemoService, example_files, load_talker)
+from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_RENDER_VERTEX_SECONDS,  # noqa: E402
+                          MAX_TAKE_SECONDS, DemoService, example_files, load_talker)
 from demo.housekeeping import remove_old_files, storage_note  # noqa: E402
 from demo.page import (UncheckedSlider, api_only, errors_shown, frames_progress,  # noqa: E402
                        on_page, render_or_warn, viewer_or_warn)
 from demo.live_tab import live_tab  # noqa: E402
+from demo.fairness import MAX_PER_CLIENT, share_the_queue  # noqa: E402
 
 if TYPE_CHECKING:
     from core.inference.talker import Talker
@@ -107,6 +108,7 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
         demo.load(lambda: _refreshed_identities(service), outputs=[identity, header], queue=False,
                   api_visibility="private")
     demo.queue(default_concurrency_limit=MAX_CONCURRENT, max_size=MAX_QUEUE)
+    share_the_queue(demo)             # MAX_PER_CLIENT model requests per visitor, served round-robin
     demo.service = service
     return demo
 
@@ -134,7 +136,7 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
                                         "of the library (style transfer)")
             if examples:
                 gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Example clips",
-                            cache_examples=False, examples_per_page=10)
+                            elem_id="example-clips", cache_examples=False, examples_per_page=10)
     return audio, identity
 
 
@@ -224,6 +226,8 @@ def _generate_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown) 
     def render(take, progress=gr.Progress()):
         if take is None:
             raise gr.Error("Generate first: the video shows the last take.", title="Nothing to render")
+        with errors_shown():             # refused before anything starts: too long a video for this head
+            service.check_render(1, take.wave, take.avatar)
         take = dataclasses.replace(take, folder=service.new_folder())  # its own files: the take's may be going
         progress(0, desc="rendering the video")
         video = render_or_warn(lambda: service.render(take, frames_progress(progress)), take.notes)
@@ -314,6 +318,8 @@ def _compare_tab(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, a
     def render(comparison, progress=gr.Progress()):
         if comparison is None:
             raise gr.Error("Compare first: the video shows the last comparison.", title="Nothing to render")
+        with errors_shown():
+            service.check_render(len(comparison.cells), comparison.wave, comparison.avatar)
         comparison = dataclasses.replace(comparison, folder=service.new_folder())
         progress(0, desc="rendering the grid video")
         try:
@@ -426,11 +432,20 @@ Or start the app on another folder: `python app.py --checkpoints PATH`.
     return demo
 
 
+def request_cost() -> str:
+    """What one request may cost, as the page states it (every bound is enforced with a message)."""
+    return (f"One request may compute at most {MAX_TAKE_SECONDS:.0f} take-seconds (samples or compared takes x "
+            f"seconds of speech, at most {MAX_COMPARE_CELLS} takes) and render a video of at most "
+            f"{MAX_RENDER_VERTEX_SECONDS / 1e6:.1f} million vertex-seconds (seconds x the head's vertices); "
+            f"each visitor may have {MAX_PER_CLIENT} requests waiting or running, served in turn with everyone else's.")
+
+
 def _header(service: DemoService) -> str:
     steps = ", ".join(map(str, service.steps_choices))
     return (f"# {TITLE}\n"
             "Speech in, 52 ARKit blendshape curves at 30 fps out, from a distilled diffusion model. "
             f"The voice is matched against a library of {len(service.identities)} talking styles; they are "
             "synthetic (text-to-speech voices with generated faces), not recordings of real people. "
-            f"Models: {steps} diffusion steps; running on **{service.talker.device}**."
+            f"Models: {steps} diffusion steps; running on **{service.talker.device}**. "
+            f"{request_cost()}"
             + "".join(f"\n\n> ⚠ {problem}" for problem in service.talker.problems()))

@@ -19,7 +19,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import struct
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -118,25 +121,47 @@ def read_mesh_header(data: bytes) -> dict:
 
 
 class ViewerAssets:
-    """A folder of packed heads, served as static files; one file per distinct mesh."""
+    """A folder of packed heads, served as static files; one file per distinct mesh.
 
-    def __init__(self, folder: str | Path):
+    A file is named by the sha256 of its content, and a mesh finds its file through a table that
+    forgets the mesh when it is freed (never through ``id(mesh)``, which Python hands to the next
+    object: a visitor would be shown another visitor's head). At most ``keep`` files stay besides
+    the pinned ones (the default head): the least recently used go first, and a mesh whose file
+    went is packed again when it is next shown.
+    """
+
+    def __init__(self, folder: str | Path, keep: int = 8):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._urls: dict[int, str] = {}
+        self.keep = keep
+        self._paths: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # mesh -> its file
+        self._pinned: set[Path] = set()
+        self._lock = threading.Lock()
 
-    def mesh_url(self, mesh) -> str:
-        """The URL of ``mesh``'s file, written on first use (named by its sha256, so immutable)."""
-        key = id(mesh)
-        if key not in self._urls:
-            data = pack_mesh(mesh)
-            path = self.folder / f"mesh-{hashlib.sha256(data).hexdigest()[:20]}.bin"
-            if not path.is_file():
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(data)
-                tmp.replace(path)
-            self._urls[key] = file_url(path)
-        return self._urls[key]
+    def mesh_url(self, mesh, pin: bool = False) -> str:
+        """The URL of ``mesh``'s file, written on first use (named by its sha256, so immutable);
+        ``pin`` keeps the file for good (the default head, whose URL is in every new page)."""
+        with self._lock:
+            path = self._paths.get(mesh)
+            if path is None or not path.is_file():
+                data = pack_mesh(mesh)
+                path = self.folder / f"mesh-{hashlib.sha256(data).hexdigest()[:20]}.bin"
+                if not path.is_file():
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_bytes(data)
+                    tmp.replace(path)
+                self._paths[mesh] = path
+            if pin:
+                self._pinned.add(path)
+            os.utime(path)                          # recently used: the last to go
+            self._forget_old()
+            return file_url(path)
+
+    def _forget_old(self) -> None:
+        files = sorted((p for p in self.folder.glob("mesh-*.bin") if p not in self._pinned),
+                       key=lambda p: p.stat().st_mtime_ns)
+        for old in files[:max(0, len(files) - self.keep)]:
+            old.unlink(missing_ok=True)
 
 
 # Scoped to the gr.HTML component (Gradio nests these rules under its id).

@@ -16,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from core.rates import SAMPLE_RATE
+from experiments.hostile_avatars import make_avatar_cases
 
 from core.audio.decode import MAX_REQUEST_SECONDS as MAX_APP_SECONDS  # longer audio gets a clear message
 SPEECH_TEXT = "Peter picked a bright blue balloon, and Maya opened the window to wave at everyone."
@@ -190,6 +191,25 @@ def seam_ratio(curves: np.ndarray, window_s: float = 8.0, fps: int = 30, radius:
 SEAM_CONTROL_OFFSETS_S = (2.0, 4.0, 6.0)   # between the 8 s joins, away from them by at least 2 s
 
 
+def avatar_case_row(case) -> list:
+    """One hostile avatar through the app's upload check: [name, expected, outcome, s, peak MB, message]."""
+    import re
+    import tracemalloc
+
+    from demo.avatars import read_avatar
+    tracemalloc.start()
+    began = time.perf_counter()
+    try:
+        message, outcome = read_avatar(case.path).summary().split(":")[0], "ok"
+    except ValueError as err:
+        message, outcome = str(err), "refused"
+    seconds, peak = time.perf_counter() - began, tracemalloc.get_traced_memory()[1] / 2 ** 20
+    tracemalloc.stop()
+    as_expected = (outcome == "ok") == (case.expect == "ok") and (case.expect == "ok" or re.search(case.expect, message))
+    return [case.name, "ok" if case.expect == "ok" else "refused", outcome if as_expected else f"**{outcome}**",
+            f"{seconds:.2f}", f"{peak:.1f}", message.replace("|", "/")[:110]]
+
+
 def main(argv=None):
     from core.inference.talker import Talker
     from experiments.report import table, update_section
@@ -219,6 +239,8 @@ def main(argv=None):
         long = talker.generate(speech(60.0), steps=steps)
         big = next(c for c in cases if c.name.startswith("25mb"))
         decode = decode_cost(big.source)
+    with tempfile.TemporaryDirectory() as tmp:
+        avatar_rows = [avatar_case_row(case) for case in make_avatar_cases(tmp)]
     ratio = seam_ratio(long.blendshapes[0])
     control = [seam_ratio(long.blendshapes[0], offset_s=o) for o in SEAM_CONTROL_OFFSETS_S]
     md = [f"## Bad and odd inputs\n\n`python -m experiments.robustness` through `Talker.generate` ({steps}-step model, "
@@ -231,7 +253,11 @@ def main(argv=None):
           f"figure well above every control one.",
           f"\nDecoding the 25 MB WAV at 383,987 Hz (a prime rate, so no exact small resampling ratio): "
           f"{decode['seconds']:.2f} s, peak {decode['peak_mb']:.0f} MB allocated (tracemalloc), "
-          f"{decode['samples']} samples at 16 kHz."]
+          f"{decode['samples']} samples at 16 kHz.",
+          "\nHostile and careless avatar uploads (`experiments/hostile_avatars.py`) through "
+          "`demo.avatars.read_avatar`, the app's upload check: expected = ok, or the message it is refused with; "
+          "peak = memory allocated while reading (tracemalloc).\n",
+          table(["avatar file", "expected", "outcome", "seconds", "peak MB", "message"], avatar_rows)]
     update_section("robustness", "\n".join(md), a.results)
     print("\n".join(md))
 

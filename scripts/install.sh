@@ -11,11 +11,14 @@ dev=0
 apt_packages=$(xargs < packages.txt)
 [[ $dev == 1 ]] && apt_packages="$apt_packages chromium"
 missing=$(for p in $apt_packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+# Another apt or dpkg (unattended upgrades, a second install) may hold the lock: wait for it (up to
+# 15 minutes; apt says "Waiting for cache lock") instead of failing at once.
+apt_wait=(-o DPkg::Lock::Timeout=900)
 if [[ -n "$missing" ]] && command -v apt-get >/dev/null; then
   sudo_cmd=""; [[ $(id -u) != 0 ]] && sudo_cmd="sudo"
   echo "installing Debian packages: $missing"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  $sudo_cmd apt-get "${apt_wait[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get "${apt_wait[@]}" install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv

@@ -176,3 +176,14 @@ def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
     sf.write(wav, clip.audio, 16000)
     export_curves(clip.blendshapes, csv)
     return wav, csv
+
+
+def page_event(client, demo, elem_id: str, event: str, *data, timeout: float | None = None):
+    """Call, as the page does, the event that component ``elem_id`` triggers (``"change"``,
+    ``"click"`` ...), events that API clients are not offered included; same session as the
+    client's other calls (its gr.State values carry over). Returns the outputs, like predict."""
+    ids = {block._id for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id}
+    fn_index = next(index for index, fn in demo.fns.items()
+                    if any(target in ids and name == event for target, name in fn.targets))
+    client.endpoints[fn_index].is_valid = True
+    return client.submit(*data, fn_index=fn_index).result(timeout=timeout)

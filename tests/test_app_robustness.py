@@ -220,3 +220,105 @@ def test_an_unwritable_cache_folder_stops_start_up_with_a_message(tmp_path):
     assert proc.returncode == 1
     assert "GRADIO_TEMP_DIR" in proc.stderr and "cannot be written" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- server lifecycle
+
+def start_server(checkpoints, env: dict, tmp_path) -> tuple["subprocess.Popen", str]:
+    """``python app.py`` on ``checkpoints`` in a process of its own; (process, url) once it answers."""
+    import subprocess
+    import sys
+
+    import httpx
+    port = free_port()
+    log = open(tmp_path / f"server-{port}.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--checkpoints", str(checkpoints), "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"the server did not start: {(tmp_path / f'server-{port}.log').read_text()[-2000:]}")
+
+
+def stop_server(proc, sig) -> None:
+    import signal as signals
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=60)
+    except Exception:
+        proc.send_signal(signals.SIGKILL)
+        raise
+
+
+@pytest.fixture(scope="module")
+def checkpoint_copy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt-copy")
+    make_tiny_checkpoints(root)
+    return root
+
+
+def test_a_server_stopped_with_sigterm_removes_its_folders(checkpoint_copy, tmp_path):
+    import signal
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    # The parent's cache setting is inherited, as from any app that starts this one.
+    proc, _ = start_server(checkpoint_copy, {**os.environ, "TMPDIR": str(temp)}, tmp_path)
+    work = list(temp.glob(f"diffusiontalker-demo-{proc.pid}-*"))
+    assert work and (temp / f"diffusiontalker-gradio-{proc.pid}").is_dir()
+    stop_server(proc, signal.SIGTERM)
+    assert not list(temp.glob("diffusiontalker-*")), list(temp.iterdir())
+
+
+def test_example_clips_keep_working_when_another_server_closes(app, client, checkpoint_copy, short_wav, tmp_path):
+    """Servers shared one Gradio cache, and a server that closes deletes the cache files it made,
+    the example clips that a running server offers included."""
+    import signal
+
+    from gradio_client import Client
+    example = client.predict(0, api_name="/load_example")              # a click on the first example
+    assert Path(example["path"]).is_file()
+    other, url = start_server(checkpoint_copy, dict(os.environ), tmp_path)
+    try:
+        Client(url, verbose=False, download_files=False).predict(0, api_name="/load_example")
+    finally:
+        stop_server(other, signal.SIGINT)                              # Ctrl+C: Gradio deletes its cache
+    sent = {key: example[key] for key in ("path", "orig_name", "size", "mime_type") if key in example}
+    matched, *_ = client.predict(sent, 4, 0, 1, "auto", api_name="/generate")   # as the page sends it
+    assert matched
+    Path(example["path"]).unlink()                                     # a file that went (an hour later)
+    with pytest.raises(Exception) as info:
+        client.predict(sent, 4, 0, 1, "auto", api_name="/generate")
+    assert "no longer on the server" in str(info.value) and str(Path(example["path"]).parent) not in str(info.value)
+
+
+def test_install_waits_for_the_apt_lock_instead_of_failing(tmp_path):
+    """scripts/install.sh with stand-in apt-get, dpkg, id and python3: apt-get fails as it does when
+    another apt holds the lock, unless told to wait for it."""
+    import shutil
+    import subprocess
+    repo, fake = tmp_path / "repo", tmp_path / "bin"
+    (repo / "scripts").mkdir(parents=True)
+    fake.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "scripts" / "install.sh", repo / "scripts")
+    (repo / "packages.txt").write_text("libegl1\n")
+    (repo / "requirements.txt").write_text("")
+    stand_ins = {
+        "apt-get": 'echo "$@" >> "$(dirname "$0")/apt.log"; [[ "$*" == *DPkg::Lock::Timeout=* ]] && exit 0; '
+                   'echo "E: Could not get lock /var/lib/dpkg/lock-frontend" >&2; exit 100',
+        "dpkg": "exit 1",                      # every package missing
+        "id": "echo 0",                        # root: no sudo
+        "python3": 'mkdir -p .venv/bin && printf "#!/bin/sh\\nexit 0\\n" > .venv/bin/python && chmod +x .venv/bin/python',
+    }
+    for name, body in stand_ins.items():
+        (fake / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+        (fake / name).chmod(0o755)
+    result = subprocess.run(["bash", "scripts/install.sh"], cwd=repo, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr
+    assert (fake / "apt.log").read_text().count("DPkg::Lock::Timeout") == 2      # update and install

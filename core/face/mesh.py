@@ -200,19 +200,20 @@ def _face_mesh(gltf: "Gltf") -> FaceMesh:
         if len(triangles) % 3 or (len(triangles) and (triangles.min() < 0 or triangles.max() >= count)):
             raise ValueError(f"{gltf.path.name}: the triangle indices of node {node} are not triples of its "
                              f"{count:,} vertices")
-        rotation = world[:3, :3].T.astype(np.float32)
-        part_deltas, used = np.zeros((NUM_BLENDSHAPES, count, 3), np.float32), set()
-        for target, name in zip(primitive.get("targets", []), names):
-            canon = canonical_name(name)
-            if canon is None or canon in used or "POSITION" not in target:   # each channel read once
-                continue
-            used.add(canon)
-            if gltf.accessor_count(target["POSITION"]) != count:
-                raise ValueError(f"{gltf.path.name}: morph target {name!r} of node {node} moves "
-                                 f"{gltf.accessor_count(target['POSITION']):,} vertices, its mesh has {count:,}")
-            part_deltas[INDEX[canon]] = gltf.accessor(target["POSITION"]).astype(np.float32) @ rotation
-            found.add(canon)
-        vertices.append((positions @ world[:3, :3].T + world[:3, 3]).astype(np.float32))
+        with np.errstate(over="ignore", invalid="ignore"):   # what overflows is refused once merged
+            rotation = world[:3, :3].T.astype(np.float32)
+            part_deltas, used = np.zeros((NUM_BLENDSHAPES, count, 3), np.float32), set()
+            for target, name in zip(primitive.get("targets", []), names):
+                canon = canonical_name(name)
+                if canon is None or canon in used or "POSITION" not in target:   # each channel read once
+                    continue
+                used.add(canon)
+                if gltf.accessor_count(target["POSITION"]) != count:
+                    raise ValueError(f"{gltf.path.name}: morph target {name!r} of node {node} moves "
+                                     f"{gltf.accessor_count(target['POSITION']):,} vertices, its mesh has {count:,}")
+                part_deltas[INDEX[canon]] = gltf.accessor(target["POSITION"]).astype(np.float32) @ rotation
+                found.add(canon)
+            vertices.append((positions @ world[:3, :3].T + world[:3, 3]).astype(np.float32))
         deltas.append(part_deltas)
         faces.append(triangles.reshape(-1, 3) + n_vertices)
         name = gltf.node_label(node) + (f".{k}" if pieces[node] > 1 else "")

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import unicodedata
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -36,6 +37,7 @@ PENDING_SUFFIX = ".pending"
 JOURNAL_NAME = "library-commit.json"     # in identities_root(), only while a commit is under way
 RESERVED_NAMES = ("auto",)               # means "matched from the voice" in the app and `generate --identity`
 MAX_NAME_LENGTH = 64
+NAME_PUNCTUATION = " -_.'"               # besides letters and digits, what an identity name may hold
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,27 @@ class LibraryError(ValueError):
 
 
 def check_name(name) -> str:
-    """A new identity's name, stripped: 1 to 64 characters and not a reserved word."""
-    name = name.strip() if isinstance(name, str) else ""
+    """A new identity's name, stripped: 1 to 64 characters of a plain set, and not a reserved word.
+
+    Plain: letters, digits and their accents (any script, NFC), single spaces and ``- _ . '``, starting with a letter
+    or digit. No line breaks, invisible or direction-changing characters, no markup (``[x](link)``,
+    ``<b>``, ``**``): a name is shown to every visitor of the app.
+    """
+    name = unicodedata.normalize("NFC", name.strip()) if isinstance(name, str) else ""
     if not name or len(name) > MAX_NAME_LENGTH:
         raise ValueError(f"give the new identity a name of 1 to {MAX_NAME_LENGTH} characters")
+    odd = sorted({c for c in name if not _plain_character(c)})
+    if odd or not name[0].isalnum() or "  " in name:
+        shown = ", ".join(repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in odd) or "how it starts or its spaces"
+        raise ValueError(f"an identity name may hold letters, digits, single spaces and - _ . ' only, starting "
+                         f"with a letter or digit (not: {shown})")
     if name.lower() in RESERVED_NAMES:
         raise ValueError(f"{name!r} is reserved (it means 'matched from the voice'); choose another name")
     return name
+
+
+def _plain_character(c: str) -> bool:
+    return c in NAME_PUNCTUATION or (c.isprintable() and unicodedata.category(c)[0] in "LNM")   # M: accents
 
 
 def read_library(path: Path, identity_dim: int | None = None,
