@@ -146,12 +146,13 @@ class Gltf:
         with malformed_as_value_error(path):
             document_bytes, binary_chunk = _split_glb(path, data)
             document = _parse_json(path, document_bytes, limits)
+            nodes = document.get("nodes")
+            if limits.nodes is not None and isinstance(nodes, list) and len(nodes) > limits.nodes:
+                raise ValueError(f"{path.name} has {len(nodes):,} nodes; at most {limits.nodes:,} are read")
             try:
                 parents = check_document(document)
             except ValueError as err:
                 raise ValueError(f"{path.name} is a malformed glTF file: {err}") from None
-            if limits.nodes is not None and len(document.get("nodes", [])) > limits.nodes:
-                raise ValueError(f"{path.name} has {len(document['nodes']):,} nodes; at most {limits.nodes:,} are read")
             used = document.get("extensionsUsed", []) + document.get("extensionsRequired", [])
             if _DRACO in used:
                 raise ValueError(f"{path.name} is Draco-compressed ({_DRACO}), which this reader does not decode: "
