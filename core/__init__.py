@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Talker": "core.inference.talker",
     "Generation": "core.inference.talker",
+    "ModelRegistry": "core.inference.registry",
     "Stream": "core.inference.streaming",
     "DiffusionTalker": "core.model.network",
     "TalkerConfig": "core.model.network",

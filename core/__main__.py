@@ -15,14 +15,16 @@ import os
 import sys
 from pathlib import Path
 
-EXPORT_SUFFIXES = (".csv", ".json", ".npy", ".glb", ".mp4")
+from core.inputs import AUTO_IDENTITY
+
 
 
 def generate(a: argparse.Namespace) -> None:
+    from core.face.export import SUFFIXES
     from core.inference.talker import Talker
     out = Path(a.out)
-    if out.suffix.lower() not in EXPORT_SUFFIXES:
-        raise ValueError(f"--out must end in one of {', '.join(EXPORT_SUFFIXES)}")
+    if out.suffix.lower() not in SUFFIXES + (".mp4",):
+        raise ValueError(f"--out must end in one of {', '.join(SUFFIXES + ('.mp4',))}")
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise ValueError(f"the folder {folder} does not exist (--out {a.out}); create it first")
@@ -53,13 +55,14 @@ def stream(a: argparse.Namespace) -> None:
     import json
 
     from core.audio.decode import load_audio
+    from core.face.export import CURVE_SUFFIXES
     from core.inference.talker import Talker
     from core.inference.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, Stream, replay
     lookahead = DEFAULT_LOOKAHEAD if a.lookahead_ms is None else a.lookahead_ms / 1000
     hop = DEFAULT_HOP if a.hop_ms is None else a.hop_ms / 1000
     out = Path(a.out) if a.out else None
-    if out is not None and out.suffix.lower() not in EXPORT_SUFFIXES[:3]:
-        raise ValueError(f"--out must end in one of {', '.join(EXPORT_SUFFIXES[:3])}")
+    if out is not None and out.suffix.lower() not in CURVE_SUFFIXES:
+        raise ValueError(f"--out must end in one of {', '.join(CURVE_SUFFIXES)}")
     if not 10 <= a.chunk_ms <= 1000:
         raise ValueError(f"--chunk-ms must be between 10 and 1000, not {a.chunk_ms}")
     audio = load_audio(a.audio)
@@ -118,13 +121,13 @@ def main(argv=None) -> int:
     g.add_argument("audio")
     g.add_argument("--steps", type=int, default=8)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--identity", default="auto", help="'auto' (matched from the voice) or a library identity")
+    g.add_argument("--identity", default=AUTO_IDENTITY, help="'auto' (matched from the voice) or a library identity")
     g.add_argument("--out", required=True, help="out.csv (Live Link Face) | .json | .npy | .glb | .mp4")
     s = sub.add_parser("stream", help="feed a speech file through the streaming API; chunk latency and RTF")
     s.add_argument("audio")
     s.add_argument("--steps", type=int, default=8)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--identity", default="auto", help="'auto' (matched from the voice) or a library identity")
+    s.add_argument("--identity", default=AUTO_IDENTITY, help="'auto' (matched from the voice) or a library identity")
     s.add_argument("--chunk-ms", type=float, default=20.0, help="audio per chunk handed over")
     s.add_argument("--lookahead-ms", type=float, help="audio heard after a frame before it is decoded (500)")
     s.add_argument("--hop-ms", type=float, help="audio between speech-encoder runs (100)")

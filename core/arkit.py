@@ -8,7 +8,7 @@ column order, which swaps jawLeft/jawRight and mouthLeft/mouthRight; core.face.e
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -93,27 +93,6 @@ def to_canonical(values: np.ndarray, names: Sequence[str], *, require_all: bool 
     return out
 
 
-def from_canonical(values: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    """Inverse of :func:`to_canonical`: canonical ARKit order -> the given name order."""
-    values = np.asarray(values, dtype=np.float32)
-    out = np.zeros(values.shape[:-1] + (len(names),), dtype=np.float32)
-    for col, name in enumerate(names):
-        canon = canonical_name(name)
-        if canon is None:
-            raise ValueError(f"not an ARKit blendshape name: {name!r}")
-        out[..., col] = values[..., INDEX[canon]]
-    return out
-
-
 def livelink_name(name: str) -> str:
     """ARKit name as Live Link Face writes it in CSV headers (first letter capitalised)."""
     return name[0].upper() + name[1:]
-
-
-def gltf_name(name: str) -> str:
-    """ARKit name as glTF rigs such as facecap.glb spell it (``eyeBlink_L``)."""
-    return re.sub(r"(Left|Right)$", lambda m: "_" + m.group(1)[0], name)
-
-
-def indices_of(names: Iterable[str]) -> list[int]:
-    return [INDEX[canonical_name(n) or n] for n in names]

@@ -8,6 +8,7 @@ never rounded or truncated.
 from __future__ import annotations
 
 MAX_SEED = 2 ** 31 - 1    # seeds are whole numbers in [0, MAX_SEED] in every interface
+AUTO_IDENTITY = "auto"  # the identity asked for as "matched from the voice", in every interface
 SHOWN_CHARACTERS = 40   # a refused value is quoted up to this length (a 1 MB string is not echoed back)
 
 
@@ -15,6 +16,11 @@ def shown(value) -> str:
     """``repr(value)``, cut to :data:`SHOWN_CHARACTERS` for messages."""
     text = repr(value)
     return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 3] + "..."
+
+
+def matched_from_voice(identity) -> bool:
+    """Whether ``identity`` asks for the identity matched from the voice (nothing or "auto")."""
+    return identity in (None, "", AUTO_IDENTITY)
 
 
 def whole_number(value, what: str, low: int, high: int, missing: str | None = None) -> int:

@@ -4,7 +4,7 @@
 The page sends what the browser records (any rate, int16 or float, mono or stereo) every
 :data:`CHUNK_SECONDS`; :class:`LiveSession` turns it into 16 kHz mono with a resampler that
 keeps its state across chunks (cutting the audio into chunks changes nothing but a delay of
-:data:`RESAMPLER_MARGIN` input samples), feeds the stream and times each chunk from its arrival
+:data:`core.audio.resample.RESAMPLER_MARGIN` input samples), feeds the stream and times each chunk from its arrival
 to its frames. The viewer gets the frames as a ``live`` value (:func:`live_value`) that it
 appends to what it is showing, rather than a whole take.
 """
@@ -13,10 +13,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from fractions import Fraction
 
 import numpy as np
 
+from core.audio.decode import MAX_RATE, MIN_RATE
+from core.audio.resample import StreamingResampler
 from core.rates import FPS, SAMPLE_RATE
 from demo import viewer
 
@@ -29,43 +30,7 @@ MAX_LIVE_SECONDS = 600         # one live session at most (then start again)
 MAX_LIVE_SESSIONS = max(1, (os.cpu_count() or 2) // 2)   # at once (2 cores hold one in real time: experiments.live)
 STALE_SECONDS = 5.0            # a session without chunks for this long gives its slot up
 SKIP_NOTICE = 0.5              # seconds of skipped audio from which the readout says so
-RESAMPLER_MARGIN = 64          # input samples held back so that chunk edges never reach the filter
 LATENCY_WINDOW = 50            # chunks the readout's percentiles cover
-MIN_RATE, MAX_RATE = 4000, 384000
-
-
-class StreamingResampler:
-    """Polyphase resampling to 16 kHz chunk by chunk, equal to ``scipy.signal.resample_poly`` of
-    the whole signal (tested).
-
-    Output sample j needs the input within :data:`RESAMPLER_MARGIN` samples of j * down / up (the
-    filter's half length is 10 * max(up, down) / up input samples: 30 for 48 kHz, 28 for 44.1 kHz),
-    so each call returns the outputs whose input is all there and keeps what later outputs need.
-    """
-
-    def __init__(self, rate: int):
-        ratio = Fraction(SAMPLE_RATE, int(rate))
-        self.up, self.down = ratio.numerator, ratio.denominator
-        self._held = np.zeros(0, np.float64)   # input samples from self._base on
-        self._base = 0                         # a multiple of down, so that outputs stay aligned
-        self._next = 0                         # the next output sample to return
-        from scipy.signal import resample_poly     # here, when a stream starts: its import takes ~0.5 s
-        self._resample = resample_poly
-
-    def __call__(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
-        if self.up == self.down == 1:
-            return np.asarray(samples, np.float32)
-        self._held = np.concatenate([self._held, np.asarray(samples, np.float64)])
-        total = self._base + len(self._held)
-        stop = -(-total * self.up // self.down) if final else max(0, (total - RESAMPLER_MARGIN) * self.up // self.down)
-        if stop <= self._next:
-            return np.zeros(0, np.float32)
-        offset = self._base * self.up // self.down
-        out = self._resample(self._held, self.up, self.down)[self._next - offset: stop - offset]
-        self._next = stop
-        keep = max(0, (stop * self.down // self.up - RESAMPLER_MARGIN) // self.down * self.down)
-        self._held, self._base = self._held[keep - self._base:], keep
-        return out.astype(np.float32)
 
 
 def to_mono_float(samples) -> np.ndarray:

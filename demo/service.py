@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from core.audio.decode import MAX_REQUEST_SECONDS, load_audio
-from core.inputs import MAX_SEED, shown
+from core.face.export import SUFFIXES as EXPORT_SUFFIXES
+from core.inputs import AUTO_IDENTITY as AUTO, MAX_SEED, shown
 from core.rates import FPS, SAMPLE_RATE
 from demo import plots, viewer
 from demo.avatars import Avatar, AvatarLibrary
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
-AUTO = "auto"                      # identity value meaning "the identity matched from the voice"
 MAX_AUDIO_SECONDS = MAX_REQUEST_SECONDS   # longer clips are refused (render time grows with length)
 MAX_COMPARE_CELLS = 12             # step counts x seeds in one comparison
 # Work of one request: takes (samples, or comparison cells) x seconds of audio. Every take is
@@ -58,7 +58,6 @@ MAX_TAKE_SECONDS = 240.0
 # gets 20 s of video: no avatar makes a render cost more than the default head's longest.
 MAX_RENDER_VERTEX_SECONDS = MAX_TAKE_SECONDS * 5_000
 VIDEO_SIZE = 512                   # pixels, the single-take video
-EXPORT_SUFFIXES = (".csv", ".json", ".npy", ".glb")
 
 
 def example_files(folder: Path | None = None) -> list[Path]:

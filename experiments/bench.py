@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from core.arkit import NUM_BLENDSHAPES
-from core.model.diffusion import make_generator, sample
+from core.model.diffusion import sample
 from core.model.network import DiffusionTalker
 from core.inference.talker import Talker
 from experiments.report import machine_description, table, update_section
@@ -156,14 +156,13 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
     workers = min(torch.get_num_threads(), steps)
 
     def sampled(x0_fn, k=1):
-        return sample(model.schedule, x0_fn, (k, frames, NUM_BLENDSHAPES), method=method,
-                      generator=[make_generator(s) for s in range(k)])
+        return sample(model.schedule, x0_fn, list(range(k)), frames, method=method)
 
     def torch_fn(cond):
         return lambda x, t: model.denoise(x, t, cond)
 
     def pipelined(cond, k=1):
-        return onnx.sample(cond, [make_generator(s) for s in range(k)], frames, method, rows_share_clip=True)
+        return onnx.sample(cond, list(range(k)), frames, method, rows_share_clip=True)
 
     x, t = torch.randn(1, frames, NUM_BLENDSHAPES), torch.full((1,), steps, dtype=torch.long)
 

@@ -6,7 +6,7 @@ What it measures (the RESULTS.md section says it again next to the numbers):
   voice, rate and pitch, no augmentation) with the engine's own phone timings; the ground truth
   is the corpus's rule (:func:`core.data.visemes.lower_face`) with that identity's style, so the
   LBE is the corpus LBE of these clips. The identity is given (the true one) on both sides so
-  that only the features differ; both sides use the stream's noise (:func:`core.inference.streaming.offline_curves`).
+  that only the features differ; both sides draw the same noise (``Talker.generate`` on given features).
   Every look-ahead is measured on the same clips; long clips (several sentences, over 10 s)
   cross Whisper's window seams.
 * **Real speech, validation part only** (``experiments.realspeech`` sources, ``split ==
@@ -18,8 +18,8 @@ What it measures (the RESULTS.md section says it again next to the numbers):
 
 Streamed features are computed with the streaming encoder itself (:class:`core.audio.stream_features.
 WhisperStreamFeatures`), one plan per encoder hop covering every look-ahead at once; decoding
-them with :func:`offline_curves` gives exactly what a :class:`core.inference.streaming.Stream` returns
-(tested), at a fraction of the cost of one stream per look-ahead.
+them with :func:`generated_curves` (``Talker.generate`` on those features) gives exactly what a
+:class:`core.inference.streaming.Stream` returns (tested), at a fraction of the cost of one stream per look-ahead.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import numpy as np
 from core.audio.decode import duration_frames
 from core.evaluation.metrics import lbe
 from core.rates import SAMPLE_RATE
-from core.inference.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, frames_due, offline_curves, replay
+from core.inference.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, frames_due, replay
 
 SECTION = "Live: streamed against offline curves, latency"
 LOOKAHEADS = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -100,6 +100,13 @@ def synthetic_clips(count: int, long_count: int, seed: int = 0):
     return out
 
 
+def generated_curves(talker, features: np.ndarray, steps: int, seed: int, identity: str | None = None):
+    """(curves [F, 52], identity) of ``Talker.generate`` on given features: what a stream returns
+    for the same seed wherever its features equal these."""
+    result = talker.generate(None, steps=steps, seed=seed, identity=identity, features=features)
+    return result.blendshapes[0], result.identity
+
+
 def _drift(streamed: np.ndarray, offline: np.ndarray) -> float:
     """Mean over frames of |streamed - offline| / mean |offline| (L2 norms per frame)."""
     return float(np.linalg.norm(streamed - offline, axis=1).mean() / np.linalg.norm(offline, axis=1).mean())
@@ -111,12 +118,11 @@ def measure_synthetic(talker, steps: int, seed: int, clips, lookaheads) -> dict:
     rows = []
     for name, identity, audio, truth in clips:
         offline_feats = encoder.encode(audio)
-        offline, _ = offline_curves(talker, offline_feats, steps, seed, identity)
-        generated = talker.generate(audio, steps=steps, seed=seed, identity=identity, features=offline_feats)
+        offline, _ = generated_curves(talker, offline_feats, steps, seed, identity)
         row = {"clip": name, "seconds": len(audio) / SAMPLE_RATE, "offline": lbe(offline, truth),
-               "generate": lbe(generated.blendshapes[0], truth), "streamed": {}, "drift": {}, "max_diff": {}}
+               "streamed": {}, "drift": {}, "max_diff": {}}
         for d, feats in streamed_features(stream_features(encoder), audio, lookaheads).items():
-            curves, _ = offline_curves(talker, feats, steps, seed, identity)
+            curves, _ = generated_curves(talker, feats, steps, seed, identity)
             row["streamed"][d], row["drift"][d] = lbe(curves, truth), _drift(feats, offline_feats)
             row["max_diff"][d] = float(np.abs(curves - offline).max())
         rows.append(row)
@@ -147,12 +153,12 @@ def measure_realspeech(talker, steps: int, seed: int, lookaheads, audio_dir=None
             print(f"{rec.name}: left out ({err})")
             continue
         offline_feats = encoder.encode(audio)
-        offline, identity = offline_curves(talker, offline_feats, steps, seed)
+        offline, identity = generated_curves(talker, offline_feats, steps, seed)
         keep, is_open = open_vs_bilabial(frame_labels(phones, len(offline)))
         positives.append(is_open[keep])
         scores["offline"].append(mouth_scores(offline)["lip aperture"][keep])
         for d, feats in streamed_features(stream_features(encoder), audio, lookaheads).items():
-            scores[d].append(mouth_scores(offline_curves(talker, feats, steps, seed, identity)[0])["lip aperture"][keep])
+            scores[d].append(mouth_scores(generated_curves(talker, feats, steps, seed, identity)[0])["lip aperture"][keep])
         used, seconds = used + 1, seconds + len(audio) / SAMPLE_RATE
         print(f"{rec.name}: {len(audio) / SAMPLE_RATE:.1f} s", flush=True)
     if not used:
@@ -251,8 +257,8 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str) 
              f"{sum(r['clip'].startswith('long') for r in rows)} of them over 10 s): test-split sentences of the corpus "
              "spoken by its seen identities (voice, rate, pitch; no augmentation), ground truth the corpus rule "
              "`core.data.visemes.lower_face` with that identity's style on the engine's phone timings. The true "
-             "identity and the stream's noise on both sides, so only the features differ. Offline LBE "
-             f"{base:.4f} (`Talker.generate` with its own noise: {statistics.mean(r['generate'] for r in rows):.4f}).", ""]
+             "identity and the same noise on both sides (every decoder draws it per frame from the seed), so only the "
+             f"features differ. Offline LBE {base:.4f}.", ""]
     table_rows = []
     for d in args.lookaheads:
         streamed = statistics.mean(r["streamed"][d] for r in rows)

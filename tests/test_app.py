@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
-from core.model.network import DiffusionTalker
+from core.inference.talker import Talker
 from demo import formatting, forms, housekeeping, page, plots, ui
 from demo import service as demo_service
 from experiments.loadtest import free_port
@@ -330,7 +330,7 @@ def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav
     status = client.predict(wavs, csvs, "carol", 10, api_name="/enroll")
     assert "carol" in status and "4 identities" in status
     for name in ("teacher-8", "distilled-4"):
-        assert DiffusionTalker.from_pretrained(root / name).identity_names == IDENTITIES + ["carol"]
+        assert Talker.from_pretrained(root / name).identities() == IDENTITIES + ["carol"]
     with pytest.raises(Exception, match="already in the library"):
         client.predict(wavs, csvs, " carol ", 10, api_name="/enroll")
 
@@ -344,7 +344,7 @@ def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav
     status = client.predict("carol", api_name="/remove_identity")
     assert "Removed **carol**" in status and "3 identities" in status
     for name in ("teacher-8", "distilled-4"):
-        assert DiffusionTalker.from_pretrained(root / name).identity_names == IDENTITIES
+        assert Talker.from_pretrained(root / name).identities() == IDENTITIES
     with pytest.raises(Exception, match="Unknown identity 'carol'"):
         client.predict(handle_file(str(speech_wav)), 4, 0, 1, "carol", api_name="/generate")
 

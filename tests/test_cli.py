@@ -5,7 +5,7 @@ import soundfile as sf
 
 from core.__main__ import main
 from core.face.export import export_curves, import_curves
-from core.model.network import DiffusionTalker
+from core.inference.talker import Talker
 from tests.helpers import toy_clip
 
 
@@ -46,7 +46,7 @@ def test_enroll_from_livelink_pairs(whisper_checkpoints, tmp_path, capsys):
     assert main(["--checkpoints", str(whisper_checkpoints), "enroll", "--name", "carol", "--iterations", "5", *pairs]) == 0
     assert "'carol'" in capsys.readouterr().out
     for name in ("teacher-4", "distilled-2"):
-        assert DiffusionTalker.from_pretrained(whisper_checkpoints / name).identity_names[-1] == "carol"
+        assert Talker.from_pretrained(whisper_checkpoints / name).identities()[-1] == "carol"
     assert main(["--checkpoints", str(whisper_checkpoints), "enroll", "--name", "dave", pairs[0]]) == 2
 
 

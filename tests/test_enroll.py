@@ -5,7 +5,8 @@ from safetensors.torch import load_file
 from core.data.dataset import FeatureDataset
 from core.identities.enrolment import enroll
 from core.audio.feature_cache import cached_encode
-from core.identities.store import library_for
+from core.identities.store import attach_library, library_for
+from core.inference.talker import Talker
 from core.model.network import DiffusionTalker
 from core.training.train import TrainConfig, fit, teacher_objective
 from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
@@ -19,15 +20,17 @@ def test_enrolled_identity_is_listed_and_matched(tmp_path):
     names = enroll(tmp_path / "m", "newcomer", newcomer, ToyEncoder(), iterations=120)
     assert names[-1] == "newcomer" and library_for(tmp_path / "m").is_file()
     model = DiffusionTalker.from_pretrained(tmp_path / "m")
+    assert model.identity_names == NAMES                 # loading weights reads weights only
+    assert attach_library(model, tmp_path / "m") is None
     assert model.identity_names == NAMES + ["newcomer"]
+    talker = Talker.from_pretrained(tmp_path / "m", encoder=ToyEncoder())
+    assert talker.identities() == NAMES + ["newcomer"]   # whoever serves users attaches the library
     held_out = toy_clip(3, 999)
     ranked = model.match(torch.from_numpy(cached_encode(ToyEncoder(), held_out.audio)))
     assert ranked[0][0] == "newcomer"
     with pytest.raises(ValueError, match="already"):
         enroll(tmp_path / "m", "newcomer", newcomer, ToyEncoder(), iterations=1)
-    # what writes the model back loads it without the user's identities: fp16 conversion keeps
-    # the shipped library as it was trained
-    assert DiffusionTalker.from_pretrained(tmp_path / "m", with_library=False).identity_names == NAMES
+    # what writes the model back loads weights only: fp16 conversion keeps the shipped library as trained
     from core.model.manifest import build_manifest
     build_manifest(tmp_path, fp16=True)
     weights = load_file(str(tmp_path / "m" / "model.safetensors"))
@@ -39,7 +42,9 @@ def test_broken_library_is_reported_and_the_model_serves_without_it(tmp_path):
     library_for(tmp_path).parent.mkdir(parents=True)
     library_for(tmp_path).write_bytes(b"\x00garbage")
     model = DiffusionTalker.from_pretrained(tmp_path)
-    assert model.identity_names == NAMES and "unreadable identity library" in model.library_problem
+    assert "unreadable identity library" in attach_library(model, tmp_path) and model.identity_names == NAMES
+    talker = Talker.from_pretrained(tmp_path, encoder=ToyEncoder())
+    assert talker.identities() == NAMES and "unreadable identity library" in talker.problems()[0]
 
 
 @pytest.mark.parametrize("names, table, message", [
@@ -62,4 +67,4 @@ def test_library_files_are_checked_on_read(tmp_path, names, table, message):
     with pytest.raises(LibraryError, match=message):
         read_library(library_for(tmp_path), identity_dim=16, trained=NAMES)
     model = DiffusionTalker.from_pretrained(tmp_path)
-    assert model.identity_names == NAMES and model.library_problem
+    assert attach_library(model, tmp_path) and model.identity_names == NAMES

@@ -9,7 +9,8 @@ from scipy.signal import resample_poly
 from core.inference.talker import Talker
 from core.rates import SAMPLE_RATE
 from core.inference.streaming import Stream
-from demo.live import LiveSession, LiveSlots, StreamingResampler, live_value, to_mono_float
+from core.audio.resample import StreamingResampler
+from demo.live import LiveSession, LiveSlots, live_value, to_mono_float
 from demo.viewer import decode_curves
 from tests.helpers import ToyEncoder, toy_clip
 

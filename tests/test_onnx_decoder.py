@@ -64,33 +64,30 @@ def three_threads():
 @pytest.mark.parametrize("method", ["ddim", "ddpm"])
 def test_pipelined_steps_equal_step_by_step_sampling(method, three_threads, monkeypatch):
     from core.inference import onnx_decoder
-    from core.model.diffusion import make_generator, sample
+    from core.model.diffusion import sample
     monkeypatch.setattr(onnx_decoder, "PIPELINE_CHUNK", 7)          # 37 frames: 6 chunks, ragged last one
     torch.manual_seed(3)
     model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=5)).eval()
     with torch.inference_mode():
         cond = model.condition(torch.randn(1, 37, 12).expand(2, -1, -1), torch.tensor([1, 1]))
-        expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (2, 37, 52), method=method,
-                          generator=[make_generator(s) for s in (4, 5)])
+        expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), [4, 5], 37, method=method)
     decoder = OnnxDecoder(model)
-    got = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method, rows_share_clip=True)
+    got = decoder.sample(cond, [4, 5], 37, method, rows_share_clip=True)
     assert decoder._stateful is not None                              # the pipeline ran (3 workers)
     torch.testing.assert_close(got, expected, atol=5e-5, rtol=1e-4)
-    monkeypatch.setattr(onnx_decoder, "MAX_PREDRAWN_NOISE_BYTES", 0)  # too much noise to pre-draw: step by step
-    again = decoder.sample(cond, [make_generator(s) for s in (4, 5)], 37, method, rows_share_clip=True)
-    torch.testing.assert_close(again, expected, atol=5e-5, rtol=1e-4)
+    step_by_step = decoder.sample(cond, [4, 5], 37, method, rows_share_clip=False)
+    torch.testing.assert_close(step_by_step, got, atol=5e-5, rtol=1e-4)
 
 
 def test_batch_of_different_clips_samples_step_by_step(three_threads):
-    from core.model.diffusion import make_generator, sample
+    from core.model.diffusion import sample
     torch.manual_seed(4)
     model = DiffusionTalker(TalkerConfig(identity_names=["a", "b"], audio_dim=12, hidden=24, steps=4)).eval()
     with torch.inference_mode():
         cond = model.condition(torch.randn(2, 20, 12), torch.tensor([0, 0]))      # two clips, one identity
-        expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), (2, 20, 52), method="ddim",
-                          generator=[make_generator(s) for s in (1, 2)])
+        expected = sample(model.schedule, lambda x, t: model.denoise(x, t, cond), [1, 2], 20, method="ddim")
     decoder = OnnxDecoder(model)
-    got = decoder.sample(cond, [make_generator(s) for s in (1, 2)], 20, "ddim", rows_share_clip=False)
+    got = decoder.sample(cond, [1, 2], 20, "ddim", rows_share_clip=False)
     assert decoder._stateful is None                                  # not pipelined: rows need their own audio
     torch.testing.assert_close(got, expected, atol=5e-5, rtol=1e-4)
 
@@ -108,7 +105,7 @@ def test_pipeline_failure_in_one_worker_is_raised_not_hung(three_threads):
             return [np.zeros_like(feeds["x_t"]), feeds["h0_0"]]
 
     pipe = StepPipeline(Flaky(), layers=1, hidden=4, workers=3, chunk=2)
-    x_T = np.zeros((6, 1, 52), np.float32)
-    coefficients = [np.ones(4, np.float32)] * 3
+    coefficients = ([1.0] * 4,) * 3
     with pytest.raises(RuntimeError, match="session broke"):
-        pipe.run(np.zeros((6, 1, 3), np.float32), x_T, [None] * 4, coefficients, None)
+        pipe.run(np.zeros((6, 1, 3), np.float32), 6, [None] * 4, coefficients,
+                 lambda draw, a, b: np.zeros((b - a, 1, 52), np.float32), ancestral=False)

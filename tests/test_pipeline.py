@@ -6,6 +6,7 @@ import soundfile as sf
 import torch
 
 from core.model.manifest import ChecksumError, read_manifest, role_of, verify
+from core.audio.decode import load_audio
 from core.inference.talker import Talker
 from tests.helpers import ToyEncoder, tiny_model, toy_clip
 
@@ -35,6 +36,22 @@ def test_generate_from_path_and_array(toy_checkpoints, tmp_path):
     assert not np.allclose(pair.blendshapes[0], pair.blendshapes[1])
     styled = talker.generate(clip.audio, steps=8, seed=0, identity="id2")
     assert styled.identity == "id2"
+
+
+def test_an_upload_is_decoded_once_and_its_wave_comes_back(toy_checkpoints, tmp_path, monkeypatch):
+    from core.audio import decode
+    from core.inference.registry import ModelRegistry
+    talker = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
+    assert isinstance(talker, ModelRegistry)          # loading is the registry's; generate is the Talker's
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, toy_clip(1, 7, seconds=1.5).audio, 16000)
+    calls = []
+    monkeypatch.setattr(decode, "load_audio", lambda source, *a, **k: calls.append(source) or load_audio(source))
+    out = talker.generate(str(wav), steps=4, seed=3, speech_check=True)
+    assert calls == [str(wav)] and out.wave.dtype == np.float32 and len(out.wave) == 24000
+    again = talker.generate(out.wave, steps=4, seed=3)  # the decoded wave gives the same curves
+    np.testing.assert_allclose(again.blendshapes, talker.generate(str(wav), steps=4, seed=3).blendshapes, atol=1e-6)
+    assert talker.generate(None, steps=4, features=ToyEncoder().encode(out.wave)).wave is None
 
 
 def test_bad_requests_give_clear_errors(toy_checkpoints):

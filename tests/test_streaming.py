@@ -10,8 +10,15 @@ import torch
 from core.inference.talker import Talker
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import PrefixFeatures, WhisperStreamFeatures
-from core.inference.streaming import Stream, frames_due, offline_curves, replay, stream_noise
+from core.inference.streaming import Stream, frames_due, replay
+from core.model.diffusion import frame_noise
 from tests.helpers import ToyEncoder, toy_clip
+
+
+def offline_curves(talker, features, steps, seed, identity=None):
+    """``Talker.generate`` on given features: (curves [F, 52], identity)."""
+    result = talker.generate(None, steps=steps, seed=seed, identity=identity, features=features)
+    return result.blendshapes[0], result.identity
 
 
 def _stream_all(stream: Stream, audio: np.ndarray, chunk: int) -> np.ndarray:
@@ -39,6 +46,19 @@ def test_stream_equals_offline_decoding_for_every_chunk_size(toy_talker, steps):
     assert np.abs(other - reference).max() > 1e-3          # the seed matters
 
 
+@pytest.mark.parametrize("steps", [4, 8])   # DDIM and ancestral DDPM
+def test_a_streamed_replay_equals_generate_for_the_same_seed(toy_talker, steps):
+    # One reverse process and one noise draw (per frame, from the seed) everywhere: Generate and
+    # Live give the same curves for a seed wherever the stream's features equal the offline ones.
+    audio = toy_clip(2, 3, seconds=3.0).audio
+    offline = toy_talker.generate(audio, steps=steps, seed=11, identity="id0").blendshapes[0]
+    stream = Stream(toy_talker, steps, seed=11, identity="id0", lookahead=2 / FPS)
+    np.testing.assert_allclose(replay(stream, audio, chunk=0.02).curves, offline, atol=2e-6)
+    torch_talker = Talker.from_pretrained(toy_talker.root, encoder=ToyEncoder(), backend="torch")
+    on_torch = torch_talker.generate(audio, steps=steps, seed=11, identity="id0").blendshapes[0]
+    np.testing.assert_allclose(on_torch, offline, atol=1e-4)
+
+
 def test_state_is_carried_not_recomputed(toy_talker):
     # Decoding frames [n, F) after [0, n) equals decoding [0, F) only if every step's GRU state is
     # carried over; a fresh state per chunk would change the frames after each boundary.
@@ -48,7 +68,7 @@ def test_state_is_carried_not_recomputed(toy_talker):
     assert 0 < len(first.curves) < 30 and first.identity == "id2"
     stateless = Stream(toy_talker, 4, seed=0, identity="id2", lookahead=2 / FPS)
     stateless.feed(audio[: SAMPLE_RATE])
-    stateless._states = [None] * stateless.steps            # what recomputing from scratch would start from
+    stateless._steps.states.clear()                         # what recomputing from scratch would start from
     carried = np.concatenate([stream.feed(audio[SAMPLE_RATE:]).curves, stream.finish().curves])
     fresh = np.concatenate([stateless.feed(audio[SAMPLE_RATE:]).curves, stateless.finish().curves])
     reference, _ = offline_curves(toy_talker, ToyEncoder().encode(audio), 4, seed=0, identity="id2")
@@ -61,9 +81,9 @@ def test_frames_come_out_after_the_lookahead_and_noise_depends_only_on_the_frame
     assert len(stream.feed(np.zeros(int(0.29 * SAMPLE_RATE), np.float32)).curves) == 0
     out = stream.feed(np.zeros(int(0.21 * SAMPLE_RATE), np.float32))      # 0.5 s heard: frames up to 0.2 s
     assert out.stop == frames_due(int(0.5 * SAMPLE_RATE), int(0.3 * SAMPLE_RATE)) == 7
-    whole = stream_noise(3, 0, 40, 2)
-    np.testing.assert_array_equal(stream_noise(3, 13, 35, 2), whole[:, 13:35])
-    assert not np.allclose(stream_noise(4, 0, 40, 2), whole)
+    whole = frame_noise(3, 1, 0, 140)
+    np.testing.assert_array_equal(frame_noise(3, 1, 13, 135), whole[13:135])
+    assert not np.allclose(frame_noise(4, 1, 0, 140), whole) and not np.allclose(frame_noise(3, 0, 0, 140), whole)
 
 
 def test_identity_is_matched_from_the_voice_and_kept(toy_talker):

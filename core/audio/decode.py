@@ -16,7 +16,7 @@ protocol alone and may only use the audio/video container demuxers of
 would open further files or the network, are refused as "not a sound file".
 
 Clean-up is deliberately mild: channels are averaged, the DC offset is removed, the
-signal is resampled with a polyphase filter (``scipy.signal.resample_poly``, its ratio kept
+signal is resampled with a polyphase filter (:mod:`core.audio.resample`, its ratio kept
 small so that any accepted rate costs bounded time and memory) and scaled down only if it
 would clip. Loudness is otherwise left alone - the speech encoders do
 their own normalisation and a quiet speaker should stay recognisably quiet.
@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from core.audio.resample import resample
 from core.rates import FPS, SAMPLE_RATE
 
 MIN_SECONDS = 0.3            # shorter than this holds no syllable worth animating
@@ -40,7 +40,6 @@ MAX_SECONDS = 600.0          # default upper bound (10 min) to keep memory and t
 MAX_REQUEST_SECONDS = 120.0  # one app / API request (rendering time grows with length)
 SILENCE_PEAK = 1e-4          # peak amplitude (full scale = 1) below which audio is "silent"
 MIN_RATE, MAX_RATE = 4_000, 384_000   # Hz accepted: telephone band and below to studio rates
-MAX_RESAMPLE_DENOMINATOR = 20_000  # bounds the polyphase filter (see resample)
 MAX_CHANNELS = 8
 # ffmpeg demuxers allowed to read an input: containers of one recording, none that opens other
 # files or URLs (hls, concat, sdp, image2 ... are left out). "mov" covers mp4/m4a/3gp.
@@ -170,24 +169,6 @@ def _checked_rate(rate, what: str) -> int:
         raise AudioError(f"{what.capitalize()} declares a sample rate of {rate} Hz; speech is accepted at "
                          f"{MIN_RATE // 1000} to {MAX_RATE // 1000} kHz.")
     return rate
-
-
-def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """1-D ``audio`` at ``rate`` -> ``target`` Hz (same dtype) with a polyphase filter whose
-    up/down factors stay small; the one resampler of speech in this project.
-
-    The exact ratio target/rate is used when its denominator is at most
-    :data:`MAX_RESAMPLE_DENOMINATOR` (every common rate: 44.1 kHz is 160/441). An odd rate (a
-    prime number of Hz) would need a filter of millions of taps (383,987 Hz: 2 s and 370 MB
-    for 25 MB of audio), so its ratio is replaced by the closest fraction with such a
-    denominator: at most 2.5e-5 off over 4-384 kHz (an inaudible pitch change, 3 ms over
-    2 minutes), 0.25 s and 19 MB for the same file.
-    """
-    if rate == target:
-        return audio
-    from scipy.signal import resample_poly  # imported here: scipy.signal takes ~0.5 s
-    ratio = Fraction(target, rate).limit_denominator(MAX_RESAMPLE_DENOMINATOR)
-    return resample_poly(audio, ratio.numerator, ratio.denominator).astype(audio.dtype, copy=False)
 
 
 def _check_length(seconds: float, what: str, max_seconds: float) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.audio.decode import resample
+from core.audio.resample import resample
 
 ENGINES = ("espeak", "flite", "festival", "piper")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")

@@ -36,7 +36,8 @@ from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES, canonical_name, live
 from core.face.glb import glb_writer, read_glb_weights
 from core.rates import FPS
 
-SUFFIXES = (".csv", ".json", ".npy", ".glb")
+CURVE_SUFFIXES = (".csv", ".json", ".npy")   # curves alone
+SUFFIXES = CURVE_SUFFIXES + (".glb",)        # every file export_curves writes (the GLB adds the head)
 
 # Tolerated absences: BEAT's facial JSON has 51 channels (no tongueOut); it stays 0.
 OPTIONAL_CHANNELS = ("tongueOut",)

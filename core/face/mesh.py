@@ -81,11 +81,6 @@ class FaceMesh:
         offsets = weights @ self.morph_deltas.reshape(NUM_BLENDSHAPES, -1)
         return self.vertices[None] + offsets.reshape(len(weights), -1, 3)
 
-    @property
-    def animated_vertices(self) -> np.ndarray:
-        """Boolean [V]: vertices that at least one ARKit channel moves (the face region)."""
-        return np.abs(self.morph_deltas).max(axis=(0, 2)) > 0
-
     def welded_positions(self) -> np.ndarray:
         """Int [V]: one id per position within a part, shared by the copies of a vertex that
         UV seams split (for :func:`vertex_normals`, so seams do not show in the shading)."""

@@ -88,7 +88,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    model = DiffusionTalker.from_pretrained(a.checkpoint, with_library=False)
+    model = DiffusionTalker.from_pretrained(a.checkpoint)
     if "adapter_fit" in model.config.extra:
         print(json.dumps(model.config.extra["adapter_fit"]))       # fitted before: nothing to redo
         return

@@ -27,8 +27,8 @@ import torch
 from core.model import losses as L
 from core.data.clip import TalkingClip
 from core.data.dataset import FeatureDataset
-from core.identities.store import (LIBRARY_NAME, check_name, commit, identities_root, library_for, library_names,
-                          read_library, repair, without)
+from core.identities.store import (LIBRARY_NAME, LibraryError, attach_library, check_name, commit, identities_root,
+                                   library_for, library_names, read_library, repair, without)
 from core.model.network import CONFIG_NAME, DiffusionTalker, to_model_space
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,9 @@ def enrolled(folder: Path, name: str, clips: list[TalkingClip], encoder, iterati
     """``folder``'s library with ``name`` learned into it (nothing written yet); its last row is
     the new embedding."""
     model = DiffusionTalker.from_pretrained(folder)
+    problem = attach_library(model, folder)
+    if problem:
+        raise LibraryError(problem)
     if name in model.identity_names:
         raise ValueError(f"identity {name!r} is already in the library of {folder.name}")
     embedding = fit_embedding(model, clips, encoder, iterations, init=init, step=step)

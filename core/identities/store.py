@@ -3,7 +3,7 @@ read and changed all or nothing across the models that share it.
 
 A library (``library.safetensors``) holds the names (metadata, JSON list) and the 32-d
 embeddings (tensor ``embeddings`` [n, identity_dim]) of identities enrolled after training;
-:meth:`core.model.network.DiffusionTalker.from_pretrained` appends them to the trained ones.
+:func:`attach_library` appends them to a loaded model's trained ones (the Talker does, for users).
 Enrolled identities are user data, so they never live under ``checkpoints/``: the library of
 the model in folder ``distilled-8`` is ``<data>/identities/distilled-8-<sha256 of its
 weights, 16 digits>/library.safetensors`` (:func:`library_for`), where ``<data>`` is
@@ -31,11 +31,13 @@ from typing import Sequence
 
 import torch
 
+from core.inputs import AUTO_IDENTITY
+
 DATA_ENV = "DIFFUSIONTALKER_DATA"
 LIBRARY_NAME = "library.safetensors"
 PENDING_SUFFIX = ".pending"
 JOURNAL_NAME = "library-commit.json"     # in identities_root(), only while a commit is under way
-RESERVED_NAMES = ("auto",)               # means "matched from the voice" in the app and `generate --identity`
+RESERVED_NAMES = (AUTO_IDENTITY,)        # means "matched from the voice" in the app and `generate --identity`
 MAX_NAME_LENGTH = 64
 NAME_PUNCTUATION = " -_.'"               # besides letters and digits, what an identity name may hold
 
@@ -106,6 +108,22 @@ def read_library(path: Path, identity_dim: int | None = None,
     if not torch.isfinite(table).all():
         raise LibraryError(f"{path}: embeddings contain NaN or infinity")
     return names, table
+
+
+def attach_library(model, model_folder: str | Path) -> str | None:
+    """Append the identities users enrolled into ``model_folder``'s model to ``model`` (a loaded
+    :class:`~core.model.network.DiffusionTalker`). A library that cannot be trusted is left out:
+    the model serves its trained identities, and the message saying so is returned (else None)."""
+    path = library_for(model_folder)
+    if not path.is_file():
+        return None
+    try:
+        names, table = read_library(path, model.config.identity_dim, model.config.identity_names)
+    except LibraryError as err:
+        log.warning("%s", err)
+        return f"The enrolled identities of {Path(model_folder).name} are not used: {err}"
+    model.add_identities(names, table)
+    return None
 
 
 def data_folder() -> Path:

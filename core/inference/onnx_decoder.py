@@ -14,13 +14,11 @@ import threading
 import numpy as np
 import torch
 
-from core.arkit import NUM_BLENDSHAPES
-from core.model.diffusion import X0Predictor, randn, sample
+from core.model.diffusion import X0Predictor, reverse, sample, seeds_noise
 from core.inference.onnx_graph import decoder_graph, directions_of, reorder_gates, require_onnx
 from core.model.network import DiffusionTalker
 
 PIPELINE_CHUNK = 30                     # frames per chunk when steps run side by side (25-75 measured alike)
-MAX_PREDRAWN_NOISE_BYTES = 64 * 2 ** 20  # ancestral sampling pre-draws its noise to pipeline; above this, step by step
 
 
 class OnnxDecoder:
@@ -86,9 +84,10 @@ class OnnxDecoder:
         return self.bind(cond)(x_t, t)
 
     # -- all steps at once ---------------------------------------------------------------------------
-    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], generators: list[torch.Generator], frames: int,
+    def sample(self, cond: tuple[torch.Tensor, torch.Tensor], seeds: list[int], frames: int,
                method: str, *, rows_share_clip: bool) -> torch.Tensor:
-        """The whole reverse process (as ``core.model.diffusion.sample``, same noise): x0 [K, F, 52].
+        """The whole reverse process (:func:`core.model.diffusion.reverse`, the same noise as every
+        decoder): x0 [K, F, 52], one row per seed.
 
         With a causal decoder, two or more steps, threads to spare and, as the caller says with
         ``rows_share_clip``, one clip and one identity for every row of the batch (K seeds of one
@@ -96,20 +95,18 @@ class OnnxDecoder:
         step after another.
         """
         model = self.model
-        k = len(generators)
         steps = model.config.steps
         workers = min(torch.get_num_threads(), steps)
-        noise_bytes = (steps - 1) * k * frames * NUM_BLENDSHAPES * 4 if method == "ddpm" else 0
+        if model.config.bidirectional or workers < 2 or not rows_share_clip:
+            return sample(model.schedule, self.bind(cond), seeds, frames, method=method)
         audio, ident = cond
-        if model.config.bidirectional or workers < 2 or noise_bytes > MAX_PREDRAWN_NOISE_BYTES or not rows_share_clip:
-            return sample(model.schedule, self.bind(cond), (k, frames, NUM_BLENDSHAPES), method=method,
-                          generator=generators)
-        x_T = randn((k, frames, NUM_BLENDSHAPES), generators, "cpu", torch.float32)
-        noise = [randn((k, frames, NUM_BLENDSHAPES), generators, "cpu", torch.float32).transpose(0, 1).numpy()
-                 for _ in range(steps - 1)] if method == "ddpm" else None
+
+        def noise(draw: int, first: int, stop: int) -> np.ndarray:            # time-major [n, K, 52]
+            return np.ascontiguousarray(seeds_noise(seeds, draw, first, stop).transpose(1, 0, 2))
+
         out = StepPipeline(self.stateful_session(), model.config.layers, model.config.hidden, workers).run(
-            audio[0].float().cpu().numpy()[:, None], x_T.transpose(0, 1).numpy(), self.step_biases(ident[0]),
-            self.coefficients(method), noise)
+            audio[0].float().cpu().numpy()[:, None], frames, self.step_biases(ident[0]),
+            model.schedule.reverse_coefficients(method), noise, ancestral=method == "ddpm")
         return torch.from_numpy(out).transpose(0, 1)
 
     # -- pieces for running the steps chunk by chunk (StepPipeline, core.inference.streaming) --------------------
@@ -125,79 +122,87 @@ class OnnxDecoder:
             step_feats = self.model.step_features(torch.arange(self.model.config.steps, 0, -1)).float()
             return [self._bias0(self.w_constant @ torch.cat([identity_feature.float().cpu(), f])) for f in step_feats]
 
-    def coefficients(self, method: str) -> list[np.ndarray]:
-        """(c_x0, c_xt, c_noise) of every reverse step T .. 1, float32."""
-        return [c.float().numpy() for c in self.model.schedule.update_coefficients(method)]
 
+class CarriedSteps:
+    """Every diffusion step's decoder over consecutive chunks of one sequence (the stateful graph):
+    :meth:`predictor` gives a chunk's x0 predictor for :func:`core.model.diffusion.reverse`, which
+    starts each step from that step's GRU state after the chunk before. The decoder is causal, so
+    chunk by chunk equals one pass over the whole sequence."""
 
-def run_chunk(session, audio: np.ndarray, x_t: np.ndarray, bias: np.ndarray,
-              state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """One diffusion step over a chunk of frames with the stateful graph: (x0, the GRU state after it)."""
-    x0, *states = session.run(None, {"audio": audio, "x_t": x_t, "bias0": bias, **state})
-    return x0, {f"h0_{i}": h for i, h in enumerate(states)}
+    def __init__(self, session, layers: int, batch: int, hidden: int, biases: list[np.ndarray] | None = None):
+        self.session = session
+        self.biases = biases or []          # the first layer's bias per step T .. 1 (one identity's)
+        self.initial = {f"h0_{i}": np.zeros((1, batch, hidden), np.float32) for i in range(layers)}
+        self.states: dict[int, dict] = {}   # step index k (step t = T - k) -> its state after the last chunk
 
+    def predictor(self, audio: np.ndarray):
+        """x0_fn(x_t [n, B, 52], t) over the chunk whose projected audio is ``audio`` [n, B, A]."""
+        steps = len(self.biases)
 
-def initial_state(layers: int, batch: int, hidden: int) -> dict[str, np.ndarray]:
-    return {f"h0_{i}": np.zeros((1, batch, hidden), np.float32) for i in range(layers)}
-
-
-def reverse_update(coefficients: list[np.ndarray], k: int, x0: np.ndarray, x_t: np.ndarray,
-                   noise: np.ndarray | None) -> np.ndarray:
-    """x for step k + 1 from step k's x0 prediction (``NoiseSchedule.update_coefficients``)."""
-    c_x0, c_xt, c_noise = coefficients
-    update = c_x0[k] * x0 + c_xt[k] * x_t
-    if noise is not None:
-        update += c_noise[k] * noise
-    return update
+        def x0(x_t: np.ndarray, t: int) -> np.ndarray:
+            k = steps - t
+            out, *states = self.session.run(None, {"audio": audio, "x_t": x_t, "bias0": self.biases[k],
+                                                   **self.states.get(k, self.initial)})
+            self.states[k] = {f"h0_{i}": h for i, h in enumerate(states)}
+            return out
+        return x0
 
 
 class StepPipeline:
-    """Diffusion steps side by side over chunks of frames, on ``workers`` threads.
+    """Diffusion steps side by side over chunks of frames, on ``workers`` threads: a scheduler
+    of chunks over the one reverse process (:func:`core.model.diffusion.reverse`).
 
-    Why it is exact: the decoder is causal and each reverse update acts frame by frame, so step
-    k+1 can process frames [a, b) as soon as step k has produced them; each step carries its GRU
-    state from chunk to chunk (the stateful graph), which equals one pass over the sequence.
-    Worker w runs steps w, w + W, ... in order, chunk by chunk, each chunk waiting only for
-    the previous step's same chunk.  Every worker runs single-threaded ONNX Runtime, so W
-    cores work at once instead of W threads splitting each small per-frame product.
+    Why it is exact: the decoder is causal and each reverse update acts frame by frame, so each
+    chunk runs the whole reverse process on its own, every step carrying its GRU state from the
+    previous chunk (:class:`CarriedSteps`), which equals one pass over the sequence. Worker w
+    takes chunks w, w + W, ... in order; step k of a chunk waits only for step k of the chunk
+    before, so W chunks are in flight at once, each a step behind the one before. Every worker
+    runs single-threaded ONNX Runtime, so W cores work at once instead of W threads splitting
+    each small per-frame product.
     """
 
     def __init__(self, session, layers: int, hidden: int, workers: int, chunk: int | None = None):
         self.session, self.layers, self.hidden, self.workers = session, layers, hidden, workers
         self.chunk = chunk or PIPELINE_CHUNK
 
-    def run(self, audio: np.ndarray, x_T: np.ndarray, biases: list[np.ndarray], coefficients: list[np.ndarray],
-            noise: list[np.ndarray] | None) -> np.ndarray:
-        """audio [F, 1, A] (shared by the batch), x_T [F, K, 52], one first-layer bias per step,
-        update coefficients (c_x0, c_xt, c_noise) per step, noise per step but the last (or None).
-        Returns x0 [F, K, 52]."""
-        steps, frames = len(biases), len(x_T)
-        audio = np.ascontiguousarray(np.broadcast_to(audio, (frames, x_T.shape[1], audio.shape[2])))
-        inputs = [np.ascontiguousarray(x_T)] + [np.empty_like(x_T) for _ in range(steps - 1)]
-        out = np.empty_like(x_T)
+    def run(self, audio: np.ndarray, frames: int, biases: list[np.ndarray], coefficients, noise,
+            ancestral: bool) -> np.ndarray:
+        """audio [F, 1, A] (shared by the batch), one first-layer bias per step, the reverse
+        coefficients, ``noise(draw, first, stop)`` -> [stop - first, K, 52] (draw 0 is x_T; draws
+        1 .. T-1 are used when ``ancestral``). Returns x0 [F, K, 52]."""
+        steps = len(biases)
         bounds = [(a, min(a + self.chunk, frames)) for a in range(0, frames, self.chunk)]
-        ready = [[threading.Event() for _ in bounds] for _ in range(steps)]
+        x_first = noise(0, *bounds[0])
+        audio = np.ascontiguousarray(np.broadcast_to(audio, (frames, x_first.shape[1], audio.shape[2])))
+        carried = CarriedSteps(self.session, self.layers, x_first.shape[1], self.hidden, biases)
+        done = [[threading.Event() for _ in range(steps)] for _ in bounds]
+        out = np.empty((frames, *x_first.shape[1:]), np.float32)
         failures: list[BaseException] = []
 
-        def work(first_step: int) -> None:
+        def chunk(c: int) -> None:
+            a, b = bounds[c]
+            predict = carried.predictor(audio[a:b])
+
+            def x0(x_t: np.ndarray, t: int) -> np.ndarray:
+                k = steps - t
+                if c > 0:
+                    done[c - 1][k].wait()
+                    if failures:
+                        raise failures[0]
+                result = predict(x_t, t)
+                done[c][k].set()
+                return result
+
+            out[a:b] = reverse(x0, x_first if c == 0 else noise(0, a, b), coefficients,
+                               (lambda draw: noise(draw, a, b)) if ancestral else None)
+
+        def work(first_chunk: int) -> None:
             try:
-                for k in range(first_step, steps, self.workers):
-                    state = initial_state(self.layers, x_T.shape[1], self.hidden)
-                    for c, (a, b) in enumerate(bounds):
-                        if k > 0:
-                            ready[k - 1][c].wait()
-                            if failures:
-                                return
-                        x0, state = run_chunk(self.session, audio[a:b], inputs[k][a:b], biases[k], state)
-                        if k == steps - 1:
-                            out[a:b] = x0
-                        else:
-                            inputs[k + 1][a:b] = reverse_update(coefficients, k, x0, inputs[k][a:b],
-                                                                None if noise is None else noise[k][a:b])
-                        ready[k][c].set()
+                for c in range(first_chunk, len(bounds), self.workers):
+                    chunk(c)
             except BaseException as err:  # wake every waiting worker, then re-raise in the caller
                 failures.append(err)
-                for events in ready:
+                for events in done:
                     for event in events:
                         event.set()
 

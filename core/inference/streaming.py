@@ -12,10 +12,10 @@ lies at least ``lookahead`` seconds before it are due. Their speech features are
 features of the audio heard so far (:mod:`core.audio.stream_features`), and all diffusion steps run
 over them at once, each step carrying its own GRU state from the previous frames (the
 stateful ONNX graph of :mod:`core.inference.onnx_decoder`; the decoder is causal, so this equals one
-pass over the whole sequence). The initial noise (and, for ancestral samplers, every step's
-noise) of frame f comes from a generator keyed by (seed, f // 16), so a stream equals itself on
-replay; :func:`offline_curves` decodes whole features with the same noise, the reference that
-the stream equals when its features equal the offline ones.
+pass over the whole sequence). Each chunk runs the one reverse process of
+:func:`core.model.diffusion.reverse` with the noise every decoder draws
+(:func:`core.model.diffusion.frame_noise`, per frame from the seed), so a stream replaying a clip
+returns what ``Talker.generate`` gives for the same seed wherever its features equal the offline ones.
 
 The identity is the one asked for, or (``identity=None``) matched from the voice: first from
 the features of the first hop, then again after ``match_after`` seconds, and kept from then on.
@@ -32,14 +32,16 @@ import torch
 
 from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
+from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
+from core.model.diffusion import frame_noise, reverse
 from core.model.network import from_model_space
+from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import stream_features
 
 DEFAULT_LOOKAHEAD = 0.5      # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
 DEFAULT_HOP = 0.1            # seconds of audio between encoder runs
 MATCH_AFTER = 3.0            # seconds of speech after which the voice is matched once more and kept
-NOISE_BLOCK = 16             # frames per noise generator
 
 
 @dataclass
@@ -54,16 +56,6 @@ class StreamFrames:
         return self.first + len(self.curves)
 
 
-def stream_noise(seed: int, first: int, stop: int, draws: int) -> np.ndarray:
-    """Noise [draws, stop - first, 52] of frames [first, stop): draw 0 is x_T, draw k the noise
-    of reverse step k (ancestral samplers); frame f's values depend only on (seed, f)."""
-    blocks = range(first // NOISE_BLOCK, -(-stop // NOISE_BLOCK))
-    noise = np.concatenate([np.random.default_rng([seed, b]).standard_normal((draws, NOISE_BLOCK, NUM_BLENDSHAPES),
-                                                                             dtype=np.float32) for b in blocks], 1)
-    offset = blocks.start * NOISE_BLOCK
-    return noise[:, first - offset: stop - offset]
-
-
 def frames_due(samples: int, lookahead: int) -> int:
     """Frames whose time lies ``lookahead`` samples or more before the end of ``samples`` of audio
     (and inside the clip that ``samples`` make)."""
@@ -73,7 +65,6 @@ def frames_due(samples: int, lookahead: int) -> int:
 
 
 def _decoder(talker, steps: int):
-    from core.inference.onnx_decoder import OnnxDecoder
     decoder = talker.decoder(steps)
     if not isinstance(decoder, OnnxDecoder) or decoder.model.config.bidirectional:
         raise ValueError("streaming needs a causal model on the ONNX decoder (CPU, backend 'auto' or 'onnx')")
@@ -99,14 +90,13 @@ class Stream:
         self.lookahead = int(round(lookahead * SAMPLE_RATE))
         self.hop = int(round(hop * SAMPLE_RATE))
         self.match_frames = int(round(match_after * FPS))
-        self.fixed_identity = identity not in (None, "", "auto")
+        self.fixed_identity = not matched_from_voice(identity)
         self.identity = identity if self.fixed_identity else None
         if self.fixed_identity:
             self.model.identity_index(identity)           # a clear error for an unknown name
-        self._session = self.decoder.stateful_session()
-        self._coefficients = self.decoder.coefficients(self.method)
-        self._biases: list[np.ndarray] = []
-        self._states = [None] * self.steps
+        self._coefficients = self.model.schedule.reverse_coefficients(self.method)
+        self._steps = CarriedSteps(self.decoder.stateful_session(), self.model.config.layers, 1,
+                                   self.model.config.hidden)    # every step's GRU state, carried chunk to chunk
         self._heard = 0                                   # samples fed
         self._next_hop = self.hop                         # the next encoder position (samples)
         self._emitted = 0                                 # frames out so far
@@ -203,7 +193,7 @@ class Stream:
         if self.identity is None or before == self.match_frames:
             heard = np.concatenate(self._matching)[: self.match_frames]
             self.identity = self.model.match(torch.from_numpy(heard))[0][0]
-            self._biases = []
+            self._steps.biases = []              # the new identity's biases, the same carried states
             if before == self.match_frames:
                 self._matching = []
 
@@ -213,40 +203,19 @@ class Stream:
         frames' after them, for a model with audio look-ahead)."""
         self._choose_identity(feats[:count])
         model = self.model
-        if not self._biases:
+        if not self._steps.biases:
             ids = torch.tensor([model.identity_index(self.identity)])
             ident = model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0]
-            self._biases = self.decoder.step_biases(ident)
-        from core.inference.onnx_decoder import initial_state, reverse_update, run_chunk
+            self._steps.biases = self.decoder.step_biases(ident)
         audio = model.project_audio(torch.from_numpy(feats)[None])[0, :count].float().numpy()[:, None]   # [n, 1, A]
         first, stop = self._emitted, self._emitted + count
-        noise = stream_noise(self.seed, first, stop, self.steps if self.method == "ddpm" else 1)[:, :, None]
-        x = noise[0]
-        for k in range(self.steps):
-            state = self._states[k] or initial_state(model.config.layers, 1, model.config.hidden)
-            x0, self._states[k] = run_chunk(self._session, audio, x, self._biases[k], state)
-            if k < self.steps - 1:
-                x = reverse_update(self._coefficients, k, x0, x, noise[k + 1] if self.method == "ddpm" else None)
+
+        def noise(draw: int) -> np.ndarray:
+            return frame_noise(self.seed, draw, first, stop)[:, None]
+
+        x0 = reverse(self._steps.predictor(audio), noise(0), self._coefficients,
+                     noise if self.method == "ddpm" else None)
         return from_model_space(torch.from_numpy(x0[:, 0])).numpy()
-
-
-@torch.inference_mode()
-def offline_curves(talker, features: np.ndarray, steps: int = 8, seed: int = 0, identity: str | None = None,
-                   sampler: str | None = None) -> tuple[np.ndarray, str]:
-    """Whole-clip decoding of ``features`` [F, dim] with the stream's noise: (curves [F, 52], identity).
-    A :class:`Stream` fed the same audio returns these curves wherever its features equal ``features``."""
-    from core.inference.onnx_decoder import StepPipeline
-    steps = talker.check_steps(steps)
-    model, decoder = talker.model(steps), _decoder(talker, steps)
-    method = sampler or model.config.sampler
-    audio_t = torch.from_numpy(np.asarray(features, np.float32))
-    used = identity if identity not in (None, "", "auto") else model.match(audio_t)[0][0]
-    audio, ident = model.condition(audio_t[None], torch.tensor([model.identity_index(used)]))
-    noise = stream_noise(seed, 0, len(features), steps if method == "ddpm" else 1)[:, :, None]
-    out = StepPipeline(decoder.stateful_session(), model.config.layers, model.config.hidden, workers=1).run(
-        audio[0].float().numpy()[:, None], noise[0], decoder.step_biases(ident[0]), decoder.coefficients(method),
-        list(noise[1:]) if method == "ddpm" else None)
-    return from_model_space(torch.from_numpy(out[:, 0])).numpy(), used
 
 
 @dataclass

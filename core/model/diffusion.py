@@ -22,7 +22,10 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
+
+from core.arkit import NUM_BLENDSHAPES
 
 # x0_fn(x_t, t_index) -> predicted x0, with t_index a LongTensor [B] on this schedule's grid.
 X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -119,6 +122,11 @@ class NoiseSchedule:
             return self.ddpm_x0[t], self.ddpm_xt[t], self.ddpm_std[t]
         raise ValueError(f"unknown sampler {method!r} (use 'ddim' or 'ddpm')")
 
+    def reverse_coefficients(self, method: str) -> tuple[list[float], list[float], list[float]]:
+        """:meth:`update_coefficients` in float32 precision as plain numbers, for :func:`reverse`
+        (the same values whether the decoder computes in torch or numpy)."""
+        return tuple([float(v) for v in c.float()] for c in self.update_coefficients(method))
+
     # -- distillation --------------------------------------------------------------------------
     def distillation_target(self, x_t: torch.Tensor, t_student: torch.Tensor, teacher: "NoiseSchedule",
                             teacher_x0: X0Predictor) -> torch.Tensor:
@@ -146,40 +154,73 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
     return g
 
 
-Generators = torch.Generator | list[torch.Generator] | None
+# -- the reverse process ---------------------------------------------------------------------------
+# One loop (:func:`reverse`) serves every decoder: torch (:func:`sample`), the ONNX step pipeline,
+# which only schedules chunks of frames over it, and the stream, which runs it on each new chunk.
+# They can agree to the last frame because the noise of a frame depends only on (seed, draw,
+# frame): :func:`frame_noise`. So a stream that replays a clip gets the offline curves.
+
+NOISE_BLOCK = 64       # frames per noise generator (a generator costs ~0.1 ms to make, whatever its size)
+
+# x0 of step t (an int, T .. 1) from x_t: a torch tensor or a numpy array, as the caller's decoder wants.
+StepPredictor = Callable[[object, int], object]
 
 
-def randn(shape, generator: Generators, device, dtype) -> torch.Tensor:
-    """Gaussian noise; with one generator per batch row, row i does not depend on the batch size."""
-    if isinstance(generator, list):
-        if len(generator) != shape[0]:
-            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
-        return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype)
-                            for g in generator]).to(device)
-    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+def noise_draws(method: str, steps: int) -> int:
+    """How many noise draws a sampler uses: x_T, plus one per reverse step but the last (ancestral)."""
+    return steps if method == "ddpm" else 1
+
+
+def frame_noise(seed: int, draw: int, first: int, stop: int) -> np.ndarray:
+    """Gaussian noise float32 [stop - first, 52] of frames [first, stop): draw 0 is x_T, draw k the
+    noise of reverse step k (ancestral samplers). Frame f's values depend only on (seed, draw, f),
+    so any chunking of a clip, and any batch it is part of, sees the same noise."""
+    blocks = range(first // NOISE_BLOCK, -(-stop // NOISE_BLOCK))
+    noise = np.concatenate([np.random.default_rng([seed, draw, b]).standard_normal(
+        (NOISE_BLOCK, NUM_BLENDSHAPES), dtype=np.float32) for b in blocks])
+    offset = blocks.start * NOISE_BLOCK
+    return noise[first - offset: stop - offset]
+
+
+def seeds_noise(seeds: list[int], draw: int, first: int, stop: int) -> np.ndarray:
+    """:func:`frame_noise` of one sample per seed: float32 [len(seeds), stop - first, 52]."""
+    return np.stack([frame_noise(seed, draw, first, stop) for seed in seeds])
+
+
+def reverse(x0_fn: StepPredictor, x_T, coefficients: tuple[list[float], list[float], list[float]],
+            noise_fn: Callable[[int], object] | None = None):
+    """The reverse process: x_T -> x0 over every step T .. 1 of ``coefficients``
+    (:meth:`NoiseSchedule.reverse_coefficients`); ``x0_fn(x_t, t)`` predicts x0 at step t,
+    ``noise_fn(k)`` gives draw k (k = 1 .. T-1) for an ancestral sampler (None: deterministic).
+    Works on torch tensors and numpy arrays alike; the last step returns its x0 prediction."""
+    c_x0, c_xt, c_noise = coefficients
+    steps = len(c_x0)
+    x = x_T
+    for k in range(steps):
+        x0 = x0_fn(x, steps - k)
+        if k == steps - 1:
+            return x0
+        x = c_x0[k] * x0 + c_xt[k] * x
+        if noise_fn is not None:
+            x += c_noise[k] * noise_fn(k + 1)
+    raise ValueError("a reverse process needs at least one step")
 
 
 @torch.inference_mode()
-def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, shape: tuple[int, ...], *, method: str = "ddim",
-           generator: Generators = None, device: torch.device | str = "cpu",
-           dtype: torch.dtype = torch.float32, x_T: torch.Tensor | None = None) -> torch.Tensor:
-    """Run the reverse process over all T steps; returns x0 in model space.
+def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, seeds: list[int], frames: int, *, method: str = "ddim",
+           device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Run the reverse process on torch for one sample per seed; returns x0 [len(seeds), frames, 52]
+    in model space.
 
     ``ddim``: deterministic from the initial noise (distilled students; the seed sets the
     variation).  ``ddpm``: ancestral sampling with fresh noise each step.
     """
-    if method not in ("ddim", "ddpm"):
-        raise ValueError(f"unknown sampler {method!r} (use 'ddim' or 'ddpm')")
-    x = x_T if x_T is not None else randn(shape, generator, device, dtype)
-    batch = shape[0]
-    for step in range(schedule.steps, 0, -1):
-        t = torch.full((batch,), step, dtype=torch.long, device=device)
-        x0_hat = x0_fn(x, t)
-        if step == 1:
-            return x0_hat
-        if method == "ddim":
-            x = schedule.ddim_step(x, x0_hat, t, t - 1)
-        else:
-            noise = randn(shape, generator, device, dtype)
-            x = schedule.ddpm_step(x, x0_hat, t, noise)
-    return x
+    coefficients = schedule.reverse_coefficients(method)
+
+    def noise(draw: int) -> torch.Tensor:
+        return torch.from_numpy(seeds_noise(seeds, draw, 0, frames)).to(device, dtype)
+
+    def x0(x: torch.Tensor, t: int) -> torch.Tensor:
+        return x0_fn(x, torch.full((len(seeds),), t, dtype=torch.long, device=device))
+
+    return reverse(x0, noise(0), coefficients, noise if method == "ddpm" else None)

@@ -108,7 +108,7 @@ def build_manifest(root: str | Path, fp16: bool = False) -> dict:
     models = []
     for folder in checkpoint_dirs(root):
         if fp16:
-            DiffusionTalker.from_pretrained(folder, with_library=False).save_pretrained(folder, dtype=torch.float16)
+            DiffusionTalker.from_pretrained(folder).save_pretrained(folder, dtype=torch.float16)
         cfg = json.loads((folder / CONFIG_NAME).read_text())
         models.append({
             "name": folder.name, "path": folder.name, "role": role_of(folder.name), "steps": cfg["steps"], "parent": cfg.get("parent"),

@@ -18,7 +18,6 @@ data has roughly unit range against unit-variance diffusion noise.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +30,6 @@ from core.arkit import NUM_BLENDSHAPES
 from core.model.diffusion import NoiseSchedule, ScheduleConfig
 from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME  # noqa: F401  (re-exported: checkpoints are loaded from here)
 from core.inputs import shown
-from core.identities.store import LibraryError, library_for, read_library
-
-log = logging.getLogger(__name__)
 
 
 
@@ -114,7 +110,6 @@ class DiffusionTalker(nn.Module):
         self.decoder = nn.GRU(dec_in, c.hidden, num_layers=c.layers, batch_first=True,
                               bidirectional=c.bidirectional)
         self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), NUM_BLENDSHAPES)
-        self.library_problem: str | None = None   # why enrolled identities were not loaded, if so
 
     @property
     def identity_names(self) -> list[str]:
@@ -219,13 +214,12 @@ class DiffusionTalker(nn.Module):
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu",
-                        with_library: bool = True) -> "DiffusionTalker":
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> "DiffusionTalker":
         """Load safetensors weights + JSON config (never pickle). Clear errors for broken files.
 
-        ``with_library`` adds the identities users enrolled (core/identities/store.py); whatever writes
-        the model back (training, distillation, fp16 conversion) loads it without them, or it
-        would bake the user's identities into the shipped weights."""
+        Weights only: the identities users enrolled are user data, attached by whoever serves
+        users (:func:`core.identities.store.attach_library`, which the Talker calls), so nothing
+        that writes a model back can bake them into shipped weights."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         directory = Path(directory)
@@ -244,11 +238,4 @@ class DiffusionTalker(nn.Module):
             model.load_state_dict({k: v.float() for k, v in state.items()})
         except (SafetensorError, RuntimeError, OSError) as err:
             raise ValueError(f"{w_path}: broken or mismatched weights ({str(err).splitlines()[0]})") from None
-        if with_library and library_for(directory).is_file():
-            try:
-                names, table = read_library(library_for(directory), config.identity_dim, config.identity_names)
-                model.add_identities(names, table)
-            except LibraryError as err:   # served without its enrolled identities, and says so
-                log.warning("%s", err)
-                model.library_problem = f"The enrolled identities of {directory.name} are not used: {err}"
         return model.to(device).eval()

@@ -68,7 +68,7 @@ def main(argv=None):
     p.set_defaults(epochs=4, lr=3e-4)
     a = p.parse_args(argv)
     teacher_dir = Path(a.teacher)
-    teacher = DiffusionTalker.from_pretrained(teacher_dir, with_library=False)
+    teacher = DiffusionTalker.from_pretrained(teacher_dir)
     train_set, val_set, _, _ = prepare_data(a.data, teacher.config.encoder, teacher.identity_names)
     while teacher.config.steps > a.down_to:
         out = Path(a.out_root) / f"{a.prefix}-{teacher.config.steps // 2}"
@@ -78,7 +78,7 @@ def main(argv=None):
         student.config.extra["distill"] = {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr,
                                            "loss_weights": cfg.loss_weights.as_dict()}
         fit(student, distillation_objective(teacher), train_set, val_set, cfg)  # skips finished rounds
-        teacher_dir, teacher = out, DiffusionTalker.from_pretrained(out, with_library=False)
+        teacher_dir, teacher = out, DiffusionTalker.from_pretrained(out)
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     start_epoch, log = 0, []
     if cfg.resume and (info := load_state(out, optimizer)) is not None:
-        model.load_state_dict(DiffusionTalker.from_pretrained(out, with_library=False).state_dict())
+        model.load_state_dict(DiffusionTalker.from_pretrained(out).state_dict())
         start_epoch, log = info["epoch"], info["log"]
         if info.get("finished") and info.get("target_epochs") == cfg.epochs:
             if rank == 0:
