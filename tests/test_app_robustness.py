@@ -322,3 +322,27 @@ def test_install_waits_for_the_apt_lock_instead_of_failing(tmp_path):
                             env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr
     assert (fake / "apt.log").read_text().count("DPkg::Lock::Timeout") == 2      # update and install
+
+
+def test_each_visitor_has_a_bounded_share_of_the_model_queue(app, short_wav, monkeypatch):
+    """One visitor's third simultaneous request is refused at once with a message; another visitor is served."""
+    from gradio_client import Client, handle_file
+    from demo.fairness import MAX_PER_CLIENT
+    monkeypatch.setenv("SPACE_ID", "test/space")          # visitors told apart by the proxy's forwarded address
+    greedy, other = (Client(app[0], verbose=False, download_files=False, headers={"x-forwarded-for": address},
+                            httpx_kwargs={"timeout": 60}) for address in ("10.0.0.1", "10.0.0.2"))
+    jobs = [greedy.submit(handle_file(str(short_wav)), 4, k, 1, "auto", api_name="/generate")
+            for k in range(MAX_PER_CLIENT + 2)]
+    served = other.submit(handle_file(str(short_wav)), 4, 0, 1, "auto", api_name="/generate")
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=300)
+            outcomes.append("ok")
+        except Exception as err:
+            outcomes.append(str(err))
+    assert outcomes.count("ok") >= MAX_PER_CLIENT
+    refused = [o for o in outcomes if o != "ok"]
+    assert refused and all(f"each visitor may have {MAX_PER_CLIENT}" in o for o in refused), outcomes
+    matched, *_ = served.result(timeout=300)
+    assert matched
