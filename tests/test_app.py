@@ -357,7 +357,7 @@ def test_enrolled_names_are_plain_and_shown_as_text(enrol_app, speech_wav, tmp_p
     """A name is shown to every visitor: a plain character set only, and Markdown shows it as text."""
     from gradio_client import Client, handle_file
     root, url = enrol_app
-    client = Client(url, verbose=False, download_files=False)
+    client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 60})
     takes = [write_take(tmp_path, f"take{k}", seed=50 + k) for k in range(2)]
     wavs, csvs = [handle_file(str(w)) for w, _ in takes], [handle_file(str(c)) for _, c in takes]
     for name in HOSTILE_NAMES:
