@@ -234,7 +234,7 @@ def start_server(checkpoints, env: dict, tmp_path) -> tuple["subprocess.Popen", 
     log = open(tmp_path / f"server-{port}.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py", "--checkpoints", str(checkpoints), "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
-    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 180
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(url, timeout=5).status_code == 200:
@@ -274,28 +274,6 @@ def test_a_server_stopped_with_sigterm_removes_its_folders(checkpoint_copy, tmp_
     assert not list(temp.glob("diffusiontalker-*")), list(temp.iterdir())
 
 
-def test_example_clips_keep_working_when_another_server_closes(app, client, checkpoint_copy, short_wav, tmp_path):
-    """Servers shared one Gradio cache, and a server that closes deletes the cache files it made,
-    the example clips that a running server offers included."""
-    import signal
-
-    from gradio_client import Client
-    example = client.predict(0, api_name="/load_example")              # a click on the first example
-    assert Path(example["path"]).is_file()
-    other, url = start_server(checkpoint_copy, dict(os.environ), tmp_path)
-    try:
-        Client(url, verbose=False, download_files=False).predict(0, api_name="/load_example")
-    finally:
-        stop_server(other, signal.SIGINT)                              # Ctrl+C: Gradio deletes its cache
-    sent = {key: example[key] for key in ("path", "orig_name", "size", "mime_type") if key in example}
-    matched, *_ = client.predict(sent, 4, 0, 1, "auto", api_name="/generate")   # as the page sends it
-    assert matched
-    Path(example["path"]).unlink()                                     # a file that went (an hour later)
-    with pytest.raises(Exception) as info:
-        client.predict(sent, 4, 0, 1, "auto", api_name="/generate")
-    assert "no longer on the server" in str(info.value) and str(Path(example["path"]).parent) not in str(info.value)
-
-
 def test_install_waits_for_the_apt_lock_instead_of_failing(tmp_path):
     """scripts/install.sh with stand-in apt-get, dpkg, id and python3: apt-get fails as it does when
     another apt holds the lock, unless told to wait for it."""
@@ -318,7 +296,7 @@ def test_install_waits_for_the_apt_lock_instead_of_failing(tmp_path):
     for name, body in stand_ins.items():
         (fake / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
         (fake / name).chmod(0o755)
-    result = subprocess.run(["bash", "scripts/install.sh"], cwd=repo, capture_output=True, text=True, timeout=60,
+    result = subprocess.run(["bash", "scripts/install.sh"], cwd=repo, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr
     assert (fake / "apt.log").read_text().count("DPkg::Lock::Timeout") == 2      # update and install
