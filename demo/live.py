@@ -311,20 +311,6 @@ class LiveLine:
             self._active[ticket] = place
 
 
-def client_of(request) -> str:
-    """The client a request comes from, one place in line each: its address, or behind a proxy on
-    this machine or network (a Space's) the address the proxy appended to X-Forwarded-For."""
-    import ipaddress
-    host = str(getattr(getattr(request, "client", None), "host", None) or "local")
-    forwarded = (getattr(request, "headers", None) or {}).get("x-forwarded-for", "")
-    try:
-        behind_proxy = ipaddress.ip_address(host).is_private      # loopback included
-    except ValueError:
-        behind_proxy = host == "local"
-    last = forwarded.split(",")[-1].strip()
-    return last if behind_proxy and last else host
-
-
 def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool = False, end: bool = False,
                info: dict | None = None) -> dict:
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;

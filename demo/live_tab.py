@@ -25,7 +25,8 @@ import gradio as gr
 
 from core.rates import SAMPLE_RATE
 from demo import live, viewer
-from demo.live import (CHUNK_SECONDS, MAX_LIVE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, client_of, live_value,
+from demo.fairness import client_of
+from demo.live import (CHUNK_SECONDS, MAX_LIVE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value,
                        read_microphone_chunk)
 from demo.page import bind, errors_shown, viewer_or_warn
 from demo.service import DemoService

@@ -13,7 +13,8 @@ import soundfile as sf
 from core.audio.decode import AudioError
 from core.audio.resample import resample
 from core.rates import SAMPLE_RATE
-from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, client_of, live_value
+from demo.fairness import client_of
+from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value
 from demo.viewer import decode_curves
 from experiments.loadtest import rss_mb
 from tests.helpers import launch_app, make_tiny_checkpoints, toy_clip
