@@ -100,9 +100,10 @@ def enrolment_allowed(no_enroll: bool = False) -> bool:
 
 
 def storage_note() -> str:
-    """Where enrolled identities are kept, and whether they survive a restart."""
+    """Where enrolled identities are kept (in words: no server path on the page), and whether they
+    survive a restart."""
     from core.identities.store import data_folder
-    note = f"Enrolled identities are kept in `{data_folder()}` (set `DIFFUSIONTALKER_DATA` to move them)."
+    note = "Enrolled identities are kept on this server (whoever runs it sets the folder: `DIFFUSIONTALKER_DATA`)."
     if os.environ.get("SPACE_ID") and not str(data_folder()).startswith("/data"):
         note += (" **This Space has no persistent storage: enrolled identities vanish when it restarts** "
                  "(turn on persistent storage in the Space's settings).")

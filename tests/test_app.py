@@ -406,6 +406,8 @@ def test_enrolment_is_off_on_a_public_space_unless_turned_on(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/diffusiontalker")
     assert not housekeeping.enrolment_allowed()
     assert "vanish when it restarts" in housekeeping.storage_note()
+    from core.identities.store import data_folder
+    assert str(data_folder()) not in housekeeping.storage_note()          # no server path on the page
     monkeypatch.setenv("DIFFUSIONTALKER_ENROLL", "1")
     assert housekeeping.enrolment_allowed()
 
