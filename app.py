@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from demo.housekeeping import configure_process, enrolment_allowed, writable_problem
+from demo.housekeeping import configure_process, enrolment_allowed, stop_on_sigterm, writable_problem
 
 
 def main(argv=None) -> None:
@@ -31,6 +31,7 @@ def main(argv=None) -> None:
         problem = writable_problem(folder, what)
         if problem:
             sys.exit(f"error: {problem}")
+    stop_on_sigterm()     # closes like Ctrl+C: the cache and the work folder go
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
     from demo.ui import LAUNCH_OPTIONS, build_demo

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.arkit import NUM_BLENDSHAPES
+from demo.formatting import as_text, without_folder
 
 MAX_AVATAR_MB = 20
 MAX_AVATAR_VERTICES = 60_000       # over every instance of every mesh in the scene
@@ -40,7 +41,7 @@ class Avatar:
     def summary(self) -> str:
         """A line for the page: what the avatar animates and what it lacks."""
         have = NUM_BLENDSHAPES - len(self.missing)
-        text = (f"**{self.name}**: {len(self.mesh.vertices):,} vertices, {have} of the {NUM_BLENDSHAPES} "
+        text = (f"**{as_text(self.name)}**: {len(self.mesh.vertices):,} vertices, {have} of the {NUM_BLENDSHAPES} "
                 "ARKit channels")
         if self.missing:
             text += f"; missing (left still): {', '.join(self.missing)}"
@@ -64,7 +65,7 @@ def read_avatar(path: str | Path) -> Avatar:
         raise ValueError(f"'{path.name}' has {err.vertices:,} vertices{err.counted}; avatars may have up to "
                          f"{MAX_AVATAR_VERTICES:,} (decimate it, keeping the morph targets).") from None
     except ValueError as err:
-        raise ValueError(f"'{path.name}' cannot be used as an avatar: {_plain(err, path)}") from None
+        raise ValueError(f"'{path.name}' cannot be used as an avatar: {without_folder(str(err), path)}") from None
     return Avatar(hashlib.sha256(data).hexdigest()[:16], path.name, mesh)
 
 
@@ -74,11 +75,6 @@ def upload_limits():
     from core.face.gltf import Limits
     return Limits(nodes=MAX_AVATAR_NODES, vertices=MAX_AVATAR_VERTICES, parts=MAX_AVATAR_PARTS, decoded_bytes=MAX_AVATAR_DECODED_MB << 20,
                   json_items=MAX_AVATAR_JSON_ITEMS)
-
-
-def _plain(err: ValueError, path: Path) -> str:
-    """The reader's message without the server-side folder of the upload."""
-    return str(err).replace(str(path.resolve()), path.name).replace(str(path), path.name)
 
 
 class AvatarLibrary:

@@ -104,6 +104,8 @@ def render(tab: CompareTab, comparison, progress=gr.Progress()):
     service = tab.service
     if comparison is None:
         raise gr.Error("Compare first: the video shows the last comparison.", title="Nothing to render")
+    with errors_shown():             # refused before anything starts: too long a video for this head
+        service.check_render(len(comparison.cells), comparison.wave, comparison.avatar)
     comparison = dataclasses.replace(comparison, folder=service.folders.new())
     progress(0, desc="rendering the grid video")
     try:

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from core.inputs import shown
+from demo.formatting import as_text
 from demo.forms import ENROL_ITERATIONS, pair_takes, parse_iterations
 
 if TYPE_CHECKING:
@@ -37,9 +38,9 @@ class Enrolment:
                                  encoder=self.talker.encoder(), progress=progress)
             self.talker.reload()       # requests already running keep the model objects they hold
         added = names[-1]
-        return (f"Enrolled **{added}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
+        return (f"Enrolled **{as_text(added)}** from {len(pairs)} take{'s' * (len(pairs) > 1)} in "
                 f"{time.perf_counter() - start:.1f} s ({iterations} iterations per model). "
-                f"The library now holds **{len(names)} identities**: {', '.join(names)}.")
+                f"The library now holds **{len(names)} identities**: {', '.join(map(as_text, names))}.")
 
     def enrolled(self) -> list[str]:
         """The identities enrolled after training (the ones that can be removed)."""
@@ -54,4 +55,5 @@ class Enrolment:
         with self._lock:
             names = remove_identity(self.talker.root, name)
             self.talker.reload()
-        return f"Removed **{name}**. The library now holds **{len(names)} identities**: {', '.join(names)}."
+        return (f"Removed **{as_text(name)}**. The library now holds **{len(names)} identities**: "
+                f"{', '.join(map(as_text, names))}.")

@@ -1,6 +1,8 @@
 """The app's result read-outs as text and tables: identity scores, timings, comparison summary."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -14,6 +16,19 @@ if TYPE_CHECKING:
 
 # The similarity second: the descriptions are long, and a narrow page (a phone) must still show the scores.
 SCORE_COLUMNS = ["identity", "similarity", "voice and style", ""]
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")     # every ASCII punctuation character
+
+
+def without_folder(text: str, path: str | Path) -> str:
+    """``text`` with the server-side folder of ``path`` taken out (messages name the file only)."""
+    path = Path(path)
+    return text.replace(str(path.resolve()), path.name).replace(str(path), path.name)
+
+
+def as_text(name: str) -> str:
+    """A name (an identity's, a file's) for Markdown, shown as the text it is: every ASCII
+    punctuation character escaped (no link, emphasis or HTML can form), line breaks as spaces."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(name).split()))
 
 
 def steps_text(steps: int) -> str:
@@ -78,7 +93,7 @@ def comparison_summary(comparison: Comparison) -> str:
     """What was compared, and the mean spread across seeds of the upper face vs the lips."""
     spreads = comparison.spreads()
     text = (f"{len(comparison.runs)} takes of {len(comparison.wave) / SAMPLE_RATE:.2f} s in "
-            f"{comparison.seconds:.2f} s (encoder once, then sampling), style: **{comparison.identity}**.")
+            f"{comparison.seconds:.2f} s (encoder once, then sampling), style: **{as_text(comparison.identity)}**.")
     if spreads:
         rows = [f"| {steps} | {s[list(UPPER_INDICES)].mean():.4f} | {s[list(LIP_INDICES)].mean():.4f} |"
                 for steps, s in spreads.items()]

@@ -168,6 +168,8 @@ def render(tab: GenerateTab, take, progress=gr.Progress()):
     service = tab.service
     if take is None:
         raise gr.Error("Generate first: the video shows the last take.", title="Nothing to render")
+    with errors_shown():             # refused before anything starts: too long a video for this head
+        service.check_render(1, take.wave, take.avatar)
     take = dataclasses.replace(take, folder=service.folders.new())  # its own files: the take's may be going
     progress(0, desc="rendering the video")
     video = render_or_warn(lambda: service.render(take, frames_progress(progress)), take.notes)

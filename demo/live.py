@@ -1,153 +1,323 @@
 """Live mode without Gradio: microphone chunks from the page -> a :class:`core.inference.streaming.Stream`
--> new frames for the 3D viewer and a latency readout.
+-> new frames for the 3D viewer, and who may stream.
 
-The page sends what the browser records (any rate, int16 or float, mono or stereo) every
-:data:`CHUNK_SECONDS`; :class:`LiveSession` turns it into 16 kHz mono with a resampler that
-keeps its state across chunks (cutting the audio into chunks changes nothing but a delay of
-:data:`core.audio.resample.RESAMPLER_MARGIN` input samples), feeds the stream and times each chunk from its arrival
-to its frames. The viewer gets the frames as a ``live`` value (:func:`live_value`) that it
-appends to what it is showing, rather than a whole take.
+The page sends what the browser records (a WAV file every :data:`CHUNK_SECONDS`; more at once
+when its previous upload was still pending). A chunk is bounded before it is decoded (bytes,
+then the length its header declares) and read by :func:`core.audio.decode.read_chunk` (the one
+file, by libsndfile, never by ffmpeg); :class:`LiveSession` turns it into 16 kHz mono with the
+project's one resampler (:class:`core.audio.resample.StreamingResampler`) and hands it to a worker
+thread, so the request returns at once and Gradio, which keeps only the newest chunk of a stream
+while its handler runs, never drops audio. The worker decodes whatever audio is waiting as one
+block (``Stream.feed(catch_up=True)``): a server that fell behind catches up instead of skipping.
+The viewer gets the frames as a ``live`` value (:func:`live_value`) that it appends to what it
+shows, with the clock it needs to tell the user the delay from microphone to face.
+
+Who streams: :class:`LiveLine`, at most :data:`MAX_LIVE_SESSIONS` at once; the others wait in line
+(first come, first served, one place per client) and see their place. A turn ends after
+:data:`TURN_SECONDS` when someone waits, and a stream without chunks for :data:`STALE_SECONDS`
+(a tab closed without Stop) gives its place up.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.audio.decode import MAX_RATE, MIN_RATE
+from core.audio.decode import AudioError, read_chunk
 from core.audio.resample import StreamingResampler
 from core.rates import FPS, SAMPLE_RATE
 from demo import viewer
 
 CHUNK_SECONDS = 0.1            # how often the page sends microphone audio (gr.Audio stream_every)
-# The speech encoder runs every LIVE_HOP s of audio: 0.2 s halves its cost against the library's 0.1 s
-# (RTF 0.52 vs 1.09 on the shared 2-core machine, RESULTS.md, Live) for about 0.1 s more delay, so
-# that a busy server still keeps up (Gradio drops the chunks a busy handler misses).
+# The speech encoder runs at most every LIVE_HOP s of audio: 0.2 s halves its cost against the library's
+# 0.1 s (RTF 0.52 vs 1.09 on the shared 2-core machine, RESULTS.md, Live) for about 0.1 s more delay.
 LIVE_HOP = 0.2
 MAX_LIVE_SECONDS = 600         # one live session at most (then start again)
 MAX_LIVE_SESSIONS = max(1, (os.cpu_count() or 2) // 2)   # at once (2 cores hold one in real time: experiments.live)
-STALE_SECONDS = 5.0            # a session without chunks for this long gives its slot up
-SKIP_NOTICE = 0.5              # seconds of skipped audio from which the readout says so
-LATENCY_WINDOW = 50            # chunks the readout's percentiles cover
+MAX_WAITING = 8                # clients in line for a session; more are told to come back later
+STALE_SECONDS = 5.0            # a stream without chunks for this long gives its place up
+TURN_SECONDS = 120.0           # a session's turn while others wait
+MAX_CHUNK_SECONDS = 2.0        # one chunk (the page sends 0.1 s, more while an upload is pending)
+MAX_CHUNK_BYTES = 2_000_000    # checked before decoding: 2 s of 16-bit stereo at 384 kHz is 3 MB
+MAX_BACKLOG_SECONDS = 10.0     # audio waiting for the worker; more means the server cannot keep up at all
+SKIP_WINDOW = 2.0              # seconds of recent chunks whose earliest arrival shows audio lost on the way
+STOP_WAIT = 10.0               # Stop waits at most this long for the last frames
+FIRST_CHUNK_WAIT = 30.0        # a session made at Record waits this long for the page's first chunk
 
 
 def to_mono_float(samples) -> np.ndarray:
-    """A browser chunk (int16 or float, [n] or [n, channels]) as float32 mono in [-1, 1]."""
-    data = np.asarray(samples)
-    if np.issubdtype(data.dtype, np.integer):
-        data = data / float(np.iinfo(data.dtype).max + 1)
+    """A chunk (float, [n] or [n, channels]) as float32 mono in [-1, 1]."""
+    data = np.asarray(samples, np.float32)
     if data.ndim == 2:
-        data = data.mean(axis=1) if data.shape[1] <= 8 else data.mean(axis=0)
+        data = data.mean(axis=1)
     if data.ndim != 1:
-        raise ValueError(f"the microphone sent audio of shape {data.shape}; expected one or two channels")
-    data = data.astype(np.float32)
+        raise AudioError(f"the microphone sent audio of shape {data.shape}; expected one or two channels")
     if not np.all(np.isfinite(data)):
-        raise ValueError("the microphone sent samples that are not numbers")
+        raise AudioError("The microphone sent samples that are not numbers (NaN or infinity).")
     return data
 
 
-class LiveSession:
-    """One browser's live stream: audio chunks in, viewer frames and a latency readout out."""
+def read_microphone_chunk(path) -> tuple[np.ndarray, int]:
+    """A chunk file from the page: (float32 mono, sample rate); bounded and guarded (module docstring)."""
+    data, rate = read_chunk(path, MAX_CHUNK_SECONDS, MAX_CHUNK_BYTES)
+    return to_mono_float(data), rate
 
-    def __init__(self, talker, steps: int, identity: str | None = None):
-        from core.inference.streaming import Stream
-        self.stream = Stream(talker, steps, seed=0, identity=identity, hop=LIVE_HOP, close_pauses=True)
+
+@dataclass
+class Block:
+    """Frames [first, first + len(curves)) that the worker decoded."""
+    first: int
+    curves: np.ndarray
+
+
+class LiveSession:
+    """One browser's live stream: audio chunks in (:meth:`add`, quick), frames out (:meth:`take`);
+    a worker thread decodes what is waiting, as one block when several chunks piled up."""
+
+    def __init__(self, talker, steps: int, identity: str | None = None, stale: float = STALE_SECONDS):
+        self.talker, self.steps, self.identity = talker, steps, identity
+        self.stream = None                   # made by the worker: the request never waits for it
+        self.stale = stale
         self.rate: int | None = None
         self.resampler: StreamingResampler | None = None
-        self.heard = 0.0                     # seconds of 16 kHz audio fed
-        self.latencies: list[float] = []     # seconds per chunk that gave frames, the latest last
-        self.first_chunk: tuple[float, float] | None = None   # (arrival, seconds) of the first chunk
-        # Gradio runs Stop's event beside a chunk still being decoded, and a stream is one caller's
-        # at a time: every use of it goes through this lock.
-        self.lock = threading.RLock()
-        StreamingResampler(48000)            # loads the resampler's code now rather than on the first chunk
+        self.received = 0                    # samples received at the microphone's rate
+        self.heard = 0                       # 16 kHz samples received
+        self.decoded = 0                     # ... of which the worker has decoded
+        self.audio_start: float | None = None   # epoch s at which sample 0 reached the server at the earliest
+        self.recent: list[tuple[float, float]] = []   # (arrival, arrival - end of the chunk in stream time)
+        self.server_ms: list[float] = []     # chunk arrival -> its frames decoded, the latest last
+        self.error: Exception | None = None
+        self.last_chunk = time.monotonic()
+        self._pending: list[np.ndarray] = []
+        self._pending_arrival: float | None = None   # the newest pending chunk's arrival (perf_counter)
+        self._blocks: list[Block] = []
+        self._closing = False
+        self._done = False
+        self._cond = threading.Condition()
+        self._worker = threading.Thread(target=self._run, name="live-session", daemon=True)
+        self._worker.start()
 
-    def frames(self, rate, samples, final: bool = False) -> tuple[int, np.ndarray]:
-        """(index of the first frame, curves [n, 52]) that this chunk completed, as one step."""
-        with self.lock:
-            first = self.stream.frames_out
-            return first, self.feed(rate, samples, final)
-
-    def feed(self, rate, samples, final: bool = False) -> np.ndarray:
-        """Curves [n, 52] of the frames this chunk completed (all remaining ones when ``final``)."""
-        with self.lock:
-            return self._feed(rate, samples, final)
-
-    def _feed(self, rate, samples, final: bool) -> np.ndarray:
-        arrived = time.perf_counter()
-        rate = int(rate)
-        if not MIN_RATE <= rate <= MAX_RATE:
-            raise ValueError(f"the microphone's sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
+    # -- the request side ----------------------------------------------------------------------------
+    def add(self, rate: int, samples: np.ndarray, arrived: float | None = None) -> bool:
+        """The next chunk (float mono at ``rate``); returns at once (the worker decodes it). False:
+        the stream has ended (Stop's event ran beside this chunk's), the chunk is not used."""
+        arrived = time.time() if arrived is None else arrived
         if self.rate is None:
-            self.rate, self.resampler = rate, StreamingResampler(rate)
-        elif rate != self.rate:
-            raise ValueError(f"the microphone changed its sample rate ({self.rate} -> {rate} Hz); start again")
-        wave = self.resampler(to_mono_float(samples), final=final)
-        if self.first_chunk is None:
-            self.first_chunk = (arrived, len(wave) / SAMPLE_RATE)
-        if self.heard + len(wave) / SAMPLE_RATE > MAX_LIVE_SECONDS:
-            raise ValueError(f"a live session lasts at most {MAX_LIVE_SECONDS // 60} minutes; stop and start again")
-        self.heard += len(wave) / SAMPLE_RATE
-        out = self.stream.feed(wave).curves
-        if final:
-            out = np.concatenate([out, self.stream.finish().curves])
-        if len(out):
-            self.latencies = (self.latencies + [time.perf_counter() - arrived])[-LATENCY_WINDOW:]
-        return out
+            self.rate, self.resampler = int(rate), StreamingResampler(rate)
+        elif int(rate) != self.rate:
+            raise AudioError(f"The microphone changed its sample rate ({self.rate} -> {int(rate)} Hz); "
+                             "press Record again.")
+        wave = self.resampler(samples)
+        with self._cond:
+            if self.error is not None:
+                raise self.error
+            if self._done or self._closing:
+                return False
+            if self.heard + len(wave) > MAX_LIVE_SECONDS * SAMPLE_RATE:
+                raise ValueError(f"A live session lasts at most {MAX_LIVE_SECONDS // 60} minutes; "
+                                 "press Record again.")
+            if sum(map(len, self._pending)) + len(wave) > MAX_BACKLOG_SECONDS * SAMPLE_RATE:
+                raise ValueError("The server cannot keep up with the microphone right now (too many visitors "
+                                 "or a busy machine); press Record again in a moment.")
+            self.heard += len(wave)
+            self.last_chunk = time.monotonic()
+            self.received += len(samples)
+            lag = arrived - self.received / self.rate        # when sample 0 was recorded, at the latest
+            self.audio_start = lag if self.audio_start is None else min(self.audio_start, lag)
+            self.recent = [(t, g) for t, g in self.recent if arrived - t < SKIP_WINDOW] + [(arrived, lag)]
+            if len(wave):
+                self._pending.append(wave)
+                self._pending_arrival = time.perf_counter()
+                self._cond.notify()
+            return True
 
-    def skipped(self, now: float | None = None) -> float:
-        """Seconds of audio the page recorded but this session never got (Gradio drops the chunks
-        that arrive while the previous one is being processed): wall time minus audio heard."""
-        if self.first_chunk is None:
-            return 0.0
-        arrived, first = self.first_chunk
-        return max(0.0, (now or time.perf_counter()) - arrived - (self.heard - first))
+    def take(self) -> Block | None:
+        """The frames decoded since the last call (one block), or None."""
+        with self._cond:
+            if self.error is not None and not self._blocks:
+                raise self.error
+            blocks, self._blocks = self._blocks, []
+        if not blocks:
+            return None
+        return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]))
 
-    def readout(self) -> str:
-        """What the page shows beside the head: server latency, look-ahead, identity, time heard."""
-        if not self.latencies:
-            return f"Listening... {self.heard:.1f} s heard; the first frames come after the look-ahead."
-        ms = np.asarray(self.latencies) * 1000
-        ahead = self.stream.lookahead * 1000 / SAMPLE_RATE
-        return (f"**Latency** (chunk arrival -> frames out, last {len(ms)} chunks): p50 {np.percentile(ms, 50):.0f} ms, "
-                f"p95 {np.percentile(ms, 95):.0f} ms; plus the look-ahead of {ahead:.0f} ms and the page's "
-                f"{CHUNK_SECONDS * 1000:.0f} ms chunks. Identity: {self.stream.identity}. "
-                f"Heard {self.heard:.1f} s, {self.stream.frames_out} frames ({self.stream.frames_out / FPS:.1f} s)."
-                + (f" The server is slower than real time here: about {self.skipped():.1f} s of audio were skipped."
-                   if self.skipped() > SKIP_NOTICE else ""))
+    def stop(self, wait: float = STOP_WAIT) -> Block | None:
+        """The stream ends: the worker decodes what is left and the last frames; returns what was not taken."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._worker.join(wait)
+        return self.take()
+
+    def skipped(self) -> float:
+        """Seconds of audio lost between the microphone and here: the recent chunks arrive later,
+        against the audio they carry, than the earliest one did (a delayed chunk alone does not count)."""
+        with self._cond:
+            if not self.recent or self.audio_start is None:
+                return 0.0
+            return max(0.0, min(g for _, g in self.recent) - self.audio_start)
+
+    @property
+    def identity_text(self) -> str:
+        name = self.stream.identity if self.stream is not None else self.identity
+        if name is None:
+            return "matching from the voice..."
+        label = self.talker.identity_label(name)
+        return label + ("" if self.identity else " (matched from the voice)")
+
+    @property
+    def frames_out(self) -> int:
+        return self.stream.frames_out if self.stream is not None else 0
+
+    def info(self) -> dict:
+        """What the viewer's readout needs besides the frames."""
+        ms = np.asarray(self.server_ms[-50:]) if self.server_ms else None
+        return {"audioStart": None if self.audio_start is None else self.audio_start * 1000,
+                "heard": self.heard / SAMPLE_RATE, "decoded": self.decoded / SAMPLE_RATE,
+                "skipped": round(self.skipped(), 2), "identity": self.identity_text,
+                "serverMs": None if ms is None else round(float(np.percentile(ms, 50)))}
+
+    # -- the worker -----------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            from core.inference.streaming import Stream
+            self.stream = Stream(self.talker, self.steps, seed=0, identity=self.identity, hop=LIVE_HOP, close_pauses=True)
+            while True:
+                with self._cond:
+                    while not self._pending and not self._closing:
+                        silent = self.stale if self.received else max(self.stale, FIRST_CHUNK_WAIT)
+                        if time.monotonic() - self.last_chunk > silent:
+                            self._closing = True         # a tab closed without Stop: end quietly
+                            break
+                        self._cond.wait(0.5)
+                    backlog, self._pending = self._pending, []
+                    arrival, closing = self._pending_arrival, self._closing
+                if backlog:
+                    audio = np.concatenate(backlog)
+                    first = self.stream.frames_out
+                    out = self.stream.feed(audio, catch_up=True)
+                    self._publish(first, out.curves, arrival, len(audio))
+                    continue
+                if closing:
+                    first = self.stream.frames_out
+                    tail = self.resampler(np.zeros(0, np.float32), final=True) if self.resampler else np.zeros(0)
+                    curves = [self.stream.feed(tail, catch_up=True).curves, self.stream.finish().curves]
+                    self._publish(first, np.concatenate(curves), None, len(tail))
+                    return
+        except Exception as err:        # noqa: BLE001 - handed to the request side, which reports it
+            with self._cond:
+                self.error = err
+        finally:
+            with self._cond:
+                self._done = True
+
+    def _publish(self, first: int, curves: np.ndarray, arrival: float | None, samples: int) -> None:
+        with self._cond:
+            self.decoded += samples
+            if len(curves):
+                self._blocks.append(Block(first, curves))
+                if arrival is not None:
+                    self.server_ms = (self.server_ms + [(time.perf_counter() - arrival) * 1000])[-200:]
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
 
-class LiveSlots:
-    """At most ``limit`` live sessions at once. A session holds its slot while chunks keep coming;
-    one silent for ``stale`` seconds (a closed tab never says stop) loses it to the next one."""
+@dataclass
+class Place:
+    client: str
+    since: float = field(default_factory=time.monotonic)    # in line since / streaming since
+    last: float = field(default_factory=time.monotonic)     # the last chunk or start
 
-    def __init__(self, limit: int = MAX_LIVE_SESSIONS, stale: float = STALE_SECONDS):
-        self.limit, self.stale = limit, stale
-        self._active: dict[int, float] = {}       # id(session) -> last chunk (time.monotonic)
+
+class LiveLine:
+    """Who may stream: at most ``limit`` sessions at once, the others in line (first come, first
+    served), one place per client; a stream silent for ``stale`` seconds leaves, and a session
+    whose turn lasted ``turn`` seconds while others wait ends at its next chunk."""
+
+    def __init__(self, limit: int = MAX_LIVE_SESSIONS, stale: float = STALE_SECONDS, turn: float = TURN_SECONDS,
+                 max_waiting: int = MAX_WAITING):
+        self.limit, self.stale, self.turn, self.max_waiting = limit, stale, turn, max_waiting
+        self._active: dict[int, Place] = {}
+        self._waiting: dict[int, Place] = {}       # in order of arrival
+        self._tickets = itertools.count(1)
         self._lock = threading.Lock()
 
-    def take(self, session) -> None:
-        """Register ``session`` or raise ValueError with a message for the user."""
+    def enter(self, client: str) -> int:
+        """A new ticket for ``client``; a client's earlier ticket is withdrawn (one place each), and
+        a client who streams or waits again goes to the back of the line."""
+        with self._lock:
+            self._sweep()
+            for places in (self._active, self._waiting):
+                for ticket in [t for t, p in places.items() if p.client == client]:
+                    del places[ticket]
+            if len(self._waiting) >= self.max_waiting:
+                raise ValueError(f"The live head is in use and {len(self._waiting)} visitors are waiting already; "
+                                 "try again in a few minutes.")
+            ticket = next(self._tickets)
+            self._waiting[ticket] = Place(client)
+            self._promote()
+            return ticket
+
+    def position(self, ticket: int) -> int:
+        """0: this ticket may stream; n: n-th in line. Counts as a sign of life. ValueError: gone
+        (it went silent, or its turn is over and others wait)."""
+        with self._lock:
+            self._sweep()
+            self._promote()
+            now = time.monotonic()
+            if ticket in self._active:
+                place = self._active[ticket]
+                if self._waiting and now - place.since > self.turn:
+                    del self._active[ticket]
+                    self._promote()
+                    raise ValueError(f"Your live turn is over ({self.turn / 60:.0f} minutes) and others are "
+                                     "waiting; press Record to line up again.")
+                place.last = now
+                return 0
+            if ticket in self._waiting:
+                self._waiting[ticket].last = now
+                return list(self._waiting).index(ticket) + 1
+            raise ValueError("This live stream lost its place (no audio came for a while); press Record again.")
+
+    def leave(self, ticket: int | None) -> None:
+        with self._lock:
+            self._active.pop(ticket, None)
+            self._waiting.pop(ticket, None)
+            self._promote()
+
+    def turn_ends_in(self) -> float:
+        """Seconds until the soonest active turn can end (for the waiting message)."""
         with self._lock:
             now = time.monotonic()
-            self._active = {k: t for k, t in self._active.items() if now - t < self.stale}
-            if len(self._active) >= self.limit:
-                raise ValueError(f"All {self.limit} live sessions this server holds are in use; try again shortly.")
-            self._active[id(session)] = now
+            return max(0.0, min((self.turn - (now - p.since) for p in self._active.values()), default=0.0))
 
-    def touch(self, session) -> None:
-        with self._lock:
-            self._active[id(session)] = time.monotonic()
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for places in (self._active, self._waiting):
+            for ticket in [t for t, p in places.items() if now - p.last > self.stale]:
+                del places[ticket]
 
-    def release(self, session) -> None:
-        with self._lock:
-            self._active.pop(id(session), None)
+    def _promote(self) -> None:
+        while self._waiting and len(self._active) < self.limit:
+            ticket = next(iter(self._waiting))
+            place = self._waiting.pop(ticket)
+            place.since = place.last = time.monotonic()
+            self._active[ticket] = place
 
 
-def live_value(curves: np.ndarray, first: int, mesh_url: str, reset: bool = False) -> dict:
+def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool = False, end: bool = False,
+               info: dict | None = None) -> dict:
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;
-    ``reset`` starts a new stream)."""
-    return {"live": True, "reset": bool(reset), "fps": float(FPS), "first": int(first), "frames": int(len(curves)),
-            "mesh": mesh_url, "curves": viewer.encode_curves(curves) if len(curves) else ""}
+    ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``info``: the
+    readout's figures (:meth:`LiveSession.info`); ``sent``: the server's clock (epoch ms), from
+    which the page corrects for a clock that differs from its own."""
+    return {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
+            "frames": int(len(curves)), "mesh": mesh_url,
+            "curves": viewer.encode_curves(curves) if len(curves) else "",
+            "info": info or {}, "sent": time.time() * 1000}

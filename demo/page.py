@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
-from typing import Iterator
+from typing import Iterator, get_type_hints
 
 import gradio as gr
 
@@ -64,11 +65,19 @@ def on_page(action, every_error: bool = False):
 
 def bind(handler, tab, page: bool | None = None):
     """``handler`` with its first arguments given (a tab's components; page or API), as Gradio calls
-    it: the rest of its signature and generator-ness are kept. Its name (Gradio's default endpoint
-    name) says which: a private page event must not take the API's name (``enroll_page``)."""
+    it: the rest of its signature, its type hints (a ``gr.Request`` parameter gets the request) and
+    its generator-ness are kept. Its name (Gradio's default endpoint name) says which: a private
+    page event must not take the API's name (``enroll_page``)."""
     args = (tab,) if page is None else (tab, page)
-    bound = functools.partial(handler, *args)
+    if inspect.isgeneratorfunction(handler):
+        def bound(*rest, **named):
+            yield from handler(*args, *rest, **named)
+    else:
+        def bound(*rest, **named):
+            return handler(*args, *rest, **named)
     # not functools.wraps: Gradio would read the full signature
+    bound.__signature__ = inspect.signature(functools.partial(handler, *args))
+    bound.__annotations__ = get_type_hints(handler)
     bound.__name__ = handler.__name__ + ("_page" if page else "")
     return bound
 

@@ -27,7 +27,7 @@ from demo import viewer
 from demo.avatars import Avatar, AvatarLibrary
 from demo.enrolment import Enrolment
 from demo.folders import RequestFolders
-from demo.formatting import cell_label
+from demo.formatting import cell_label, without_folder
 from demo.forms import parse_samples, parse_seed, parse_seeds
 from demo.results import Comparison, Take
 
@@ -51,6 +51,11 @@ MAX_COMPARE_CELLS = 12             # step counts x seeds in one comparison
 # sampled and rendered, so this bounds how long one request holds a model slot (a 12-cell
 # comparison of a 120 s clip held one for 608 s): 12 takes of 20 s, or 2 of 120 s.
 MAX_TAKE_SECONDS = 240.0
+# A video's render time grows with frames x the head's vertices (an 8 s take on a 60,000-vertex
+# head: 133 s). Bound: vertex-seconds of video (takes x seconds x vertices) per request; the
+# default head (4,368 vertices) fits every request MAX_TAKE_SECONDS allows, a 60,000-vertex avatar
+# gets 20 s of video: no avatar makes a render cost more than the default head's longest.
+MAX_RENDER_VERTEX_SECONDS = MAX_TAKE_SECONDS * 5_000
 VIDEO_SIZE = 512                   # pixels, the single-take video
 
 
@@ -158,11 +163,31 @@ class DemoService:
                              f"({MAX_TAKE_SECONDS:.0f} take-seconds, e.g. {MAX_COMPARE_CELLS} takes of "
                              f"{MAX_TAKE_SECONDS / MAX_COMPARE_CELLS:.0f} s); use fewer takes or a shorter clip.")
 
+    def check_render(self, takes: int, wave: np.ndarray, avatar: Avatar | None) -> None:
+        """Refuse a video of more than MAX_RENDER_VERTEX_SECONDS (takes x seconds x the head's vertices)."""
+        seconds, vertices = len(wave) / SAMPLE_RATE, len((avatar or self.avatar()).mesh.vertices)
+        if takes * seconds * vertices > MAX_RENDER_VERTEX_SECONDS:
+            longest = MAX_RENDER_VERTEX_SECONDS / takes / vertices
+            raise ValueError(f"A video of {takes * seconds:.0f} s on a head of {vertices:,} vertices is more than one "
+                             f"request may render ({MAX_RENDER_VERTEX_SECONDS / 1e6:.1f} million vertex-seconds: "
+                             f"{longest:.0f} s of video on this head); use a shorter clip, fewer takes or a lighter "
+                             "avatar. The 3D head and the downloads do not need the video.")
+
     def load(self, audio) -> np.ndarray:
         """The input as 16 kHz mono (raises ValueError with a plain message)."""
         if audio is None or (isinstance(audio, str) and not audio.strip()):
             raise ValueError("Record or upload some speech first.")
-        return load_audio(audio, max_seconds=self.max_seconds)
+        source = Path(audio) if isinstance(audio, (str, os.PathLike)) else None
+        if source is not None and not source.exists():
+            raise ValueError(f"The speech file '{source.name}' is no longer on the server (files are kept for an "
+                             "hour); choose, upload or record it again.")
+        try:
+            return load_audio(audio, max_seconds=self.max_seconds)
+        except ValueError as err:
+            plain = without_folder(str(err), source) if source is not None else str(err)
+            if plain == str(err):
+                raise
+            raise ValueError(plain) from None   # the file's name, not the server's folder
 
     # -- Generate ---------------------------------------------------------------------------------
     def generate(self, audio, steps=8, seed=0, num_samples=1, identity=AUTO) -> Take:
@@ -208,6 +233,7 @@ class DemoService:
         ``progress(done, total)`` hears of every frame.
         """
         from core.face.render import render_video
+        self.check_render(1, take.wave, take.avatar)
         start = time.perf_counter()
         path = render_video(take.generation.blendshapes[0], take.wave, take.folder / f"{take.name}.mp4",
                             fps=take.generation.fps, renderer=self.face_renderer(take.avatar), progress=progress)
@@ -234,7 +260,11 @@ class DemoService:
     def viewer_head(self, avatar_id: str | None = None) -> dict:
         """The viewer's value for a head with no take yet (the page's first view, a new avatar)."""
         avatar = self.avatar(avatar_id)
-        return {"mesh": self.viewer_assets.mesh_url(avatar.mesh), "missing": list(avatar.missing), "cells": []}
+        return {"mesh": self.mesh_url(avatar), "missing": list(avatar.missing), "cells": []}
+
+    def mesh_url(self, avatar: Avatar) -> str:
+        """The URL of an avatar's packed head (the default head's file is kept for good)."""
+        return self.viewer_assets.mesh_url(avatar.mesh, pin=avatar.id == "default")
 
     def viewer_take(self, take: Take) -> dict:
         """The viewer's value for sample 1 of a take: its curves, its head and its audio."""
@@ -242,15 +272,14 @@ class DemoService:
         generation = take.generation
         label = cell_label(generation.steps, generation.seeds[0])
         return viewer.payload([(label, generation.blendshapes[0])], generation.fps,
-                              self.viewer_assets.mesh_url(avatar.mesh), self.viewer_assets.audio_url(take.wave),
+                              self.mesh_url(avatar), self.viewer_assets.audio_url(take.wave),
                               missing=avatar.missing)
 
     def viewer_grid(self, comparison: Comparison) -> dict:
         """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
         avatar = comparison.avatar or self.avatar()
         cells = [(cell_label(steps, seed), comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
-        return viewer.payload(cells, FPS, self.viewer_assets.mesh_url(avatar.mesh),
-                              self.viewer_assets.audio_url(comparison.wave),
+        return viewer.payload(cells, FPS, self.mesh_url(avatar), self.viewer_assets.audio_url(comparison.wave),
                               cols=len(comparison.seeds), missing=avatar.missing)
 
     # -- Compare ----------------------------------------------------------------------------------
@@ -282,6 +311,7 @@ class DemoService:
         """One mp4: a row per step count, a column per seed, with the input audio."""
         from core.face.render import render_grid_video
         cells = comparison.cells
+        self.check_render(len(cells), comparison.wave, comparison.avatar)
         return render_grid_video([comparison.runs[cell] for cell in cells],
                                  [cell_label(steps, seed) for steps, seed in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,

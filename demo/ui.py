@@ -10,7 +10,8 @@ nothing about Gradio; each tab's handlers are module-level functions that turn i
 input never shows a traceback and the app keeps serving.
 
 Load: at most :data:`MAX_CONCURRENT` generations or comparisons run at once (one queue group;
-up to :data:`MAX_QUEUE` wait) and one enrolment. Gradio's cache (the copies of the outputs and
+up to :data:`MAX_QUEUE` wait; each visitor at most :data:`demo.fairness.MAX_PER_CLIENT` of them,
+served round-robin) and one enrolment. Gradio's cache (the copies of the outputs and
 the uploads) is swept by ``delete_cache`` (:data:`DELETE_CACHE`). Importing this module changes
 nothing in the process: ``app.main`` sets the environment and threads up first
 (:func:`demo.housekeeping.configure_process`).
@@ -24,11 +25,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import gradio as gr
 
-from demo import compare_tab, enroll_tab, generate_tab, viewer
+from demo import compare_tab, enroll_tab, generate_tab, live_tab, viewer
+from demo.fairness import MAX_PER_CLIENT, share_the_queue
 from demo.housekeeping import remove_old_files
-from demo.live_tab import live_tab
-from demo.page import errors_shown
-from demo.service import AUTO, MAX_AUDIO_SECONDS, DemoService, example_files, load_talker
+from demo.service import (AUTO, MAX_AUDIO_SECONDS, MAX_COMPARE_CELLS, MAX_RENDER_VERTEX_SECONDS, MAX_TAKE_SECONDS,
+                          DemoService, example_files, load_talker)
 
 if TYPE_CHECKING:
     from core.inference.talker import Talker
@@ -79,7 +80,7 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
             with gr.Tab("Compare steps and seeds"):
                 compare_tab.build(service, audio, identity, generated.avatar_id, MAX_CONCURRENT)
             with gr.Tab("Live"):
-                live_tab(service, identity, errors_shown)
+                live_tab.build(service, identity)
             lists, outputs = refreshed, [identity, header]
             if enroll:
                 with gr.Tab("Enroll a new identity"):
@@ -90,6 +91,7 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
         # values are those of the server's start).
         demo.load(lists, outputs=outputs, queue=False, api_visibility="private")
     demo.queue(default_concurrency_limit=MAX_CONCURRENT, max_size=MAX_QUEUE)
+    share_the_queue(demo)             # MAX_PER_CLIENT model requests per visitor, served round-robin
     demo.service = service
     return demo
 
@@ -113,7 +115,7 @@ def _shared_inputs(service: DemoService, examples: list) -> tuple[gr.Audio, gr.D
                                         "of the library (style transfer)")
             if examples:
                 gr.Examples([[str(p)] for p in examples], inputs=[audio], label="Example clips",
-                            cache_examples=False, examples_per_page=10)
+                            elem_id="example-clips", cache_examples=False, examples_per_page=10)
     return audio, identity
 
 
@@ -147,6 +149,14 @@ def _withheld_note(withheld: dict[int, str]) -> str:
                    for why, counts in by_reason.items())
 
 
+def request_cost() -> str:
+    """What one request may cost, as the page states it (every bound is enforced with a message)."""
+    return (f"One request may compute at most {MAX_TAKE_SECONDS:.0f} take-seconds (samples or compared takes x "
+            f"seconds of speech, at most {MAX_COMPARE_CELLS} takes) and render a video of at most "
+            f"{MAX_RENDER_VERTEX_SECONDS / 1e6:.1f} million vertex-seconds (seconds x the head's vertices); "
+            f"each visitor may have {MAX_PER_CLIENT} requests waiting or running, served in turn with everyone else's.")
+
+
 def _header(service: DemoService) -> str:
     steps = ", ".join(map(str, service.steps_choices))
     return (f"# {TITLE}\n"
@@ -154,5 +164,5 @@ def _header(service: DemoService) -> str:
             f"The voice is matched against a library of {len(service.identities)} talking styles; they are "
             "synthetic (text-to-speech voices with generated faces), not recordings of real people. "
             f"Models: {steps} diffusion steps; running on **{service.talker.device}**."
-            + _withheld_note(service.withheld_steps)
+            + _withheld_note(service.withheld_steps) + f" {request_cost()}"
             + "".join(f"\n\n> ⚠ {problem}" for problem in service.talker.problems()))

@@ -1,14 +1,14 @@
 """The browser viewer's data: each head as one compact binary file, each result as compact curves.
 
-The page draws the head with three.js (``demo/static/viewer.js``: grids of heads sharing one
-WebGL renderer each; ``heads.js``: one head; ``live.js``: live frames; vendored three.js in
-``demo/static/vendor/``); everything it needs is served by the app from static folders, so it
-works offline and on a Space. A head is packed once into a file named by its content hash
-(:meth:`ViewerAssets.mesh_url`), so the browser fetches it once and keeps it; a result travels as
-its curves only, 52 channels x T frames of uint16 fixed point (1/65535 steps) in base64, about
-33 kB for 8 s. Every avatar, the default facecap head included, goes through
-:func:`core.face.mesh.load_face_mesh`, so the browser gets morph targets already in canonical
-ARKit order and never has to map names itself.
+The page draws the head with three.js (``demo/static/viewer.js``: takes and grids of heads on one
+clock; ``live_viewer.js``: the Live tab's head; ``stage.js``: one WebGL renderer per component;
+``heads.js``: one head; vendored three.js in ``demo/static/vendor/``); everything it needs is
+served by the app from static folders, so it works offline and on a Space. A head is packed once
+into a file named by its content hash (:meth:`ViewerAssets.mesh_url`), so the browser fetches it
+once and keeps it; a result travels as its curves only, 52 channels x T frames of uint16 fixed
+point (1/65535 steps) in base64, about 33 kB for 8 s. Every avatar, the default facecap head
+included, goes through :func:`core.face.mesh.load_face_mesh`, so the browser gets morph targets
+already in canonical ARKit order and never has to map names itself.
 
 Mesh file layout (little-endian): ``b"DTV1"``, uint32 header length, the JSON header (padded to
 4 bytes), then the arrays the header lists by offset: float32 positions and normals [V, 3],
@@ -23,7 +23,9 @@ import hashlib
 import io
 import json
 import struct
+import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from core.rates import SAMPLE_RATE
 
 STATIC_DIR = Path(__file__).parent / "static"
 MODULE = STATIC_DIR / "viewer.js"
+LIVE_MODULE = STATIC_DIR / "live_viewer.js"     # the Live tab's head
 MESH_MAGIC = b"DTV1"
 CURVE_SCALE = 65535
 
@@ -133,16 +136,25 @@ def wav_bytes(wave: np.ndarray) -> bytes:
 class ViewerAssets:
     """A folder of packed heads and of the takes' audio, served as static files.
 
+    A head's file is named by the sha256 of its content, and a mesh finds its file through a table
+    that forgets the mesh when it is freed (never through ``id(mesh)``, which Python hands to the
+    next object: a visitor would be shown another visitor's head). At most ``keep`` head files
+    stay besides the pinned ones (the default head): the least recently used go first, and a mesh
+    whose file went is packed again when it is next shown.
+
     The viewer plays the 16 kHz wave the curves were made from (:meth:`audio_url`), not the upload:
     formats the server decodes but browsers cannot play (amr, caf, wv, ac3) stay in sync with
     the head too. Audio files older than ``keep_seconds`` are deleted as new ones are written.
     """
 
-    def __init__(self, folder: str | Path, keep_seconds: float = 3600.0):
+    def __init__(self, folder: str | Path, keep_seconds: float = 3600.0, keep: int = 8):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.keep_seconds = keep_seconds
-        self._urls: dict[int, str] = {}
+        self.keep = keep
+        self._paths: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # mesh -> its file
+        self._pinned: set[Path] = set()
+        self._lock = threading.Lock()
 
     def audio_url(self, wave: np.ndarray) -> str:
         """The URL of ``wave`` (16 kHz mono) as a wav file, named by its content hash."""
@@ -155,7 +167,8 @@ class ViewerAssets:
         return file_url(self._write(f"audio-{hashlib.sha256(data).hexdigest()[:20]}.wav", data))
 
     def _write(self, name: str, data: bytes) -> Path:
-        """``data`` as ``folder/name``, written atomically (a file of that name is the same data)."""
+        """``data`` as ``folder/name``, written atomically (a file of that name is the same data;
+        it is touched: recently used)."""
         path = self.folder / name
         if path.is_file():
             path.touch()
@@ -165,13 +178,26 @@ class ViewerAssets:
             tmp.replace(path)
         return path
 
-    def mesh_url(self, mesh) -> str:
-        """The URL of ``mesh``'s file, written on first use (named by its sha256, so immutable)."""
-        key = id(mesh)
-        if key not in self._urls:
-            data = pack_mesh(mesh)
-            self._urls[key] = file_url(self._write(f"mesh-{hashlib.sha256(data).hexdigest()[:20]}.bin", data))
-        return self._urls[key]
+    def mesh_url(self, mesh, pin: bool = False) -> str:
+        """The URL of ``mesh``'s file, written on first use (named by its sha256, so immutable);
+        ``pin`` keeps the file for good (the default head, whose URL is in every new page)."""
+        with self._lock:
+            path = self._paths.get(mesh)
+            if path is not None and path.is_file():
+                path.touch()                        # recently used: the last to go
+            else:
+                data = pack_mesh(mesh)
+                path = self._paths[mesh] = self._write(f"mesh-{hashlib.sha256(data).hexdigest()[:20]}.bin", data)
+            if pin:
+                self._pinned.add(path)
+            self._forget_old()
+            return file_url(path)
+
+    def _forget_old(self) -> None:
+        files = sorted((p for p in self.folder.glob("mesh-*.bin") if p not in self._pinned),
+                       key=lambda p: p.stat().st_mtime_ns)
+        for old in files[:max(0, len(files) - self.keep)]:
+            old.unlink(missing_ok=True)
 
 
 # Scoped to the gr.HTML component (Gradio nests these rules under its id).
@@ -190,16 +216,18 @@ CSS = """
 .dt-seek { flex: 1; }
 .dt-time { font-variant-numeric: tabular-nums; font-size: 0.85rem; }
 .dt-status { font-size: 0.85rem; min-height: 1.2em; margin-top: 4px; }
+.dt-live-readout { font-size: 0.9rem; margin-top: 6px; min-height: 2.6em; font-variant-numeric: tabular-nums; }
 """
 
 
-def html_options(elem_id: str) -> dict:
-    """Keyword arguments of the ``gr.HTML`` that hosts a viewer.
+def html_options(elem_id: str, module: Path = MODULE) -> dict:
+    """Keyword arguments of the ``gr.HTML`` that hosts a viewer (the Live tab's head: ``module``
+    :data:`LIVE_MODULE`).
 
     The component's markup never changes, so Gradio keeps the canvas when a new value arrives;
     ``js_on_load`` imports the ES module once and hands it the component's props and ``watch``.
     """
-    module = json.dumps(file_url(MODULE))
+    module = json.dumps(file_url(module))
     return dict(
         value=None, elem_id=elem_id, elem_classes=["dt-viewer-host"], apply_default_css=False,
         html_template='<div class="dt-viewer"></div>',

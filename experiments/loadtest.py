@@ -35,6 +35,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def visitor(url: str, k: int = 0):
+    """A gradio client that the app takes for visitor ``k``: each visitor has its own share of the
+    model queue (demo.fairness), told apart by the address a proxy on this machine forwards."""
+    from gradio_client import Client
+    return Client(url, verbose=False, download_files=False,
+                  headers={"x-forwarded-for": f"10.0.{k // 250}.{k % 250 + 1}"})
+
+
 def time_to_curves(client, wav: Path, repeats: int) -> list[tuple[float, float]]:
     """(seconds to the first streamed output - matched identity, scores and curves -, seconds to the
     last - the video) for sequential ``/generate`` calls, measured from the submit."""
@@ -53,7 +61,7 @@ def time_to_curves(client, wav: Path, repeats: int) -> list[tuple[float, float]]
 
 
 def run(checkpoints: str, wav: Path, requests: int, latency_repeats: int = 5) -> dict:
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     from demo.housekeeping import configure_process
     configure_process()          # as app.main does, before gradio is imported
     from demo import service as demo_service
@@ -70,15 +78,15 @@ def run(checkpoints: str, wav: Path, requests: int, latency_repeats: int = 5) ->
                     **ui.LAUNCH_OPTIONS)
         url = f"http://127.0.0.1:{port}/"
         try:
-            def one(_):
-                client = Client(url, verbose=False, download_files=False)
+            def one(k):
+                client = visitor(url, k)             # N users, not one user with N requests
                 t0 = time.perf_counter()
                 client.predict(handle_file(str(wav)), 8, 0, 1, demo_service.AUTO, api_name="/generate")
                 return time.perf_counter() - t0
             warming.join(timeout=300)
-            first = time_to_curves(Client(url, verbose=False, download_files=False), wav, 1)[0]   # the first user
+            first = time_to_curves(visitor(url), wav, 1)[0]   # the first user
             one(0)                                  # warm-up: models, encoder and renderer loaded
-            latency = time_to_curves(Client(url, verbose=False, download_files=False), wav, latency_repeats)
+            latency = time_to_curves(visitor(url), wav, latency_repeats)
             before = rss_mb()
             t0 = time.perf_counter()
             with ThreadPoolExecutor(requests) as pool:

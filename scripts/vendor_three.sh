@@ -3,7 +3,7 @@
 # sha256 recorded in demo/static/vendor/VENDOR.md (`--write` records a new build instead).
 #
 # The file is three.js (core renderer + OrbitControls) bundled, tree-shaken and minified by
-# esbuild into one ES module that exports only what demo/static/viewer.js imports. three 0.187
+# esbuild into one ES module that exports only what demo/static/*.js import. three 0.187
 # ships no minified build, hence the bundling. Needs node + npm; nothing is installed outside a
 # temporary folder. The app itself never needs node: the built file is committed.
 set -euo pipefail

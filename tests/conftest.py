@@ -30,6 +30,14 @@ def toy_checkpoints(tmp_path):
     return tmp_path
 
 
+@pytest.fixture()
+def toy_talker(toy_checkpoints):
+    """A Talker on the toy checkpoints and the toy encoder."""
+    from core.inference.talker import Talker
+    from tests.helpers import ToyEncoder
+    return Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
+
+
 @pytest.fixture(scope="module")
 def whisper_checkpoints(tmp_path_factory):
     """A tiny teacher-4 + distilled-2 with the real Whisper encoder and identities a, b (one per module)."""

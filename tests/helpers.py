@@ -84,15 +84,32 @@ def make_tiny_checkpoints(root, identities=IDENTITIES, teacher_steps: int = 8) -
     build_manifest(root)
 
 
-def launch_app(root):
-    """Build the demo on the checkpoints in ``root`` and serve it in a background thread: (demo, url)."""
+def serve(demo) -> str:
+    """Serve ``demo`` in a background thread; its URL."""
     from demo import ui
     from experiments.loadtest import free_port
-    demo = ui.build_demo(root)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
                 **ui.LAUNCH_OPTIONS)
-    return demo, f"http://127.0.0.1:{port}/"
+    return f"http://127.0.0.1:{port}/"
+
+
+def launch_app(root):
+    """Build the demo on the checkpoints in ``root`` and serve it in a background thread: (demo, url)."""
+    from demo import ui
+    demo = ui.build_demo(root)
+    return demo, serve(demo)
+
+
+def tiny_service(tmp_path_factory, **options):
+    """A :class:`demo.service.DemoService` on tiny checkpoints, its request folders in a folder of
+    the test's (``options``: the service's, e.g. ``video_size``)."""
+    from demo import service as demo_service
+    root = tmp_path_factory.mktemp("checkpoints")
+    make_tiny_checkpoints(root)
+    talker, problem = demo_service.load_talker(root)
+    assert problem is None
+    return demo_service.DemoService(talker, workdir=tmp_path_factory.mktemp("work"), **options)
 
 
 def synthesise_speech(path, text: str = SENTENCE) -> None:
@@ -178,12 +195,21 @@ def write_take(folder, stem: str, seconds: float = 2.5, seed: int = 40):
     return wav, csv
 
 
-def page_event(client, demo, elem_id: str, event: str, *data, timeout: float | None = None):
+def page_event(client, demo, elem_id: str, event: str, *data, timeout: float | None = None,
+               warnings: list | None = None):
     """Call, as the page does, the event that component ``elem_id`` triggers (``"change"``,
     ``"click"`` ...), events that API clients are not offered included; same session as the
-    client's other calls (its gr.State values carry over). Returns the outputs, like predict."""
+    client's other calls (its gr.State values carry over). Returns the outputs, like predict;
+    the warnings the page showed meanwhile are added to ``warnings``."""
     ids = {block._id for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id}
     fn_index = next(index for index, fn in demo.fns.items()
                     if any(target in ids and name == event for target, name in fn.targets))
     client.endpoints[fn_index].is_valid = True
-    return client.submit(*data, fn_index=fn_index).result(timeout=timeout)
+    job = client.submit(*data, fn_index=fn_index)
+    outputs = job.result(timeout=timeout)
+    updates = job.communicator.updates          # every message of the event, the page's warnings included
+    while warnings is not None and not updates.empty():
+        log = getattr(updates.get_nowait(), "log", None)
+        if log and log[1] == "warning":
+            warnings.append(log[0])
+    return outputs

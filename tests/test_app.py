@@ -23,8 +23,7 @@ from core.arkit import ARKIT_NAMES, INDEX, NUM_BLENDSHAPES
 from core.inference.talker import Talker
 from demo import formatting, forms, housekeeping, page, plots, ui
 from demo import service as demo_service
-from experiments.loadtest import free_port
-from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, synthesise_speech, write_take
+from tests.helpers import IDENTITIES, launch_app, make_tiny_checkpoints, serve, synthesise_speech, write_take
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -294,10 +293,7 @@ def enrol_app(checkpoints, tmp_path_factory):
     root = tmp_path_factory.mktemp("enrol") / "checkpoints"
     shutil.copytree(checkpoints, root)
     demo = ui.build_demo(root, warm_up=False)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **ui.LAUNCH_OPTIONS)
-    yield root, f"http://127.0.0.1:{port}/"
+    yield root, serve(demo)
     demo.close()
 
 
@@ -352,6 +348,30 @@ def test_enroll_tab_adds_an_identity_that_generate_accepts(enrol_app, speech_wav
         client.predict(handle_file(str(speech_wav)), 4, 0, 1, "carol", api_name="/generate")
 
 
+HOSTILE_NAMES = ["[Session expired: sign in](https://example.com)", "line\nbreak", "evil\u202eexe.txt", "<b>bold</b>",
+                 "**loud**", "two  spaces", "`code`", "zero\u200bwidth", "#1", "a|b", "!", "nul\u0000", "-dash"]
+
+
+def test_enrolled_names_are_plain_and_shown_as_text(enrol_app, speech_wav, tmp_path):
+    """A name is shown to every visitor: a plain character set only, and Markdown shows it as text."""
+    from gradio_client import Client, handle_file
+    root, url = enrol_app
+    client = Client(url, verbose=False, download_files=False, httpx_kwargs={"timeout": 60})
+    takes = [write_take(tmp_path, f"take{k}", seed=50 + k) for k in range(2)]
+    wavs, csvs = [handle_file(str(w)) for w, _ in takes], [handle_file(str(c)) for _, c in takes]
+    for name in HOSTILE_NAMES:
+        with pytest.raises(Exception, match="may hold letters, digits, single spaces") as info:
+            client.predict(wavs, csvs, name, 10, api_name="/enroll")
+        assert "Traceback" not in str(info.value)
+    name = "Zoë_O'Neil-2"                                     # plain, and every punctuation mark it may hold
+    status = client.predict(wavs, csvs, name, 10, api_name="/enroll")
+    shown = "Zoë\\_O\\'Neil\\-2"                              # Markdown-escaped: no emphasis can form
+    assert f"**{shown}**" in status
+    summary = client.predict(handle_file(str(speech_wav)), [4], "0", "jaw/lips", name, api_name="/compare")[3]
+    assert f"style: **{shown}**" in summary
+    assert f"Removed **{shown}**" in client.predict(name, api_name="/remove_identity")
+
+
 def test_a_damaged_file_is_the_servers_problem_not_the_users():
     import gradio as gr
     from core.model.manifest import ChecksumError
@@ -386,6 +406,8 @@ def test_enrolment_is_off_on_a_public_space_unless_turned_on(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/diffusiontalker")
     assert not housekeeping.enrolment_allowed()
     assert "vanish when it restarts" in housekeeping.storage_note()
+    from core.identities.store import data_folder
+    assert str(data_folder()) not in housekeeping.storage_note()          # no server path on the page
     monkeypatch.setenv("DIFFUSIONTALKER_ENROLL", "1")
     assert housekeeping.enrolment_allowed()
 

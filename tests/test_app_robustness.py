@@ -20,8 +20,8 @@ from core.audio.decode import load_audio
 from experiments.robustness import make_cases
 from demo import service as demo_service
 from demo import ui
-from experiments.loadtest import free_port, rss_mb
-from tests.helpers import IDENTITIES, make_tiny_checkpoints, synthesise_speech
+from experiments.loadtest import free_port, rss_mb, visitor
+from tests.helpers import IDENTITIES, make_tiny_checkpoints, serve, synthesise_speech, tiny_service
 
 CONCURRENT = 8
 MAX_RSS_GROWTH_MB = 500
@@ -30,17 +30,10 @@ MAX_RSS_GROWTH_MB = 500
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """(url, service): the demo on tiny checkpoints, with its request folders in a known place."""
-    root = tmp_path_factory.mktemp("checkpoints")
-    make_tiny_checkpoints(root)
-    talker, problem = demo_service.load_talker(root)
-    assert problem is None
     # 128-pixel videos: rendering is the slowest stage, and its size changes nothing tested here
-    service = demo_service.DemoService(talker, workdir=tmp_path_factory.mktemp("requests"), video_size=128)
+    service = tiny_service(tmp_path_factory, video_size=128)
     demo = ui.build_demo(service=service)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **ui.LAUNCH_OPTIONS)
-    yield f"http://127.0.0.1:{port}/", service
+    yield serve(demo), service
     demo.close()
 
 
@@ -97,13 +90,13 @@ def test_queue_limits_concurrency_and_gradio_cache_is_swept(app):
 
 @pytest.mark.slow
 def test_simultaneous_requests_all_complete_correctly(app, client, short_wav):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
     url, service = app
     seconds = sf.info(str(short_wav)).duration
     check_outputs(client.predict(handle_file(str(short_wav)), 4, 0, 1, "auto", api_name="/generate"), seconds)
     before = rss_mb()   # after one request: models, encoder and renderer are loaded
 
-    clients = [Client(url, verbose=False, download_files=False) for _ in range(CONCURRENT)]
+    clients = [visitor(url, k) for k in range(CONCURRENT)]    # 8 visitors (each may have 2 requests at once)
     start = threading.Barrier(CONCURRENT)
     jobs = [(8 if k % 2 else 4, 100 + k, "auto" if k % 3 else IDENTITIES[k // 3])
             for k in range(CONCURRENT)]
@@ -220,3 +213,107 @@ def test_an_unwritable_cache_folder_stops_start_up_with_a_message(tmp_path):
     assert proc.returncode == 1
     assert "GRADIO_TEMP_DIR" in proc.stderr and "cannot be written" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --------------------------------------------------------------------------- server lifecycle
+
+def start_server(checkpoints, env: dict, tmp_path) -> tuple["subprocess.Popen", str]:
+    """``python app.py`` on ``checkpoints`` in a process of its own; (process, url) once it answers."""
+    import subprocess
+    import sys
+
+    import httpx
+    port = free_port()
+    log = open(tmp_path / f"server-{port}.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--checkpoints", str(checkpoints), "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+    url, deadline = f"http://127.0.0.1:{port}/", time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"the server did not start: {(tmp_path / f'server-{port}.log').read_text()[-2000:]}")
+
+
+def stop_server(proc, sig) -> None:
+    import signal as signals
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=60)
+    except Exception:
+        proc.send_signal(signals.SIGKILL)
+        raise
+
+
+@pytest.fixture(scope="module")
+def checkpoint_copy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt-copy")
+    make_tiny_checkpoints(root)
+    return root
+
+
+def test_a_server_stopped_with_sigterm_removes_its_folders(checkpoint_copy, tmp_path):
+    import signal
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    # The parent's cache setting is inherited, as from any app that starts this one.
+    proc, _ = start_server(checkpoint_copy, {**os.environ, "TMPDIR": str(temp)}, tmp_path)
+    work = list(temp.glob(f"diffusiontalker-demo-{proc.pid}-*"))
+    assert work and (temp / f"diffusiontalker-gradio-{proc.pid}").is_dir()
+    stop_server(proc, signal.SIGTERM)
+    assert not list(temp.glob("diffusiontalker-*")), list(temp.iterdir())
+
+
+def test_install_waits_for_the_apt_lock_instead_of_failing(tmp_path):
+    """scripts/install.sh with stand-in apt-get, dpkg, id and python3: apt-get fails as it does when
+    another apt holds the lock, unless told to wait for it."""
+    import shutil
+    import subprocess
+    repo, fake = tmp_path / "repo", tmp_path / "bin"
+    (repo / "scripts").mkdir(parents=True)
+    fake.mkdir()
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "scripts" / "install.sh", repo / "scripts")
+    (repo / "packages.txt").write_text("libegl1\n")
+    (repo / "requirements.txt").write_text("")
+    stand_ins = {
+        "apt-get": 'echo "$@" >> "$(dirname "$0")/apt.log"; [[ "$*" == *DPkg::Lock::Timeout=* ]] && exit 0; '
+                   'echo "E: Could not get lock /var/lib/dpkg/lock-frontend" >&2; exit 100',
+        "dpkg": "exit 1",                      # every package missing
+        "id": "echo 0",                        # root: no sudo
+        "python3": 'mkdir -p .venv/bin && printf "#!/bin/sh\\nexit 0\\n" > .venv/bin/python && chmod +x .venv/bin/python',
+    }
+    for name, body in stand_ins.items():
+        (fake / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+        (fake / name).chmod(0o755)
+    result = subprocess.run(["bash", "scripts/install.sh"], cwd=repo, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr
+    assert (fake / "apt.log").read_text().count("DPkg::Lock::Timeout") == 2      # update and install
+
+
+def test_each_visitor_has_a_bounded_share_of_the_model_queue(app, short_wav):
+    """One visitor's third simultaneous request is refused at once with a message; another visitor is served."""
+    from gradio_client import Client, handle_file
+    from demo.fairness import MAX_PER_CLIENT
+    # two visitors behind a proxy on this machine, told apart by the address it forwards
+    greedy, other = (Client(app[0], verbose=False, download_files=False, headers={"x-forwarded-for": address},
+                            httpx_kwargs={"timeout": 60}) for address in ("10.0.0.1", "10.0.0.2"))
+    jobs = [greedy.submit(handle_file(str(short_wav)), 4, k, 1, "auto", api_name="/generate")
+            for k in range(MAX_PER_CLIENT + 2)]
+    served = other.submit(handle_file(str(short_wav)), 4, 0, 1, "auto", api_name="/generate")
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=300)
+            outcomes.append("ok")
+        except Exception as err:
+            outcomes.append(str(err))
+    assert outcomes.count("ok") >= MAX_PER_CLIENT
+    refused = [o for o in outcomes if o != "ok"]
+    assert refused and all(f"each visitor may have {MAX_PER_CLIENT}" in o for o in refused), outcomes
+    matched, *_ = served.result(timeout=300)
+    assert matched

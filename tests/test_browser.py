@@ -9,6 +9,7 @@ tmp_path. Skipped without /usr/bin/chromium or the playwright package.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -385,9 +386,17 @@ def test_enrolment_shows_progress_and_holds_its_button_while_it_runs(page, tmp_p
     page.get_by_text("Remove an enrolled identity").click()
     page.click("#remove-name input")
     assert page.get_by_role("option", name="browser-voice", exact=True).count() == 1
+
+
 # --------------------------------------------------------------------------- the Live tab
 
 LIVE_VIEWER = f"({VIEWERS} || []).find(v => v.diagnostics().live)"
+
+
+READOUT_LOG = """window.__liveTexts = [];
+const log = () => { for (const sel of ['#live-latency', '#live-viewer .dt-live-readout']) {
+  const el = document.querySelector(sel); if (el) window.__liveTexts.push(el.innerText); } };
+new MutationObserver(log).observe(document.body, {subtree: true, childList: true, characterData: true});"""
 
 
 def test_live_tab_moves_the_head_while_the_microphone_streams(page):
@@ -395,6 +404,7 @@ def test_live_tab_moves_the_head_while_the_microphone_streams(page):
     page.get_by_role("tab", name="Live").click()
     # the microphone lists its devices once it is ready; a click before that may record nothing
     page.wait_for_function("document.querySelector('#live-microphone select option')", timeout=30_000)
+    page.evaluate(READOUT_LOG)
     for attempt in range(3):
         # Now and then headless Chromium's fake device records nothing after Record (no chunk is
         # ever uploaded, seen in about one run in three); then stop and record again.
@@ -412,14 +422,27 @@ def test_live_tab_moves_the_head_while_the_microphone_streams(page):
     # the weights change while live (waited for: a busy machine delivers frames in bursts)
     _wait_until(page, f"{LIVE_VIEWER}.state().weights.some((w, k) => Math.abs(w - {first}[k]) > 1e-3)")
     assert np.abs(np.subtract(page.evaluate(f"{LIVE_VIEWER}.state().weights"), first)).max() > 1e-3
-    _wait_until(page, "document.querySelector('#live-latency').innerText.includes('p50')")
+    # the readout under the head says what the user gets: delay from microphone to face, frames drawn
+    _wait_until(page, "document.querySelector('#live-viewer .dt-live-readout').innerText.includes('Mic to face')")
+    readout = page.inner_text("#live-viewer .dt-live-readout")
+    assert "frames drawn per second" in readout and "audio skipped" in readout and "talking style" in readout
+    # a live head has no take to play: no play bar, no "0.00 / 0.00 s"
+    assert page.locator("#live-viewer .dt-seek, #live-viewer .dt-play").count() == 0
+    assert "0.00 / 0.00" not in page.inner_text("#live-viewer")
     page.click("#live-microphone button.stop-button")
     _wait_until(page, "document.querySelector('#live-latency').innerText.includes('Stopped')")
+    # after Stop the mouth closes and the face rests
+    _wait_until(page, f"{LIVE_VIEWER}.diagnostics().live.resting")
+    assert max(page.evaluate(f"{LIVE_VIEWER}.state().weights")) < 1e-3
     received = page.evaluate(f"{LIVE_VIEWER}.diagnostics().live.received")
     assert received >= 6 and not _errors(page)
     # every drawn live frame is logged with its stream index and page time (mic-to-face latency)
     shown = page.evaluate(f"{LIVE_VIEWER}.diagnostics().live.shown")
     assert len(shown) >= 2 and all(b[0] > a[0] and b[1] >= a[1] for a, b in zip(shown, shown[1:]))
+    # nothing raw ever showed: no None/null/NaN for the identity before the match, no Gradio timer
+    texts = page.evaluate("window.__liveTexts")
+    assert texts and not [t for t in texts if re.search(r"\b(None|null|undefined|NaN)\b", t)], texts
+    assert not [t for t in texts if re.search(r"(^|\s)\d+(\.\d+)?s(\s|$)", t)], texts
 
 
 # --------------------------------------------------------------------------- first use (layout, timing)

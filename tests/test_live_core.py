@@ -10,8 +10,7 @@ import soundfile as sf
 from core.audio.decode import AudioError, read_chunk
 from core.audio.resample import StreamingResampler, resample
 from core.inference.streaming import MAX_PLANS, Stream
-from core.inference.talker import Talker
-from tests.helpers import ToyEncoder, toy_clip
+from tests.helpers import toy_clip
 from tests.live_http import tone, wav_bytes
 
 
@@ -69,12 +68,7 @@ def test_chunks_are_bounded_before_they_are_decoded(tmp_path, monkeypatch):
         read_chunk(big, 2.0, 10**6)
 
 
-# --------------------------------------------------------------------------- the stream and a session
-
-@pytest.fixture()
-def toy_talker(toy_checkpoints):
-    return Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())
-
+# --------------------------------------------------------------------------- the stream
 
 def test_a_long_chunk_is_decoded_in_bounded_batches(toy_talker):
     audio = toy_clip(1, 2, seconds=4.0).audio

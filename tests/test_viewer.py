@@ -178,8 +178,9 @@ def test_the_vendored_three_js_is_the_recorded_build_and_exports_what_the_viewer
     assert hashlib.sha256(bundle.encode()).hexdigest() == recorded          # scripts/vendor_three.sh rebuilds it
     assert (vendor / "LICENSE-three.txt").read_text().startswith("The MIT License")
     exported = set(re.findall(r"\w+ as (\w+)", re.search(r"export\{([^}]*)\}", bundle).group(1)))
-    source = viewer.MODULE.read_text()
-    imported = set(re.findall(r"\w+", re.search(r"import \{([^}]*)\} from \"\./vendor/three-viewer\.min\.js\"",
-                                                 source).group(1)))
+    sources = [path.read_text() for path in viewer.STATIC_DIR.glob("*.js")]     # viewer.js and the modules it uses
+    imported = {name for source in sources
+                for found in re.findall(r"import \{([^}]*)\} from \"\./vendor/three-viewer\.min\.js\"", source)
+                for name in re.findall(r"\w+", found)}
     assert imported <= exported and imported
-    assert not re.search(r"https?://", source)                              # no CDN: everything comes from the app
+    assert not any(re.search(r"https?://", source) for source in sources)  # no CDN: everything comes from the app

@@ -1,6 +1,6 @@
 // One head of a viewer: its scene, camera and orbit controls, the curves it plays and the frame
-// it last showed. Heads draw into their grid's one WebGL renderer, each in its own rectangle
-// (viewer.js); the packed mesh is fetched once per URL and shared by every head that shows it.
+// it last showed. Heads draw into their component's one WebGL renderer, each in its own rectangle
+// (stage.js); the packed mesh is fetched once per URL and shared by every head that shows it.
 // Data formats are written by demo/viewer.py (mesh file layout and curve encoding documented there).
 import {
   AmbientLight, BufferAttribute, BufferGeometry, Color, DirectionalLight, DoubleSide, HemisphereLight,
@@ -128,6 +128,11 @@ export class Head {
     this.curves = curves;
     this.frames = frames;
     Object.assign(this.counters, { shownAt: null, movedAt: null, firstFrame: null, movedFrame: null });
+    this.dirty = true;
+  }
+  showWeights(weights) {  // one frame to show (the live head's frames come one at a time)
+    this.curves = weights;
+    this.frames = 1;
     this.dirty = true;
   }
   setAspect(width, height) {

@@ -1,0 +1,196 @@
+// The Live tab's head: ARKit-52 frames streamed by the server (demo/live.py: live_value) drawn
+// at the page's own pace. Frames arrive in blocks (one per encoder hop, a larger one when the
+// server catches up); a playhead runs at real time a little behind the newest frame (about one
+// block, so that the motion is smooth) and each draw shows the frame under it: a slow page draws
+// fewer frames but never falls behind the voice, and a slow software WebGL draws fewer pixels.
+// The readout under the head is what the user experiences: the delay from microphone to drawn
+// face, frames drawn per second, audio the server never got (if any) and the talking style.
+// After Stop the face eases to rest. A Stage (stage.js) with one head and no play bar: the head
+// is reachable as window.diffusionTalkerViewers[i] like every head; diagnostics().live holds
+// the stream's counters.
+import { decodeCurves } from "./heads.js";
+import { Stage, mountStage } from "./stage.js";
+
+const FPS = 30;
+const KEPT_FRAMES = 300;       // frames kept for drawing (10 s); older ones are dropped
+const SHOWN_KEPT = 9000;       // (frame, page ms) of the last 5 minutes drawn, for latency measurements
+const MAX_LAG = 0.6;           // seconds the playhead may trail its target before it jumps ahead
+const REST_SECONDS = 0.35;     // after Stop the face eases to rest in this time
+const READOUT_MS = 500;        // readout refresh
+const LATENCY_WINDOW_MS = 5000;
+const TARGET_FPS = 20;         // below this while frames flow, the canvas renders fewer pixels
+const MIN_SCALE = 0.4;
+
+function percentile(values, q) {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+class LiveViewer extends Stage {
+  constructor(root) {
+    super(root, {
+      below: `<div class="dt-live-readout" aria-live="polite">The head follows your voice once you press Record.</div>`,
+      minScale: MIN_SCALE,
+    });
+    this.readout = root.querySelector(".dt-live-readout");
+    this.layout([""], 1);
+    this.head = this.heads[0];
+    this.reset();
+  }
+
+  reset() {
+    this.frames = new Map();       // stream frame index -> weights
+    this.newest = -1;
+    this.received = 0;
+    this.skippedFrames = 0;        // received but never drawn (the page was too slow for them)
+    this.playhead = null;          // in frames
+    this.lag = 3;                  // frames the playhead trails the newest (about one block)
+    this.lastTick = null;
+    this.shownFrame = -1;
+    this.shown = [];
+    this.latencies = [];           // [page ms, mic-to-face ms]
+    this.draws = [];               // page ms of recent draws (frames per second)
+    this.info = {};
+    this.skew = Infinity;          // page clock - server clock (plus the fastest download), ms
+    this.ended = false;
+    this.rest = null;              // {from: weights, at: ms} while the face eases to rest
+    this.head.showWeights(new Float32Array(52));
+  }
+
+  async show(value) {
+    if (!value || this.disposed) return;
+    if (!value.live) return this.showMesh(value.mesh);     // the first value: the head alone
+    if (value.reset) this.reset();
+    const now = performance.now();
+    this.skew = Math.min(this.skew, performance.timeOrigin + now - value.sent);
+    if (value.info) this.info = value.info;
+    if (value.frames) {
+      const curves = decodeCurves(value.curves, value.frames);
+      for (let f = 0; f < value.frames; f++) this.frames.set(value.first + f, curves.subarray(f * 52, f * 52 + 52));
+      this.lag += 0.2 * (Math.min(value.frames, 15) - this.lag);   // about one block behind the newest
+      this.newest = Math.max(this.newest, value.first + value.frames - 1);
+      this.received += value.frames;
+      for (const index of this.frames.keys()) if (index < this.newest - KEPT_FRAMES) this.frames.delete(index);
+    }
+    if (value.end) this.ended = true;
+    await this.showMesh(value.mesh);
+  }
+
+  // The frame to show now: the playhead runs at real time, a little faster when it trails its
+  // target (newest - lag) and slower when ahead; far behind, it jumps; it never passes the newest.
+  advance(now) {
+    if (this.newest < 0) return null;
+    const target = this.newest - this.lag;
+    if (this.playhead === null) this.playhead = Math.max(0, target);
+    const dt = this.lastTick === null ? 0 : (now - this.lastTick) / 1000;
+    const speed = 1 + Math.max(-0.5, Math.min(0.5, (target - this.playhead) / FPS));
+    this.playhead += dt * FPS * speed;
+    if (this.playhead < target - MAX_LAG * FPS) this.playhead = target;
+    if (this.ended && this.playhead < this.newest - MAX_LAG * FPS) this.playhead = this.newest;
+    this.playhead = Math.min(this.playhead, this.newest);
+    let frame = Math.floor(this.playhead + 1e-6);
+    while (frame > 0 && !this.frames.has(frame)) frame -= 1;
+    return this.frames.has(frame) ? frame : null;
+  }
+
+  tick(now) {
+    const frame = this.advance(now);
+    this.lastTick = now;
+    if (frame !== null && frame !== this.shownFrame) {
+      if (this.shownFrame >= 0 && frame > this.shownFrame + 1) this.skippedFrames += frame - this.shownFrame - 1;
+      this.head.showWeights(this.frames.get(frame));
+      this.shownFrame = frame;
+      this.record(frame, now);
+    } else if (this.ended && frame !== null && frame === this.newest) {
+      this.easeToRest(now);
+    }
+    this.drawHeads(() => 0);
+    if (!this.nextReadout || now >= this.nextReadout) { this.nextReadout = now + READOUT_MS; this.updateReadout(now); }
+  }
+
+  record(frame, now) {
+    // (stream frame index, page time it was drawn); mic-to-face = drawn - (recording start + index / fps)
+    this.shown.push([frame, now]);
+    if (this.shown.length > SHOWN_KEPT) this.shown.shift();
+    if (this.info.audioStart != null && Number.isFinite(this.skew)) {
+      const spoken = this.info.audioStart + this.skew + (frame * 1000) / FPS;
+      this.latencies.push([now, performance.timeOrigin + now - spoken]);
+    }
+    this.draws.push(now);
+  }
+
+  easeToRest(now) {  // after Stop: from the last frame to the face at rest
+    if (!this.rest) this.rest = { from: Float32Array.from(this.head.weights), at: now };
+    if (this.rest.done) return;
+    const t = Math.min(1, (now - this.rest.at) / (REST_SECONDS * 1000));
+    const k = 1 - t * t * (3 - 2 * t);
+    this.head.showWeights(this.rest.from.map((w) => w * k));
+    this.rest.done = t >= 1;
+  }
+
+  drawRate(now) {
+    this.draws = this.draws.filter((t) => now - t < 2000);
+    const span = this.draws.length > 1 ? now - this.draws[0] : 0;
+    return span > 500 ? (1000 * (this.draws.length - 1)) / span : null;
+  }
+
+  figures(now) {
+    this.latencies = this.latencies.filter(([t]) => now - t < LATENCY_WINDOW_MS);
+    const ms = this.latencies.map(([, v]) => v);
+    return { latencyMs: percentile(ms, 0.5), latencyP95Ms: percentile(ms, 0.95), fps: this.drawRate(now),
+             skipped: this.info.skipped || 0 };
+  }
+
+  updateReadout(now) {
+    const f = this.figures(now);
+    if (f.fps !== null && !this.ended && f.fps < TARGET_FPS) this.lowerResolution();   // too few drawn while frames flow
+    if (this.newest < 0 && !this.ended) {
+      if (this.info.heard != null) {
+        this.setReadout(`Listening... the first frames come once ${this.info.heard.toFixed(1)} s of speech and the look-ahead are in.`);
+      }
+      return;
+    }
+    const parts = [];
+    if (f.latencyMs !== null) parts.push(`Mic to face ${(f.latencyMs / 1000).toFixed(2)} s (median of the last ${LATENCY_WINDOW_MS / 1000} s)`);
+    if (f.fps !== null && !this.ended) parts.push(`${f.fps.toFixed(0)} frames drawn per second`);
+    parts.push(f.skipped >= 0.2 ? `${f.skipped.toFixed(1)} s of audio skipped` : "no audio skipped");
+    if (this.info.identity) parts.push(`talking style: ${this.info.identity}`);
+    if (this.info.heard != null) parts.push(`${this.info.heard.toFixed(1)} s heard`);
+    this.setReadout((this.ended ? "Stopped. " : "") + parts.join(" · "));
+  }
+
+  setReadout(text) {
+    if (this.readout.textContent !== text) this.readout.textContent = text;
+  }
+
+  api(head) {
+    const viewer = this, base = super.api(head);
+    return {
+      ...base,
+      play: () => Promise.resolve(),      // a live stream plays by itself
+      pause: () => {},
+      seek: () => {},
+      state: () => ({
+        frame: Math.max(0, viewer.shownFrame), frames: viewer.newest + 1, time: Math.max(0, viewer.shownFrame) / FPS,
+        playing: viewer.newest >= 0 && !viewer.ended, weights: Array.from(head.weights), label: "Live",
+        missing: viewer.missing, ready: Boolean(head.mesh),
+      }),
+      diagnostics: () => {
+        const f = viewer.figures(performance.now());
+        return {
+          ...base.diagnostics(),
+          live: { received: viewer.received, dropped: viewer.skippedFrames, queued: Math.max(0, viewer.newest - viewer.shownFrame),
+                  shown: viewer.shown.slice(), latencyMs: f.latencyMs, latencyP95Ms: f.latencyP95Ms, fps: f.fps,
+                  skipped: f.skipped, ended: viewer.ended, resting: Boolean(viewer.rest && viewer.rest.done),
+                  readout: viewer.readout.textContent },
+        };
+      },
+    };
+  }
+}
+
+// Called by the gr.HTML component's js_on_load (demo/viewer.py: html_options with LIVE_MODULE).
+export function mount(root, props, watch) {
+  mountStage(LiveViewer, root, props, watch);
+}
