@@ -95,7 +95,5 @@ def test_three_seeds_differ_in_the_upper_face_more_than_in_the_lips(seed_curves)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the shipped models' blink channels wobble but never close the eye "
-                                       "(docs/DECISIONS.md \"The seed must matter\": what is still missing)")
 def test_each_seed_blinks_at_least_once_in_ten_seconds(seed_curves):
     assert all(_blinks(c) >= 1 for c in seed_curves), [_blinks(c) for c in seed_curves]

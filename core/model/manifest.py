@@ -124,12 +124,13 @@ def build_manifest(root: str | Path, fp16: bool = False) -> dict:
 
 
 def record_metrics(root: str | Path, metrics_by_name: dict[str, dict]) -> None:
-    """Store evaluation metrics in the manifest entries (does not touch the checksums)."""
+    """Add evaluation metrics to the manifest entries, keeping the others (the tables' figures
+    beside the seed check); does not touch the checksums."""
     root = Path(root)
     manifest = read_manifest(root)
     for entry in manifest["models"]:
         if entry["name"] in metrics_by_name:
-            entry["metrics"] = metrics_by_name[entry["name"]]
+            entry["metrics"] = {**entry.get("metrics", {}), **metrics_by_name[entry["name"]]}
     (root / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
 
 

@@ -230,8 +230,7 @@ def record_seed_checks(root: Path, results: dict) -> None:
     teacher = max(results, key=lambda name: results[name]["steps"])
     verdicts = {name: U.seed_verdict(r["synthetic"], None if name == teacher else results[teacher]["synthetic"])
                 for name, r in results.items()}
-    record_metrics(root, {entry["name"]: {**entry.get("metrics", {}), "seed_check": verdicts[entry["name"]]}
-                          for entry in read_manifest(root)["models"] if entry["name"] in verdicts})
+    record_metrics(root, {name: {"seed_check": verdict} for name, verdict in verdicts.items()})
     for name, verdict in verdicts.items():
         print(name, json.dumps(verdict))
 
