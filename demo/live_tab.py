@@ -93,7 +93,7 @@ def start(tab: LiveTab, steps, identity, ticket: Ticket | None, request: gr.Requ
     _close(tab, ticket)
     with errors_shown():
         ticket = _enter(tab, steps, identity, request)
-        place = tab.line.position(ticket.number)
+        place = tab.line.position(ticket.number, chunk=False)     # the recorder has not sent anything yet
         if place == 0:
             ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity)
     return {tab.ticket: ticket, tab.face: live_value(NO_FRAMES, 0, _mesh_url(tab.service), reset=True),
