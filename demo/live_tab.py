@@ -78,7 +78,10 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
     tab = LiveTab(service, LiveLine(limit=live.MAX_LIVE_SESSIONS), face, readout, gr.State())
 
     outputs = [tab.ticket, face, readout]
-    quiet = dict(concurrency_limit=None, show_progress="hidden", api_visibility="private")   # no Gradio timer
+    # No Gradio timer in the readout: Gradio 6 still shows one on an output with show_progress="hidden",
+    # so the progress goes to the ticket (a State, never drawn).
+    quiet = dict(concurrency_limit=None, show_progress="hidden", show_progress_on=[tab.ticket],
+                 api_visibility="private")
     microphone.start_recording(bind(start, tab), inputs=[steps, identity, tab.ticket], outputs=outputs, **quiet)
     microphone.stream(bind(chunk, tab), inputs=[microphone, tab.ticket, steps, identity], outputs=outputs,
                       stream_every=CHUNK_SECONDS, time_limit=MAX_LIVE_SECONDS + 60, concurrency_id="live", **quiet)
