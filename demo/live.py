@@ -233,16 +233,19 @@ class Place:
     client: str
     since: float = field(default_factory=time.monotonic)    # in line since / streaming since
     last: float = field(default_factory=time.monotonic)     # the last chunk or start
+    heard: bool = False                                     # a chunk came (until then the page may still be starting)
 
 
 class LiveLine:
     """Who may stream: at most ``limit`` sessions at once, the others in line (first come, first
-    served), one place per client; a stream silent for ``stale`` seconds leaves, and a session
-    whose turn lasted ``turn`` seconds while others wait ends at its next chunk."""
+    served), one place per client; a stream silent for ``stale`` seconds leaves (``first_wait``
+    before its first chunk: a busy page takes a while to start its recorder), and a session whose
+    turn lasted ``turn`` seconds while others wait ends at its next chunk."""
 
     def __init__(self, limit: int = MAX_LIVE_SESSIONS, stale: float = STALE_SECONDS, turn: float = TURN_SECONDS,
-                 max_waiting: int = MAX_WAITING):
+                 max_waiting: int = MAX_WAITING, first_wait: float = FIRST_CHUNK_WAIT):
         self.limit, self.stale, self.turn, self.max_waiting = limit, stale, turn, max_waiting
+        self.first_wait = max(stale, first_wait)
         self._active: dict[int, Place] = {}
         self._waiting: dict[int, Place] = {}       # in order of arrival
         self._tickets = itertools.count(1)
@@ -264,9 +267,9 @@ class LiveLine:
             self._promote()
             return ticket
 
-    def position(self, ticket: int) -> int:
-        """0: this ticket may stream; n: n-th in line. Counts as a sign of life. ValueError: gone
-        (it went silent, or its turn is over and others wait)."""
+    def position(self, ticket: int, chunk: bool = True) -> int:
+        """0: this ticket may stream; n: n-th in line. Counts as a sign of life (``chunk``: audio
+        came). ValueError: gone (it went silent, or its turn is over and others wait)."""
         with self._lock:
             self._sweep()
             self._promote()
@@ -278,10 +281,11 @@ class LiveLine:
                     self._promote()
                     raise ValueError(f"Your live turn is over ({self.turn / 60:.0f} minutes) and others are "
                                      "waiting; press Record to line up again.")
-                place.last = now
+                place.last, place.heard = now, place.heard or chunk
                 return 0
             if ticket in self._waiting:
-                self._waiting[ticket].last = now
+                place = self._waiting[ticket]
+                place.last, place.heard = now, place.heard or chunk
                 return list(self._waiting).index(ticket) + 1
             raise ValueError("This live stream lost its place (no audio came for a while); press Record again.")
 
@@ -300,7 +304,7 @@ class LiveLine:
     def _sweep(self) -> None:
         now = time.monotonic()
         for places in (self._active, self._waiting):
-            for ticket in [t for t, p in places.items() if now - p.last > self.stale]:
+            for ticket in [t for t, p in places.items() if now - p.last > (self.stale if p.heard else self.first_wait)]:
                 del places[ticket]
 
     def _promote(self) -> None:

@@ -78,7 +78,10 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
     tab = LiveTab(service, LiveLine(limit=live.MAX_LIVE_SESSIONS), face, readout, gr.State())
 
     outputs = [tab.ticket, face, readout]
-    quiet = dict(concurrency_limit=None, show_progress="hidden", api_visibility="private")   # no Gradio timer
+    # No Gradio timer in the readout: Gradio 6 still shows one on an output with show_progress="hidden",
+    # so the progress goes to the ticket (a State, never drawn).
+    quiet = dict(concurrency_limit=None, show_progress="hidden", show_progress_on=[tab.ticket],
+                 api_visibility="private")
     microphone.start_recording(bind(start, tab), inputs=[steps, identity, tab.ticket], outputs=outputs, **quiet)
     microphone.stream(bind(chunk, tab), inputs=[microphone, tab.ticket, steps, identity], outputs=outputs,
                       stream_every=CHUNK_SECONDS, time_limit=MAX_LIVE_SECONDS + 60, concurrency_id="live", **quiet)
@@ -93,7 +96,7 @@ def start(tab: LiveTab, steps, identity, ticket: Ticket | None, request: gr.Requ
     _close(tab, ticket)
     with errors_shown():
         ticket = _enter(tab, steps, identity, request)
-        place = tab.line.position(ticket.number)
+        place = tab.line.position(ticket.number, chunk=False)     # the recorder has not sent anything yet
         if place == 0:
             ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity)
     return {tab.ticket: ticket, tab.face: live_value(NO_FRAMES, 0, _mesh_url(tab.service), reset=True),

@@ -85,6 +85,14 @@ def test_the_line_is_first_come_first_served_one_place_per_client():
     with pytest.raises(ValueError, match="waiting already"):
         full = LiveLine(limit=1, max_waiting=1)
         full.enter("x"), full.enter("y"), full.enter("z")
+    starting = LiveLine(limit=1, stale=0.2, first_wait=5)
+    e = starting.enter("e")
+    assert starting.position(e, chunk=False) == 0     # Record: the page's recorder has sent nothing yet ...
+    time.sleep(0.5)
+    assert starting.position(e) == 0                  # ... and a busy page's first chunk still finds its place;
+    time.sleep(0.5)
+    with pytest.raises(ValueError, match="lost its place"):
+        starting.position(e)                          # from then on silence counts from `stale`
 
 
 def test_a_client_is_its_address_or_the_one_its_proxy_reports():
