@@ -93,8 +93,9 @@ class CarriedDecoding:
         self.carried.biases = self.decoder.step_biases(feature)    # the same carried states
 
     def predictor(self, audio: torch.Tensor, count: int):
-        """(x0_fn, first row kept) for the next ``count`` frames of projected ``audio`` [n, A]."""
-        return self.carried.predictor(audio[:count].float().numpy()[:, None]), 0
+        """(x0_fn, rows before the ``count`` frames kept, rows decoded) for the next ``count`` frames of
+        projected ``audio`` [n, A]."""
+        return self.carried.predictor(audio[:count].float().numpy()[:, None]), 0, count
 
     def remember(self, audio: torch.Tensor, count: int) -> None:
         pass
@@ -118,7 +119,7 @@ class WindowedDecoding:
 
         def x0(x_t: np.ndarray, t: int) -> np.ndarray:
             return x0_fn(torch.from_numpy(x_t).transpose(0, 1), torch.tensor([t])).transpose(0, 1).numpy()
-        return x0, len(self.past)
+        return x0, len(self.past), len(self.past) + len(audio)
 
     def remember(self, audio: torch.Tensor, count: int) -> None:
         self.past = torch.cat([self.past, audio[:count]])[-self.context:]
@@ -287,8 +288,7 @@ class Stream:
             self._frames.set_identity(model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0])
             self._identity_set = True
         audio = model.project_audio(torch.from_numpy(feats)[None])[0]
-        x0_fn, keep = self._frames.predictor(audio, count)
-        rows = keep + (len(audio) if model.config.bidirectional else count)
+        x0_fn, keep, rows = self._frames.predictor(audio, count)
         first = self._emitted - keep
 
         def noise(draw: int) -> np.ndarray:

@@ -12,8 +12,6 @@ at zero, so the widened network's output equals the causal one's until training 
 """
 from __future__ import annotations
 
-import torch
-
 from core.model.network import DiffusionTalker
 
 
@@ -22,7 +20,7 @@ def widen_to_bidirectional(causal: DiffusionTalker, wide: DiffusionTalker) -> No
     if causal.config.bidirectional or not wide.config.bidirectional:
         raise ValueError("widening goes from a causal model to a bidirectional one")
     source = causal.state_dict()
-    target = wide.state_dict()
+    target = wide.state_dict()                          # views of wide's parameters: copies land in them
     hidden = wide.config.hidden
     for name, value in target.items():
         if name.endswith("_reverse"):
@@ -35,5 +33,3 @@ def widen_to_bidirectional(causal: DiffusionTalker, wide: DiffusionTalker) -> No
             value[:, :hidden].copy_(old)
         else:
             raise ValueError(f"cannot widen {name}: {tuple(old.shape)} -> {tuple(value.shape)}")
-    with torch.no_grad():
-        wide.load_state_dict(target)
