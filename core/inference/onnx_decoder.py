@@ -99,11 +99,11 @@ class OnnxDecoder:
         steps = model.config.steps
         workers = min(torch.get_num_threads(), steps)
         if model.config.bidirectional or workers < 2 or not rows_share_clip:
-            return sample(model.schedule, self.bind(cond), seeds, frames, method=method)
+            return sample(model.schedule, self.bind(cond), seeds, frames, method=method, channels=model.config.channels)
         audio, ident = cond
 
         def noise(draw: int, first: int, stop: int) -> np.ndarray:            # time-major [n, K, 52]
-            return np.ascontiguousarray(seeds_noise(seeds, draw, first, stop).transpose(1, 0, 2))
+            return np.ascontiguousarray(seeds_noise(seeds, draw, first, stop, model.config.channels).transpose(1, 0, 2))
 
         out = StepPipeline(self.stateful_session(), model.config.layers, model.config.hidden, workers).run(
             audio[0].float().cpu().numpy()[:, None], frames, self.step_biases(ident[0]),

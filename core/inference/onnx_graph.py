@@ -8,8 +8,8 @@ from the torch weights when a model is loaded (milliseconds); nothing extra is s
 :mod:`core.inference.onnx_decoder` runs it.
 
 Layout: time-major, as the ONNX GRU wants it.  Inputs ``audio`` [F, B, audio_proj_dim],
-``x_t`` [F, B, 52] and ``bias0`` [directions, 6H] (the first GRU layer's bias with the identity
-and step contributions folded in); output ``x0`` [F, B, 52].  PyTorch orders the GRU gates
+``x_t`` [F, B, C] and ``bias0`` [directions, 6H] (the first GRU layer's bias with the identity
+and step contributions folded in); output ``x0`` [F, B, C] (C: the model's channels, 52 or 55).  PyTorch orders the GRU gates
 (r, z, n), ONNX (z, r, h); ``linear_before_reset=1`` is PyTorch's formulation.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.arkit import NUM_BLENDSHAPES
 from core.model.network import DiffusionTalker
 
 OPSET = 17
@@ -102,10 +101,10 @@ def decoder_graph(model: DiffusionTalker, stateful: bool = False) -> bytes:
     graph = helper.make_graph(
         nodes, "diffusiontalker_decoder",
         [helper.make_tensor_value_info("audio", floats, ["frames", "batch", c.audio_proj_dim]),
-         helper.make_tensor_value_info("x_t", floats, ["frames", "batch", NUM_BLENDSHAPES]),
+         helper.make_tensor_value_info("x_t", floats, ["frames", "batch", c.channels]),
          helper.make_tensor_value_info("bias0", floats, [len(directions), 6 * c.hidden])]
         + [helper.make_tensor_value_info(f"h0_{i}", floats, [1, "batch", c.hidden]) for i in range(c.layers) if stateful],
-        [helper.make_tensor_value_info("x0", floats, ["frames", "batch", NUM_BLENDSHAPES])]
+        [helper.make_tensor_value_info("x0", floats, ["frames", "batch", c.channels])]
         + [helper.make_tensor_value_info(f"h_{i}", floats, [1, "batch", c.hidden]) for i in range(c.layers) if stateful],
         inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

@@ -39,7 +39,7 @@ class TorchDecoder:
                method: str, *, rows_share_clip: bool) -> torch.Tensor:
         model = self.model
         return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), seeds, frames,
-                      method=method, device=cond[0].device)
+                      method=method, device=cond[0].device, channels=model.config.channels)
 
 
 class ModelRegistry:

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.arkit import ARKIT_NAMES, LIP_INDICES
+from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.speech_check import SpeechCheck
+from core.head_pose import HEAD_NAMES, from_channels
+from core.inference.controls import Controls
 from core.inference.registry import ModelRegistry
 from core.inputs import MAX_SEED, matched_from_voice, whole_number
 from core.model.network import from_model_space
@@ -39,6 +41,14 @@ class Generation:
     speech: SpeechCheck | None = None       # the voice-activity check, when one was asked for
     wave: np.ndarray | None = None          # the 16 kHz audio the curves were made from (what a page should play);
                                             # None when the features were given
+    head: np.ndarray | None = None          # float32 [K, frames, 3] head yaw/pitch/roll in radians (core/head_pose.py);
+                                            # zeros from a model without head motion or with it switched off
+    controls: Controls = field(default_factory=Controls)   # the emotion, strengths and head switch it was made with
+    head_names: tuple[str, ...] = HEAD_NAMES
+
+    def __post_init__(self):
+        if self.head is None:
+            self.head = np.zeros(self.blendshapes.shape[:2] + (len(HEAD_NAMES),), np.float32)
 
     @property
     def frames(self) -> int:
@@ -56,7 +66,7 @@ class Talker(ModelRegistry):
     @torch.inference_mode()
     def generate(self, audio, steps: int = 8, seed: int = 0, identity: str | None = None, num_samples: int = 1,
                  sampler: str | None = None, features: np.ndarray | None = None,
-                 speech_check: "bool | SpeechCheck" = False) -> Generation:
+                 speech_check: "bool | SpeechCheck" = False, controls: Controls | None = None) -> Generation:
         """Curves for ``audio``; ``identity=None`` uses the identity matched from the voice.
 
         Sample k uses seed ``seed + k`` (independent of ``num_samples``).  ``sampler`` overrides
@@ -66,9 +76,13 @@ class Talker(ModelRegistry):
         speech, and in clips that do, the lips are closed in the pauses between phrases (a
         :class:`SpeechCheck` already made for this audio is used as it is).
         The evaluation measures the model alone (``speech_check=False``, the default).
+        ``controls`` (:class:`~core.inference.controls.Controls`) sets the emotion and its intensity,
+        the upper/lower face strengths and whether the head moves; a model trained without
+        emotions refuses any but neutral.
         ``audio`` is decoded once (a 16 kHz float array is taken as decoded); the result's
         ``wave`` is that 16 kHz audio, so a page can play exactly what the curves follow.
         """
+        controls = controls or Controls()
         num_samples = whole_number(num_samples, "num_samples", 1, MAX_BATCH)
         seed = whole_number(seed, "the seed", 0, MAX_SEED)
         steps = self.check_steps(steps)
@@ -85,17 +99,23 @@ class Talker(ModelRegistry):
         timings["match"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         batch_audio = audio_t.unsqueeze(0).expand(num_samples, -1, -1)
-        cond = model.condition(batch_audio, ids)
+        emotion = torch.from_numpy(controls.emotion_vector).to(self.device).expand(num_samples, -1)
+        cond = model.condition(batch_audio, ids, emotion=emotion)
         seeds = [seed + k for k in range(num_samples)]
         decoder = self.decoder(steps)
         x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
-        curves = from_model_space(x0).float().cpu().numpy()
+        channels = from_model_space(x0).float().cpu().numpy()
+        curves, head = channels[..., :NUM_BLENDSHAPES], from_channels(channels[..., NUM_BLENDSHAPES:])
+        if head.shape[-1] == 0:
+            head = np.zeros(curves.shape[:2] + (len(HEAD_NAMES),), np.float32)
+        curves, head = controls.shape(np.ascontiguousarray(curves), head)
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights
             curves[:, :, list(LIP_INDICES)] *= pause_weights(speech, curves.shape[1])[None, :, None]
         timings["sampling"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - began
-        return Generation(curves, used, matched, scores, steps, seeds, timings, decoder.name, speech=speech, wave=wave)
+        return Generation(curves, used, matched, scores, steps, seeds, timings, decoder.name, speech=speech, wave=wave,
+                          head=head, controls=controls)
 
     def _hear(self, audio, features, speech_check, timings: dict[str, float]):
         """(16 kHz wave, features, speech check) of a request: the audio is decoded once, and only

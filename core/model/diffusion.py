@@ -197,20 +197,30 @@ def noise_draws(method: str, steps: int) -> int:
     return steps if method == "ddpm" else 1
 
 
-def frame_noise(seed: int, draw: int, first: int, stop: int) -> np.ndarray:
-    """Gaussian noise float32 [stop - first, 52] of frames [first, stop): draw 0 is x_T, draw k the
-    noise of reverse step k (ancestral samplers). Frame f's values depend only on (seed, draw, f),
-    so any chunking of a clip, and any batch it is part of, sees the same noise."""
+def frame_noise(seed: int, draw: int, first: int, stop: int, channels: int = NUM_BLENDSHAPES) -> np.ndarray:
+    """Gaussian noise float32 [stop - first, channels] of frames [first, stop): draw 0 is x_T, draw
+    k the noise of reverse step k (ancestral samplers). Frame f's values depend only on (seed,
+    draw, f), so any chunking of a clip, and any batch it is part of, sees the same noise. The
+    52 curves' noise comes from its own stream, so adding the head's channels (core/head_pose.py)
+    leaves a seed's noise for the face as it was."""
     blocks = range(first // NOISE_BLOCK, -(-stop // NOISE_BLOCK))
-    noise = np.concatenate([np.random.default_rng([seed, draw, b]).standard_normal(
-        (NOISE_BLOCK, NUM_BLENDSHAPES), dtype=np.float32) for b in blocks])
+    extra = channels - NUM_BLENDSHAPES
+
+    def block(b: int) -> np.ndarray:
+        face = np.random.default_rng([seed, draw, b]).standard_normal((NOISE_BLOCK, NUM_BLENDSHAPES), dtype=np.float32)
+        if extra <= 0:
+            return face
+        more = np.random.default_rng([seed, draw, b, 1]).standard_normal((NOISE_BLOCK, extra), dtype=np.float32)
+        return np.concatenate([face, more], 1)
+
+    noise = np.concatenate([block(b) for b in blocks])
     offset = blocks.start * NOISE_BLOCK
     return noise[first - offset: stop - offset]
 
 
-def seeds_noise(seeds: list[int], draw: int, first: int, stop: int) -> np.ndarray:
-    """:func:`frame_noise` of one sample per seed: float32 [len(seeds), stop - first, 52]."""
-    return np.stack([frame_noise(seed, draw, first, stop) for seed in seeds])
+def seeds_noise(seeds: list[int], draw: int, first: int, stop: int, channels: int = NUM_BLENDSHAPES) -> np.ndarray:
+    """:func:`frame_noise` of one sample per seed: float32 [len(seeds), stop - first, channels]."""
+    return np.stack([frame_noise(seed, draw, first, stop, channels) for seed in seeds])
 
 
 def reverse(x0_fn: StepPredictor, x_T, coefficients: tuple[list[float], list[float], list[float]],
@@ -234,9 +244,10 @@ def reverse(x0_fn: StepPredictor, x_T, coefficients: tuple[list[float], list[flo
 
 @torch.inference_mode()
 def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, seeds: list[int], frames: int, *, method: str = "ddim",
-           device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Run the reverse process on torch for one sample per seed; returns x0 [len(seeds), frames, 52]
-    in model space.
+           device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+           channels: int = NUM_BLENDSHAPES) -> torch.Tensor:
+    """Run the reverse process on torch for one sample per seed; returns x0 [len(seeds), frames,
+    channels] in model space.
 
     ``ddim``: deterministic from the initial noise (distilled students; the seed sets the
     variation).  ``ddpm``: ancestral sampling with fresh noise each step.
@@ -244,7 +255,7 @@ def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, seeds: list[int], frames
     coefficients = schedule.reverse_coefficients(method)
 
     def noise(draw: int) -> torch.Tensor:
-        return torch.from_numpy(seeds_noise(seeds, draw, 0, frames)).to(device, dtype)
+        return torch.from_numpy(seeds_noise(seeds, draw, 0, frames, channels)).to(device, dtype)
 
     def x0(x: torch.Tensor, t: int) -> torch.Tensor:
         return x0_fn(x, torch.full((len(seeds),), t, dtype=torch.long, device=device))

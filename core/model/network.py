@@ -6,6 +6,12 @@ Data flow per frame (paper Fig. 2)::
     identity id --embedding (32)--> identity encoder (MLP) --> i ---------------+--> GRU x2 --> x0_hat [F, 52]
     step t --sinusoid(s = t/T)--> step encoder (MLP) --> e ---------------------+
     noisy curves x_t [F, 52] ---------------------------------------------------+
+    emotion [4] x intensity --projection--> added to i (zero for neutral) ------^
+
+Models with ``head_channels`` 3 also generate the head's yaw/pitch/roll as three more channels
+(core/head_pose.py): x_t and x0_hat are then [F, 55]. Models with ``emotions`` read the emotion
+vector (core/emotion.py) as an offset to the identity feature, a per-clip constant like the
+identity itself; a dropped condition (classifier-free guidance) is a learned offset of its own.
 
 The head's output is x0_hat itself (``prediction="x0"``, the first models) or v_hat, from which
 x0_hat = alpha_t x_t - sigma_t v_hat (``"v"``, trained today): see core/model/diffusion.py.
@@ -59,7 +65,14 @@ class TalkerConfig:
     parent: str | None = None            # name of the checkpoint this one was distilled from
     distilled: bool = False
     data_fingerprint: str | None = None
+    head_channels: int = 0               # 3: head yaw/pitch/roll beside the 52 curves (core/head_pose.py)
+    emotions: list[str] = field(default_factory=list)   # the emotion vector's axes (core/emotion.py); [] none
     extra: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        """Channels the diffusion runs on: the 52 curves, then the head's angles if it makes them."""
+        return NUM_BLENDSHAPES + self.head_channels
 
     @property
     def schedule_config(self) -> ScheduleConfig:
@@ -110,10 +123,15 @@ class DiffusionTalker(nn.Module):
         # Adapter heads: pooled (mean, std) audio -> contrast space; identity feature -> contrast space.
         self.audio_contrast = mlp(2 * c.audio_dim, c.contrast_dim * 2, c.contrast_dim)
         self.identity_contrast = nn.Linear(c.identity_feat_dim, c.contrast_dim)
-        dec_in = c.audio_proj_dim + c.identity_feat_dim + c.step_dim + NUM_BLENDSHAPES
+        dec_in = c.audio_proj_dim + c.identity_feat_dim + c.step_dim + c.channels
         self.decoder = nn.GRU(dec_in, c.hidden, num_layers=c.layers, batch_first=True,
                               bidirectional=c.bidirectional)
-        self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), NUM_BLENDSHAPES)
+        self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), c.channels)
+        if c.emotions:
+            # zero at the start: a model widened to read emotions first computes what it did without
+            self.emotion_projection = nn.Linear(len(c.emotions), c.identity_feat_dim, bias=False)
+            nn.init.zeros_(self.emotion_projection.weight)
+            self.emotion_dropped = nn.Parameter(torch.zeros(c.identity_feat_dim))
 
     @property
     def identity_names(self) -> list[str]:
@@ -156,13 +174,24 @@ class DiffusionTalker(nn.Module):
             raise ValueError(f"unknown identity {shown(name)}; known: {', '.join(self.identity_names)}") from None
 
     # -- denoiser ----------------------------------------------------------------------------------
-    def condition(self, audio: torch.Tensor, ids: torch.Tensor,
-                  table: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sequence conditioning that does not change across diffusion steps (computed once)."""
+    def condition(self, audio: torch.Tensor, ids: torch.Tensor, table: torch.Tensor | None = None,
+                  emotion: torch.Tensor | None = None,
+                  dropped: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sequence conditioning that does not change across diffusion steps (computed once):
+        the projected audio and the identity feature, with the emotion ([B, E], None: neutral)
+        added to the latter; rows where ``dropped`` [B] is true get the dropped-condition offset
+        instead (training with the condition dropped, and the unconditional half of guidance)."""
         a = self.project_audio(audio)
         ident = self.identity_features(ids, table)
         if not self.config.use_identity:
             ident = torch.zeros_like(ident)
+        if self.config.emotions:
+            if emotion is not None:
+                ident = ident + self.emotion_projection(emotion.to(ident))
+            if dropped is not None:
+                ident = torch.where(dropped[:, None], ident + self.emotion_dropped, ident)
+        elif emotion is not None and bool(emotion.abs().sum() > 0):
+            raise ValueError("this model was trained without emotions; ask for neutral")
         return a, ident
 
     def project_audio(self, audio: torch.Tensor) -> torch.Tensor:
@@ -183,7 +212,7 @@ class DiffusionTalker(nn.Module):
         return self.step_encoder(sinusoidal_embedding(self.schedule.time(t), self.config.step_dim))
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Predict x0 [B, F, 52] (model space) from x_t [B, F, 52] at step indices t [B]."""
+        """Predict x0 [B, F, C] (model space) from x_t [B, F, C] at step indices t [B]; C = config.channels."""
         a, ident = cond
         frames = x_t.shape[1]
         step = self.step_features(t)
@@ -191,9 +220,10 @@ class DiffusionTalker(nn.Module):
         out, _ = self.decoder(inp)
         return self.schedule.x0_from_output(self.head(out), x_t, t, self.config.prediction)
 
-    def forward(self, x_t, t, audio, ids, mask=None):
+    def forward(self, x_t, t, audio, ids, mask=None, emotion=None, dropped=None):
         """Training entry point (what DDP wraps): x0 prediction and identity logits."""
-        return self.denoise(x_t, t, self.condition(audio, ids)), self.identity_logits(audio, mask)
+        cond = self.condition(audio, ids, emotion=emotion, dropped=dropped)
+        return self.denoise(x_t, t, cond), self.identity_logits(audio, mask)
 
     def add_identities(self, names: list[str], embeddings: torch.Tensor) -> None:
         """Grow the library (enrolment); existing identities keep their index."""
