@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-CORPUS=${CORPUS:-corpus/default}
+NEUTRAL_CORPUS=${NEUTRAL_CORPUS:-corpus/default}   # the neutral face, no head: the first teacher stages
+CORPUS=${CORPUS:-corpus/performance}               # the same clips performed (emotions, head motion)
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-24} # the teacher's first stage (scripts/seed_ablation.sh: 32 min, 1 thread)
 TEACHER_MIN=${TEACHER_MIN:-60}      # teacher cap
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
@@ -23,24 +24,33 @@ CAUSAL=${CAUSAL:---audio-lookahead 3 --prediction v} # each frame also sees the 
                                     # prediction (docs/DECISIONS.md "The seed must matter")
 MODEL=${MODEL:-$CAUSAL --bidirectional} # the shipped decoder sees x_t on both sides (a blink can form); models
                                     # trained from scratch (students copy their teacher's architecture)
+PERFORMANCE=${PERFORMANCE:---performance --condition-dropout 0.1} # head motion and an emotion condition,
+                                    # dropped for 10 % of rows (docs/DECISIONS.md "A whole performance")
 EPOCHS=200                          # upper bound; the minute budgets stop training first
 mkdir -p runs
 
-[[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.synth --out "$CORPUS" --seed 0 --size default
+[[ -f $NEUTRAL_CORPUS/index.jsonl ]] || $PY -m core.data.synth --out "$NEUTRAL_CORPUS" --seed 0 --size default --neutral
+[[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.performance --corpus "$NEUTRAL_CORPUS" --out "$CORPUS"
 # The teacher in stages (docs/DECISIONS.md "The seed must matter"). A causal decoder first: the data
 # terms weighted clamp(SNR, 1, 5), then 12 epochs from those weights with them weighted up to SNR
 # 1000 (nearly the v-loss), which teaches the removal of the last noise. Then the same weights
 # widened into a bidirectional decoder (core/training/widen.py: it starts out computing what the
-# causal one did) and trained again in the two weightings, the second with snapshots.
-$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-stage1 --steps 256 --epochs "$TEACHER_EPOCHS" \
+# causal one did) and trained again in the two weightings; then widened once more to the whole performance
+# (core/training/widen.py widen_to_performance: head channels and the emotion start at zero) and trained
+# in the two weightings, the second with snapshots.
+$PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-stage1 --steps 256 --epochs "$TEACHER_EPOCHS" \
     --max-minutes "$TEACHER_MIN" --snr-max 5 $RECIPE $CAUSAL
-$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-causal --steps 256 --epochs 12 --lr 3e-4 \
+$PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-causal --steps 256 --epochs 12 --lr 3e-4 \
     --snr-max 1000 --init runs/teacher-256-stage1 $RECIPE $CAUSAL
-$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-wide --steps 256 --epochs 10 --lr 5e-4 \
+$PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-wide --steps 256 --epochs 10 --lr 5e-4 \
     --snr-max 5 --init runs/teacher-256-causal $RECIPE $MODEL
+$PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-wide2 --steps 256 --epochs 6 --lr 2e-4 \
+    --snr-max 1000 --init runs/teacher-256-wide $RECIPE $MODEL
+$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-performance --steps 256 --epochs 10 --lr 5e-4 \
+    --snr-max 5 --init runs/teacher-256-wide2 $RECIPE $MODEL $PERFORMANCE
 $PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs 6 --lr 2e-4 \
-    --snr-max 1000 --init runs/teacher-256-wide ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
-    $RECIPE $MODEL
+    --snr-max 1000 --init runs/teacher-256-performance ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
+    $RECIPE $MODEL $PERFORMANCE
 if [[ -n $TEACHER_SNAPSHOT_MIN ]]; then
   $PY -m experiments.realspeech.select checkpoints/teacher-256 --data "$CORPUS"   # validation data only
 fi
@@ -57,9 +67,9 @@ distill_chain() {   # early halvings change little; the last rounds get the most
 baselines() {
   for steps in 32 16 8; do
     $PY -m core.training.train --data "$CORPUS" --out checkpoints/scratch-$steps --steps $steps --epochs $EPOCHS \
-        --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE $MODEL
+        --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE $MODEL $PERFORMANCE
   done
-  common=(--data "$CORPUS" --steps 8 --epochs $EPOCHS --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE $MODEL)
+  common=(--data "$CORPUS" --steps 8 --epochs $EPOCHS --max-minutes "$BASELINE_MIN" --threads 1 $RECIPE $MODEL $PERFORMANCE)
   $PY -m core.training.train "${common[@]}" --out checkpoints/ablation-8-no-lip --w-lip 0
   $PY -m core.training.train "${common[@]}" --out checkpoints/ablation-8-no-vel --w-vel 0
   $PY -m core.training.train "${common[@]}" --out checkpoints/ablation-8-no-identity --no-identity
@@ -77,6 +87,8 @@ $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate upper-face --checkpoints checkpoints --data "$CORPUS" --split val --offer --no-write \
     --style-steps
 $PY -m experiments.evaluate upper-face --checkpoints checkpoints --data "$CORPUS" --real
+$PY -m experiments.evaluate performance --checkpoints checkpoints --data "$CORPUS" --real \
+    ${PREVIOUS:+--previous "${PREVIOUS%% *}"}
 $PY -m experiments.evaluate enrolment distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate encoder distilled-8 --checkpoints checkpoints --data "$CORPUS"
 # PREVIOUS (earlier releases' checkpoints folders, space-separated) and OLD_CORPUS (the corpus they

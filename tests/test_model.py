@@ -60,7 +60,7 @@ def test_tiny_model_overfits_a_batch():
 
 def test_contrastive_matching_separates_identities():
     model, data = tiny_model(), toy_dataset(3)
-    audio, _, mask, ident = data.batch(range(len(data)), 60, np.random.default_rng(0))
+    audio, _, mask, ident, _ = data.batch(range(len(data)), 60, np.random.default_rng(0))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
     for _ in range(150):

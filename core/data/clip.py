@@ -8,6 +8,8 @@ On-disk corpus layout (written by ``core.data.synth``, readable by :func:`read_c
     <root>/clips/<id>.wav     16 kHz mono
     <root>/clips/<id>.npy     float32 [frames, 52], canonical ARKit order, 30 fps
     <root>/clips/<id>.json    optional extras (phoneme timings, voice parameters)
+    <root>/clips/<id>.head.npy  optional float32 [frames, 3] head yaw/pitch/roll in radians
+                              (index rows then also carry "emotion" and "intensity": core.data.performance)
 
 Splits: ``train``, ``val``, ``test`` (held-out sentences of seen identities) and
 ``test_unseen`` (identities never seen in training).
@@ -34,6 +36,12 @@ class TalkingClip:
     blendshapes: np.ndarray        # float32 [frames, 52] canonical ARKit order at 30 fps
     audio: np.ndarray | None = None  # float32 16 kHz mono, when not read from wav_path
     extras: dict = field(default_factory=dict)
+    head: np.ndarray | None = None   # float32 [frames, 3] head yaw/pitch/roll, radians (core/head_pose.py)
+
+    @property
+    def emotion(self) -> tuple[str, float]:
+        """(emotion, intensity) the clip was performed with; neutral for data without the label."""
+        return self.extras.get("emotion", "neutral"), float(self.extras.get("intensity", 0.0))
 
     @property
     def frames(self) -> int:
@@ -65,9 +73,14 @@ def read_corpus(root: str | Path, splits: tuple[str, ...] | None = None) -> list
         curves = np.load(root / "clips" / f"{row['id']}.npy").astype(np.float32)
         if curves.ndim != 2 or curves.shape[1] != NUM_BLENDSHAPES:
             raise ValueError(f"clip {row['id']}: curves have shape {curves.shape}, want [frames, 52]")
+        head_path = root / "clips" / f"{row['id']}.head.npy"
+        head = np.load(head_path).astype(np.float32) if head_path.is_file() else None
+        if head is not None and head.shape != (len(curves), 3):
+            raise ValueError(f"clip {row['id']}: head has shape {head.shape}, want [{len(curves)}, 3]")
         clips.append(TalkingClip(id=row["id"], identity=row["identity"], split=row["split"],
                                  wav_path=root / "clips" / f"{row['id']}.wav", blendshapes=curves,
-                                 extras={k: v for k, v in row.items() if k not in ("id", "identity", "split")}))
+                                 extras={k: v for k, v in row.items() if k not in ("id", "identity", "split")},
+                                 head=head))
     return clips
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from core.data.clip import TalkingClip, read_corpus
+from core.emotion import AXES, emotion_vector
+from core.head_pose import to_channels
 
 MAX_FRAME_MISMATCH = 3  # audio vs curves length tolerance (frames) before a clip is rejected
 
@@ -60,8 +63,18 @@ def data_fingerprint(clips: list[TalkingClip]) -> str:
 class FeatureClip:
     clip: TalkingClip
     features: np.ndarray  # float16 [F, A]
-    curves: np.ndarray    # float32 [F, 52]
+    curves: np.ndarray    # float32 [F, C]: the 52 curves, then the head's channels when every clip has them
     identity: int         # index into the model's library (-1 if not in it)
+    emotion: np.ndarray   # float32 [len(AXES)]: the clip's emotion x intensity (core/emotion.py)
+
+
+class Batch(NamedTuple):
+    """Random crops of a few clips (training, validation, enrolment)."""
+    audio: torch.Tensor      # [B, L, A] encoder features
+    curves: torch.Tensor     # [B, L, C] in [0, 1]
+    mask: torch.Tensor       # [B, L] 1 on real frames
+    identity: torch.Tensor   # [B] long
+    emotion: torch.Tensor    # [B, len(AXES)]
 
 
 class FeatureDataset:
@@ -72,13 +85,17 @@ class FeatureDataset:
         self.identity_names = list(identity_names)
         index = {n: i for i, n in enumerate(self.identity_names)}
         self.items: list[FeatureClip] = []
+        self.has_head = all(clip.head is not None for clip in clips)    # all or none: one channel count
         for clip in tqdm(clips, desc=f"features ({encoder.name})", disable=not progress, leave=False):
             feats = cached_encode(encoder, clip.load_audio())
             n = min(len(feats), clip.frames)
             if abs(len(feats) - clip.frames) > MAX_FRAME_MISMATCH:
                 raise ValueError(f"clip {clip.id}: audio gives {len(feats)} frames, curves have {clip.frames}")
-            self.items.append(FeatureClip(clip, feats[:n].astype(np.float16), clip.blendshapes[:n],
-                                          index.get(clip.identity, -1)))
+            curves = clip.blendshapes[:n]
+            if self.has_head:
+                curves = np.concatenate([curves, to_channels(clip.head[:n])], 1)
+            self.items.append(FeatureClip(clip, feats[:n].astype(np.float16), curves,
+                                          index.get(clip.identity, -1), emotion_vector(*clip.emotion)))
         if not self.items:
             raise ValueError("empty dataset")
         self.feature_dim = self.items[0].features.shape[1]
@@ -86,11 +103,8 @@ class FeatureDataset:
     def __len__(self) -> int:
         return len(self.items)
 
-    def batch(self, indices, crop_frames: int, rng: np.random.Generator):
-        """Random crops of ``crop_frames`` (shorter clips padded and masked).
-
-        Returns float tensors audio [B, L, A], curves [B, L, 52], mask [B, L], identity [B].
-        """
+    def batch(self, indices, crop_frames: int, rng: np.random.Generator) -> Batch:
+        """Random crops of ``crop_frames`` (shorter clips padded and masked)."""
         items = [self.items[i] for i in indices]
         length = min(crop_frames, max(len(it.curves) for it in items))
         b = len(items)
@@ -105,4 +119,5 @@ class FeatureDataset:
             curves[row, :m] = it.curves[start:start + m]
             mask[row, :m] = 1.0
         ident = torch.tensor([it.identity for it in items], dtype=torch.long)
-        return torch.from_numpy(audio), torch.from_numpy(curves), torch.from_numpy(mask), ident
+        emotion = torch.from_numpy(np.stack([it.emotion for it in items]))
+        return Batch(torch.from_numpy(audio), torch.from_numpy(curves), torch.from_numpy(mask), ident, emotion)

@@ -7,7 +7,7 @@ rates and sizes of the stochastic events (blinks, brow raises, gaze shifts).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -24,12 +24,14 @@ class Style:
     blink_rate: float = 15.0     # blinks per minute
     gaze_activity: float = 0.5   # 0..1, how far and how often the eyes wander
     squint: float = 0.05         # resting eyeSquint
+    head_amplitude: float = 1.0  # x every head angle (core/data/head_motion.py)
+    head_activity: float = 0.5   # 0..1, how often the head nods and shifts
 
     def __post_init__(self):
         checks = {"amplitude": (0.2, 2.0), "jaw_emphasis": (-1, 1), "smile_bias": (0, 0.6),
                   "asymmetry": (-0.5, 0.5), "coarticulation": (0.3, 3.0), "lead": (0.0, 0.15),
                   "brow_activity": (0, 1), "blink_rate": (0, 60), "gaze_activity": (0, 1),
-                  "squint": (0, 0.5)}
+                  "squint": (0, 0.5), "head_amplitude": (0.2, 2.0), "head_activity": (0, 1)}
         for name, (lo, hi) in checks.items():
             value = getattr(self, name)
             if not lo <= value <= hi:
@@ -64,7 +66,14 @@ class Style:
             words.append("busy brows")
         if self.blink_rate > 21:
             words.append("blinks often")
+        if self.head_activity > 0.8 and self.head_amplitude > 1.1:
+            words.append("animated head")
         return ", ".join(words)
+
+    def with_head(self, rng: np.random.Generator) -> "Style":
+        """This style with a head-motion style drawn from ``rng``: a stream of its own, so the
+        styles of corpora built before head motion existed keep every other value."""
+        return replace(self, head_amplitude=float(rng.uniform(0.6, 1.4)), head_activity=float(rng.uniform(0.2, 1.0)))
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "Style":

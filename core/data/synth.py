@@ -32,12 +32,15 @@ from core.arkit import ARKIT_NAMES
 from core.cpu import limit_numpy_blas
 from core.data import augment
 from core.data.clip import SPLITS
+from core.emotion import EMOTIONS
 from core.rates import FPS, SAMPLE_RATE
 from core.data.sentences import split_pool
 from core.data.style import Style
 from core.data.tts import synthesize
 from core.data.voices import Voice
 from core.data.upper_face import upper_face
+from core.data import performance
+from core.data.performance import PERFORMANCE_VERSION, head_style
 from core.data.visemes import lower_face
 
 GENERATOR_VERSION = "synth-4"
@@ -149,12 +152,13 @@ def plan_identities(seed: int, seen: int, unseen: int) -> list[Identity]:
         else:
             label = SHORT_VOICE_NAMES.get(voice_name, voice_name)
         identities.append(Identity(k, f"id{k:02d}_{engine}_{label}", voice, shift,
-                                   Style.sample(rng), is_seen))
+                                   head_style(seed, k, Style.sample(rng)), is_seen))
     return identities
 
 
-def fingerprint(seed: int, size: str) -> str:
-    key = json.dumps({"version": GENERATOR_VERSION, "seed": seed, "size": size}, sort_keys=True)
+def fingerprint(seed: int, size: str, perform: bool = True) -> str:
+    key = json.dumps({"version": GENERATOR_VERSION, "performance": PERFORMANCE_VERSION if perform else None,
+                      "seed": seed, "size": size}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -165,6 +169,7 @@ class _Job:
     config: SizeConfig
     pools: dict
     clip_dir: str
+    perform: bool = True      # False: the neutral face and no head (core.data.performance adds them later)
 
 
 def _speak(job: _Job, sentences: list[str], clip_rng: np.random.Generator):
@@ -223,9 +228,19 @@ def _build_identity(job: _Job) -> list[dict]:
             curves = (lower_face(phones, frames, ident.style)
                       + upper_face(phones, audio, frames, ident.style, clip_rng))
             clip_id = f"{ident.name}_{split}_{made:03d}"
-            _write_clip(Path(job.clip_dir), clip_id, audio, curves, phones, sentences, aug, ident)
+            extras = _write_clip(Path(job.clip_dir), clip_id, audio, curves, phones, sentences, aug, ident)
             rows.append({"id": clip_id, "identity": ident.name, "split": split, "frames": frames,
                          "text": " ".join(sentences), "augment": aug.names()})
+            if job.perform:
+                # the performance starts from what was stored (16-bit audio, rounded phones), as an
+                # upgrade of a neutral corpus does (core.data.performance)
+                stem = Path(job.clip_dir) / clip_id
+                performed = performance.perform(
+                    curves, performance.stored_phones(extras["phones"]),
+                    sf.read(stem.with_suffix(".wav"), dtype="float32")[0], ident.style,
+                    performance.clip_rng(job.seed, clip_id))
+                performance.write_performance(stem, performed)
+                rows[-1].update(emotion=performed.emotion, intensity=performed.intensity)
             made += 1
             spoken += len(audio) / SAMPLE_RATE
     return rows
@@ -237,13 +252,16 @@ def _write_clip(clip_dir: Path, clip_id: str, audio, curves, phones, sentences, 
     extras = {"sentences": sentences, "voice": ident.to_dict(), "augmentation": aug.to_dict(),
               "phones": [[p.label, round(p.start, 4), round(p.end, 4)] for p in phones]}
     (clip_dir / f"{clip_id}.json").write_text(json.dumps(extras))
+    return extras
 
 
 def build_corpus(out: str | Path, seed: int = 0, size: str = "default", workers: int | None = None,
-                 force: bool = False, log=print) -> dict:
+                 force: bool = False, log=print, perform: bool = True) -> dict:
     """Write a corpus to ``out`` (built in ``out.partial`` and renamed when complete).
 
     Returns the meta dict. ``force`` replaces an existing corpus folder (never other folders).
+    ``perform=False`` writes the neutral face without head motion (the shipped models' first
+    training stages read it; ``python -m core.data.performance`` performs it afterwards).
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZES)}")
@@ -263,7 +281,7 @@ def build_corpus(out: str | Path, seed: int = 0, size: str = "default", workers:
 
     identities = plan_identities(seed, cfg.seen, cfg.unseen)
     pools = split_pool(seed, SENTENCE_POOL)
-    jobs = [_Job(seed, ident, cfg, pools, str(partial / "clips")) for ident in identities]
+    jobs = [_Job(seed, ident, cfg, pools, str(partial / "clips"), perform) for ident in identities]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     rows: list[dict] = []
     # Always in fresh worker processes, even for one worker: in a long-lived process that had
@@ -287,7 +305,8 @@ def build_corpus(out: str | Path, seed: int = 0, size: str = "default", workers:
              for split in SPLITS}
     meta = {
         "name": f"synthetic-{size}", "generator": GENERATOR_VERSION, "seed": seed, "size": size,
-        "fingerprint": fingerprint(seed, size), "fps": FPS, "sample_rate": SAMPLE_RATE,
+        **({"performance": PERFORMANCE_VERSION, "emotions": list(EMOTIONS)} if perform else {}),
+        "fingerprint": fingerprint(seed, size, perform), "fps": FPS, "sample_rate": SAMPLE_RATE,
         "blendshape_names": list(ARKIT_NAMES),
         "identities": [i.name for i in identities if i.seen],
         "unseen_identities": [i.name for i in identities if not i.seen],
@@ -311,9 +330,11 @@ def main(argv=None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--force", action="store_true", help="replace an existing corpus folder")
+    parser.add_argument("--neutral", action="store_true",
+                        help="no emotions and no head motion (add them later: python -m core.data.performance)")
     args = parser.parse_args(argv)
     try:
-        meta = build_corpus(args.out, args.seed, args.size, args.workers, args.force)
+        meta = build_corpus(args.out, args.seed, args.size, args.workers, args.force, perform=not args.neutral)
     except ValueError as err:
         parser.error(str(err))
     print(json.dumps({k: meta[k] for k in ("name", "fingerprint", "hours", "splits", "build")}, indent=1))

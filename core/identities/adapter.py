@@ -33,7 +33,7 @@ def accuracy(model, dataset, batch_size: int = 64) -> tuple[float, float]:
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
             idx = list(range(start, min(start + batch_size, len(dataset))))
-            audio, _, mask, ident = dataset.batch(idx, CROPS[0], rng)
+            audio, _, mask, ident, _ = dataset.batch(idx, CROPS[0], rng)
             logits = model.identity_logits(audio, mask)
             correct += int((logits.argmax(-1) == ident).sum())
             loss += float(F.cross_entropy(logits, ident, reduction="sum"))
@@ -58,7 +58,7 @@ def fit_heads(model, train_set, val_set, minutes: float = 3.0, lr: float = 1e-3,
         order = rng.permutation(len(train_set))
         model.train()
         for start in range(0, len(order), batch_size):
-            audio, _, mask, ident = train_set.batch(order[start:start + batch_size], CROPS[step % len(CROPS)], rng)
+            audio, _, mask, ident, _ = train_set.batch(order[start:start + batch_size], CROPS[step % len(CROPS)], rng)
             loss = F.cross_entropy(model.identity_logits(audio, mask), ident)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

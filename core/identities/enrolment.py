@@ -29,7 +29,7 @@ from core.data.clip import TalkingClip
 from core.data.dataset import FeatureDataset
 from core.identities.store import (LIBRARY_NAME, LibraryError, attach_library, check_name, commit, identities_root,
                                    library_for, library_names, read_library, repair, without)
-from core.model.network import CONFIG_NAME, DiffusionTalker, to_model_space
+from core.model.network import CONFIG_NAME, DiffusionTalker, model_targets
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,15 @@ def fit_embedding(model: DiffusionTalker, clips: list[TalkingClip], encoder, ite
     new_index = len(model.identity_names)
     for i in range(iterations):
         idx = rng.integers(0, len(data), size=min(8, 2 * len(data)))
-        audio, curves, mask, ident = data.batch(idx, crop_frames, rng)
+        audio, curves, mask, ident, _ = data.batch(idx, crop_frames, rng)
         table = torch.cat([model.identity_embedding.weight, new], 0)
-        x0 = to_model_space(curves)
+        x0 = model_targets(model, curves)
         t, x_t = model.schedule.training_input(x0, gen)
         x0_hat = model.denoise(x_t, t, model.condition(audio, ident, table))
         logits = model.identity_logits(audio, mask, table)
-        terms = L.diffusion_terms(x0_hat, x0, mask, logits, torch.full_like(ident, new_index))
+        known = curves.shape[-1]           # takes without head motion teach the face alone
+        terms = L.diffusion_terms(x0_hat[..., :known], x0[..., :known], mask, logits,
+                                  torch.full_like(ident, new_index))
         loss = L.total_loss(ENROL_LOSS_WEIGHTS, terms)
         optimizer.zero_grad()
         loss.backward()

@@ -83,6 +83,15 @@ def to_model_space(curves: torch.Tensor) -> torch.Tensor:
     return curves * 2.0 - 1.0
 
 
+def model_targets(model: "DiffusionTalker", curves: torch.Tensor) -> torch.Tensor:
+    """The clean sample x0 in model space with the model's channels. Data without the head's
+    channels (e.g. an enrolment's takes) gets a straight head there; callers that must not learn
+    it score only the data's own channels."""
+    x0 = to_model_space(curves[..., :model.config.channels])
+    missing = model.config.channels - x0.shape[-1]
+    return F.pad(x0, (0, missing)) if missing > 0 else x0
+
+
 def from_model_space(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 
 from core.model import losses as L
-from core.model.network import DiffusionTalker, to_model_space
-from core.training.train import Batch, add_common_args, fit, prepare_data, train_config_from_args
+from core.data.dataset import Batch
+from core.model.network import DiffusionTalker, model_targets
+from core.training.train import add_common_args, emotion_inputs, fit, prepare_data, train_config_from_args
 
 
 ADAPTER_PARTS = ("identity_embedding", "identity_encoder", "identity_contrast", "audio_contrast")
@@ -42,15 +43,16 @@ def distillation_objective(teacher: DiffusionTalker):
     teacher.eval().requires_grad_(False)
 
     def objective(model, batch: Batch, gen: torch.Generator):
-        audio, curves, mask, ident = batch
+        audio, curves, mask, ident, _ = batch
         student = getattr(model, "module", model)
-        x0 = to_model_space(curves)
+        x0 = model_targets(student, curves)
+        emotion, dropped = emotion_inputs(student, batch, gen)
         t, x_t = student.schedule.training_input(x0, gen)
         with torch.no_grad():
-            cond = teacher.condition(audio, ident)
+            cond = teacher.condition(audio, ident, emotion=emotion, dropped=dropped)
             target = student.schedule.distillation_target(
                 x_t, t, teacher.schedule, lambda x, tt: teacher.denoise(x, tt, cond))
-        x0_hat, logits = model(x_t, t, audio, ident, mask)
+        x0_hat, logits = model(x_t, t, audio, ident, mask, emotion, dropped)
         terms = L.diffusion_terms(x0_hat, x0, mask, logits, ident, face_target=target)
         terms["dis"] = L.distillation_loss(x0_hat, target, mask, student.schedule.snr_weight(t))
         return terms, logits

@@ -22,15 +22,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from core.data.dataset import Batch
 from core.model import losses as L
-from core.model.network import DiffusionTalker, TalkerConfig, masked_moments, to_model_space
-from core.training.widen import widen_to_bidirectional
+from core.model.network import DiffusionTalker, TalkerConfig, masked_moments, model_targets
+from core.emotion import AXES
+from core.training.widen import widen_to_bidirectional, widen_to_performance
 
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
 LOG_NAME = "log.jsonl"
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 Objective = Callable[[torch.nn.Module, Batch, torch.Generator], tuple[dict[str, torch.Tensor], torch.Tensor]]
 
 
@@ -51,6 +52,7 @@ class TrainConfig:
     feature_noise: float = 0.0           # Gaussian noise on encoder features, x their std (training only)
     time_mask: float = 0.0               # share of frames whose features are masked (training only)
     snr_max: float = 0.0                 # >0: each row's data terms weighted clamp(SNR, 1, snr_max)
+    condition_dropout: float = 0.0       # share of rows trained with the emotion dropped (guidance)
 
 
 def pick_device() -> torch.device:
@@ -70,12 +72,22 @@ def distributed() -> tuple[int, int]:
 
 # -- objectives ---------------------------------------------------------------------------------
 
+def emotion_inputs(model: DiffusionTalker, batch: Batch, gen: torch.Generator):
+    """(emotion, dropped) for ``model.condition``: the batch's emotions and the rows whose emotion is
+    dropped this step (classifier-free guidance); (None, None) for a model that reads no emotion."""
+    if not model.config.emotions:
+        return None, None
+    share = model.config.extra.get("train", {}).get("condition_dropout", 0.0)
+    dropped = (torch.rand(len(batch.emotion), generator=gen) < share).to(batch.emotion.device) if share else None
+    return batch.emotion, dropped
+
+
 def teacher_objective(model, batch: Batch, gen: torch.Generator):
-    audio, curves, mask, ident = batch
+    audio, curves, mask, ident, _ = batch
     core_model = getattr(model, "module", model)
-    x0 = to_model_space(curves)
+    x0 = model_targets(core_model, curves)
     t, x_t = core_model.schedule.training_input(x0, gen)
-    x0_hat, logits = model(x_t, t, audio, ident, mask)
+    x0_hat, logits = model(x_t, t, audio, ident, mask, *emotion_inputs(core_model, batch, gen))
     return L.diffusion_terms(x0_hat, x0, mask, logits, ident, row_weight(core_model, t)), logits
 
 
@@ -160,7 +172,7 @@ def evaluate_objective(model, objective: Objective, dataset, cfg: TrainConfig, d
     with torch.no_grad():
         for start in range(0, len(dataset), cfg.batch_size):
             idx = list(range(start, min(start + cfg.batch_size, len(dataset))))
-            batch = tuple(b.to(device) for b in dataset.batch(idx, cfg.crop_frames, rng))
+            batch = Batch(*(b.to(device) for b in dataset.batch(idx, cfg.crop_frames, rng)))
             terms, logits = objective(model, batch, gen)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
@@ -220,10 +232,10 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             if len(idx) == 0:
                 continue
-            batch = tuple(b.to(device) for b in train_set.batch(idx, cfg.crop_frames, rng))
+            batch = Batch(*(b.to(device) for b in train_set.batch(idx, cfg.crop_frames, rng)))
             if cfg.feature_noise or cfg.time_mask:
-                batch = (regularised_features(batch[0], batch[2], cfg.feature_noise, cfg.time_mask, gen),
-                         *batch[1:])
+                batch = batch._replace(audio=regularised_features(batch.audio, batch.mask, cfg.feature_noise,
+                                                                   cfg.time_mask, gen))
             set_lr(epoch * per_epoch + i)
             terms, _ = objective(wrapped, batch, gen)
             loss = L.total_loss(cfg.loss_weights, terms)
@@ -325,6 +337,8 @@ def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
                    help="share of frames whose encoder features are masked during training")
     p.add_argument("--snr-max", type=float, default=TrainConfig.snr_max,
                    help="weigh each row's data terms by clamp(SNR, 1, this); 0: uniform")
+    p.add_argument("--condition-dropout", type=float, default=TrainConfig.condition_dropout,
+                   help="share of rows trained with the emotion dropped (classifier-free guidance)")
 
 
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -334,7 +348,8 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(data=a.data, out=getattr(a, "out", ""), epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size,
                        crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume,
                        feature_noise=a.feature_noise, time_mask=a.time_mask,
-                       snapshot_minutes=a.snapshot_minutes, snr_max=a.snr_max)
+                       snapshot_minutes=a.snapshot_minutes, snr_max=a.snr_max,
+                       condition_dropout=a.condition_dropout)
 
 
 def main(argv=None):
@@ -346,6 +361,9 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=TalkerConfig.layers)
     p.add_argument("--bidirectional", action="store_true", help="bidirectional GRU (2x cost)")
     p.add_argument("--no-identity", action="store_true", help="ablation: no identity embedding")
+    p.add_argument("--performance", action="store_true",
+                   help="also generate head motion and read an emotion (needs a corpus with performances, "
+                        "core/data/performance.py)")
     p.add_argument("--audio-lookahead", type=int, default=0, help="frames of later audio each frame also sees")
     p.add_argument("--prediction", choices=("v", "x0"), default="v",
                    help="what the network outputs (core/diffusion.py); x0 is the first models' choice")
@@ -359,14 +377,17 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     without = tuple(w for w in a.without.split(",") if w)
     train_set, val_set, names, fingerprint = prepare_data(a.data, a.encoder, without=without)
+    if a.performance and not train_set.has_head:
+        raise SystemExit(f"--performance: {a.data} has no head motion (make one: python -m core.data.performance)")
     model = DiffusionTalker(TalkerConfig(
         identity_names=names, audio_dim=train_set.feature_dim, encoder=a.encoder, hidden=a.hidden, layers=a.layers,
         bidirectional=a.bidirectional, audio_lookahead=a.audio_lookahead, use_identity=not a.no_identity,
         steps=a.steps, data_fingerprint=fingerprint, prediction=a.prediction,
+        head_channels=3 if a.performance else 0, emotions=list(AXES) if a.performance else [],
         extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
                          "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set),
                          "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without),
-                         "snr_max": cfg.snr_max},
+                         "snr_max": cfg.snr_max, "condition_dropout": cfg.condition_dropout},
                "identity_labels": corpus_identity_labels(a.data, names)}))
     if a.init:
         start = DiffusionTalker.from_pretrained(a.init)
@@ -374,6 +395,8 @@ def main(argv=None):
             raise SystemExit(f"--init {a.init}: another library or step count than this run")
         if a.bidirectional and not start.config.bidirectional:
             widen_to_bidirectional(start, model)
+        elif a.performance and not start.config.emotions:
+            widen_to_performance(start, model)
         else:
             model.load_state_dict(start.state_dict())
         model.config.extra["train"]["init"] = {"from": str(a.init), **start.config.extra.get("train", {})}

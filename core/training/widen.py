@@ -33,3 +33,29 @@ def widen_to_bidirectional(causal: DiffusionTalker, wide: DiffusionTalker) -> No
             value[:, :hidden].copy_(old)
         else:
             raise ValueError(f"cannot widen {name}: {tuple(old.shape)} -> {tuple(value.shape)}")
+
+
+def widen_to_performance(old: DiffusionTalker, new: DiffusionTalker) -> None:
+    """Load ``old``'s weights into ``new``, which also makes the head's channels and/or reads an
+    emotion (core/head_pose.py, core/emotion.py), in place; same as ``old`` otherwise.
+
+    The new channels' input columns (the end of the decoder's input, where x_t sits) and output
+    rows start at zero, and the emotion's projection starts at zero (the network's own init), so
+    the 52 curves come out as ``old`` made them until training moves the new weights."""
+    if (new.config.channels, len(new.config.emotions)) < (old.config.channels, len(old.config.emotions)):
+        raise ValueError("widening adds channels or emotions; it never removes them")
+    source = old.state_dict()
+    for name, value in new.state_dict().items():
+        if name not in source:
+            continue                                    # a new part (the emotion's): its own init
+        was = source[name]
+        if was.shape == value.shape:
+            value.copy_(was)
+        elif name.startswith("decoder.weight_ih_l0") and value.shape[0] == was.shape[0]:
+            value.zero_()                               # the new channels of x_t are read by nothing yet
+            value[:, :was.shape[1]].copy_(was)
+        elif name.startswith("head.") and value.shape[1:] == was.shape[1:]:
+            value.zero_()
+            value[:was.shape[0]].copy_(was)
+        else:
+            raise ValueError(f"cannot widen {name}: {tuple(was.shape)} -> {tuple(value.shape)}")

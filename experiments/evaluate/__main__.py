@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.evaluate import checks, tables, upper_face
+from experiments.evaluate import checks, performance, tables, upper_face
 
 
 def main(argv=None) -> None:
@@ -55,12 +55,22 @@ def main(argv=None) -> None:
                 data=True)
     f.add_argument("model", help="checkpoint folder")
     f.set_defaults(max_clips=8)
+    h = command("performance", "head motion against the generator's truth, emotion recognition and intensity, "
+                               "lips under emotion (every shipped model)")
+    h.add_argument("--models", nargs="*", help="only these checkpoint names (default: every shipped model)")
+    h.add_argument("--samples", type=int, default=4, help="seeds per clip (and truth draws) for the head")
+    h.add_argument("--emotion-clips", type=int, default=10, help="test clips per emotion and intensity")
+    h.add_argument("--previous", default="", help="the previous release's checkpoints (neutral against it)")
+    h.add_argument("--real", action="store_true", help="also lips under emotion on the real validation recordings")
+    h.add_argument("--lips-steps", type=int, default=8)
+    h.add_argument("--json", default="", help="also write the figures here")
+    h.set_defaults(max_clips=12)
     a = p.parse_args(argv)
     a.command_line = "python -m experiments.evaluate " + " ".join(argv)
     a.checkpoints, a.results = Path(a.checkpoints), Path(a.results)
     {"tables": tables.run, "report": tables.rewrite, "fp16": checks.fp16,
      "encoder": checks.encoder, "enrolment": checks.enrolment, "splits": checks.splits,
-     "upper-face": upper_face.run, "follow": upper_face.run_follow}[a.command](a)
+     "upper-face": upper_face.run, "follow": upper_face.run_follow, "performance": performance.run}[a.command](a)
 
 
 if __name__ == "__main__":

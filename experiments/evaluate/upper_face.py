@@ -22,6 +22,8 @@ from core.data.clip import TalkingClip, read_meta
 from core.data.style import Style
 from core.data.tts import Phone
 from core.data.upper_face import upper_face
+from core.data.emotion_face import with_emotion
+from core.inference.controls import Controls
 from core.model.manifest import is_checkpoint_folder, model_entries, read_manifest, record_metrics
 from core.inference.talker import Talker
 from experiments.evaluate.tables import pick
@@ -42,26 +44,34 @@ def clip_phones(data: str | Path, clip: TalkingClip) -> list[Phone]:
 
 
 def truth_draws(curves: np.ndarray, phones: list[Phone], audio: np.ndarray, style: Style, k: int,
-                seed: int = 10_000) -> np.ndarray:
-    """[k, F, 52]: ``curves`` with the upper face drawn anew k times (seeds never used by the corpus)."""
+                seed: int = 10_000, emotion: tuple[str, float] = ("neutral", 0.0)) -> np.ndarray:
+    """[k, F, 52]: ``curves`` with the upper face drawn anew k times (seeds never used by the corpus),
+    the clip's ``emotion`` (name, intensity) composed into it as the corpus does."""
     frames = len(curves)
     out = np.repeat(curves[None].astype(np.float32), k, 0)
     for i in range(k):
-        out[i][:, UPPER_INDICES] = upper_face(phones, audio, frames, style,
-                                              np.random.default_rng([seed, i]))[:, UPPER_INDICES]
+        upper = upper_face(phones, audio, frames, style, np.random.default_rng([seed, i]))
+        out[i][:, UPPER_INDICES] = with_emotion(upper, phones, *emotion)[:, UPPER_INDICES]
     return out
 
 
 def model_samples(talker: Talker, steps: int, audio: np.ndarray, features, k: int,
-                  identity: str | None = None) -> tuple[np.ndarray, str]:
-    """([k, F, 52] with seeds 0..k-1, the identity used)."""
-    parts, used = [], identity
+                  identity: str | None = None, controls: Controls | None = None) -> tuple[np.ndarray, str, np.ndarray]:
+    """([k, F, 52] with seeds 0..k-1, the identity used, the head [k, F, 3])."""
+    parts, heads, used = [], [], identity
     for first in range(0, k, BATCH):
         gen = talker.generate(audio, steps=steps, seed=first, identity=identity,
-                              num_samples=min(BATCH, k - first), features=features)
+                              num_samples=min(BATCH, k - first), features=features, controls=controls)
         parts.append(gen.blendshapes)
+        heads.append(gen.head)
         used = gen.identity
-    return np.concatenate(parts), used
+    return np.concatenate(parts), used, np.concatenate(heads)
+
+
+def clip_controls(talker: Talker, steps: int, clip: TalkingClip) -> Controls:
+    """The clip's own emotion when the model reads emotions, else the plain face."""
+    emotion, intensity = clip.emotion
+    return Controls(emotion, intensity) if talker.model(steps).config.emotions else Controls()
 
 
 def synthetic(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int) -> dict:
@@ -70,9 +80,11 @@ def synthetic(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int
     for clip in clips:
         audio = clip.load_audio()
         features, _ = talker.features(audio)
-        samples, _ = model_samples(talker, steps, audio, features, k, clip.identity)
+        samples, _, _ = model_samples(talker, steps, audio, features, k, clip.identity,
+                                      clip_controls(talker, steps, clip))
         frames = min(len(samples[0]), clip.frames)
-        truth = truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio, style_of[clip.identity], k)
+        truth = truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio, style_of[clip.identity], k,
+                            emotion=clip.emotion)
         model_stats.append(U.clip_statistics(samples[:, :frames]))
         truth_stats.append(U.clip_statistics(truth))
         model_frames.append(samples[:, :frames].reshape(-1, samples.shape[-1]))
@@ -115,7 +127,7 @@ def real_validation(talker: Talker, steps: int, data, k: int) -> dict:
     by_style: dict[str, tuple[list, list]] = {}
     for rec, audio, phones in aligned:
         features, _ = talker.features(audio)
-        samples, identity = model_samples(talker, steps, audio, features, k)
+        samples, identity, _ = model_samples(talker, steps, audio, features, k)
         truth = truth_draws(samples[0], phones, audio, style_of[identity], k)
         model_list, truth_list = by_style.setdefault(identity, ([], []))
         model_list.append(U.clip_statistics(samples))
@@ -250,7 +262,7 @@ def follow(folder, data, clips: list[TalkingClip], levels=FOLLOW_LEVELS, seed: i
     noise, > 1 adds error). What a sampler leaves in its last steps is what the model cannot remove
     there."""
     import torch
-    from core.model.network import to_model_space
+    from core.model.network import model_targets
     talker = Talker.from_pretrained(folder)
     model = talker.model(talker.steps_available[0])          # the network the talker samples with
     style_of = styles(data)
@@ -261,10 +273,12 @@ def follow(folder, data, clips: list[TalkingClip], levels=FOLLOW_LEVELS, seed: i
         audio = clip.load_audio()
         features = torch.as_tensor(talker.features(audio)[0], dtype=torch.float32)[None]
         frames = min(features.shape[1], clip.frames)
-        pair = truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio, style_of[clip.identity], 2)
-        x0 = to_model_space(torch.as_tensor(pair))
+        pair = truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio, style_of[clip.identity], 2,
+                           emotion=clip.emotion)
+        x0 = model_targets(model, torch.as_tensor(pair))
+        emotion = torch.as_tensor(clip_controls(talker, model.config.steps, clip).emotion_vector).expand(2, -1)
         cond = model.condition(features[:, :frames].expand(2, -1, -1),
-                               torch.full((2,), model.identity_index(clip.identity)))
+                               torch.full((2,), model.identity_index(clip.identity)), emotion=emotion)
         noise = torch.randn((1, *x0.shape[1:]), generator=gen).expand(2, -1, -1)
         for level in levels:
             t = torch.full((2,), max(1, round(level * model.schedule.steps)))

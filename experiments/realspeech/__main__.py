@@ -52,11 +52,11 @@ def aligned_recordings(audio_dir, validation_only: bool = False, tts_control: bo
     return aligned, not_found, unaligned
 
 
-def measure(talker, aligned, steps_list, seed: int = 0, verbose: bool = True) -> dict[int, dict]:
+def measure(talker, aligned, steps_list, seed: int = 0, verbose: bool = True, controls=None) -> dict[int, dict]:
     """{steps: {rows, summary, speakers}} of ``talker`` on the aligned recordings."""
     results = {}
     for steps in steps_list:
-        rows = [analyse(talker, rec, audio, phones, steps, seed) for rec, audio, phones in aligned]
+        rows = [analyse(talker, rec, audio, phones, steps, seed, controls) for rec, audio, phones in aligned]
         results[steps] = {"rows": rows, "summary": summarise(rows), "speakers": by_speaker(rows)}
         if not verbose:
             continue

@@ -20,12 +20,13 @@ RESAMPLES = 2000
 
 
 def analyse(talker, recording: Recording, audio: np.ndarray, phones: list[Phone] | None = None,
-            steps: int = 8, seed: int = 0) -> dict:
-    """Phones (aligned unless given), curves, scores, closures and identity match of 16 kHz ``audio``."""
+            steps: int = 8, seed: int = 0, controls=None) -> dict:
+    """Phones (aligned unless given), curves, scores, closures and identity match of 16 kHz ``audio``
+    (``controls``: an emotion etc., core.inference.controls; None: the plain face)."""
     from core.data.visemes import lower_face
 
     phones = phones or align_phones(audio, recording.transcript)
-    gen = talker.generate(audio, steps=steps, seed=seed)
+    gen = talker.generate(audio, steps=steps, seed=seed, controls=controls)
     curves = gen.blendshapes[0]
     frames = len(curves)
     scores = mouth_scores(curves)
