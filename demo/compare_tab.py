@@ -39,7 +39,7 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, avatar_i
     """The tab's components and events (inside ``gr.Tab``); ``avatar_id``: the Generate tab's avatar."""
     with gr.Row(equal_height=True):
         steps = gr.Dropdown(service.steps_choices, value=service.default_compare_steps, allow_custom_value=True,
-                            multiselect=True, label="Step counts")
+                            multiselect=True, label="Step counts", elem_id="compare-steps")
         seeds = gr.Textbox("0, 1, 2", label="Seeds",
                            info=f"comma-separated; at most {MAX_COMPARE_CELLS} takes and "
                                 f"{MAX_TAKE_SECONDS:.0f} take-seconds (takes x clip length)")
