@@ -235,8 +235,8 @@ class DemoService:
         timings = {"decode": decode + generation.timings.get("decode", 0.0)}
         timings.update({k: generation.timings[k] for k in ("speech check", "encoder", "match", "sampling")})
         notes = [generation.speech.warning()] if generation.speech and generation.speech.warning() else []
-        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}{controls_stem(controls)}"), self.folders.new(), timings,
-                    str(self.talker.device), notes)
+        name = _stem(audio, f"{steps}steps_seed{seed}{controls_stem(controls)}")
+        return Take(generation, wave, name, self.folders.new(), timings, str(self.talker.device), notes)
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
@@ -307,7 +307,7 @@ class DemoService:
                               missing=avatar.missing)
 
     def viewer_grid(self, comparison: Comparison) -> dict:
-        """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
+        """The viewer's value for a comparison: every (steps, emotion, seed) cell on one clock."""
         avatar = comparison.avatar or self.avatar()
         cells = [(grid_label(comparison, cell), comparison.runs[cell]) for cell in comparison.cells]
         return viewer.payload(cells, FPS, self.mesh_url(avatar), self.viewer_assets.audio_url(comparison.wave),
@@ -354,7 +354,7 @@ class DemoService:
                           controls=by_emotion[emotions[0]], heads=heads)
 
     def render_comparison(self, comparison: Comparison, progress=None) -> Path:
-        """One mp4: a row per step count, a column per seed, with the input audio."""
+        """One mp4: a row per step count (and emotion), a column per seed, with the input audio."""
         from core.face.render import render_grid_video
         cells = comparison.cells
         self.check_render(len(cells), comparison.wave, comparison.avatar)
