@@ -141,7 +141,8 @@ def _states(limits: dict[str, str], several: bool) -> dict[str, dict]:
     no_emotion, no_head = limits.get("emotion"), limits.get("head_motion")
     return {"emotion": dict(interactive=not no_emotion, info=no_emotion or (
                 "a row of heads each" if several else "neutral: the model's own face")),
-            "intensity": dict(interactive=not no_emotion, info=no_emotion or "how strongly the emotion shows"),
+            "intensity": dict(interactive=not no_emotion,
+                              info="not available (see Emotion)" if no_emotion else "how strongly the emotion shows"),
             "head_motion": dict(interactive=not no_head, info=no_head or "off: the head stays still")}
 
 

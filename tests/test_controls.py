@@ -83,8 +83,9 @@ def test_the_page_offers_what_the_model_can_do_and_says_why_not(service, mixed_r
     make_tiny_checkpoints(old)
     talker, _ = demo_service.load_talker(old)
     shown = components(ui.build_demo(service=demo_service.DemoService(talker, workdir=tmp_path / "w"), warm_up=False))
-    for elem_id in ("emotion", "intensity", "compare-emotions", "live-emotion"):
+    for elem_id in ("emotion", "compare-emotions", "live-emotion"):
         assert shown[elem_id].interactive is False and "trained without emotions" in shown[elem_id].info
+    assert shown["intensity"].interactive is False and shown["intensity"].info == "not available (see Emotion)"
     assert shown["head-motion"].interactive is False and "trained without head motion" in shown["head-motion"].info
     assert shown["upper-strength"].interactive is not False         # strengths work on any model
 
