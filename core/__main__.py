@@ -1,6 +1,7 @@
 """Command line: ``python -m core generate|stream|enroll|remove ...``.
 
     python -m core generate speech.wav --steps 8 --seed 0 --identity auto --out out.csv|json|npy|glb|mp4
+        [--emotion happy --intensity 0.7 --upper-strength 1.2 --lower-strength 0.8 --no-head-motion]
     python -m core stream speech.wav --steps 8 [--realtime] [--json] [--livelink HOST:PORT]   # chunk by chunk
     python -m core enroll --name NAME take1.wav take1.csv [take2.wav take2.csv ...]
     python -m core remove NAME          # an enrolled identity, from every shipped model
@@ -18,6 +19,23 @@ from pathlib import Path
 from core.inputs import AUTO_IDENTITY
 
 
+def add_controls(parser: argparse.ArgumentParser) -> None:
+    """The emotion, intensity, face strengths and head switch, as every interface offers them."""
+    from core.emotion import EMOTIONS
+    parser.add_argument("--emotion", default="neutral", help=f"one of {', '.join(EMOTIONS)} (neutral)")
+    parser.add_argument("--intensity", default="1.0", help="how strongly the emotion shows, 0-1 (1)")
+    parser.add_argument("--upper-strength", default="1.0", help="brows and eyes: 0 still, 1 as made, 2 twice (1)")
+    parser.add_argument("--lower-strength", default="1.0", help="jaw, mouth, cheeks: 0 still, 1 as made, 2 twice (1)")
+    parser.add_argument("--head-motion", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-head-motion keeps the head still (when you drive it yourself)")
+
+
+def controls(a: argparse.Namespace):
+    """The arguments as :class:`Controls`, checked the one way every interface checks them (as
+    typed: ``--intensity x`` gets the same message as the page's)."""
+    from core.inference.controls import Controls
+    return Controls.checked(a.emotion, a.intensity, a.head_motion, a.upper_strength, a.lower_strength)
+
 
 def generate(a: argparse.Namespace) -> None:
     from core.face.export import SUFFIXES
@@ -30,9 +48,11 @@ def generate(a: argparse.Namespace) -> None:
         raise ValueError(f"the folder {folder} does not exist (--out {a.out}); create it first")
     if not os.access(folder, os.W_OK):
         raise ValueError(f"cannot write into {folder} (permission denied)")
+    asked = controls(a)
     talker = Talker.from_pretrained(a.checkpoints)
-    print(f"generating with the {a.steps}-step model ...", file=sys.stderr)
-    result = talker.generate(a.audio, steps=a.steps, seed=a.seed, identity=a.identity, speech_check=True)
+    print(f"generating with the {a.steps}-step model ({asked.describe()}) ...", file=sys.stderr)
+    result = talker.generate(a.audio, steps=a.steps, seed=a.seed, identity=a.identity, speech_check=True,
+                             controls=asked)
     if result.speech.warning():
         print(f"warning: {result.speech.warning()}", file=sys.stderr)
     print(f"identity: {result.identity} (matched from voice: {result.matched_identity}, "
@@ -65,10 +85,12 @@ def stream(a: argparse.Namespace) -> None:
         raise ValueError(f"--out must end in one of {', '.join(CURVE_SUFFIXES)}")
     if not 10 <= a.chunk_ms <= 1000:
         raise ValueError(f"--chunk-ms must be between 10 and 1000, not {a.chunk_ms}")
+    asked = controls(a)
     audio = load_audio(a.audio)
     talker = Talker.from_pretrained(a.checkpoints)
     # lips closed in pauses, as `generate` does (speech_check=True)
-    live = Stream(talker, a.steps, seed=a.seed, identity=a.identity, lookahead=lookahead, hop=hop, close_pauses=True)
+    live = Stream(talker, a.steps, seed=a.seed, identity=a.identity, lookahead=lookahead, hop=hop, close_pauses=True,
+                  controls=asked)
     sender = None
     if a.livelink:
         from core.inference.livelink_udp import LiveLinkSender, parse_address
@@ -123,6 +145,7 @@ def main(argv=None) -> int:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--identity", default=AUTO_IDENTITY, help="'auto' (matched from the voice) or a library identity")
     g.add_argument("--out", required=True, help="out.csv (Live Link Face) | .json | .npy | .glb | .mp4")
+    add_controls(g)
     s = sub.add_parser("stream", help="feed a speech file through the streaming API; chunk latency and RTF")
     s.add_argument("audio")
     s.add_argument("--steps", type=int, default=8)
@@ -136,6 +159,7 @@ def main(argv=None) -> int:
     s.add_argument("--out", help="also write the curves: out.csv (Live Link Face) | .json | .npy")
     s.add_argument("--livelink", metavar="HOST[:PORT]",
                    help="also send every frame as it comes out in the Live Link Face network format (UDP, port 11111)")
+    add_controls(s)
     e = sub.add_parser("enroll", help="add a talking identity from recordings + Live Link Face CSVs")
     e.add_argument("--name", required=True)
     e.add_argument("--iterations", type=int, default=150)

@@ -1,5 +1,5 @@
-"""The Compare tab: every step count x seed, the heads on one clock, overlaid curves and spread
-first; the tiled video only when asked for.
+"""The Compare tab: every step count x emotion x seed, the heads on one clock, overlaid curves and
+spread first; the tiled video only when asked for.
 
 One handler, :func:`compare`, behind both endpoints: the page's ``/compare_live`` (the grid of
 heads; bad input is a message and the last comparison stays) and the API's ``/compare``
@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import gradio as gr
 
 from core.arkit import ARKIT_NAMES, GROUPS
+from core.inference.controls import Controls
 from demo import plots, viewer
-from demo.formatting import comparison_summary
-from demo.page import api_only, bind, errors_shown, frames_progress, on_page, viewer_or_warn
+from demo.formatting import comparison_summary, plotted
+from demo.forms import parse_emotions
+from demo.page import api_only, bind, controls_box, errors_shown, follow_steps, frames_progress, on_page, viewer_or_warn
 from demo.service import MAX_COMPARE_CELLS, MAX_TAKE_SECONDS, DemoService
 
 
@@ -37,23 +39,25 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, avatar_i
     """The tab's components and events (inside ``gr.Tab``); ``avatar_id``: the Generate tab's avatar."""
     with gr.Row(equal_height=True):
         steps = gr.Dropdown(service.steps_choices, value=service.default_compare_steps, allow_custom_value=True,
-                            multiselect=True, label="Step counts")
+                            multiselect=True, label="Step counts", elem_id="compare-steps")
         seeds = gr.Textbox("0, 1, 2", label="Seeds",
                            info=f"comma-separated; at most {MAX_COMPARE_CELLS} takes and "
                                 f"{MAX_TAKE_SECONDS:.0f} take-seconds (takes x clip length)")
         channels = gr.Dropdown(list(GROUPS) + list(ARKIT_NAMES), value="jawOpen", label="Channels to overlay",
                                info=f"one channel, or a group (its {plots.MAX_OVERLAID} that move most)")
+    controls = controls_box(service.control_limits(service.default_compare_steps), "compare-", several=True)
+    follow_steps(controls, steps, service.control_limits)
     run = gr.Button("Compare", variant="primary", elem_id="compare")
     grid = gr.HTML(**viewer.html_options("compare-viewer"), css_template=viewer.CSS)
     render_button = gr.Button("Render the grid video (mp4)", size="sm", elem_id="render-compare")
-    video = gr.Video(label="Rows: step counts, columns: seeds", show_label=False, interactive=False,
+    video = gr.Video(label="Rows: step counts (and emotions), columns: seeds", show_label=False, interactive=False,
                      elem_id="compare-video")
     summary = gr.Markdown(elem_id="compare-summary")   # the page's width: its table's headers stay whole words
     curves = gr.Plot(label="Curves overlaid", show_label=False, elem_id="compare-curves")
     spread = gr.Plot(label="Spread across seeds", show_label=False)
     tab = CompareTab(service, grid, video, curves, spread, summary, gr.State(), gr.State())
 
-    inputs = [audio, steps, seeds, channels, identity]
+    inputs = [audio, steps, seeds, channels, identity, *controls.inputs]
     run.click(bind(compare, tab, True), inputs=[*inputs, avatar_id],
               outputs=[grid, video, curves, spread, summary, tab.runs, tab.comparison],
               api_name="compare_live", concurrency_id="model", concurrency_limit=concurrency,
@@ -65,15 +69,19 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, avatar_i
     return tab
 
 
-def compare(tab: CompareTab, page: bool, audio, steps_list, seeds, channels, identity, avatar=None):
-    """Every (steps, seed) cell of one clip. On the ``page``: the grid of heads and the figures
-    (bad input: a message, and the last comparison stays); for the API: the figures, then the
-    tiled video."""
+def compare(tab: CompareTab, page: bool, audio, steps_list, seeds, channels, identity, emotions=("neutral",),
+            intensity=1.0, head_motion=True, upper_strength=1.0, lower_strength=1.0, avatar=None):
+    """Every (steps, emotion, seed) cell of one clip. On the ``page``: the grid of heads and the
+    figures (bad input: a message, and the last comparison stays); for the API: the figures, then
+    the tiled video. ``emotions``: a list, or text like "neutral, happy" (default: neutral alone,
+    what API clients that send none always got)."""
     service = tab.service
 
     def figures():
-        comparison = service.compare(audio, steps_list, seeds, identity)
-        return comparison, plots.compare_figure(comparison.runs, channels)  # raises for an unknown channel name
+        controls = [Controls.checked(emotion, intensity, head_motion, upper_strength, lower_strength)
+                    for emotion in parse_emotions(emotions)]
+        comparison = service.compare(audio, steps_list, seeds, identity, controls)
+        return comparison, plots.compare_figure(plotted(comparison)[0], channels)  # raises for an unknown channel name
     if page:
         made = on_page(figures)
         if made is None:
@@ -85,8 +93,9 @@ def compare(tab: CompareTab, page: bool, audio, steps_list, seeds, channels, ide
     comparison, curves = made
     try:
         with errors_shown(input_errors=False):
-            shown = {tab.curves: curves, tab.spread: plots.spread_figure(comparison.spreads()),
-                     tab.summary: comparison_summary(comparison), tab.runs: comparison.runs, tab.video: None}
+            runs, spreads = plotted(comparison)
+            shown = {tab.curves: curves, tab.spread: plots.spread_figure(spreads),
+                     tab.summary: comparison_summary(comparison), tab.runs: runs, tab.video: None}
         if page:
             comparison.avatar = service.avatar(avatar)
             yield {**shown, tab.grid: viewer_or_warn(lambda: service.viewer_grid(comparison)),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from core.arkit import LIP_INDICES, UPPER_INDICES
+from core.inference.controls import Controls
 from core.rates import SAMPLE_RATE
 
 if TYPE_CHECKING:
@@ -36,9 +37,44 @@ def steps_text(steps: int) -> str:
     return f"{steps} step{'s' * (steps != 1)}"
 
 
-def cell_label(steps: int, seed: int) -> str:
-    """The caption of one take: "8 steps, seed 0"."""
-    return f"{steps_text(steps)}, seed {seed}"
+def cell_label(steps: int, seed: int, controls: Controls | None = None, always: bool = False) -> str:
+    """The caption of one take: "8 steps, seed 0", with its controls when they are not the
+    defaults, or ``always`` (a grid of emotions names neutral too): "8 steps, seed 0, happy 0.7"."""
+    label = f"{steps_text(steps)}, seed {seed}"
+    if controls is not None and (always or controls != Controls()):
+        label += f", {controls.describe()}"
+    return label
+
+
+def controls_stem(controls: Controls) -> str:
+    """What a take's file names add for its controls: "" for the defaults (the names stay as they
+    were), else e.g. "_happy-0.7-upper-x1.5" (Controls.describe(), safe in a file name)."""
+    if controls == Controls():
+        return ""
+    return "_" + re.sub(r"[^A-Za-z0-9.]+", "-", controls.describe()).strip("-")
+
+
+def row_label(comparison: Comparison, steps: int, emotion: str) -> int | str:
+    """A comparison row's title: its step count alone when the controls are today's defaults
+    (:func:`demo.plots.row_title` says "8 steps"), else with them: "8 steps, happy 1.0"."""
+    controls = comparison.controls_of(emotion)
+    if len(comparison.emotions) == 1 and controls == Controls():
+        return steps
+    return f"{steps_text(steps)}, {controls.describe()}"
+
+
+def grid_label(comparison: Comparison, cell: tuple[int, str, int]) -> str:
+    """The caption of one head of a comparison: "8 steps, seed 0", and its emotion whenever the
+    grid lays several side by side ("8 steps, seed 0, neutral")."""
+    steps, emotion, seed = cell
+    return cell_label(steps, seed, comparison.controls_of(emotion), always=len(comparison.emotions) > 1)
+
+
+def plotted(comparison: Comparison) -> tuple[dict, dict]:
+    """What the comparison figures draw: ({(row title, seed): curves}, {row title: spread})."""
+    runs = {(row_label(comparison, s, e), seed): curves for (s, e, seed), curves in comparison.runs.items()}
+    spreads = {row_label(comparison, s, e): spread for (s, e), spread in comparison.spreads().items()}
+    return runs, spreads
 
 
 def scores_table(generation: "Generation", label=lambda name: name) -> pd.DataFrame:
@@ -94,11 +130,18 @@ def comparison_summary(comparison: Comparison) -> str:
     spreads = comparison.spreads()
     text = (f"{len(comparison.runs)} takes of {len(comparison.wave) / SAMPLE_RATE:.2f} s in "
             f"{comparison.seconds:.2f} s (encoder once, then sampling), style: **{as_text(comparison.identity)}**.")
+    if len(comparison.emotions) > 1:
+        text += f" Emotions side by side: {', '.join(comparison.emotions)} (each head's caption says its controls)."
+    elif comparison.controls_of(comparison.emotions[0]) != Controls():
+        text += f" Every take: {comparison.controls_of(comparison.emotions[0]).describe()}."
     if spreads:
-        rows = [f"| {steps} | {s[list(UPPER_INDICES)].mean():.4f} | {s[list(LIP_INDICES)].mean():.4f} |"
-                for steps, s in spreads.items()]
-        text += ("\n\n| steps | spread, upper face | spread, lips |\n|---:|---:|---:|\n" + "\n".join(rows)
+        several = len(comparison.emotions) > 1
+        rows = [f"| {steps} |{f' {emotion} |' * several} {s[list(UPPER_INDICES)].mean():.4f} | "
+                f"{s[list(LIP_INDICES)].mean():.4f} |" for (steps, emotion), s in spreads.items()]
+        text += (f"\n\n| steps |{' emotion |' * several} spread, upper face | spread, lips |\n"
+                 f"|---:|{'---|' * several}---:|---:|\n" + "\n".join(rows)
                  + "\n\nSpread = std across seeds, averaged over time and channels.")
     if comparison.warning:
         text += f"\n\n> ⚠ {comparison.warning}"
     return text
+

@@ -3,6 +3,8 @@
 Every whole number goes through :func:`core.inputs.whole_number`, so the seed, the samples,
 the step count and the enrolment iterations follow one rule: 8.7 or "x" is refused, never
 rounded. Each parser raises ``ValueError`` with a message written for the person who typed it.
+The emotion, its intensity, the strengths and the head switch are checked by
+:meth:`core.inference.controls.Controls.checked`, the one check every interface uses.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from core.emotion import check_emotion
 from core.inputs import MAX_SEED, whole_number
 
 MAX_SAMPLES = 4                    # seeds of one Generate request (the video shows the first)
@@ -29,6 +32,17 @@ def parse_seeds(text: str | Sequence) -> list[int]:
     if not seeds:
         raise ValueError("Enter one or more seeds separated by commas, e.g. 0, 1, 2.")
     return seeds
+
+
+def parse_emotions(value: str | Sequence | None) -> list[str]:
+    """Emotions to lay side by side, from the page's multiselect (a list) or text like
+    ``"neutral, happy"`` (API clients): each as :func:`core.emotion.check_emotion` names it,
+    duplicates dropped, order kept."""
+    items = re.split(r"[,;\s]+", value.strip()) if isinstance(value, str) else list(value or [])
+    emotions = list(dict.fromkeys(check_emotion(item) for item in items if item is not None and str(item).strip()))
+    if not emotions:
+        raise ValueError("Pick one or more emotions to compare, e.g. neutral, happy.")
+    return emotions
 
 
 def parse_samples(value) -> int:

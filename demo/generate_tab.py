@@ -17,13 +17,14 @@ from typing import Sequence
 import gradio as gr
 import pandas as pd
 
+from core.inference.controls import Controls
 from core.inputs import MAX_SEED
 from demo import plots, viewer
 from demo.avatars import AVATAR_SUFFIXES, LIMITS
 from demo.formatting import SCORE_COLUMNS, cell_label, identity_summary, scores_table, timings_markdown
 from demo.forms import MAX_SAMPLES
-from demo.page import (UncheckedSlider, api_only, bind, errors_shown, frames_progress, on_page, render_or_warn,
-                       viewer_or_warn)
+from demo.page import (UncheckedSlider, api_only, bind, controls_box, errors_shown, follow_steps, frames_progress,
+                       on_page, render_or_warn, viewer_or_warn)
 from demo.service import DemoService
 
 DOWNLOADS = (("csv", "Live Link Face CSV"), ("json", "JSON"), ("npy", "NPY"), ("glb", "Animated GLB"),
@@ -60,6 +61,7 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, concurre
             new_seed = gr.Button("New random seed", size="sm", elem_id="new-seed")
         num_samples = UncheckedSlider(1, MAX_SAMPLES, value=1, step=1, label="Samples",
                                       info="seeds seed .. seed+K-1; the 3D head and the video show sample 1")
+    controls = controls_box(service.control_limits(service.default_steps))
     run = gr.Button("Generate", variant="primary", elem_id="generate")
     with gr.Row(equal_height=False):
         with gr.Column():           # the face first: on a phone it comes right under Generate
@@ -90,7 +92,8 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, concurre
                       gr.State(), gr.State(), avatar_status)
 
     new_seed.click(lambda: random.randint(0, MAX_SEED), outputs=seed, queue=False, api_visibility="private")
-    inputs = [audio, steps, seed, num_samples, identity]
+    follow_steps(controls, steps, service.control_limits)
+    inputs = [audio, steps, seed, num_samples, identity, *controls.inputs]
     # Generations and comparisons share one limit: `concurrency` model calls + renders at once.
     run.click(bind(generate, tab, True), inputs=[*inputs, tab.avatar_id],
               outputs=[matched, scores, face, timings, video, files, tab.take, *downloads, curves_box, curves],
@@ -106,12 +109,15 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, concurre
     return tab
 
 
-def generate(tab: GenerateTab, page: bool, audio, steps, seed, num_samples, identity, avatar=None):
+def generate(tab: GenerateTab, page: bool, audio, steps, seed, num_samples, identity, emotion="neutral",
+             intensity=1.0, head_motion=True, upper_strength=1.0, lower_strength=1.0, avatar=None):
     """One take. On the ``page``: the head, the scores and the timings as soon as the curves exist,
     then the files (bad input: a message, and the last take stays); for the API: the curves
-    plot, then the video and the files."""
+    plot, then the video and the files. The controls' defaults are today's face, so API clients
+    that send none get what they always got."""
     service = tab.service
-    make = lambda: service.generate(audio, steps, seed, num_samples, identity)   # noqa: E731
+    make = lambda: service.generate(audio, steps, seed, num_samples, identity, Controls.checked(  # noqa: E731
+        emotion, intensity, head_motion, upper_strength, lower_strength))
     if page:
         take = on_page(make)
         if take is None:
@@ -155,7 +161,7 @@ def _figure(take):
     generation = take.generation
     with errors_shown(input_errors=False):
         return plots.curves_figure(generation.blendshapes, generation.fps,
-                                   cell_label(generation.steps, generation.seeds[0]))
+                                   cell_label(generation.steps, generation.seeds[0], generation.controls))
 
 
 def draw_curves(tab: GenerateTab, take):

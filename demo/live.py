@@ -10,7 +10,8 @@ thread, so the request returns at once and Gradio, which keeps only the newest c
 while its handler runs, never drops audio. The worker decodes whatever audio is waiting as one
 block (``Stream.feed(catch_up=True)``): a server that fell behind catches up instead of skipping.
 The viewer gets the frames as a ``live`` value (:func:`live_value`) that it appends to what it
-shows, with the clock it needs to tell the user the delay from microphone to face.
+shows, the head's rotation beside the curves, with the clock it needs to tell the user the delay
+from microphone to face. The emotion, strengths and head switch (``Controls``) are set at Record.
 
 Who streams: :class:`LiveLine`, at most :data:`MAX_LIVE_SESSIONS` at once; the others wait in line
 (first come, first served, one place per client) and see their place. A turn ends after
@@ -19,6 +20,7 @@ Who streams: :class:`LiveLine`, at most :data:`MAX_LIVE_SESSIONS` at once; the o
 """
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import threading
@@ -29,6 +31,8 @@ import numpy as np
 
 from core.audio.decode import AudioError, read_chunk
 from core.audio.resample import StreamingResampler
+from core.head_pose import HEAD_CHANNELS
+from core.inference.controls import Controls
 from core.rates import FPS, SAMPLE_RATE
 from demo import viewer
 
@@ -72,14 +76,17 @@ class Block:
     """Frames [first, first + len(curves)) that the worker decoded."""
     first: int
     curves: np.ndarray
+    head: np.ndarray              # [n, 3] yaw/pitch/roll in radians (zeros: a model without head motion, or off)
 
 
 class LiveSession:
     """One browser's live stream: audio chunks in (:meth:`add`, quick), frames out (:meth:`take`);
     a worker thread decodes what is waiting, as one block when several chunks piled up."""
 
-    def __init__(self, talker, steps: int, identity: str | None = None, stale: float = STALE_SECONDS):
+    def __init__(self, talker, steps: int, identity: str | None = None, stale: float = STALE_SECONDS,
+                 controls: Controls | None = None):
         self.talker, self.steps, self.identity = talker, steps, identity
+        self.controls = controls or Controls()
         self.stream = None                   # made by the worker: the request never waits for it
         self.stale = stale
         self.rate: int | None = None
@@ -143,7 +150,7 @@ class LiveSession:
             blocks, self._blocks = self._blocks, []
         if not blocks:
             return None
-        return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]))
+        return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]), np.concatenate([b.head for b in blocks]))
 
     def stop(self, wait: float = STOP_WAIT) -> Block | None:
         """The stream ends: the worker decodes what is left and the last frames; returns what was not taken."""
@@ -185,7 +192,8 @@ class LiveSession:
     def _run(self) -> None:
         try:
             from core.inference.streaming import Stream
-            self.stream = Stream(self.talker, self.steps, seed=0, identity=self.identity, hop=LIVE_HOP, close_pauses=True)
+            self.stream = Stream(self.talker, self.steps, seed=0, identity=self.identity, hop=LIVE_HOP, close_pauses=True,
+                                 controls=self.controls)
             while True:
                 with self._cond:
                     while not self._pending and not self._closing:
@@ -200,13 +208,14 @@ class LiveSession:
                     audio = np.concatenate(backlog)
                     first = self.stream.frames_out
                     out = self.stream.feed(audio, catch_up=True)
-                    self._publish(first, out.curves, arrival, len(audio))
+                    self._publish(first, out.curves, out.head, arrival, len(audio))
                     continue
                 if closing:
                     first = self.stream.frames_out
                     tail = self.resampler(np.zeros(0, np.float32), final=True) if self.resampler else np.zeros(0)
-                    curves = [self.stream.feed(tail, catch_up=True).curves, self.stream.finish().curves]
-                    self._publish(first, np.concatenate(curves), None, len(tail))
+                    outs = [self.stream.feed(tail, catch_up=True), self.stream.finish()]
+                    self._publish(first, np.concatenate([o.curves for o in outs]), np.concatenate([o.head for o in outs]),
+                                  None, len(tail))
                     return
         except Exception as err:        # noqa: BLE001 - handed to the request side, which reports it
             with self._cond:
@@ -215,11 +224,11 @@ class LiveSession:
             with self._cond:
                 self._done = True
 
-    def _publish(self, first: int, curves: np.ndarray, arrival: float | None, samples: int) -> None:
+    def _publish(self, first: int, curves: np.ndarray, head: np.ndarray, arrival: float | None, samples: int) -> None:
         with self._cond:
             self.decoded += samples
             if len(curves):
-                self._blocks.append(Block(first, curves))
+                self._blocks.append(Block(first, curves, head))
                 if arrival is not None:
                     self.server_ms = (self.server_ms + [(time.perf_counter() - arrival) * 1000])[-200:]
 
@@ -315,13 +324,33 @@ class LiveLine:
             self._active[ticket] = place
 
 
+def encode_head(head: np.ndarray) -> str:
+    """Head rotations [n, 3] (yaw, pitch, roll in radians, core/head_pose.py) as base64 little-endian
+    float32, row-major: 12 bytes a frame, exact (the curves' fixed point would not fit radians)."""
+    head = np.asarray(head, np.float32)
+    if head.ndim != 2 or head.shape[1] != HEAD_CHANNELS:
+        raise ValueError(f"the head must be [n, {HEAD_CHANNELS}], got {head.shape}")
+    return base64.b64encode(head.astype("<f4").tobytes()).decode("ascii")
+
+
+def decode_head(text: str) -> np.ndarray:
+    """The inverse of :func:`encode_head`: float32 [n, 3] radians (what the browser reads)."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").reshape(-1, HEAD_CHANNELS).astype(np.float32)
+
+
 def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool = False, end: bool = False,
-               info: dict | None = None) -> dict:
+               info: dict | None = None, head: np.ndarray | None = None) -> dict:
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;
-    ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``info``: the
-    readout's figures (:meth:`LiveSession.info`); ``sent``: the server's clock (epoch ms), from
-    which the page corrects for a clock that differs from its own."""
+    ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``curves`` as
+    :func:`demo.viewer.encode_curves`, ``head`` [n, 3] radians (none: still) as :func:`encode_head`,
+    one row per frame of the curves. ``info``: the readout's figures (:meth:`LiveSession.info`);
+    ``sent``: the server's clock (epoch ms), from which the page corrects for a clock that
+    differs from its own."""
+    head = np.zeros((len(curves), HEAD_CHANNELS), np.float32) if head is None else head
+    if len(head) != len(curves):
+        raise ValueError(f"{len(curves)} frames of curves but {len(head)} of the head")
     return {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
             "frames": int(len(curves)), "mesh": mesh_url,
             "curves": viewer.encode_curves(curves) if len(curves) else "",
+            "head": encode_head(head) if len(curves) else "",
             "info": info or {}, "sent": time.time() * 1000}

@@ -23,12 +23,13 @@ import numpy as np
 
 import gradio as gr
 
+from core.inference.controls import Controls
 from core.rates import SAMPLE_RATE
 from demo import live, viewer
 from demo.fairness import client_of
 from demo.live import (CHUNK_SECONDS, MAX_LIVE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value,
                        read_microphone_chunk)
-from demo.page import bind, errors_shown, viewer_or_warn
+from demo.page import bind, controls_box, errors_shown, follow_steps, viewer_or_warn
 from demo.service import DemoService
 
 NO_FRAMES = np.zeros((0, 52), np.float32)
@@ -40,6 +41,7 @@ class Ticket:
     number: int
     steps: int
     identity: str | None
+    controls: Controls
     session: LiveSession | None = None
     shown: str = ""                  # the last message in the readout (sent again only when it changes)
 
@@ -62,9 +64,12 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
                 f"stream needs ({DEFAULT_LOOKAHEAD:.1f} s after the sound) plus the time shown under it. The talking "
                 "style above is used from the start, or with *auto* matched from the voice after 3 s. "
                 f"**Stop** ends the stream (at most {MAX_LIVE_SECONDS // 60} minutes; "
-                f"{TURN_SECONDS / 60:.0f} minutes while others wait for the head).")
+                f"{TURN_SECONDS / 60:.0f} minutes while others wait for the head). The controls below are "
+                "read when Record is pressed.")
     steps = gr.Dropdown(service.steps_choices, value=service.default_steps, label="Diffusion steps",
                         allow_custom_value=True, elem_id="live-steps")
+    controls = controls_box(service.control_limits(service.default_steps), "live-")
+    follow_steps(controls, steps, service.control_limits)
     with gr.Row(equal_height=False):
         with gr.Column():
             # type="filepath" and no format: the chunk reaches demo.live as the file the page sent,
@@ -82,28 +87,31 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
     # so the progress goes to the ticket (a State, never drawn).
     quiet = dict(concurrency_limit=None, show_progress="hidden", show_progress_on=[tab.ticket],
                  api_visibility="private")
-    microphone.start_recording(bind(start, tab), inputs=[steps, identity, tab.ticket], outputs=outputs, **quiet)
-    microphone.stream(bind(chunk, tab), inputs=[microphone, tab.ticket, steps, identity], outputs=outputs,
+    asked = [steps, identity, *controls.inputs]
+    microphone.start_recording(bind(start, tab), inputs=[*asked, tab.ticket], outputs=outputs, **quiet)
+    microphone.stream(bind(chunk, tab), inputs=[microphone, tab.ticket, *asked], outputs=outputs,
                       stream_every=CHUNK_SECONDS, time_limit=MAX_LIVE_SECONDS + 60, concurrency_id="live", **quiet)
     microphone.stop_recording(bind(stop, tab), inputs=[tab.ticket], outputs=outputs, **quiet)
     return tab
 
 
-def start(tab: LiveTab, steps, identity, ticket: Ticket | None, request: gr.Request):
+def start(tab: LiveTab, steps, identity, emotion, intensity, head_motion, upper_strength, lower_strength,
+          ticket: Ticket | None, request: gr.Request):
     """Record: a place in line (a new one: the client's earlier place is withdrawn), and the
     session right away when it is this visitor's turn (the model gets ready while the page starts
     recording)."""
     _close(tab, ticket)
     with errors_shown():
-        ticket = _enter(tab, steps, identity, request)
+        ticket = _enter(tab, request, steps, identity, emotion, intensity, head_motion, upper_strength, lower_strength)
         place = tab.line.position(ticket.number, chunk=False)     # the recorder has not sent anything yet
         if place == 0:
-            ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity)
+            ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity, controls=ticket.controls)
     return {tab.ticket: ticket, tab.face: live_value(NO_FRAMES, 0, _mesh_url(tab.service), reset=True),
             **_readout(tab, ticket, place)}
 
 
-def chunk(tab: LiveTab, path, ticket: Ticket | None, steps, identity, request: gr.Request):
+def chunk(tab: LiveTab, path, ticket: Ticket | None, steps, identity, emotion, intensity, head_motion, upper_strength,
+          lower_strength, request: gr.Request):
     """One chunk of the microphone: handed to the session's worker; the frames decoded since the
     last chunk go to the head. A visitor still in line is told their place."""
     arrived = time.time()
@@ -113,7 +121,8 @@ def chunk(tab: LiveTab, path, ticket: Ticket | None, steps, identity, request: g
     try:
         with errors_shown():
             if ticket is None:
-                ticket = _enter(tab, steps, identity, request)
+                ticket = _enter(tab, request, steps, identity, emotion, intensity, head_motion, upper_strength,
+                                lower_strength)
             place = tab.line.position(ticket.number)
             samples, rate = read_microphone_chunk(path)    # bounded before it is decoded
             if not len(samples):                           # an empty chunk: nothing to hear
@@ -121,7 +130,7 @@ def chunk(tab: LiveTab, path, ticket: Ticket | None, steps, identity, request: g
             if place > 0:
                 return {tab.ticket: ticket, **_readout(tab, ticket, place)}
             if ticket.session is None:
-                ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity)
+                ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity, controls=ticket.controls)
             if not ticket.session.add(rate, samples, arrived) and ticket.session.error is None:
                 return {tab.ticket: ticket}                # stopped (Stop's event ran beside this chunk)
             block = ticket.session.take()
@@ -146,9 +155,11 @@ def stop(tab: LiveTab, ticket: Ticket | None):
             tab.readout: f"Stopped after {session.heard / SAMPLE_RATE:.1f} s. Press Record to talk again."}
 
 
-def _enter(tab: LiveTab, steps, identity, request) -> Ticket:
+def _enter(tab: LiveTab, request, steps, identity, *controls) -> Ticket:
+    """A place in line for what the visitor asked for, each value checked first (one message, no place)."""
     service = tab.service
-    ticket = Ticket(0, service.check_steps(steps), service.check_identity(identity))
+    steps = service.check_steps(steps)
+    ticket = Ticket(0, steps, service.check_identity(identity), service.check_controls(steps, Controls.checked(*controls)))
     ticket.number = tab.line.enter(client_of(request))
     return ticket
 
@@ -163,14 +174,16 @@ def _close(tab: LiveTab, ticket: Ticket | None):
 
 def _frames(tab: LiveTab, session: LiveSession, block, reset: bool = False, end: bool = False) -> dict:
     """The head's value for a block of frames (or none) of ``session``."""
-    curves, first = (block.curves, block.first) if block else (NO_FRAMES, session.frames_out)
-    return live_value(curves, first, _mesh_url(tab.service), reset=reset, end=end, info=session.info())
+    curves, head, first = (block.curves, block.head, block.first) if block else (NO_FRAMES, None, session.frames_out)
+    return live_value(curves, first, _mesh_url(tab.service), reset=reset, end=end, info=session.info(), head=head)
 
 
 def _readout(tab: LiveTab, ticket: Ticket, place: int) -> dict:
     """The readout's new text for a visitor at ``place`` (0: streaming), or nothing if it is shown already."""
     if place == 0:
         text = "Recording: the head follows your voice (its delay is shown under it)."
+        if ticket.controls != Controls():
+            text += f" Controls: {ticket.controls.describe()}."
     else:
         text = (f"The live head is in use by another visitor. **You are number {place} in line**; your turn comes "
                 f"within about {tab.line.turn_ends_in() + (place - 1) * TURN_SECONDS:.0f} s, sooner if they stop. "

@@ -1,15 +1,20 @@
 """What every event of the page shares: errors and warnings as messages (never a traceback),
 input problems that leave earlier results in place, parts of a result that may fail alone
-(the video, the 3D head), API-only endpoints, and a slider that hands its value over as sent."""
+(the video, the 3D head), API-only endpoints, a slider that hands its value over as sent, and
+the row of controls (emotion, intensity, face strengths, head motion) that every tab offers."""
 from __future__ import annotations
 
 import contextlib
 import functools
 import inspect
 import logging
-from typing import Iterator, get_type_hints
+from dataclasses import dataclass
+from typing import Callable, Iterator, get_type_hints
 
 import gradio as gr
+
+from core.emotion import EMOTIONS, NEUTRAL
+from core.inference.controls import MAX_STRENGTH
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +117,70 @@ def viewer_or_warn(build, show: bool = True):
 def frames_progress(progress: gr.Progress):
     """A ``progress(done, total)`` callback for core.face.render that moves a Gradio progress bar."""
     return lambda done, total: progress(done / total, desc=f"rendering frame {done} of {total}")
+
+
+@dataclass
+class ControlsBox:
+    """A tab's emotion (Compare: emotions, laid side by side), intensity, face strengths and head
+    switch; ``inputs`` in the order of ``Controls.checked``'s arguments."""
+    emotion: gr.Dropdown
+    intensity: gr.Slider
+    head_motion: gr.Checkbox
+    upper_strength: gr.Slider
+    lower_strength: gr.Slider
+    several: bool = False
+
+    @property
+    def inputs(self) -> list:
+        return [self.emotion, self.intensity, self.head_motion, self.upper_strength, self.lower_strength]
+
+
+def _states(limits: dict[str, str], several: bool) -> dict[str, dict]:
+    """Whether each control the model may refuse is offered, and its info line: what it does, or
+    why it is off (``limits``: ``DemoService.control_limits``)."""
+    no_emotion, no_head = limits.get("emotion"), limits.get("head_motion")
+    return {"emotion": dict(interactive=not no_emotion, info=no_emotion or (
+                "a row of heads each" if several else "neutral: the model's own face")),
+            "intensity": dict(interactive=not no_emotion,
+                              info="not available (see Emotion)" if no_emotion else "how strongly the emotion shows"),
+            "head_motion": dict(interactive=not no_head, info=no_head or "off: the head stays still")}
+
+
+def controls_box(limits: dict[str, str], prefix: str = "", several: bool = False) -> ControlsBox:
+    """The controls as one compact row in an accordion (inside a tab's layout). Those the model
+    cannot honour are shown disabled, their info line saying why; the values reach
+    ``Controls.checked`` as sent (API clients too), so every interface has one rule and one message.
+    Defaults are ``Controls()``'s (intensity 1: a take equals the API's and the CLI's for the same
+    emotion, and a picked emotion shows as trained at full strength)."""
+    state = _states(limits, several)
+    with gr.Accordion("Emotion, face strengths and head motion", open=True, elem_id=f"{prefix}controls"):
+        with gr.Row(equal_height=True):
+            emotion = gr.Dropdown(list(EMOTIONS), value=[NEUTRAL] if several else NEUTRAL, multiselect=several,
+                                  allow_custom_value=True, label="Emotions" if several else "Emotion",
+                                  elem_id=f"{prefix}emotion{'s' * several}", min_width=150, **state["emotion"])
+            intensity = UncheckedSlider(0, 1, value=1.0, step=0.05, label="Intensity", elem_id=f"{prefix}intensity",
+                                        min_width=150, **state["intensity"])
+            upper = UncheckedSlider(0, MAX_STRENGTH, value=1.0, step=0.05, label="Upper-face strength",
+                                    info="brows, eyes: 0 still, 2 twice", elem_id=f"{prefix}upper-strength",
+                                    min_width=150)
+            lower = UncheckedSlider(0, MAX_STRENGTH, value=1.0, step=0.05, label="Lower-face strength",
+                                    info="jaw, mouth, cheeks: 0 still, 2 twice", elem_id=f"{prefix}lower-strength",
+                                    min_width=150)
+            head = gr.Checkbox(True, label="Head motion", elem_id=f"{prefix}head-motion", min_width=120,
+                               **state["head_motion"])
+    return ControlsBox(emotion, intensity, head, upper, lower, several)
+
+
+def follow_steps(box: ControlsBox, steps: gr.Dropdown, limits_of: Callable[[object], dict[str, str]]) -> None:
+    """When the step count changes, offer what its model can do (``limits_of(steps)``); a disabled
+    emotion goes back to neutral, so what is sent is what the face shows."""
+    def update(value):
+        try:
+            state = _states(limits_of(value), box.several)
+        except ValueError:            # a step count typed in that no model has: Generate says so
+            return gr.skip()
+        neutral = {} if state["emotion"]["interactive"] else {"value": [NEUTRAL] if box.several else NEUTRAL}
+        return {box.emotion: gr.update(**state["emotion"], **neutral), box.intensity: gr.update(**state["intensity"]),
+                box.head_motion: gr.update(**state["head_motion"])}
+    steps.change(update, inputs=steps, outputs=[box.emotion, box.intensity, box.head_motion], queue=False,
+                 api_visibility="private", show_progress="hidden")

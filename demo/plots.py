@@ -1,4 +1,4 @@
-"""Plotly figures of the demo: blendshape curves, step x seed comparisons, spread across seeds.
+"""Plotly figures of the demo: blendshape curves, step (x emotion) x seed comparisons, spread across seeds.
 
 Pure functions from numpy arrays to ``plotly.graph_objects.Figure``; the UI (:mod:`demo.ui`)
 only wires them to Gradio, so they can be tested and reused from a notebook. Channels are
@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from core.arkit import ARKIT_NAMES, GROUPS, LIP_INDICES, UPPER_INDICES
 from core.rates import FPS
-from demo.formatting import cell_label, steps_text
+from demo.formatting import steps_text
 
 DECIMALS = 3                        # curves are in [0, 1]; 3 decimals keep the JSON small
 REGION_COLORS = {"upper face (brows, eyes)": "#e4572e",
@@ -124,11 +124,18 @@ def curves_figure(curves: np.ndarray, fps: float = FPS, title: str | None = None
     return fig
 
 
-def compare_figure(runs: Mapping[tuple[int, int], np.ndarray], channels: Sequence[int] | str,
-                   fps: float = FPS) -> go.Figure:
-    """Curves of some channels for every (steps, seed) run: one row per step count, one colour per seed.
+def row_title(row: int | str) -> str:
+    """A comparison row's title: a step count ("8 steps") or a title made for it ("8 steps, happy 1.0")."""
+    return steps_text(row) if isinstance(row, int) else str(row)
 
-    ``runs``: ``{(steps, seed): curves [T, 52]}``; ``channels``: indices, a group name of
+
+def compare_figure(runs: Mapping[tuple[int | str, int], np.ndarray], channels: Sequence[int] | str,
+                   fps: float = FPS) -> go.Figure:
+    """Curves of some channels for every (row, seed) run: one row per step count (or step count and
+    emotion), one colour per seed.
+
+    ``runs``: ``{(row, seed): curves [T, 52]}``, rows in the order given (a step count or a
+    title, :func:`row_title`); ``channels``: indices, a group name of
     :data:`core.arkit.GROUPS` or one ARKit channel name. Legend entries toggle a seed. Of a
     group, only the :data:`MAX_OVERLAID` channels that move most (std over time, all runs) are
     drawn: 24 lip channels per seed was a tangle no one could read.
@@ -140,14 +147,14 @@ def compare_figure(runs: Mapping[tuple[int, int], np.ndarray], channels: Sequenc
         motion = np.stack([np.asarray(c)[:, indices].std(axis=0) for c in runs.values()]).mean(axis=0)
         indices = sorted(indices[k] for k in np.argsort(-motion, kind="stable")[:MAX_OVERLAID])
         label = f"{label} (the {MAX_OVERLAID} channels that move most: {', '.join(ARKIT_NAMES[c] for c in indices)})"
-    steps_list = sorted({steps for steps, _ in runs}, reverse=True)
+    rows = list(dict.fromkeys(row for row, _ in runs))
     seeds = sorted({seed for _, seed in runs})
     colors = dict(zip(seeds, qualitative.D3 * (len(seeds) // len(qualitative.D3) + 1)))
-    fig = make_subplots(rows=len(steps_list), cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=[steps_text(steps) for steps in steps_list])
-    for row, steps in enumerate(steps_list, start=1):
+    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=[row_title(r) for r in rows])
+    for row, key in enumerate(rows, start=1):
         for seed in seeds:
-            curves = runs.get((steps, seed))
+            curves = runs.get((key, seed))
             if curves is None:
                 continue
             time = _time_axis(len(curves), fps)
@@ -157,49 +164,50 @@ def compare_figure(runs: Mapping[tuple[int, int], np.ndarray], channels: Sequenc
                     x=time, y=np.round(curves[:, channel], DECIMALS), mode="lines", name=f"seed {seed}",
                     legendgroup=f"seed {seed}", showlegend=row == 1 and j == 0,
                     line=dict(color=colors[seed], width=1.3), opacity=0.8,
-                    hovertemplate=f"{name}, {cell_label(steps, seed)}: %{{y:.2f}} at %{{x:.2f}} s<extra></extra>"),
+                    hovertemplate=f"{name}, {row_title(key)}, seed {seed}: %{{y:.2f}} at %{{x:.2f}} s<extra></extra>"),
                     row=row, col=1)
         fig.update_yaxes(range=[-0.02, 1.02], row=row, col=1)
-    fig.update_xaxes(title_text="time (s)", row=len(steps_list), col=1)
+    fig.update_xaxes(title_text="time (s)", row=len(rows), col=1)
     fig.update_layout(title=dict(text=f"{label}: one colour per seed", font=dict(size=14)),
-                      height=170 + 230 * len(steps_list), margin=dict(l=50, r=20, t=70, b=40), font=_FONT,
+                      height=170 + 230 * len(rows), margin=dict(l=50, r=20, t=70, b=40), font=_FONT,
                       hovermode="closest", template="plotly_white",
                       legend=_TOP_RIGHT_LEGEND)
     return fig
 
 
-def spread_figure(spreads: Mapping[int, np.ndarray]) -> go.Figure:
-    """Per-channel spread across seeds (see :func:`channel_spread`), one row per step count.
+def spread_figure(spreads: Mapping[int | str, np.ndarray]) -> go.Figure:
+    """Per-channel spread across seeds (see :func:`channel_spread`), one row per step count (or
+    comparison row, :func:`row_title`), in the order given.
 
     Bars are coloured by face region; each row's title gives the mean spread of the upper
     face and of the lips, the contrast the paper's diversity claim rests on.
     """
     if not spreads:
         return message_figure("Pick at least two seeds to see how much the seeds differ.")
-    steps_list = sorted(spreads, reverse=True)
+    rows = list(spreads)
     titles = []
-    for steps in steps_list:
-        spread = np.asarray(spreads[steps])
-        titles.append(f"{steps_text(steps)}: mean spread upper face {spread[list(UPPER_INDICES)].mean():.4f}, "
+    for key in rows:
+        spread = np.asarray(spreads[key])
+        titles.append(f"{row_title(key)}: mean spread upper face {spread[list(UPPER_INDICES)].mean():.4f}, "
                       f"lips {spread[list(LIP_INDICES)].mean():.4f}")
-    fig = make_subplots(rows=len(steps_list), cols=1, shared_xaxes=True, vertical_spacing=0.12,
+    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.12,
                         subplot_titles=titles)
     regions = [region_of(c) for c in range(len(ARKIT_NAMES))]
-    for row, steps in enumerate(steps_list, start=1):
-        spread = np.asarray(spreads[steps], dtype=np.float64)
+    for row, key in enumerate(rows, start=1):
+        spread = np.asarray(spreads[key], dtype=np.float64)
         for region, color in REGION_COLORS.items():
             channels = [c for c, r in enumerate(regions) if r == region]
             fig.add_trace(go.Bar(
                 x=[ARKIT_NAMES[c] for c in channels], y=np.round(spread[channels], 5), name=region,
                 legendgroup=region, showlegend=row == 1, marker_color=color,
-                hovertemplate="%{x}: %{y:.4f}<extra>" + f"{steps_text(steps)}</extra>"), row=row, col=1)
+                hovertemplate="%{x}: %{y:.4f}<extra>" + f"{row_title(key)}</extra>"), row=row, col=1)
     # One y scale for every row: the rows are compared with each other (1 step vs 32 steps).
-    peak = max(float(np.max(spreads[s])) for s in steps_list) * 1.05 or 1.0
+    peak = max(float(np.max(spreads[s])) for s in rows) * 1.05 or 1.0
     fig.update_yaxes(title_text="std across seeds", range=[0, peak])
     fig.update_xaxes(categoryorder="array", categoryarray=list(ARKIT_NAMES), tickangle=-60, tickfont=dict(size=9))
     fig.update_layout(title=dict(text="Spread across seeds per channel (std over seeds, mean over time)",
                                  font=dict(size=14)),
-                      height=200 + 260 * len(steps_list), margin=dict(l=60, r=20, t=80, b=110), font=_FONT,
+                      height=200 + 260 * len(rows), margin=dict(l=60, r=20, t=80, b=110), font=_FONT,
                       barmode="group", bargap=0.15, template="plotly_white",
                       legend=_TOP_RIGHT_LEGEND)
     return fig

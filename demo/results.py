@@ -5,12 +5,15 @@ Plain data that :mod:`demo.service` makes and :mod:`demo.formatting`, :mod:`demo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.emotion import NEUTRAL
+from core.inference.controls import Controls
 from demo.avatars import Avatar
 from demo.plots import channel_spread
 
@@ -35,10 +38,14 @@ class Take:
         return sum(self.timings.get(k, 0.0) for k in ("decode", "encoder", "match", "sampling"))
 
 
+Cell = tuple[int, str, int]                   # (steps, emotion, seed) of a comparison
+
+
 @dataclass
 class Comparison:
-    """One Compare request: curves for every (steps, seed) cell."""
-    runs: dict[tuple[int, int], np.ndarray]   # (steps, seed) -> curves [T, 52]
+    """One Compare request: curves for every (steps, emotion, seed) cell; the other controls
+    (intensity, strengths, head switch) are shared by every cell."""
+    runs: dict[Cell, np.ndarray]              # (steps, emotion, seed) -> curves [T, 52]
     steps: list[int]
     seeds: list[int]
     identity: str
@@ -48,14 +55,25 @@ class Comparison:
     seconds: float                            # encoder + sampling of every cell
     warning: str | None = None                # e.g. "This does not sound like speech ..."
     avatar: Avatar | None = None              # the head for the viewers and the video (None: default)
+    emotions: list[str] = field(default_factory=lambda: [NEUTRAL])
+    controls: Controls = field(default_factory=Controls)   # what every cell shares; its emotion is the first's
+    heads: dict[Cell, np.ndarray] = field(default_factory=dict)   # the same cells -> head [T, 3] radians
 
     @property
-    def cells(self) -> list[tuple[int, int]]:
-        """(steps, seed) row by row: a row per step count, a column per seed."""
-        return [(steps, seed) for steps in self.steps for seed in self.seeds]
+    def rows(self) -> list[tuple[int, str]]:
+        """(steps, emotion): a row per step count and emotion."""
+        return [(steps, emotion) for steps in self.steps for emotion in self.emotions]
 
-    def spreads(self) -> dict[int, np.ndarray]:
-        """Per-channel spread across seeds for each step count (empty with fewer than 2 seeds)."""
+    @property
+    def cells(self) -> list[Cell]:
+        """(steps, emotion, seed) row by row: a row per step count and emotion, a column per seed."""
+        return [(steps, emotion, seed) for steps, emotion in self.rows for seed in self.seeds]
+
+    def controls_of(self, emotion: str) -> Controls:
+        return dataclasses.replace(self.controls, emotion=emotion)
+
+    def spreads(self) -> dict[tuple[int, str], np.ndarray]:
+        """Per-channel spread across seeds for each row (empty with fewer than 2 seeds)."""
         if len(self.seeds) < 2:
             return {}
-        return {s: channel_spread(np.stack([self.runs[(s, seed)] for seed in self.seeds])) for s in self.steps}
+        return {(s, e): channel_spread(np.stack([self.runs[(s, e, seed)] for seed in self.seeds])) for s, e in self.rows}

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -20,14 +21,16 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from core.audio.decode import MAX_REQUEST_SECONDS, load_audio
+from core.emotion import NEUTRAL
 from core.face.export import SUFFIXES as EXPORT_SUFFIXES
+from core.inference.controls import Controls, check_honoured, limits
 from core.inputs import AUTO_IDENTITY as AUTO, MAX_SEED, shown
 from core.rates import FPS, SAMPLE_RATE
 from demo import viewer
 from demo.avatars import Avatar, AvatarLibrary
 from demo.enrolment import Enrolment
 from demo.folders import RequestFolders
-from demo.formatting import cell_label, without_folder
+from demo.formatting import cell_label, controls_stem, grid_label, without_folder
 from demo.forms import parse_samples, parse_seed, parse_seeds
 from demo.results import Comparison, Take
 
@@ -89,11 +92,11 @@ def load_talker(path: str | Path) -> tuple["Talker | None", str | None]:
 
 @gpu
 def _sample(talker: "Talker", wave: np.ndarray, steps: int, seed: int, identity: str | None, num_samples: int,
-            features: np.ndarray | None = None, speech_check=True) -> "Generation":
+            features: np.ndarray | None = None, speech_check=True, controls: Controls | None = None) -> "Generation":
     """The model call, the only part that needs a GPU (``@spaces.GPU`` on ZeroGPU Spaces).
     The app always checks for speech (a warning, and lips closed in pauses; core.audio.speech_check)."""
     return talker.generate(wave, steps=steps, seed=seed, identity=identity, num_samples=num_samples,
-                           features=features, speech_check=speech_check)
+                           features=features, speech_check=speech_check, controls=controls)
 
 
 class DemoService:
@@ -155,6 +158,32 @@ class DemoService:
             raise ValueError(f"Unknown identity {shown(value)}; choose one from the list.")
         return value
 
+    def control_limits(self, steps_list) -> dict[str, str]:
+        """The controls (:class:`Controls` fields) that some of these step counts' models cannot
+        honour, each with why ("not available with the 8-step model (trained without emotions)"):
+        the page disables them and says so. Read from the models' configs; nothing is loaded."""
+        if isinstance(steps_list, (int, str)):
+            steps_list = [steps_list]
+        steps_list = sorted({self.check_steps(s) for s in steps_list}, reverse=True)
+        lacking: dict[str, dict[str, list[int]]] = {}           # control -> why -> step counts
+        for steps in steps_list:
+            for control, why in limits(self.talker.config(steps)).items():
+                lacking.setdefault(control, {}).setdefault(why, []).append(steps)
+
+        def which(counts: list[int]) -> str:
+            if len(counts) > 1 and len(counts) == len(steps_list):
+                return "these models"
+            numbers = [f"{c}-" for c in counts]
+            listed = ", ".join(numbers[:-1]) + " and " + numbers[-1] if len(numbers) > 1 else numbers[0]
+            return f"the {listed}step model{'s' * (len(counts) > 1)}"
+        return {control: "not available with " + "; ".join(f"{which(counts)} ({why})" for why, counts in by_why.items())
+                for control, by_why in lacking.items()}
+
+    def check_controls(self, steps: int, controls: Controls) -> Controls:
+        """``controls`` if ``steps``' model can honour them, else a plain ValueError before any work."""
+        check_honoured(controls, self.talker.config(steps), f"The {steps}-step model")
+        return controls
+
     def check_work(self, takes: int, wave: np.ndarray, what: str) -> None:
         """Refuse a request of more than MAX_TAKE_SECONDS (takes x seconds of audio)."""
         seconds = len(wave) / SAMPLE_RATE
@@ -190,22 +219,24 @@ class DemoService:
             raise ValueError(plain) from None   # the file's name, not the server's folder
 
     # -- Generate ---------------------------------------------------------------------------------
-    def generate(self, audio, steps=8, seed=0, num_samples=1, identity=AUTO) -> Take:
-        """Curves, identity scores and timings for one input (no files written yet)."""
+    def generate(self, audio, steps=8, seed=0, num_samples=1, identity=AUTO, controls: Controls | None = None) -> Take:
+        """Curves, identity scores and timings for one input (no files written yet); ``controls``
+        (made by ``Controls.checked`` from the form) default to today's face."""
         steps, seed = self.check_steps(steps), parse_seed(seed)
         num_samples, identity = parse_samples(num_samples), self.check_identity(identity)
+        controls = self.check_controls(steps, controls or Controls())
         if seed + num_samples - 1 > MAX_SEED:
             raise ValueError(f"Seeds {seed}..{seed + num_samples - 1} go past {MAX_SEED}; pick a smaller seed.")
         start = time.perf_counter()
         wave = self.load(audio)
         self.check_work(num_samples, wave, f"{num_samples} sample{'s' * (num_samples > 1)}")
         decode = time.perf_counter() - start
-        generation = _sample(self.talker, wave, steps, seed, identity, num_samples)
+        generation = _sample(self.talker, wave, steps, seed, identity, num_samples, controls=controls)
         timings = {"decode": decode + generation.timings.get("decode", 0.0)}
         timings.update({k: generation.timings[k] for k in ("speech check", "encoder", "match", "sampling")})
         notes = [generation.speech.warning()] if generation.speech and generation.speech.warning() else []
-        return Take(generation, wave, _stem(audio, f"{steps}steps_seed{seed}"), self.folders.new(), timings,
-                    str(self.talker.device), notes)
+        name = _stem(audio, f"{steps}steps_seed{seed}{controls_stem(controls)}")
+        return Take(generation, wave, name, self.folders.new(), timings, str(self.talker.device), notes)
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
@@ -270,50 +301,65 @@ class DemoService:
         """The viewer's value for sample 1 of a take: its curves, its head and its audio."""
         avatar = take.avatar or self.avatar()
         generation = take.generation
-        label = cell_label(generation.steps, generation.seeds[0])
+        label = cell_label(generation.steps, generation.seeds[0], generation.controls)
         return viewer.payload([(label, generation.blendshapes[0])], generation.fps,
                               self.mesh_url(avatar), self.viewer_assets.audio_url(take.wave),
                               missing=avatar.missing)
 
     def viewer_grid(self, comparison: Comparison) -> dict:
-        """The viewer's value for a comparison: every (steps, seed) cell on one clock."""
+        """The viewer's value for a comparison: every (steps, emotion, seed) cell on one clock."""
         avatar = comparison.avatar or self.avatar()
-        cells = [(cell_label(steps, seed), comparison.runs[(steps, seed)]) for steps, seed in comparison.cells]
+        cells = [(grid_label(comparison, cell), comparison.runs[cell]) for cell in comparison.cells]
         return viewer.payload(cells, FPS, self.mesh_url(avatar), self.viewer_assets.audio_url(comparison.wave),
                               cols=len(comparison.seeds), missing=avatar.missing)
 
     # -- Compare ----------------------------------------------------------------------------------
-    def compare(self, audio, steps_list: Sequence, seeds, identity=AUTO) -> Comparison:
-        """Curves for every step count x seed, all from one encoder pass."""
+    def compare(self, audio, steps_list: Sequence, seeds, identity=AUTO,
+                controls: Sequence[Controls] | None = None) -> Comparison:
+        """Curves for every step count x emotion x seed, all from one encoder pass. ``controls``:
+        one per emotion to lay side by side (made by ``Controls.checked``), sharing every other
+        control; default: today's face."""
         steps_list = sorted({self.check_steps(s) for s in (steps_list or [])}, reverse=True)
         if not steps_list:
             raise ValueError("Pick at least one step count to compare.")
         seeds, identity = parse_seeds(seeds), self.check_identity(identity)
-        if len(steps_list) * len(seeds) > MAX_COMPARE_CELLS:
-            raise ValueError(f"{len(steps_list)} step counts x {len(seeds)} seeds is more than "
+        by_emotion = {c.emotion: c for c in (controls or [Controls()])}
+        if len({dataclasses.replace(c, emotion=NEUTRAL) for c in by_emotion.values()}) > 1:
+            raise ValueError("The emotions of one comparison share the intensity, strengths and head switch.")
+        for steps in steps_list:
+            for each in by_emotion.values():
+                self.check_controls(steps, each)
+        emotions, cells = list(by_emotion), len(steps_list) * len(by_emotion) * len(seeds)
+        if cells > MAX_COMPARE_CELLS:
+            raise ValueError(f"{len(steps_list)} step counts x {len(seeds)} seeds"
+                             f"{f' x {len(emotions)} emotions' * (len(emotions) > 1)} is more than "
                              f"{MAX_COMPARE_CELLS} videos; pick fewer.")
         wave = self.load(audio)
-        self.check_work(len(steps_list) * len(seeds), wave, f"{len(steps_list) * len(seeds)} takes")
+        self.check_work(cells, wave, f"{cells} takes")
         start = time.perf_counter()
         features, _ = self.talker.features(wave)
         from core.audio.speech_check import check_speech
         speech = check_speech(wave)                           # once for every cell
-        runs, used = {}, identity
+        runs, heads, used = {}, {}, identity
         for steps in steps_list:
-            for first, count in _consecutive_runs(seeds):   # seed k of a batch is first + k
-                generation = _sample(self.talker, wave, steps, first, identity, count, features, speech)
-                used = generation.identity
-                runs.update({(steps, first + k): generation.blendshapes[k] for k in range(count)})
+            for emotion, each in by_emotion.items():
+                for first, count in _consecutive_runs(seeds):   # seed k of a batch is first + k
+                    generation = _sample(self.talker, wave, steps, first, identity, count, features, speech, each)
+                    used = generation.identity
+                    for k in range(count):
+                        runs[(steps, emotion, first + k)] = generation.blendshapes[k]
+                        heads[(steps, emotion, first + k)] = generation.head[k]
         return Comparison(runs, steps_list, seeds, used, wave, _stem(audio, "compare"), self.folders.new(),
-                          time.perf_counter() - start, speech.warning())
+                          time.perf_counter() - start, speech.warning(), emotions=emotions,
+                          controls=by_emotion[emotions[0]], heads=heads)
 
     def render_comparison(self, comparison: Comparison, progress=None) -> Path:
-        """One mp4: a row per step count, a column per seed, with the input audio."""
+        """One mp4: a row per step count (and emotion), a column per seed, with the input audio."""
         from core.face.render import render_grid_video
         cells = comparison.cells
         self.check_render(len(cells), comparison.wave, comparison.avatar)
         return render_grid_video([comparison.runs[cell] for cell in cells],
-                                 [cell_label(steps, seed) for steps, seed in cells], comparison.wave,
+                                 [grid_label(comparison, cell) for cell in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,
                                  cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256,
                                  mesh=comparison.avatar.mesh if comparison.avatar else None, progress=progress)

@@ -71,14 +71,20 @@ def tiny_model(steps=8, **kw):
     return DiffusionTalker(TalkerConfig(identity_names=NAMES, steps=steps, **{**TINY, **kw}))
 
 
-def make_tiny_checkpoints(root, identities=IDENTITIES, teacher_steps: int = 8) -> None:
+def make_tiny_checkpoints(root, identities=IDENTITIES, teacher_steps: int = 8, **config) -> None:
     """A tiny teacher + distilled student (half the steps) with the real encoder, and their
-    manifest, in ``root``."""
+    manifest, in ``root``; ``config``: more TalkerConfig fields (e.g. ``head_channels=3,
+    emotions=list(core.emotion.AXES)``: the new family, its emotion projection made non-zero as a
+    trained one is, so that an emotion that never arrives shows)."""
     from core.training.distill import make_student
     from core.model.manifest import build_manifest
     from core.model.network import DiffusionTalker, TalkerConfig
     torch.manual_seed(0)
-    teacher = DiffusionTalker(TalkerConfig(identity_names=list(identities), steps=teacher_steps, **TINY_WHISPER))
+    teacher = DiffusionTalker(TalkerConfig(identity_names=list(identities), steps=teacher_steps,
+                                           **{**TINY_WHISPER, **config}))
+    if teacher.config.emotions:
+        with torch.no_grad():
+            teacher.emotion_projection.weight.normal_(0, 2.0)
     teacher.save_pretrained(root / f"teacher-{teacher_steps}")
     make_student(teacher, f"teacher-{teacher_steps}").save_pretrained(root / f"distilled-{teacher_steps // 2}")
     build_manifest(root)

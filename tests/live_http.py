@@ -35,8 +35,12 @@ class LiveClient:
         self.session_hash = uuid.uuid4().hex[:12]
         config = httpx.get(self.url + "config", timeout=60).json()
         mic = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "live-microphone")
-        self.steps = next(c["props"]["value"] for c in config["components"]
-                          if c.get("props", {}).get("elem_id") == "live-steps")
+        value = {c["props"]["elem_id"]: c["props"].get("value") for c in config["components"]
+                 if c.get("props", {}).get("elem_id")}
+        self.steps = value["live-steps"]
+        # the page's emotion, intensity, head switch and strengths, as it first shows them (set them to ask for others)
+        self.controls = [value[f"live-{name}"] for name in ("emotion", "intensity", "head-motion", "upper-strength",
+                                                            "lower-strength")]
         self.fn = {trigger: dep["id"] for dep in config["dependencies"]
                    for target, trigger in dep["targets"] if target == mic}
         self.messages: list[dict] = []
@@ -76,7 +80,7 @@ class LiveClient:
         return self.wait(lambda m: m.get("event_id") == event and m["msg"] == "process_completed", timeout)
 
     def start(self, identity="auto") -> dict:
-        return self.call("start_recording", [self.steps, identity, None])
+        return self.call("start_recording", [self.steps, identity, *self.controls, None])
 
     def stop(self) -> dict:
         if self.event_id:
@@ -85,7 +89,7 @@ class LiveClient:
 
     def send(self, data: bytes, name: str = "audio.wav", identity="auto") -> None:
         """One chunk: the first joins the queue with the stream event, the others follow it."""
-        body = self._body(self.fn["stream"], [self.upload(data, name), None, self.steps, identity])
+        body = self._body(self.fn["stream"], [self.upload(data, name), None, self.steps, identity, *self.controls])
         if self.event_id is None:
             self.event_id = self.http.post("queue/join", json=body).json()["event_id"]
         else:

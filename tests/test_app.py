@@ -151,10 +151,11 @@ def test_service_generates_exports_and_compares(service, speech_wav):
     assert "ITF" in formatting.timings_markdown(take) and "export files" in formatting.timings_markdown(take)
 
     comparison = service.compare(str(speech_wav), [8, 4], "0, 1, 3")
-    assert sorted(comparison.runs) == [(4, 0), (4, 1), (4, 3), (8, 0), (8, 1), (8, 3)]
+    assert sorted(comparison.runs) == [(steps, "neutral", seed) for steps in (4, 8) for seed in (0, 1, 3)]
     single = service.generate(str(speech_wav), steps=8, seed=3, identity=comparison.identity).generation
-    np.testing.assert_allclose(comparison.runs[(8, 3)], single.blendshapes[0], atol=1e-5)  # batching is invisible
-    assert set(comparison.spreads()) == {8, 4} and comparison.spreads()[8].shape == (NUM_BLENDSHAPES,)
+    np.testing.assert_allclose(comparison.runs[(8, "neutral", 3)], single.blendshapes[0], atol=1e-5)  # batching is invisible
+    spreads = comparison.spreads()
+    assert set(spreads) == {(8, "neutral"), (4, "neutral")} and spreads[(8, "neutral")].shape == (NUM_BLENDSHAPES,)
     with pytest.raises(ValueError, match="more than"):
         service.compare(str(speech_wav), [8, 4], list(range(demo_service.MAX_COMPARE_CELLS)))
     with pytest.raises(ValueError, match="no model with 3 steps"):

@@ -1,4 +1,5 @@
 """The `python -m core` command line on a tiny checkpoint with the real Whisper encoder."""
+import numpy as np
 import pytest
 import torch
 import soundfile as sf
@@ -77,3 +78,34 @@ def test_remove_takes_an_enrolled_identity_out_again(whisper_checkpoints, tmp_pa
     assert "removed 'erin'" in capsys.readouterr().out and library_names(root / "distilled-2") == []
     assert main(["--checkpoints", str(root), "remove", "erin"]) == 2
     assert "not an enrolled identity" in capsys.readouterr().err
+
+
+def test_generate_takes_the_controls_and_refuses_what_the_model_cannot_do(whisper_checkpoints, speech, tmp_path,
+                                                                          capsys):
+    from core.emotion import AXES
+    from core.inference.controls import UPPER
+    from tests.helpers import make_tiny_checkpoints
+    base = ["--checkpoints", str(whisper_checkpoints), "generate", str(speech[0]), "--steps", "2"]
+    assert main(base + ["--upper-strength", "0", "--no-head-motion", "--out", str(tmp_path / "still.npy")]) == 0
+    curves = np.load(tmp_path / "still.npy")
+    assert not curves[:, list(UPPER)].any() and curves.any()
+    assert "upper x0, head still" in capsys.readouterr().err
+    for flags, message in ((["--emotion", "happy"], "The 2-step model was trained without emotions; choose neutral"),
+                           (["--intensity", "x"], "The intensity must be a number from 0 to 1, not 'x'"),
+                           (["--emotion", "bored"], "Unknown emotion 'bored'"),
+                           (["--lower-strength", "3"], "The lower-face strength must be a number from 0 to 2, not '3'")):
+        assert main(base + flags + ["--out", str(tmp_path / "refused.csv")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and not (tmp_path / "refused.csv").exists()
+    # a model of the new family: the emotion and its intensity reach the face
+    new = tmp_path / "new"
+    make_tiny_checkpoints(new, identities=["a", "b"], teacher_steps=4, head_channels=3, emotions=list(AXES))
+    made = {}
+    for name, flags in (("neutral", []), ("happy", ["--emotion", "happy", "--intensity", "0.7"]),
+                        ("happier", ["--emotion", "Happy", "--intensity", "1"])):
+        out = tmp_path / f"{name}.npy"
+        assert main(["--checkpoints", str(new), "generate", str(speech[0]), "--steps", "2", "--identity", "a",
+                     *flags, "--out", str(out)]) == 0
+        made[name] = np.load(out)
+    assert "happy 0.7" in capsys.readouterr().err
+    assert np.abs(made["happy"] - made["neutral"]).max() > 1e-3 and np.abs(made["happier"] - made["happy"]).max() > 1e-4

@@ -14,7 +14,8 @@ from core.audio.decode import AudioError
 from core.audio.resample import resample
 from core.rates import SAMPLE_RATE
 from demo.fairness import client_of
-from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value
+from core.inference.controls import UPPER, Controls
+from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, decode_head, live_value
 from demo.viewer import decode_curves
 from experiments.loadtest import rss_mb
 from tests.helpers import launch_app, make_tiny_checkpoints, toy_clip
@@ -57,10 +58,41 @@ def test_a_session_says_when_audio_was_lost_on_the_way(toy_talker):
 
 def test_the_viewer_value_carries_the_new_frames():
     curves = np.linspace(0, 1, 3 * 52, dtype=np.float32).reshape(3, 52)
-    value = live_value(curves, 12, "mesh.bin", info={"identity": "x"})
+    head = np.array([[0.1, -0.2, 0.05], [0.0, 0.3, -0.4], [-0.52, 0.0, 0.01]], np.float32)
+    value = live_value(curves, 12, "mesh.bin", info={"identity": "x"}, head=head)
     assert value["live"] and value["first"] == 12 and value["frames"] == 3 and not value["reset"] and not value["end"]
     np.testing.assert_allclose(decode_curves(value["curves"]), curves, atol=1e-4)
+    np.testing.assert_array_equal(decode_head(value["head"]), head)                  # radians, exactly
+    assert not decode_head(live_value(curves, 0, "mesh.bin")["head"]).any()          # no head given: still
     assert live_value(curves[:0], 0, "mesh.bin", end=True)["end"]
+    with pytest.raises(ValueError, match="3 frames of curves but 2 of the head"):
+        live_value(curves, 0, "mesh.bin", head=head[:2])
+
+
+def test_a_session_streams_the_emotion_the_strengths_and_the_head(tmp_path):
+    from core.emotion import AXES
+    from core.inference.talker import Talker
+    from tests.helpers import ToyEncoder, tiny_model
+    import torch
+    model = tiny_model(steps=4, head_channels=3, emotions=list(AXES))
+    with torch.no_grad():
+        model.emotion_projection.weight.normal_(0, 2.0)        # as a trained model's: an emotion shows
+    model.save_pretrained(tmp_path / "teacher-4")
+    talker = Talker.from_pretrained(tmp_path / "teacher-4", encoder=ToyEncoder())
+    audio = toy_clip(1, 2, seconds=1.5).audio
+
+    def stream(controls):
+        session = LiveSession(talker, 4, identity="id1", stale=600, controls=controls)
+        blocks = [session.take() for _ in range(1) if session.add(16000, audio)] + [session.stop(wait=300)]
+        blocks = [b for b in blocks if b is not None]
+        return np.concatenate([b.curves for b in blocks]), np.concatenate([b.head for b in blocks])
+    curves, head = stream(Controls.checked("surprised", 0.9, True, 0.0, 1.0))
+    assert head.shape == (len(curves), 3) == (45, 3) and np.abs(head).max() > 1e-3
+    assert not curves[:, list(UPPER)].any()
+    neutral, _ = stream(Controls(upper_strength=0.0))
+    assert np.abs(neutral - curves).max() > 1e-3                 # the emotion reached the stream
+    _, still = stream(Controls(emotion="surprised", intensity=0.9, head_motion=False))
+    assert not still.any()
 
 
 def test_the_line_is_first_come_first_served_one_place_per_client():
@@ -147,11 +179,17 @@ def stream_until_frames(client: LiveClient, rate: int = 48000, timeout: float = 
 def test_live_over_http_gives_frames_and_stop_brings_the_rest(app_url):
     client = LiveClient(app_url, "10.9.0.1")
     try:
+        client.controls[3] = 0.0                                  # the upper-face strength slider at 0
         client.start()
         client.stream(chunks(1.5))
         stream_until_frames(client)
         last = client.stop()["output"]["data"]
         assert last[1]["end"] and "Stopped" in last[2]
+        faces = [out[1] for out in client.outputs() if isinstance(out[1], dict) and out[1].get("frames")] + [last[1]]
+        curves = np.concatenate([decode_curves(f["curves"]) for f in faces if f["frames"]])
+        head = np.concatenate([decode_head(f["head"]) for f in faces if f["frames"]])
+        assert len(head) == len(curves) and not head.any()      # today's model: the head stays still
+        assert not curves[:, list(UPPER)].any() and curves.any()
         # no frame twice; on a machine so loaded that Stop's wait for the worker runs out, fewer
         assert frames_of(client) + last[1]["frames"] <= round(last[1]["info"]["heard"] * 30)
         assert client.error() is None
@@ -228,6 +266,20 @@ def test_bad_and_huge_chunks_get_a_plain_message_in_bounded_time_and_memory(app_
             client.stop()
             client.close()
     assert rss_mb() - before < MAX_RSS_GROWTH_MB
+
+
+def test_live_refuses_at_record_what_the_model_cannot_do(app_url):
+    client = LiveClient(app_url, "10.9.5.1")
+    try:
+        client.controls[0] = "happy"                               # a page that offered it (or a hand-made request)
+        done = client.start()
+        assert not done["success"] and "trained without emotions; choose neutral" in done["output"]["error"]
+        client.controls[:2] = ["neutral", 7]
+        done = client.start()
+        assert not done["success"] and "intensity must be a number from 0 to 1, not 7" in done["output"]["error"]
+    finally:
+        client.stop()
+        client.close()
 
 
 @pytest.mark.parametrize("kind", ["float WAV", "empty", "mp3", "383,987 Hz"])

@@ -236,3 +236,46 @@ def test_bidirectional_stream_decodes_windows_with_the_offline_noise(tmp_path, s
     assert curves.shape == reference.shape
     near, seeds_apart = np.abs(curves - reference).mean(), np.abs(other - reference).mean()
     assert near < 0.25 * seeds_apart, (near, seeds_apart)
+
+
+@pytest.fixture()
+def head_emotion_talker(tmp_path):
+    """A tiny model of the new family: three head channels and the emotion condition, its emotion
+    projection made non-zero (a trained model's is; zeros would hide an emotion that never arrives)."""
+    from core.emotion import AXES
+    from tests.helpers import tiny_model
+    model = tiny_model(steps=4, head_channels=3, emotions=list(AXES))
+    with torch.no_grad():
+        model.emotion_projection.weight.normal_(0, 2.0)
+    model.save_pretrained(tmp_path / "teacher-4")
+    return Talker.from_pretrained(tmp_path / "teacher-4", encoder=ToyEncoder())
+
+
+def test_a_stream_with_emotion_and_head_equals_generate(head_emotion_talker):
+    # The emotion reaches the condition, the head's channels get their own noise and the
+    # strengths shape every chunk: a replay equals Talker.generate, head included.
+    from core.inference.controls import Controls
+    talker, audio = head_emotion_talker, toy_clip(1, 5, seconds=2.0).audio
+    controls = Controls.checked("happy", 0.8, True, 1.5, 0.5)
+    offline = talker.generate(audio, steps=4, seed=7, identity="id1", controls=controls)
+    live = replay(Stream(talker, 4, seed=7, identity="id1", lookahead=2 / FPS, controls=controls), audio, chunk=0.05)
+    assert live.curves.shape == (60, 52) and live.head.shape == (60, 3) and live.head.dtype == np.float32
+    np.testing.assert_allclose(live.curves, offline.blendshapes[0], atol=2e-6)
+    np.testing.assert_allclose(live.head, offline.head[0], atol=2e-6)
+    assert np.abs(live.head).max() > 1e-3                          # the model's head moves
+    neutral = replay(Stream(talker, 4, seed=7, identity="id1", lookahead=2 / FPS), audio, chunk=0.05)
+    assert np.abs(neutral.curves - live.curves).max() > 1e-3       # the emotion and strengths matter
+    still = replay(Stream(talker, 4, seed=7, identity="id1", lookahead=2 / FPS,
+                          controls=Controls(emotion="happy", intensity=0.8, head_motion=False)), audio, chunk=0.05)
+    assert not still.head.any() and np.abs(still.curves - neutral.curves).max() > 1e-3
+
+
+def test_a_stream_refuses_an_emotion_its_model_never_learnt(toy_talker):
+    from core.inference.controls import Controls
+    with pytest.raises(ValueError, match="The 4-step model was trained without emotions; choose neutral"):
+        Stream(toy_talker, 4, controls=Controls(emotion="sad"))
+    out = replay(Stream(toy_talker, 4, seed=1, identity="id0", controls=Controls(upper_strength=0.0)),
+                 toy_clip(0, 1, seconds=1.0).audio)
+    assert out.head.shape == (30, 3) and not out.head.any()        # no head channels: a still head
+    from core.inference.controls import UPPER
+    assert not out.curves[:, list(UPPER)].any()                    # upper face strength 0: still brows and eyes

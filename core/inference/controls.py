@@ -64,3 +64,23 @@ class Controls:
         if not self.head_motion:
             head = np.zeros_like(head)
         return blendshapes, head
+
+
+def limits(config) -> dict[str, str]:
+    """What a model with ``config`` (:class:`core.model.network.TalkerConfig`) cannot do, by the
+    :class:`Controls` field that asks for it, each with why in a few words: a page disables those
+    controls and says why instead of failing on first use."""
+    why = {}
+    if not config.emotions:
+        why["emotion"] = "trained without emotions"
+    if not config.head_channels:
+        why["head_motion"] = "trained without head motion"
+    return why
+
+
+def check_honoured(controls: Controls, config, model: str = "This model") -> None:
+    """Refuse, before any work, what ``model`` cannot do: an emotion of a model trained without
+    emotions (its face would silently be neutral). A head switch on a model without head motion
+    asks for nothing it lacks: the head is still either way."""
+    if controls.emotion != NEUTRAL and "emotion" in limits(config):
+        raise ValueError(f"{model} was {limits(config)['emotion']}; choose neutral.")

@@ -16,7 +16,7 @@ from core.identities.store import attach_library
 from core.inputs import shown, whole_number
 from core.model.diffusion import sample
 from core.model.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
-from core.model.network import DiffusionTalker
+from core.model.network import DiffusionTalker, TalkerConfig, read_config
 from core.rates import SAMPLE_RATE
 
 # Decoder backends: "onnx" (ONNX Runtime, CPU; core.inference.onnx_decoder) or "torch". "auto" picks ONNX
@@ -99,6 +99,12 @@ class ModelRegistry:
     def folder(self, steps: int) -> Path:
         """The checkpoint folder of ``steps``' model."""
         return entry_folder(self.root, self.entries[self.check_steps(steps)])
+
+    def config(self, steps: int) -> TalkerConfig:
+        """``steps``' model config; read from its folder while the model is not loaded (what a page
+        needs to know which controls it honours, without loading every model at start)."""
+        steps = self.check_steps(steps)
+        return self._models[steps].config if steps in self._models else read_config(self.folder(steps))
 
     def model(self, steps: int) -> DiffusionTalker:
         steps = self.check_steps(steps)

@@ -3,7 +3,7 @@ they are determined.
 
     stream = Stream(Talker.from_pretrained("checkpoints"), steps=8, seed=0)
     for chunk in microphone():            # e.g. 20-100 ms of float32 samples
-        out = stream.feed(chunk)          # StreamFrames: out.first, out.curves [n, 52]
+        out = stream.feed(chunk)          # StreamFrames: out.first, out.curves [n, 52], out.head [n, 3]
     out = stream.finish()                 # the last frames, once the audio has ended
 
 How it works. The stream keeps one position per encoder hop (every ``hop`` seconds of audio,
@@ -26,6 +26,8 @@ The identity is the one asked for, or (``identity=None``) matched from the voice
 the features of the first hop, then again after ``match_after`` seconds, and kept from then on.
 With ``close_pauses`` the lips close in pauses as ``Talker.generate(speech_check=True)`` does
 offline (:class:`core.audio.speech_check.StreamPauses`); off, the frames are the model's alone.
+``controls`` (:class:`core.inference.controls.Controls`) act as in ``Talker.generate``: the emotion
+joins the identity's condition, the strengths and the head switch shape every chunk's frames.
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ import torch
 
 from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
+from core.head_pose import HEAD_CHANNELS, from_channels
+from core.inference.controls import Controls, check_honoured
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
 from core.model.diffusion import frame_noise, reverse
 from core.model.network import from_model_space
@@ -56,6 +60,12 @@ class StreamFrames:
     curves: np.ndarray                            # float32 [n, 52] in [0, 1], canonical ARKit order
     identity: str | None = None                   # identity that styled these frames
     timings: dict[str, float] = field(default_factory=dict)   # seconds: encoder, decoder
+    head: np.ndarray | None = None                # float32 [n, 3] yaw/pitch/roll in radians (core/head_pose.py);
+                                                  # zeros from a model without head motion or with it off
+
+    def __post_init__(self):
+        if self.head is None:
+            self.head = np.zeros((len(self.curves), HEAD_CHANNELS), np.float32)
 
     @property
     def stop(self) -> int:
@@ -130,7 +140,8 @@ class Stream:
 
     def __init__(self, talker, steps: int = 8, seed: int = 0, identity: str | None = None,
                  lookahead: float = DEFAULT_LOOKAHEAD, hop: float = DEFAULT_HOP, match_after: float = MATCH_AFTER,
-                 sampler: str | None = None, close_pauses: bool = False, context: float = WINDOW_CONTEXT):
+                 sampler: str | None = None, close_pauses: bool = False, context: float = WINDOW_CONTEXT,
+                 controls: Controls | None = None):
         if not 0 <= lookahead <= 2.0:
             raise ValueError(f"the look-ahead must be between 0 and 2 s, not {lookahead}")
         if not 0.01 <= hop <= 1.0:
@@ -138,6 +149,8 @@ class Stream:
         self.steps = talker.check_steps(steps)
         self.seed = int(seed)
         self.model = talker.model(self.steps)
+        self.controls = controls or Controls()
+        check_honoured(self.controls, self.model.config, f"The {self.steps}-step model")
         self.decoder = _decoder(talker, self.steps)
         self.method = sampler or self.model.config.sampler
         self.features = stream_features(talker.encoder())
@@ -212,7 +225,8 @@ class Stream:
         pieces.append(self._emit(plans))
         return pieces[0] if len(pieces) == 1 else StreamFrames(
             pieces[0].first, np.concatenate([p.curves for p in pieces]), self.identity,
-            {k: sum(p.timings.get(k, 0.0) for p in pieces) for k in ("encoder", "decoder")})
+            {k: sum(p.timings.get(k, 0.0) for p in pieces) for k in ("encoder", "decoder")},
+            np.concatenate([p.head for p in pieces]))
 
     def finish(self) -> StreamFrames:
         """The audio has ended: the remaining frames, from the features of the whole audio."""
@@ -254,12 +268,16 @@ class Stream:
                     else ((0, stop - begin),):
                 pieces.append(self._decode(feats[lo:], hi - lo))
                 self._emitted += hi - lo
-        curves = np.concatenate(pieces)
+        channels = np.concatenate(pieces)
+        curves, head = channels[:, :NUM_BLENDSHAPES], from_channels(channels[:, NUM_BLENDSHAPES:])
+        if head.shape[-1] == 0:
+            head = np.zeros((len(curves), HEAD_CHANNELS), np.float32)
+        curves, head = self.controls.shape(np.ascontiguousarray(curves), head)   # as Talker.generate, in its order
         if self._pauses is not None:
             curves[:, list(LIP_INDICES)] *= self._pauses.weights(first, self._emitted)[:, None]
         self.features.forget_before(self._emitted)
         return StreamFrames(first, curves, self.identity,
-                            {"encoder": t1 - t0, "decoder": time.perf_counter() - t1})
+                            {"encoder": t1 - t0, "decoder": time.perf_counter() - t1}, head)
 
     @torch.inference_mode()
     def _choose_identity(self, feats: np.ndarray) -> None:
@@ -279,20 +297,23 @@ class Stream:
 
     @torch.inference_mode()
     def _decode(self, feats: np.ndarray, count: int) -> np.ndarray:
-        """Curves of the next ``count`` frames from their features ``feats[:count]`` (and the later
-        frames' after them, for a model with audio look-ahead)."""
+        """The model's channels (curves, then the head's if it makes them) [count, C] of the next
+        ``count`` frames from their features ``feats[:count]`` (and the later frames' after them,
+        for a model with audio look-ahead)."""
         self._choose_identity(feats[:count])
         model = self.model
-        if not self._identity_set:
+        if not self._identity_set:      # the emotion joins the identity's feature, as in Talker.generate
             ids = torch.tensor([model.identity_index(self.identity)])
-            self._frames.set_identity(model.condition(torch.zeros(1, 1, model.config.audio_dim), ids)[1][0])
+            emotion = torch.from_numpy(self.controls.emotion_vector)[None]
+            self._frames.set_identity(model.condition(torch.zeros(1, 1, model.config.audio_dim), ids,
+                                                      emotion=emotion)[1][0])
             self._identity_set = True
         audio = model.project_audio(torch.from_numpy(feats)[None])[0]
         x0_fn, keep, rows = self._frames.predictor(audio, count)
         first = self._emitted - keep
 
         def noise(draw: int) -> np.ndarray:
-            return frame_noise(self.seed, draw, first, first + rows)[:, None]
+            return frame_noise(self.seed, draw, first, first + rows, model.config.channels)[:, None]
 
         x0 = reverse(x0_fn, noise(0), self._coefficients, noise if self.method == "ddpm" else None)[keep: keep + count]
         self._frames.remember(audio, count)
@@ -306,6 +327,7 @@ class Replay:
     rtf: float                         # processing time / audio duration
     identity: str | None
     log: list[dict]                    # per chunk: end (s), frames out, latency (s) or None
+    head: np.ndarray | None = None     # [frames, 3] radians, everything the stream returned
 
     def summary(self) -> dict:
         ms = np.asarray(self.latencies) * 1000 if self.latencies else np.zeros(1)
@@ -326,7 +348,7 @@ def replay(stream: Stream, audio: np.ndarray, chunk: float = 0.02, realtime: boo
     come out (e.g. a Live Link sender), outside the timed part.
     """
     size = max(1, int(round(chunk * SAMPLE_RATE)))
-    pieces, out_at, waiting, log = [], [], [], []
+    pieces, heads, out_at, waiting, log = [], [], [], [], []
     busy, due_before, began = 0.0, 0, time.perf_counter()
 
     def settle() -> None:
@@ -343,6 +365,7 @@ def replay(stream: Stream, audio: np.ndarray, chunk: float = 0.02, realtime: boo
         done = time.perf_counter()
         busy += done - handed
         pieces.append(out.curves)
+        heads.append(out.head)
         out_at += [done] * len(out.curves)
         row = {"end_s": round(end / SAMPLE_RATE, 3), "frames_out": len(out.curves), "latency_ms": None}
         log.append(row)
@@ -357,9 +380,11 @@ def replay(stream: Stream, audio: np.ndarray, chunk: float = 0.02, realtime: boo
     last = stream.finish()
     busy += time.perf_counter() - t0
     pieces.append(last.curves)
+    heads.append(last.head)
     out_at += [time.perf_counter()] * len(last.curves)
     settle()
     if on_frames and len(last.curves):
         on_frames(last)
     latencies = [row["latency_ms"] / 1000 for row in log if row["latency_ms"] is not None]
-    return Replay(np.concatenate(pieces), latencies, busy / max(1e-9, len(audio) / SAMPLE_RATE), stream.identity, log)
+    return Replay(np.concatenate(pieces), latencies, busy / max(1e-9, len(audio) / SAMPLE_RATE), stream.identity, log,
+                  np.concatenate(heads))

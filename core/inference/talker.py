@@ -17,7 +17,7 @@ import torch
 from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.speech_check import SpeechCheck
 from core.head_pose import HEAD_NAMES, from_channels
-from core.inference.controls import Controls
+from core.inference.controls import Controls, check_honoured
 from core.inference.registry import ModelRegistry
 from core.inputs import MAX_SEED, matched_from_voice, whole_number
 from core.model.network import from_model_space
@@ -87,6 +87,7 @@ class Talker(ModelRegistry):
         seed = whole_number(seed, "the seed", 0, MAX_SEED)
         steps = self.check_steps(steps)
         model = self.model(steps)
+        check_honoured(controls, model.config, f"The {steps}-step model")   # before the audio is decoded
         timings: dict[str, float] = {}
         began = time.perf_counter()
         wave, features, speech = self._hear(audio, features, speech_check, timings)

@@ -269,16 +269,21 @@ class DiffusionTalker(nn.Module):
         cfg_path, w_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not cfg_path.is_file() or not w_path.is_file():
             raise ValueError(f"{directory} is not a checkpoint (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        try:
-            raw = json.loads(cfg_path.read_text())
-            raw.setdefault("sampler", "ddim" if raw.get("distilled") else "ddpm")  # configs older than the field
-            config = TalkerConfig(**raw)
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ValueError(f"{cfg_path}: broken config ({err})") from None
-        model = cls(config)
+        model = cls(read_config(directory))
         try:
             state = load_file(str(w_path))
             model.load_state_dict({k: v.float() for k, v in state.items()})
         except (SafetensorError, RuntimeError, OSError) as err:
             raise ValueError(f"{w_path}: broken or mismatched weights ({str(err).splitlines()[0]})") from None
         return model.to(device).eval()
+
+
+def read_config(directory: str | Path) -> TalkerConfig:
+    """A checkpoint's :class:`TalkerConfig`, without its weights (what it can do, before it is loaded)."""
+    cfg_path = Path(directory) / CONFIG_NAME
+    try:
+        raw = json.loads(cfg_path.read_text())
+        raw.setdefault("sampler", "ddim" if raw.get("distilled") else "ddpm")  # configs older than the field
+        return TalkerConfig(**raw)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"{cfg_path}: broken config ({err})") from None
