@@ -30,7 +30,7 @@ EPOCHS=200                          # upper bound; the minute budgets stop train
 mkdir -p runs
 
 [[ -f $NEUTRAL_CORPUS/index.jsonl ]] || $PY -m core.data.synth --out "$NEUTRAL_CORPUS" --seed 0 --size default --neutral
-[[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.performance --corpus "$NEUTRAL_CORPUS" --out "$CORPUS"
+[[ -f $CORPUS/index.jsonl ]] || $PY -m core.data.corpus_upgrade --corpus "$NEUTRAL_CORPUS" --out "$CORPUS"
 # The teacher in stages (docs/DECISIONS.md "The seed must matter"). A causal decoder first: the data
 # terms weighted clamp(SNR, 1, 5), then 12 epochs from those weights with them weighted up to SNR
 # 1000 (nearly the v-loss), which teaches the removal of the last noise. Then the same weights

@@ -198,7 +198,7 @@ def test_the_emotion_classifier_names_prototypes_and_not_noise():
 
 
 def test_a_neutral_corpus_upgraded_equals_one_built_with_performances(tmp_path):
-    from core.data.performance import upgrade
+    from core.data.corpus_upgrade import upgrade
     from core.data.synth import build_corpus
     from core.data.clip import read_corpus
     quiet = dict(seed=0, size="tiny", workers=1, log=lambda *_: None)

@@ -2,18 +2,11 @@
 face (core/data/emotion_face.py) and the head's motion (core/data/head_motion.py).
 
 Both follow from the clip's phones, its audio as stored (16-bit wav), its speaker's style and a
-random stream of the clip's own (seed, clip id), so a corpus built with them and an older corpus
-upgraded to them (``python -m core.data.performance``) hold the same clips.
-
-    python -m core.data.performance --corpus /work/corpus/default --out /work/corpus/performance
+random stream of the clip's own (seed, clip id), so a corpus built with them and a neutral corpus
+upgraded to them (:mod:`core.data.corpus_upgrade`) hold the same clips.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
-import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,69 +59,6 @@ def stored_phones(rows: list) -> list[Phone]:
     return [Phone(label, float(start), float(end)) for label, start, end in rows]
 
 
-def upgrade(corpus: str | Path, out: str | Path, log=print) -> dict:
-    """Write ``out``: ``corpus`` (a neutral corpus) with every clip performed. Audio and extras are
-    hard-linked (copied across file systems); curves, heads, index and meta are new."""
-    import soundfile as sf
-    from core.data.synth import SIZES, fingerprint, plan_identities
-    corpus, out = Path(corpus), Path(out)
-    meta = json.loads((corpus / "meta.json").read_text())
-    if meta.get("performance"):
-        raise ValueError(f"{corpus} already has performances ({meta['performance']})")
-    if out.exists():
-        raise ValueError(f"{out} exists; choose a new folder")
-    cfg = SIZES[meta["size"]]
-    identities = {i.name: i for i in plan_identities(meta["seed"], cfg.seen, cfg.unseen)}   # styles with head
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "clips").mkdir(parents=True)
-    rows = [json.loads(line) for line in (corpus / "index.jsonl").read_text().splitlines() if line.strip()]
-    for n, row in enumerate(rows, 1):
-        ident = identities[row["identity"]]
-        src = corpus / "clips" / row["id"]
-        extras = json.loads(src.with_suffix(".json").read_text())
-        result = perform(np.load(src.with_suffix(".npy")), stored_phones(extras["phones"]),
-                         sf.read(src.with_suffix(".wav"), dtype="float32")[0], ident.style, clip_rng(meta["seed"], row["id"]))
-        dst = partial / "clips" / row["id"]
-        for suffix in (".wav", ".json"):
-            _link(src.with_suffix(suffix), dst.with_suffix(suffix))
-        write_performance(dst, result)
-        row.update(emotion=result.emotion, intensity=result.intensity)
-        if n % 500 == 0:
-            log(f"[performance] {n}/{len(rows)} clips")
-    with open(partial / "index.jsonl", "w") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
-    meta.update(performance=PERFORMANCE_VERSION, emotions=list(EMOTIONS), fingerprint=fingerprint(meta["seed"], meta["size"]),
-                identity_params={name: identities[name].to_dict() for name in meta["identity_params"]})
-    (partial / "meta.json").write_text(json.dumps(meta, indent=1))
-    partial.rename(out)
-    return meta
-
-
 def write_performance(clip_stem: Path, result: Performance) -> None:
     np.save(clip_stem.with_suffix(".npy"), result.face.astype(np.float32))
     np.save(clip_stem.parent / (clip_stem.name + HEAD_SUFFIX), result.head.astype(np.float32))
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", required=True, help="a corpus built without performances")
-    parser.add_argument("--out", required=True, help="new folder for the performed corpus")
-    args = parser.parse_args(argv)
-    try:
-        meta = upgrade(args.corpus, args.out)
-    except ValueError as err:
-        parser.error(str(err))
-    print(json.dumps({k: meta[k] for k in ("name", "performance", "emotions")}))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

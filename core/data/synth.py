@@ -169,7 +169,7 @@ class _Job:
     config: SizeConfig
     pools: dict
     clip_dir: str
-    perform: bool = True      # False: the neutral face and no head (core.data.performance adds them later)
+    perform: bool = True      # False: the neutral face and no head (core.data.corpus_upgrade adds them later)
 
 
 def _speak(job: _Job, sentences: list[str], clip_rng: np.random.Generator):
@@ -233,7 +233,7 @@ def _build_identity(job: _Job) -> list[dict]:
                          "text": " ".join(sentences), "augment": aug.names()})
             if job.perform:
                 # the performance starts from what was stored (16-bit audio, rounded phones), as an
-                # upgrade of a neutral corpus does (core.data.performance)
+                # upgrade of a neutral corpus does (core.data.corpus_upgrade)
                 stem = Path(job.clip_dir) / clip_id
                 performed = performance.perform(
                     curves, performance.stored_phones(extras["phones"]),
@@ -261,7 +261,7 @@ def build_corpus(out: str | Path, seed: int = 0, size: str = "default", workers:
 
     Returns the meta dict. ``force`` replaces an existing corpus folder (never other folders).
     ``perform=False`` writes the neutral face without head motion (the shipped models' first
-    training stages read it; ``python -m core.data.performance`` performs it afterwards).
+    training stages read it; ``python -m core.data.corpus_upgrade`` performs it afterwards).
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZES)}")
@@ -331,7 +331,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--force", action="store_true", help="replace an existing corpus folder")
     parser.add_argument("--neutral", action="store_true",
-                        help="no emotions and no head motion (add them later: python -m core.data.performance)")
+                        help="no emotions and no head motion (add them later: python -m core.data.corpus_upgrade)")
     args = parser.parse_args(argv)
     try:
         meta = build_corpus(args.out, args.seed, args.size, args.workers, args.force, perform=not args.neutral)

@@ -378,7 +378,7 @@ def main(argv=None):
     without = tuple(w for w in a.without.split(",") if w)
     train_set, val_set, names, fingerprint = prepare_data(a.data, a.encoder, without=without)
     if a.performance and not train_set.has_head:
-        raise SystemExit(f"--performance: {a.data} has no head motion (make one: python -m core.data.performance)")
+        raise SystemExit(f"--performance: {a.data} has no head motion (make one: python -m core.data.corpus_upgrade)")
     model = DiffusionTalker(TalkerConfig(
         identity_names=names, audio_dim=train_set.feature_dim, encoder=a.encoder, hidden=a.hidden, layers=a.layers,
         bidirectional=a.bidirectional, audio_lookahead=a.audio_lookahead, use_identity=not a.no_identity,
