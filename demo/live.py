@@ -72,6 +72,7 @@ class Block:
     """Frames [first, first + len(curves)) that the worker decoded."""
     first: int
     curves: np.ndarray
+    head: np.ndarray | None = None      # [n, 3] radians, when the stream gives a head
 
 
 class LiveSession:
@@ -143,7 +144,9 @@ class LiveSession:
             blocks, self._blocks = self._blocks, []
         if not blocks:
             return None
-        return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]))
+        heads = [b.head for b in blocks]
+        head = None if any(h is None for h in heads) else np.concatenate(heads)
+        return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]), head)
 
     def stop(self, wait: float = STOP_WAIT) -> Block | None:
         """The stream ends: the worker decodes what is left and the last frames; returns what was not taken."""
@@ -200,13 +203,15 @@ class LiveSession:
                     audio = np.concatenate(backlog)
                     first = self.stream.frames_out
                     out = self.stream.feed(audio, catch_up=True)
-                    self._publish(first, out.curves, arrival, len(audio))
+                    self._publish(first, out.curves, arrival, len(audio), _head_of(out))
                     continue
                 if closing:
                     first = self.stream.frames_out
                     tail = self.resampler(np.zeros(0, np.float32), final=True) if self.resampler else np.zeros(0)
-                    curves = [self.stream.feed(tail, catch_up=True).curves, self.stream.finish().curves]
-                    self._publish(first, np.concatenate(curves), None, len(tail))
+                    outs = [self.stream.feed(tail, catch_up=True), self.stream.finish()]
+                    heads = [_head_of(out) for out in outs]
+                    self._publish(first, np.concatenate([out.curves for out in outs]), None, len(tail),
+                                  None if any(h is None for h in heads) else np.concatenate(heads))
                     return
         except Exception as err:        # noqa: BLE001 - handed to the request side, which reports it
             with self._cond:
@@ -215,11 +220,12 @@ class LiveSession:
             with self._cond:
                 self._done = True
 
-    def _publish(self, first: int, curves: np.ndarray, arrival: float | None, samples: int) -> None:
+    def _publish(self, first: int, curves: np.ndarray, arrival: float | None, samples: int,
+                 head: np.ndarray | None = None) -> None:
         with self._cond:
             self.decoded += samples
             if len(curves):
-                self._blocks.append(Block(first, curves))
+                self._blocks.append(Block(first, curves, head))
                 if arrival is not None:
                     self.server_ms = (self.server_ms + [(time.perf_counter() - arrival) * 1000])[-200:]
 
@@ -315,13 +321,22 @@ class LiveLine:
             self._active[ticket] = place
 
 
+def _head_of(frames) -> np.ndarray | None:
+    """A stream's head angles [n, 3] (``StreamFrames.head``), or None from a stream without them."""
+    return getattr(frames, "head", None)
+
+
 def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool = False, end: bool = False,
-               info: dict | None = None) -> dict:
+               info: dict | None = None, head: np.ndarray | None = None) -> dict:
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;
-    ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``info``: the
-    readout's figures (:meth:`LiveSession.info`); ``sent``: the server's clock (epoch ms), from
-    which the page corrects for a clock that differs from its own."""
-    return {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
-            "frames": int(len(curves)), "mesh": mesh_url,
-            "curves": viewer.encode_curves(curves) if len(curves) else "",
-            "info": info or {}, "sent": time.time() * 1000}
+    ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``head``: the
+    frames' head angles [n, 3] radians (None: still; sent as ``head``, as a take's cells are).
+    ``info``: the readout's figures (:meth:`LiveSession.info`); ``sent``: the server's clock
+    (epoch ms), from which the page corrects for a clock that differs from its own."""
+    value = {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
+             "frames": int(len(curves)), "mesh": mesh_url,
+             "curves": viewer.encode_curves(curves) if len(curves) else "",
+             "info": info or {}, "sent": time.time() * 1000}
+    if head is not None and len(curves):
+        value["head"] = viewer.encode_head(head, len(curves))
+    return value

@@ -48,6 +48,7 @@ class Comparison:
     seconds: float                            # encoder + sampling of every cell
     warning: str | None = None                # e.g. "This does not sound like speech ..."
     avatar: Avatar | None = None              # the head for the viewers and the video (None: default)
+    heads: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)   # (steps, seed) -> head [T, 3] radians
 
     @property
     def cells(self) -> list[tuple[int, int]]:

@@ -1,8 +1,8 @@
 """What each vertex of an ARKit head is made of: skin, eyes, teeth, tongue, the mouth's inside.
 
-Shared by the headless renderer (``core.face.render``, which finds the mouth's inside with a depth
-pass) and the browser viewer (``demo.viewer``, which uses :func:`hidden_at_rest`, numpy only),
-so that the mp4 and the WebGL head look alike.
+Shared by the headless renderer (``core.face.render``) and the browser viewer (``demo.viewer``),
+which both find the mouth's inside with :func:`hidden_at_rest` (numpy only), so that the mp4 and
+the WebGL head look alike, turned heads included.
 """
 from __future__ import annotations
 
