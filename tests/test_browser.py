@@ -244,7 +244,8 @@ def test_viewer_loads_with_no_network_and_frames_the_whole_head(page, outside, t
     assert min(picture["left"], picture["top"], 1 - picture["right"], 1 - picture["bottom"]) > 0.02  # all of it, with a margin
     state, drawn = _state(page), _diagnostics(page)["drawn"]
     assert state["frames"] == 0 and len(state["weights"]) == 52 and not state["playing"]
-    assert set(state) == {"frame", "frames", "time", "playing", "weights", "label", "missing", "ready"}  # no test counters
+    assert set(state) == {"frame", "frames", "time", "playing", "weights", "head", "label", "missing",
+                          "ready"}                                   # no test counters
     _no_stray_components(page)
     page.wait_for_timeout(1000)
     assert _diagnostics(page)["drawn"] == drawn                       # nothing moves: no redraws while idle

@@ -15,7 +15,7 @@ from core.audio.resample import resample
 from core.rates import SAMPLE_RATE
 from demo.fairness import client_of
 from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value
-from demo.viewer import decode_curves
+from demo.viewer import decode_curves, decode_head
 from experiments.loadtest import rss_mb
 from tests.helpers import launch_app, make_tiny_checkpoints, toy_clip
 from tests.live_http import LiveClient, tone, wav_bytes
@@ -61,6 +61,9 @@ def test_the_viewer_value_carries_the_new_frames():
     assert value["live"] and value["first"] == 12 and value["frames"] == 3 and not value["reset"] and not value["end"]
     np.testing.assert_allclose(decode_curves(value["curves"]), curves, atol=1e-4)
     assert live_value(curves[:0], 0, "mesh.bin", end=True)["end"]
+    assert "head" not in value                                       # a stream without a head: still
+    head = np.array([[0.1, 0.2, 0.3]] * 3, np.float32)
+    np.testing.assert_array_equal(decode_head(live_value(curves, 12, "mesh.bin", head=head)["head"]), head)
 
 
 def test_the_line_is_first_come_first_served_one_place_per_client():

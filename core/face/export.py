@@ -436,4 +436,5 @@ def _write_atomically(outputs: dict[Path, Callable[[BinaryIO], None]]) -> None:
             temp.unlink(missing_ok=True)
 
 
-_READERS = {".csv": read_livelink_csv, ".json": read_json, ".npy": read_npy, ".glb": read_glb_weights}
+_READERS = {".csv": read_livelink_csv, ".json": read_json, ".npy": read_npy,
+            ".glb": lambda path: Motion(*read_glb_weights(path))}

@@ -30,9 +30,8 @@ _FLOAT, _UINT, _UBYTE = 5126, 5125, 5121
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 
 
-def read_glb_weights(path: str | Path):
-    """The first morph-weight animation of a GLB/glTF as a :class:`core.face.export.Motion`
-    (curves float32 [T, 52], head [T, 3] radians, fps).
+def read_glb_weights(path: str | Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """The first morph-weight animation of a GLB/glTF as ``(float32 [T, 52], head [T, 3] radians, fps)``.
 
     Channels are mapped through the mesh's ``targetNames``; channels the rig lacks stay 0.
     Keys on a uniform grid (as :func:`glb_writer` writes them) come back exactly; other key
@@ -40,7 +39,6 @@ def read_glb_weights(path: str | Path):
     head bone (:func:`core.face.mesh.head_joint`) at the same times, zeros without one. No
     weight animation raises ``ValueError``.
     """
-    from core.face.export import Motion
     from core.face.gltf import Gltf
     from core.face.mesh import head_joint, load_reference_animation
 
@@ -61,14 +59,14 @@ def read_glb_weights(path: str | Path):
             on_grid = np.allclose(times, times[0] + np.arange(len(times)) / fps, rtol=0, atol=1e-4)
             if not on_grid or sampler.get("interpolation", "LINEAR") != "LINEAR":
                 curves = load_reference_animation(path, fps=fps)
-                return Motion(curves, still(len(curves)), fps)
+                return curves, still(len(curves)), fps
             values = gltf.accessor(sampler["output"])
             if values.size != len(times) * len(names):
                 raise ValueError(f"{Path(path).name}: the weight animation has {values.size} values "
                                  f"for {len(times)} keys of {len(names)} morph targets")
             values = values.reshape(len(times), len(names))
             head = _head_rotation(gltf, animation, head_joint(gltf), times)
-            return Motion(to_canonical(values, names, require_all=False), head, fps)
+            return to_canonical(values, names, require_all=False), head, fps
     raise ValueError(f"{Path(path).name} has no morph-weight animation with ARKit target names")
 
 
