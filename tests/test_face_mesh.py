@@ -176,3 +176,22 @@ def test_a_skinned_avatar_turns_its_head_bone_and_keeps_its_body(tmp_path):
         FaceMesh(vertices, body.faces, deltas, head_weights=np.full(4, 2.0, np.float32))
     with pytest.raises(ValueError, match="head_pivot"):
         FaceMesh(vertices, body.faces, deltas, head_pivot=np.array([np.nan, 0, 0], np.float32))
+
+
+def test_meshes_hanging_under_the_head_bone_turn_and_the_rest_stays(tmp_path):
+    import json
+    path = write_gltf(tmp_path / "rig.gltf", {"jawOpen": np.tile([0.0, -0.1, 0.0], (len(QUAD), 1))})
+    document = json.loads(path.read_text())
+    document["nodes"] = [{"name": "face", "mesh": 0},                                  # hangs under the head bone
+                         {"name": "Armature", "children": [2]},
+                         {"name": "Head", "translation": [0.0, 2.0, 0.0], "children": [0]},
+                         {"name": "body", "mesh": 0, "translation": [0.0, -3.0, 0.0]}]
+    document["scenes"] = [{"nodes": [1, 3]}]
+    document["skins"] = [{"joints": [1, 2]}]
+    path.write_text(json.dumps(document))
+    mesh = load_face_mesh(path)
+    np.testing.assert_array_equal(mesh.head_weights, [1.0] * len(QUAD) + [0.0] * len(QUAD))
+    np.testing.assert_allclose(mesh.head_pivot, [0.0, 2.0, 0.0])                     # the bone's origin
+    turned = mesh.deform(np.zeros(NUM_BLENDSHAPES), head=[0.4, 0.0, 0.0])
+    np.testing.assert_array_equal(turned[len(QUAD):], mesh.vertices[len(QUAD):])      # the body stays
+    assert not np.allclose(turned[:len(QUAD)], mesh.vertices[:len(QUAD)])

@@ -175,10 +175,7 @@ def _words(name: str) -> list[str]:
 def _head_share(gltf: Gltf, joint: int, node: int, primitive: dict, count: int) -> np.ndarray:
     """Float [count]: how much of the head bone's turn each vertex of one primitive follows: all
     of it under the bone, else its skin weights on the bone and the bones below it."""
-    below, current = False, node
-    while current is not None and not below:
-        below, current = current == joint, gltf.parents.get(current)
-    if below:
+    if _descends(gltf, node, joint):
         return np.ones(count)
     attributes, skin = primitive.get("attributes", {}), gltf.json["nodes"][node].get("skin")
     if skin is None or "JOINTS_0" not in attributes or "WEIGHTS_0" not in attributes:
@@ -190,7 +187,7 @@ def _head_share(gltf: Gltf, joint: int, node: int, primitive: dict, count: int) 
         raise ValueError(f"{gltf.path.name}: the skin of node {node} does not give 4 joints and weights per vertex")
     if weights.dtype.kind in "iu":                 # integer weights that are not marked normalized
         weights = weights / float(np.iinfo(weights.dtype).max)
-    on_head = turning[np.where(ids < len(joints), ids, len(joints))]
+    on_head = turning[np.where((ids >= 0) & (ids < len(joints)), ids, len(joints))]   # a bad index: not the head
     total = np.maximum(weights.sum(axis=1), 1e-12)
     return np.clip((weights * on_head).sum(axis=1) / total, 0.0, 1.0)
 
