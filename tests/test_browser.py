@@ -278,13 +278,14 @@ def test_generate_plays_pauses_and_seeks_the_head_on_the_audio_clock(page, speec
     _wait_for(page, "#download-npy")
     with page.expect_download() as download:                        # a real download button
         page.click("#download-npy")
-    curves = np.load(download.value.path())
+    curves = np.load(download.value.path())                         # [T, 52 + 3]: the curves, then the head
     for seconds in (1.0, 2.5):
         page.evaluate(f"{VIEWERS}[0].seek({seconds})")
         page.wait_for_timeout(150)
         state = _state(page)
         assert abs(state["frame"] - round(seconds * 30)) <= 1 and not state["playing"]
-        np.testing.assert_allclose(state["weights"], curves[state["frame"]], atol=1e-4)   # the frame it says it shows
+        np.testing.assert_allclose(state["weights"], curves[state["frame"], :52], atol=1e-4)   # the frame it says it shows
+        np.testing.assert_allclose(state["head"], curves[state["frame"], 52:], atol=1e-6)       # and its head
 
     end = state["frames"] / 30
     page.evaluate(f"{VIEWERS}[0].seek({end - 0.3}); {VIEWERS}[0].play()")
