@@ -443,3 +443,17 @@ def test_glb_of_a_body_keeps_the_body_still(tmp_path):
     # a full share keeps the distance to the pivot (a rotation); a quarter share moves less
     assert np.linalg.norm(turned[2] - [0, 0.5, 0]) == pytest.approx(np.linalg.norm(still[2] - [0, 0.5, 0]), abs=1e-6)
     assert np.linalg.norm(turned[1] - still[1]) < np.linalg.norm(turned[3] - still[3])
+
+
+def test_glb_rotation_keys_interpolate_the_short_way(tmp_path):
+    """Yaw through a half turn: q and -q are one rotation; neighbouring keys stay on one side."""
+    from core.face.gltf import Gltf
+    head = np.zeros((40, 3), np.float32)
+    head[:, 0] = np.concatenate([np.linspace(2.0, 3.1, 20), np.linspace(-3.1, -2.0, 20)])   # across +-pi
+    path = export_curves(random_curves(40), tmp_path / "turn.glb", head=head, face=tiny_face())
+    document = _glb_json(path)
+    output = document["animations"][0]["samplers"][document["animations"][0]["channels"][1]["sampler"]]["output"]
+    keys = Gltf.open(path).accessor(output)
+    assert (np.sum(keys[1:] * keys[:-1], axis=1) > 0).all()
+    _, back, _ = read_glb_weights(path)
+    np.testing.assert_allclose(back, head, atol=1e-5)

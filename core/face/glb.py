@@ -114,8 +114,12 @@ def glb_writer(curves: np.ndarray, head: np.ndarray | None, fps: float, face) ->
                  "output": buffer.accessor(curves.ravel(), _FLOAT, "SCALAR"), "interpolation": "LINEAR"}]
     channels = [{"sampler": 0, "target": {"node": 0, "path": "weights"}}]
     if head is not None:
+        rotations = quaternions(head)
+        # q and -q are one rotation: keep neighbours on one side, so that slerp takes the short way
+        flipped = np.concatenate([[0], np.cumsum(np.sum(rotations[1:] * rotations[:-1], axis=1) < 0) % 2])
+        rotations[flipped == 1] *= -1
         samplers.append({"input": samplers[0]["input"], "interpolation": "LINEAR",
-                         "output": buffer.accessor(quaternions(head).astype(np.float32), _FLOAT, "VEC4")})
+                         "output": buffer.accessor(rotations.astype(np.float32), _FLOAT, "VEC4")})
         channels.append({"sampler": 1, "target": {"node": 2, "path": "rotation"}})
     document = {
         "asset": {"version": "2.0", "generator": "DiffusionTalker core.face.export"},
