@@ -45,6 +45,7 @@ _PUBLIC = {
     "remove_identity": "core.identities.enrolment",
     "export_curves": "core.face.export",
     "import_curves": "core.face.export",
+    "import_motion": "core.face.export",
     "render_video": "core.face.render",
     "ARKIT_NAMES": "core.arkit",
     "FPS": "core.rates",

@@ -63,10 +63,10 @@ def generate(a: argparse.Namespace) -> None:
         from core.audio.decode import load_audio
         from core.face.render import render_video
         print("rendering video ...", file=sys.stderr)
-        render_video(curves, load_audio(a.audio), out)
+        render_video(curves, load_audio(a.audio), out, head=result.head[0])
     else:
         from core.face.export import export_curves
-        export_curves(curves, out, fps=result.fps)
+        export_curves(curves, out, fps=result.fps, head=result.head[0])
     print(out)
 
 
@@ -98,7 +98,8 @@ def stream(a: argparse.Namespace) -> None:
     talker.warm_up(live.steps)
     try:
         result = replay(live, audio, a.chunk_ms / 1000, realtime=a.realtime,
-                        on_frames=(lambda out: sender.send(out.curves, out.first)) if sender else None)
+                        on_frames=(lambda out: sender.send(out.curves, out.first, getattr(out, "head", None)))
+                        if sender else None)
     finally:
         if sender:
             sender.close()

@@ -76,7 +76,7 @@ class Block:
     """Frames [first, first + len(curves)) that the worker decoded."""
     first: int
     curves: np.ndarray
-    head: np.ndarray              # [n, 3] yaw/pitch/roll in radians (zeros: a model without head motion, or off)
+    head: np.ndarray | None = None      # [n, 3] radians, when the stream gives a head
 
 
 class LiveSession:
@@ -150,7 +150,9 @@ class LiveSession:
             blocks, self._blocks = self._blocks, []
         if not blocks:
             return None
-        return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]), np.concatenate([b.head for b in blocks]))
+        heads = [b.head for b in blocks]
+        head = None if any(h is None for h in heads) else np.concatenate(heads)
+        return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]), head)
 
     def stop(self, wait: float = STOP_WAIT) -> Block | None:
         """The stream ends: the worker decodes what is left and the last frames; returns what was not taken."""
@@ -208,14 +210,15 @@ class LiveSession:
                     audio = np.concatenate(backlog)
                     first = self.stream.frames_out
                     out = self.stream.feed(audio, catch_up=True)
-                    self._publish(first, out.curves, out.head, arrival, len(audio))
+                    self._publish(first, out.curves, arrival, len(audio), _head_of(out))
                     continue
                 if closing:
                     first = self.stream.frames_out
                     tail = self.resampler(np.zeros(0, np.float32), final=True) if self.resampler else np.zeros(0)
                     outs = [self.stream.feed(tail, catch_up=True), self.stream.finish()]
-                    self._publish(first, np.concatenate([o.curves for o in outs]), np.concatenate([o.head for o in outs]),
-                                  None, len(tail))
+                    heads = [_head_of(out) for out in outs]
+                    self._publish(first, np.concatenate([out.curves for out in outs]), None, len(tail),
+                                  None if any(h is None for h in heads) else np.concatenate(heads))
                     return
         except Exception as err:        # noqa: BLE001 - handed to the request side, which reports it
             with self._cond:
@@ -224,7 +227,8 @@ class LiveSession:
             with self._cond:
                 self._done = True
 
-    def _publish(self, first: int, curves: np.ndarray, head: np.ndarray, arrival: float | None, samples: int) -> None:
+    def _publish(self, first: int, curves: np.ndarray, arrival: float | None, samples: int,
+                 head: np.ndarray | None = None) -> None:
         with self._cond:
             self.decoded += samples
             if len(curves):
@@ -324,33 +328,22 @@ class LiveLine:
             self._active[ticket] = place
 
 
-def encode_head(head: np.ndarray) -> str:
-    """Head rotations [n, 3] (yaw, pitch, roll in radians, core/head_pose.py) as base64 little-endian
-    float32, row-major: 12 bytes a frame, exact (the curves' fixed point would not fit radians)."""
-    head = np.asarray(head, np.float32)
-    if head.ndim != 2 or head.shape[1] != HEAD_CHANNELS:
-        raise ValueError(f"the head must be [n, {HEAD_CHANNELS}], got {head.shape}")
-    return base64.b64encode(head.astype("<f4").tobytes()).decode("ascii")
-
-
-def decode_head(text: str) -> np.ndarray:
-    """The inverse of :func:`encode_head`: float32 [n, 3] radians (what the browser reads)."""
-    return np.frombuffer(base64.b64decode(text), dtype="<f4").reshape(-1, HEAD_CHANNELS).astype(np.float32)
+def _head_of(frames) -> np.ndarray | None:
+    """A stream's head angles [n, 3] (``StreamFrames.head``), or None from a stream without them."""
+    return getattr(frames, "head", None)
 
 
 def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool = False, end: bool = False,
                info: dict | None = None, head: np.ndarray | None = None) -> dict:
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;
-    ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``curves`` as
-    :func:`demo.viewer.encode_curves`, ``head`` [n, 3] radians (none: still) as :func:`encode_head`,
-    one row per frame of the curves. ``info``: the readout's figures (:meth:`LiveSession.info`);
-    ``sent``: the server's clock (epoch ms), from which the page corrects for a clock that
-    differs from its own."""
-    head = np.zeros((len(curves), HEAD_CHANNELS), np.float32) if head is None else head
-    if len(head) != len(curves):
-        raise ValueError(f"{len(curves)} frames of curves but {len(head)} of the head")
-    return {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
-            "frames": int(len(curves)), "mesh": mesh_url,
-            "curves": viewer.encode_curves(curves) if len(curves) else "",
-            "head": encode_head(head) if len(curves) else "",
-            "info": info or {}, "sent": time.time() * 1000}
+    ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``head``: the
+    frames' head angles [n, 3] radians (None: still; sent as ``head``, as a take's cells are).
+    ``info``: the readout's figures (:meth:`LiveSession.info`); ``sent``: the server's clock
+    (epoch ms), from which the page corrects for a clock that differs from its own."""
+    value = {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
+             "frames": int(len(curves)), "mesh": mesh_url,
+             "curves": viewer.encode_curves(curves) if len(curves) else "",
+             "info": info or {}, "sent": time.time() * 1000}
+    if head is not None and len(curves):
+        value["head"] = viewer.encode_head(head, len(curves))
+    return value

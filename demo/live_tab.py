@@ -174,8 +174,9 @@ def _close(tab: LiveTab, ticket: Ticket | None):
 
 def _frames(tab: LiveTab, session: LiveSession, block, reset: bool = False, end: bool = False) -> dict:
     """The head's value for a block of frames (or none) of ``session``."""
-    curves, head, first = (block.curves, block.head, block.first) if block else (NO_FRAMES, None, session.frames_out)
-    return live_value(curves, first, _mesh_url(tab.service), reset=reset, end=end, info=session.info(), head=head)
+    curves, first = (block.curves, block.first) if block else (NO_FRAMES, session.frames_out)
+    return live_value(curves, first, _mesh_url(tab.service), reset=reset, end=end, info=session.info(),
+                      head=block.head if block else None)
 
 
 def _readout(tab: LiveTab, ticket: Ticket, place: int) -> dict:

@@ -242,18 +242,18 @@ class DemoService:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
         from core.face.export import export_curves
         start = time.perf_counter()
-        curves, fps = take.generation.blendshapes, take.generation.fps
+        curves, head, fps = take.generation.blendshapes, take.generation.head, take.generation.fps
         files = []
         for suffix in EXPORT_SUFFIXES:
             try:
                 files.append(export_curves(curves[0], take.folder / f"{take.name}{suffix}", fps=fps,
-                                           face=take.avatar.mesh if take.avatar else None))
+                                           face=take.avatar.mesh if take.avatar else None, head=head[0]))
             except Exception as err:  # one failing format (e.g. no face mesh for .glb) must not sink the rest
                 log.exception("export to %s failed", suffix)
                 take.notes.append(f"Could not write the {suffix} file: {err}")
-        if len(curves) > 1:
+        if len(curves) > 1:            # [K, T, 55]: each sample's curves, then its head (as the one-sample .npy)
             all_samples = take.folder / f"{take.name}_all_{len(curves)}_samples.npy"
-            np.save(all_samples, curves)
+            np.save(all_samples, np.concatenate([curves, head], axis=-1))
             files.append(all_samples)
         take.timings["export"] = time.perf_counter() - start
         return files
@@ -267,7 +267,8 @@ class DemoService:
         self.check_render(1, take.wave, take.avatar)
         start = time.perf_counter()
         path = render_video(take.generation.blendshapes[0], take.wave, take.folder / f"{take.name}.mp4",
-                            fps=take.generation.fps, renderer=self.face_renderer(take.avatar), progress=progress)
+                            fps=take.generation.fps, renderer=self.face_renderer(take.avatar), progress=progress,
+                            head=take.generation.head[0])
         take.timings["render"] = time.perf_counter() - start
         return path
 
@@ -302,14 +303,15 @@ class DemoService:
         avatar = take.avatar or self.avatar()
         generation = take.generation
         label = cell_label(generation.steps, generation.seeds[0], generation.controls)
-        return viewer.payload([(label, generation.blendshapes[0])], generation.fps,
+        return viewer.payload([(label, generation.blendshapes[0], generation.head[0])], generation.fps,
                               self.mesh_url(avatar), self.viewer_assets.audio_url(take.wave),
                               missing=avatar.missing)
 
     def viewer_grid(self, comparison: Comparison) -> dict:
         """The viewer's value for a comparison: every (steps, emotion, seed) cell on one clock."""
         avatar = comparison.avatar or self.avatar()
-        cells = [(grid_label(comparison, cell), comparison.runs[cell]) for cell in comparison.cells]
+        cells = [(grid_label(comparison, cell), comparison.runs[cell], comparison.heads.get(cell))
+                 for cell in comparison.cells]
         return viewer.payload(cells, FPS, self.mesh_url(avatar), self.viewer_assets.audio_url(comparison.wave),
                               cols=len(comparison.seeds), missing=avatar.missing)
 
@@ -362,7 +364,8 @@ class DemoService:
                                  [grid_label(comparison, cell) for cell in cells], comparison.wave,
                                  comparison.folder / f"{comparison.name}.mp4", fps=FPS,
                                  cols=len(comparison.seeds), size=384 if len(cells) <= 4 else 256,
-                                 mesh=comparison.avatar.mesh if comparison.avatar else None, progress=progress)
+                                 mesh=comparison.avatar.mesh if comparison.avatar else None, progress=progress,
+                                 heads=[comparison.heads.get(cell) for cell in cells])
 
     # -- house-keeping ----------------------------------------------------------------------------
     def warm_up(self) -> threading.Thread:

@@ -5,15 +5,18 @@ clock; ``live_viewer.js``: the Live tab's head; ``stage.js``: one WebGL renderer
 ``heads.js``: one head; vendored three.js in ``demo/static/vendor/``); everything it needs is
 served by the app from static folders, so it works offline and on a Space. A head is packed once
 into a file named by its content hash (:meth:`ViewerAssets.mesh_url`), so the browser fetches it
-once and keeps it; a result travels as its curves only, 52 channels x T frames of uint16 fixed
-point (1/65535 steps) in base64, about 33 kB for 8 s. Every avatar, the default facecap head
-included, goes through :func:`core.face.mesh.load_face_mesh`, so the browser gets morph targets
-already in canonical ARKit order and never has to map names itself.
+once and keeps it; a result travels as its curves, 52 channels x T frames of uint16 fixed
+point (1/65535 steps) in base64, about 33 kB for 8 s, and its head angles (a cell's ``head``:
+yaw/pitch/roll radians x T frames, float32 in base64, 3 kB for 8 s; absent: a still head). Every
+avatar, the default facecap head included, goes through :func:`core.face.mesh.load_face_mesh`, so
+the browser gets morph targets already in canonical ARKit order and never has to map names itself.
 
 Mesh file layout (little-endian): ``b"DTV1"``, uint32 header length, the JSON header (padded to
 4 bytes), then the arrays the header lists by offset: float32 positions and normals [V, 3],
-float32 linear vertex colours [V, 3], uint16/uint32 triangle indices [F, 3], and per animated
-channel its moved vertices (index type) and their offsets as int16 times ``scale / 32767``.
+float32 linear vertex colours [V, 3], uint16/uint32 triangle indices [F, 3], per animated
+channel its moved vertices (index type) and their offsets as int16 times ``scale / 32767``, and,
+for a rig whose body stays while the head turns, ``headWeight``: float32 [V], each vertex's share
+of the turn (absent: the whole mesh turns). The header's ``headPivot`` is where the head turns.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from core.head_pose import HEAD_CHANNELS, check_head
 from core.rates import SAMPLE_RATE
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -61,18 +65,33 @@ def decode_curves(text: str) -> np.ndarray:
     return (fixed.reshape(-1, NUM_BLENDSHAPES) / CURVE_SCALE).astype(np.float32)
 
 
-def payload(cells: list[tuple[str, np.ndarray]], fps: float, mesh_url: str, audio_url: str | None,
+def encode_head(head: np.ndarray, frames: int | None = None) -> str:
+    """Head angles [T, 3] radians as base64 little-endian float32, row-major (checked: no NaN)."""
+    return base64.b64encode(check_head(head, frames).astype("<f4").tobytes()).decode("ascii")
+
+
+def decode_head(text: str) -> np.ndarray:
+    """The inverse of :func:`encode_head`: float32 [T, 3] (what the browser reads)."""
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").reshape(-1, HEAD_CHANNELS).copy()
+
+
+def payload(cells: list, fps: float, mesh_url: str, audio_url: str | None,
             cols: int = 1, missing: tuple[str, ...] = ()) -> dict:
     """The viewer component's value: one or more labelled takes on one clock (one audio track).
 
-    ``cells``: (label, curves [T, 52]); ``cols``: grid columns; ``missing``: ARKit channels the
-    avatar lacks (shown under the viewer).
+    ``cells``: (label, curves [T, 52]) or (label, curves, head [T, 3] radians or None: still);
+    ``cols``: grid columns; ``missing``: ARKit channels the avatar lacks (shown under the viewer).
     """
-    frames = max(len(curves) for _, curves in cells)
+    cells = [(cell[0], cell[1], cell[2] if len(cell) > 2 else None) for cell in cells]
+    frames = max(len(curves) for _, curves, _ in cells)
+    shown = []
+    for label, curves, head in cells:
+        cell = {"label": label, "frames": len(curves), "curves": encode_curves(curves)}
+        if head is not None:
+            cell["head"] = encode_head(head, len(curves))
+        shown.append(cell)
     return {"fps": float(fps), "frames": int(frames), "cols": int(cols), "mesh": mesh_url, "audio": audio_url,
-            "missing": list(missing),
-            "cells": [{"label": label, "frames": len(curves), "curves": encode_curves(curves)}
-                      for label, curves in cells]}
+            "missing": list(missing), "cells": shown}
 
 
 def pack_mesh(mesh) -> bytes:
@@ -98,13 +117,15 @@ def pack_mesh(mesh) -> bytes:
         arrays.append((f"{name}.index", moved.astype(index_type)))
         arrays.append((f"{name}.delta", np.round(deltas[moved] / scale * 32767).astype("<i2")))
         channels.append({"name": name, "index": k, "count": int(len(moved)), "scale": scale})
-    # Framed at rest and with every channel at full weight, so an open jaw stays in the picture.
-    extremes = np.concatenate([mesh.vertices[None], mesh.vertices[None] + mesh.morph_deltas])
-    low, high = extremes.min(axis=(0, 1)), extremes.max(axis=(0, 1))
+    if mesh.head_weights is not None:
+        arrays.append(("headWeight", mesh.head_weights.astype("<f4")))
+    # Framed at rest, with every channel at full weight (an open jaw) and turned a little, as the video is.
+    low, high = mesh.frame_bounds()
     header = {"vertices": len(mesh.vertices), "triangles": len(mesh.faces), "indexType": index_type[1:],
               "channels": channels, "missing": list(mesh.missing),
               "parts": [{"name": p.name, "start": p.vertices.start, "count": p.vertices.stop - p.vertices.start}
                         for p in mesh.parts],
+              "headPivot": [float(v) for v in mesh.head_pivot],
               "bounds": {"min": low.tolist(), "max": high.tolist()}, "arrays": {}}
     blob, offset = [], 0
     for name, array in arrays:

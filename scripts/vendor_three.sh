@@ -21,8 +21,9 @@ cat > "$tmp/package.json" <<JSON
 JSON
 cat > "$tmp/entry.js" <<'JS'
 export {
-  AmbientLight, BufferAttribute, BufferGeometry, Color, DirectionalLight, DoubleSide, HemisphereLight,
-  Mesh, MeshStandardMaterial, PerspectiveCamera, Scene, SRGBColorSpace, Vector3, WebGLRenderer,
+  AmbientLight, Bone, BufferAttribute, BufferGeometry, Color, DirectionalLight, DoubleSide, HemisphereLight,
+  Mesh, MeshStandardMaterial, PerspectiveCamera, Scene, Skeleton, SkinnedMesh, SRGBColorSpace, Vector3,
+  WebGLRenderer,
 } from 'three';
 export { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 JS

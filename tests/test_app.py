@@ -165,6 +165,59 @@ def test_service_generates_exports_and_compares(service, speech_wav):
         service.generate(noise.astype(np.float32))
 
 
+def test_the_head_of_each_sample_reaches_the_files_the_viewers_and_the_videos(service, speech_wav, monkeypatch):
+    """The service hands every output the head of the sample it shows (a model's head is faked here:
+    the tiny checkpoints have none)."""
+    import core.audio.speech_check
+    import core.face.render
+    from core.face.export import import_motion
+    from core.inference.talker import Generation
+    frames = 12
+
+    def turning(seed: int) -> np.ndarray:          # each seed turns its own way
+        head = np.zeros((frames, 3), np.float32)
+        head[:, 0] = 0.05 * seed + 0.01 * np.arange(frames)
+        return head
+
+    def fake_sample(talker, wave, steps, seed, identity, count, features=None, speech_check=True):
+        return Generation(np.full((count, frames, NUM_BLENDSHAPES), 0.2, np.float32), "a", "a", [("a", 1.0)], steps,
+                          [seed + k for k in range(count)], dict.fromkeys(("speech check", "encoder", "match",
+                                                                           "sampling", "total"), 0.0),
+                          head=np.stack([turning(seed + k) for k in range(count)]), wave=wave)
+
+    drawn = {}
+    monkeypatch.setattr(demo_service, "_sample", fake_sample)
+    monkeypatch.setattr(core.face.render, "render_video", lambda *a, **k: drawn.setdefault("video", k["head"]))
+    monkeypatch.setattr(core.face.render, "render_grid_video", lambda *a, **k: drawn.setdefault("grid", k["heads"]))
+    take = service.generate(str(speech_wav), steps=4, seed=2, num_samples=2)
+    files = {f.name: f for f in service.export(take)}
+    for suffix in (".csv", ".json", ".npy", ".glb"):
+        np.testing.assert_allclose(import_motion(files[take.name + suffix]).head, turning(2), atol=1e-6)
+    samples = np.load(files[f"{take.name}_all_2_samples.npy"])
+    assert samples.shape == (2, frames, NUM_BLENDSHAPES + 3)
+    np.testing.assert_array_equal(samples[1, :, NUM_BLENDSHAPES:], turning(3))
+    np.testing.assert_array_equal(viewer_head(service.viewer_take(take)["cells"][0]), turning(2))
+    service.render(take)
+    np.testing.assert_array_equal(drawn["video"], turning(2))
+
+    monkeypatch.setattr(service.talker, "features", lambda wave: (np.zeros((frames, 8), np.float32), None))
+    class Speech:                                   # what compare() reads of the speech check
+        def warning(self):
+            return None
+    monkeypatch.setattr(core.audio.speech_check, "check_speech", lambda wave: Speech())
+    comparison = service.compare(str(speech_wav), [8, 4], "0, 1, 5")
+    np.testing.assert_array_equal(comparison.heads[(4, 5)], turning(5))
+    cells = service.viewer_grid(comparison)["cells"]
+    assert [viewer_head(c)[0, 0] for c in cells] == pytest.approx([0.0, 0.05, 0.25] * 2)
+    service.render_comparison(comparison)
+    np.testing.assert_array_equal(drawn["grid"][2], turning(5))
+
+
+def viewer_head(cell: dict) -> np.ndarray:
+    from demo.viewer import decode_head
+    return decode_head(cell["head"])
+
+
 def test_one_request_may_not_compute_more_than_its_bound(service):
     """cells x seconds (or samples x seconds) above MAX_TAKE_SECONDS is refused before any work."""
     seconds = demo_service.MAX_TAKE_SECONDS / 3 + 1

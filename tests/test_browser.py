@@ -244,7 +244,8 @@ def test_viewer_loads_with_no_network_and_frames_the_whole_head(page, outside, t
     assert min(picture["left"], picture["top"], 1 - picture["right"], 1 - picture["bottom"]) > 0.02  # all of it, with a margin
     state, drawn = _state(page), _diagnostics(page)["drawn"]
     assert state["frames"] == 0 and len(state["weights"]) == 52 and not state["playing"]
-    assert set(state) == {"frame", "frames", "time", "playing", "weights", "label", "missing", "ready"}  # no test counters
+    assert set(state) == {"frame", "frames", "time", "playing", "weights", "head", "label", "missing",
+                          "ready"}                                   # no test counters
     _no_stray_components(page)
     page.wait_for_timeout(1000)
     assert _diagnostics(page)["drawn"] == drawn                       # nothing moves: no redraws while idle
@@ -277,13 +278,14 @@ def test_generate_plays_pauses_and_seeks_the_head_on_the_audio_clock(page, speec
     _wait_for(page, "#download-npy")
     with page.expect_download() as download:                        # a real download button
         page.click("#download-npy")
-    curves = np.load(download.value.path())
+    curves = np.load(download.value.path())                         # [T, 52 + 3]: the curves, then the head
     for seconds in (1.0, 2.5):
         page.evaluate(f"{VIEWERS}[0].seek({seconds})")
         page.wait_for_timeout(150)
         state = _state(page)
         assert abs(state["frame"] - round(seconds * 30)) <= 1 and not state["playing"]
-        np.testing.assert_allclose(state["weights"], curves[state["frame"]], atol=1e-4)   # the frame it says it shows
+        np.testing.assert_allclose(state["weights"], curves[state["frame"], :52], atol=1e-4)   # the frame it says it shows
+        np.testing.assert_allclose(state["head"], curves[state["frame"], 52:], atol=1e-6)       # and its head
 
     end = state["frames"] / 30
     page.evaluate(f"{VIEWERS}[0].seek({end - 0.3}); {VIEWERS}[0].play()")

@@ -122,3 +122,76 @@ def test_reference_animation_needs_an_animation(tmp_path):
     path = write_gltf(tmp_path / "still.glb", {"jawOpen": np.ones_like(QUAD)})
     with pytest.raises(ValueError, match="animation"):
         load_reference_animation(path)
+
+
+# ---------------------------------------------------------------- head motion
+
+def test_facecap_turns_whole_about_a_point_at_the_top_of_its_neck(facecap):
+    assert facecap.head_weights is None                              # no head bone: eyes and teeth turn too
+    x, y, z = facecap.head_pivot
+    low, high = facecap.vertices.min(axis=0), facecap.vertices.max(axis=0)
+    teeth = facecap.vertices[next(p for p in facecap.parts if p.name == "teeth").vertices]
+    assert abs(x - (low[0] + high[0]) / 2) < 0.05 * (high[0] - low[0])   # centred left to right
+    assert teeth[:, 1].min() - 0.3 < y < teeth[:, 1].max()               # about level with the mouth
+    assert low[2] < z < teeth[:, 2].min()                                # behind the face, inside the head
+    turned = facecap.deform(np.zeros(NUM_BLENDSHAPES), head=[0.3, -0.1, 0.2])
+    np.testing.assert_allclose(np.linalg.norm(turned - facecap.head_pivot, axis=1),
+                               np.linalg.norm(facecap.vertices - facecap.head_pivot, axis=1), atol=1e-5)
+    np.testing.assert_array_equal(facecap.deform(np.zeros(NUM_BLENDSHAPES), head=[0, 0, 0]), facecap.vertices)
+
+
+def _rig(names: list[str], parents: dict[int, int], joints: list[int]):
+    """A glTF document of bare nodes (names, parent links, one skin) for the head-bone rule."""
+    from pathlib import Path
+
+    from core.face.gltf import Gltf
+    nodes = [{"name": n} if n else {} for n in names]
+    for child, parent in parents.items():
+        nodes[parent].setdefault("children", []).append(child)
+    return Gltf(Path("rig.gltf"), {"asset": {"version": "2.0"}, "nodes": nodes, "skins": [{"joints": joints}]}, [])
+
+
+def test_the_head_bone_is_the_joint_nearest_the_root_named_head_else_neck():
+    from core.face.mesh import head_joint
+    names = ["Armature", "mixamorig:Hips", "mixamorig:Neck", "mixamorig:Head", "mixamorig:HeadTop_End", "Forehead"]
+    chain = {1: 0, 2: 1, 3: 2, 4: 3, 5: 3}
+    assert head_joint(_rig(names, chain, [1, 2, 3, 4, 5])) == 3              # Head, not HeadTop_End or Forehead
+    assert head_joint(_rig(names, chain, [1, 2, 5])) == 2                    # no head joint: the neck
+    assert head_joint(_rig(["Root", "CC_Base_Head", "head_jnt"], {1: 0, 2: 1}, [0, 2])) == 2
+    assert head_joint(_rig(["Root", "Wolf3D_Head"], {1: 0}, [0])) is None    # a mesh named head is not a bone
+
+
+def test_a_skinned_avatar_turns_its_head_bone_and_keeps_its_body(tmp_path):
+    """Skin weights on the head bone (and bones below it) are each vertex's share of the turn."""
+    from core.face.export import export_curves
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    deltas = np.zeros((NUM_BLENDSHAPES, 4, 3), np.float32)
+    deltas[INDEX["jawOpen"], 3, 1] = -0.1
+    body = FaceMesh(vertices, np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], np.int32), deltas,
+                    head_weights=np.array([0, 0.5, 1, 1], np.float32), head_pivot=np.array([0, 0.5, 0], np.float32))
+    reread = load_face_mesh(export_curves(np.zeros((2, NUM_BLENDSHAPES)), tmp_path / "body.glb", face=body))
+    np.testing.assert_allclose(reread.head_weights, [0, 0.5, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(reread.head_pivot, [0, 0.5, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="head_weights"):
+        FaceMesh(vertices, body.faces, deltas, head_weights=np.full(4, 2.0, np.float32))
+    with pytest.raises(ValueError, match="head_pivot"):
+        FaceMesh(vertices, body.faces, deltas, head_pivot=np.array([np.nan, 0, 0], np.float32))
+
+
+def test_meshes_hanging_under_the_head_bone_turn_and_the_rest_stays(tmp_path):
+    import json
+    path = write_gltf(tmp_path / "rig.gltf", {"jawOpen": np.tile([0.0, -0.1, 0.0], (len(QUAD), 1))})
+    document = json.loads(path.read_text())
+    document["nodes"] = [{"name": "face", "mesh": 0},                                  # hangs under the head bone
+                         {"name": "Armature", "children": [2]},
+                         {"name": "Head", "translation": [0.0, 2.0, 0.0], "children": [0]},
+                         {"name": "body", "mesh": 0, "translation": [0.0, -3.0, 0.0]}]
+    document["scenes"] = [{"nodes": [1, 3]}]
+    document["skins"] = [{"joints": [1, 2]}]
+    path.write_text(json.dumps(document))
+    mesh = load_face_mesh(path)
+    np.testing.assert_array_equal(mesh.head_weights, [1.0] * len(QUAD) + [0.0] * len(QUAD))
+    np.testing.assert_allclose(mesh.head_pivot, [0.0, 2.0, 0.0])                     # the bone's origin
+    turned = mesh.deform(np.zeros(NUM_BLENDSHAPES), head=[0.4, 0.0, 0.0])
+    np.testing.assert_array_equal(turned[len(QUAD):], mesh.vertices[len(QUAD):])      # the body stays
+    assert not np.allclose(turned[:len(QUAD)], mesh.vertices[:len(QUAD)])

@@ -15,8 +15,8 @@ from core.audio.resample import resample
 from core.rates import SAMPLE_RATE
 from demo.fairness import client_of
 from core.inference.controls import UPPER, Controls
-from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, decode_head, live_value
-from demo.viewer import decode_curves
+from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value
+from demo.viewer import decode_curves, decode_head
 from experiments.loadtest import rss_mb
 from tests.helpers import launch_app, make_tiny_checkpoints, toy_clip
 from tests.live_http import LiveClient, tone, wav_bytes
@@ -63,9 +63,9 @@ def test_the_viewer_value_carries_the_new_frames():
     assert value["live"] and value["first"] == 12 and value["frames"] == 3 and not value["reset"] and not value["end"]
     np.testing.assert_allclose(decode_curves(value["curves"]), curves, atol=1e-4)
     np.testing.assert_array_equal(decode_head(value["head"]), head)                  # radians, exactly
-    assert not decode_head(live_value(curves, 0, "mesh.bin")["head"]).any()          # no head given: still
+    assert "head" not in live_value(curves, 0, "mesh.bin")                             # no head given: still
     assert live_value(curves[:0], 0, "mesh.bin", end=True)["end"]
-    with pytest.raises(ValueError, match="3 frames of curves but 2 of the head"):
+    with pytest.raises(ValueError, match="frames"):
         live_value(curves, 0, "mesh.bin", head=head[:2])
 
 

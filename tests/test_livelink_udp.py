@@ -73,3 +73,30 @@ def test_stream_command_sends_every_frame(whisper_checkpoints, tmp_path, capsys)
     receiver.close()
     assert [decode_frame(d)["frame"] for d in got] == list(range(36))
     assert "sent 36 Live Link Face frames" in capsys.readouterr().err
+
+
+def test_the_head_travels_in_live_link_face_units():
+    head = np.array([np.pi / 2, -np.pi / 4, 0.1], np.float32)
+    data = encode_frame(np.zeros(52), 3, head=head)
+    yaw_at = len(data) - 4 * 9                             # after the 52 weights: HeadYaw, HeadPitch, HeadRoll
+    np.testing.assert_allclose(struct.unpack_from(">3f", data, yaw_at), [0.5, -0.25, 0.1 / np.pi], atol=1e-7)
+    decoded = decode_frame(data)
+    np.testing.assert_allclose(decoded["head"], head, atol=1e-6)
+    assert not decoded["rotations"][3:].any()              # the eyes stay still
+    with pytest.raises(ValueError, match="NaN"):
+        encode_frame(np.zeros(52), 0, head=[np.nan, 0, 0])
+    with pytest.raises(ValueError, match="radians"):
+        encode_frame(np.zeros(52), 0, head=[90, 0, 0])
+
+
+def test_the_sender_sends_each_frames_head():
+    receiver = _receiver()
+    sender = LiveLinkSender("127.0.0.1", receiver.getsockname()[1])
+    head = np.array([[0.1, 0.0, 0.0], [0.0, 0.2, 0.0]], np.float32)
+    sender.send(np.zeros((2, 52), np.float32), first=0, head=head)
+    frames = [decode_frame(receiver.recv(2048)) for _ in range(2)]
+    sender.close()
+    receiver.close()
+    np.testing.assert_allclose(np.stack([f["head"] for f in frames]), head, atol=1e-6)
+    with pytest.raises(ValueError, match="1 frames of head angles for 2"):
+        sender.send(np.zeros((2, 52), np.float32), first=0, head=head[:1])

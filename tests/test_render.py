@@ -156,3 +156,60 @@ def test_bad_video_inputs_raise_value_errors(renderer, tmp_path):
         FaceRenderer(size=101)
     with pytest.raises(ValueError, match="frames"):
         write_video([np.zeros((4, 4), np.uint8)], 1, None, tmp_path / "x.mp4")
+
+
+def _face_centre_x(frame: np.ndarray) -> float:
+    face = np.clip(np.abs(frame.astype(float) - frame[0, 0]).sum(axis=2) - 30, 0, None)
+    return float((face.sum(axis=0) * np.arange(frame.shape[1])).sum() / face.sum())
+
+
+def test_the_head_turns_in_the_picture(renderer):
+    rest = renderer.render_frame(pose())
+    np.testing.assert_array_equal(renderer.render_frame(pose(), head=[0.0, 0.0, 0.0]), rest)   # zeros: still
+    turned = renderer.render_frame(pose(), head=[0.5, 0.0, 0.0])
+    assert (np.abs(turned.astype(int) - rest).sum(axis=2) > 40).mean() > 0.05
+    assert _face_centre_x(turned) > _face_centre_x(rest) + 2        # positive yaw: to the viewer's right
+    assert _face_centre_x(renderer.render_frame(pose(), head=[-0.5, 0.0, 0.0])) < _face_centre_x(rest) - 2
+    # positive roll tilts the top of the head to the viewer's left
+    tilted = renderer.render_frame(pose(), head=[0.0, 0.0, 0.3])
+    top = slice(0, SIZE // 3)
+    assert _face_centre_x(tilted[top]) < _face_centre_x(rest[top]) - 2
+
+
+def test_video_follows_the_head_frame_by_frame(renderer, tmp_path):
+    n_frames = 12
+    head = np.zeros((n_frames, 3), np.float32)
+    head[6:, 0] = 0.5
+    frames = list(renderer.render_frames(np.zeros((n_frames, NUM_BLENDSHAPES), np.float32), chunk=5, head=head))
+    assert np.array_equal(frames[0], frames[5]) and not np.array_equal(frames[5], frames[6])
+    assert np.array_equal(frames[6], frames[11])
+    path = render_video(np.zeros((n_frames, NUM_BLENDSHAPES)), None, tmp_path / "turn.mp4", renderer=renderer, head=head)
+    assert probe(path)[0] == n_frames
+    grid = render_grid_video([np.zeros((4, NUM_BLENDSHAPES))] * 2, ["still", "turned"], None, tmp_path / "g.mp4",
+                             size=64, heads=[None, np.full((4, 3), 0.3, np.float32)])
+    assert probe(grid)[0] == 4
+
+
+def test_bad_head_angles_raise_value_errors(renderer, tmp_path):
+    weights = np.zeros((5, NUM_BLENDSHAPES), np.float32)
+    with pytest.raises(ValueError, match="NaN"):
+        render_video(weights, None, tmp_path / "x.mp4", renderer=renderer, head=np.full((5, 3), np.nan))
+    with pytest.raises(ValueError, match="4 frames of head angles for 5"):
+        render_video(weights, None, tmp_path / "x.mp4", renderer=renderer, head=np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="radians"):
+        renderer.render_frame(pose(), head=[90.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="1 head sequences for 2"):
+        render_grid_video([weights, weights], None, None, tmp_path / "g.mp4", heads=[None])
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_the_picture_holds_a_turned_head(renderer):
+    """The camera frames the head turned FRAME_TURN either way: nothing touches the picture's edge."""
+    from core.face.mesh import FRAME_TURN
+    for axis in range(3):
+        for sign in (1, -1):
+            head = np.zeros(3)
+            head[axis] = sign * FRAME_TURN
+            frame = renderer.render_frame(pose(jawOpen=1.0), head=head)
+            face = np.abs(frame.astype(int) - frame[0, 0]).sum(axis=2) > 30
+            assert not (face[0].any() or face[-1].any() or face[:, 0].any() or face[:, -1].any()), (axis, sign)

@@ -155,7 +155,7 @@ def test_a_take_on_a_custom_avatar_goes_to_the_viewer_the_glb_and_the_video(whis
     curves = take.generation.blendshapes[0]
     np.testing.assert_allclose(viewer.decode_curves(head["cells"][0]["curves"]), np.clip(curves, 0, 1), atol=1e-5)
     glb = next(f for f in service.export(take) if f.suffix == ".glb")
-    weights, _ = read_glb_weights(glb)
+    weights, _, _ = read_glb_weights(glb)
     assert len(load_face_mesh(glb).vertices) == len(take.avatar.mesh.vertices)   # the ball, not facecap
     np.testing.assert_allclose(weights, curves, atol=1e-6)
     import imageio_ffmpeg
@@ -184,3 +184,33 @@ def test_the_vendored_three_js_is_the_recorded_build_and_exports_what_the_viewer
                 for name in re.findall(r"\w+", found)}
     assert imported <= exported and imported
     assert not any(re.search(r"https?://", source) for source in sources)  # no CDN: everything comes from the app
+
+
+# ---------------------------------------------------------------- head motion
+
+def test_a_take_carries_its_head_angles_and_a_still_take_none():
+    curves = np.zeros((30, NUM_BLENDSHAPES), np.float32)
+    head = np.random.default_rng(0).uniform(-0.4, 0.4, (30, 3)).astype(np.float32)
+    value = viewer.payload([("turning", curves, head), ("still", curves), ("off", curves, None)], 30, "m.bin", None)
+    turning, still, off = value["cells"]
+    assert len(base64.b64decode(turning["head"])) == 30 * 3 * 4                  # float32 per angle
+    np.testing.assert_array_equal(viewer.decode_head(turning["head"]), head)
+    assert "head" not in still and "head" not in off
+    with pytest.raises(ValueError, match="NaN"):
+        viewer.payload([("bad", curves, np.full((30, 3), np.nan))], 30, "m.bin", None)
+    with pytest.raises(ValueError, match="29 frames of head angles for 30"):
+        viewer.payload([("short", curves, head[:29])], 30, "m.bin", None)
+
+
+def test_the_packed_head_says_where_it_turns_and_what_turns():
+    from dataclasses import replace
+    mesh = load_face_mesh()
+    header = viewer.read_mesh_header(viewer.pack_mesh(mesh))
+    np.testing.assert_allclose(header["headPivot"], mesh.head_pivot, atol=1e-6)
+    assert "headWeight" not in header["arrays"]                                 # facecap turns whole
+    low, high = mesh.frame_bounds()                                              # framed turned, as the mp4 is
+    assert header["bounds"] == {"min": low.tolist(), "max": high.tolist()}
+    assert (low < mesh.vertices.min(axis=0)).all() and high[0] > mesh.vertices[:, 0].max()
+    shares = np.linspace(0, 1, len(mesh.vertices)).astype(np.float32)
+    data = viewer.pack_mesh(replace(mesh, head_weights=shares))
+    np.testing.assert_array_equal(unpack(data, viewer.read_mesh_header(data), "headWeight"), shares)

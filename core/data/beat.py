@@ -97,7 +97,7 @@ def load_beat(root: str | Path, *, speakers: Iterable[str | int] | None = None,
         wav_path = json_path.with_suffix(".wav")
         if not wav_path.is_file():
             raise ValueError(f"BEAT take {json_path.name} has no audio file {wav_path.name}")
-        curves, fps = read_json(json_path, assume_fps=BEAT_FPS)
+        curves, _, fps = read_json(json_path, assume_fps=BEAT_FPS)   # BEAT facial JSON has no head
         audio = load_audio(wav_path, max_seconds=MAX_TAKE_SECONDS)
         clips += chunk_take(f"beat_{json_path.stem}", take.identity, curves, fps, audio,
                             extras={"source": "beat", "emotion": take.emotion, "speaker_id": take.speaker_id},

@@ -64,7 +64,7 @@ def load_livelink_take(csv_path: str | Path, audio_path: str | Path, identity: s
                        max_offset_s: float = MAX_OFFSET_S) -> list[TalkingClip]:
     """One take (CSV + audio) as 30 fps clips with their audio in memory."""
     csv_path = Path(csv_path)
-    curves, fps = read_livelink_csv(csv_path)
+    curves, _, fps = read_livelink_csv(csv_path)     # the clips carry the face only
     audio = load_audio(audio_path, max_seconds=MAX_TAKE_SECONDS)
     return chunk_take(take_id or csv_path.stem, identity, curves, fps, audio, split=split,
                       extras={"source": "livelink", "capture_fps": fps},

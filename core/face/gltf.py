@@ -290,6 +290,15 @@ class Gltf:
         self._ancestors.update(dict.fromkeys(path, found))
         return found
 
+    def world_matrix(self, node: int) -> np.ndarray:
+        """A node's world transform 4x4 (its parents' transforms and its own)."""
+        world = np.eye(4)
+        while node is not None:
+            local = _local_matrix(self.json["nodes"][node])
+            world = world if local is None else local @ world
+            node = self.parents.get(node)
+        return world
+
     def mesh_nodes(self) -> list[tuple[int, np.ndarray]]:
         """(node index, world matrix 4x4) for every mesh node of the default scene."""
         nodes = self.json.get("nodes", [])

@@ -21,7 +21,7 @@ def check_document(document: dict) -> dict[int, int]:
     that the nodes form a forest (no node its own ancestor, none with two parents), with finite
     transforms. Returns each child node's parent; raises ValueError naming the first problem."""
     lists = {key: _array(document, key) for key in
-             ("scenes", "nodes", "meshes", "accessors", "bufferViews", "buffers", "animations")}
+             ("scenes", "nodes", "meshes", "accessors", "bufferViews", "buffers", "animations", "skins")}
     for key in ("extensionsUsed", "extensionsRequired"):
         _strings(document, key, "")
     sizes = {key: len(items) for key, items in lists.items()}
@@ -37,6 +37,8 @@ def check_document(document: dict) -> dict[int, int]:
         _optional(node, "name", str, where)
         if "mesh" in node:
             _index(node["mesh"], sizes["meshes"], f"{where}.mesh")
+        if "skin" in node:
+            _index(node["skin"], sizes["skins"], f"{where}.skin")
         for child in _array(node, "children", where):
             _index(child, sizes["nodes"], f"{where}.children")
             if child in parents or child == i:
@@ -64,6 +66,9 @@ def check_document(document: dict) -> dict[int, int]:
             for t, target in enumerate(_array(primitive, "targets", here)):
                 for name, accessor in _item(target, f"{here}.targets[{t}]").items():
                     _index(accessor, sizes["accessors"], f"{here}.targets[{t}].{name}")
+    for i, skin in enumerate(items["skins"]):   # read to find a head bone (core.face.mesh)
+        for joint in _array(skin, "joints", f"skins[{i}]"):
+            _index(joint, sizes["nodes"], f"skins[{i}].joints")
     for i, accessor in enumerate(items["accessors"]):
         where = f"accessors[{i}]"
         if not _one_of(accessor.get("componentType"), COMPONENT_DTYPES) or not _one_of(accessor.get("type"),

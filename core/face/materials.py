@@ -1,14 +1,14 @@
 """What each vertex of an ARKit head is made of: skin, eyes, teeth, tongue, the mouth's inside.
 
-Shared by the headless renderer (``core.face.render``, which finds the mouth's inside with a depth
-pass) and the browser viewer (``demo.viewer``, which uses :func:`hidden_at_rest`, numpy only),
-so that the mp4 and the WebGL head look alike.
+Shared by the headless renderer (``core.face.render``) and the browser viewer (``demo.viewer``),
+which both find the mouth's inside with :func:`hidden_at_rest` (numpy only), so that the mp4 and
+the WebGL head look alike, turned heads included.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from core.face.mesh import FaceMesh
+from core.face.mesh import FaceMesh, vertex_normals
 
 # Linear-space albedos and specular strengths of the materials told apart by part name.
 _SKIN, _SKIN_SPEC = (0.70, 0.42, 0.32), 0.10
@@ -54,17 +54,22 @@ def vertex_materials(mesh: FaceMesh, hidden: np.ndarray) -> tuple[np.ndarray, np
 
 
 def hidden_at_rest(mesh: FaceMesh, resolution: int = 192, tolerance: float = 0.03) -> np.ndarray:
-    """Boolean [V]: vertices that the neutral head hides from the front, back and both sides.
+    """Boolean [V]: vertices that the neutral head shows neither from the front, the back nor
+    either side, a vertex counting as shown only where its surface faces the onlooker.
 
     That is what lies inside the head (the mouth's inside, the teeth), which only an open jaw
-    reveals; the back of the head is not hidden, so a head turned round in the viewer keeps its
-    skin. Numpy only: see :func:`_hidden_from_front`.
+    reveals; the back of the head is not hidden, so a head turned round in the viewer or by the
+    head motion keeps its skin. Facing matters: through facecap.glb's open neck the back view
+    sees the mouth's inside from behind, which must stay the mouth's inside.
+    Numpy only: see :func:`_hidden_from_front`.
     """
     vertices = mesh.vertices.astype(np.float64)
+    normals = vertex_normals(mesh.vertices, mesh.faces, mesh.welded_positions()).astype(np.float64)
     hidden = np.ones(len(vertices), dtype=bool)
     for turn in (np.eye(3), np.diag([-1.0, 1.0, -1.0]), np.array([[0.0, 0, -1], [0, 1, 0], [1, 0, 0]]),
                  np.array([[0.0, 0, 1], [0, 1, 0], [-1, 0, 0]])):  # look from +Z, -Z, +X, -X
-        hidden &= _hidden_from_front(vertices @ turn.T, mesh.faces, resolution, tolerance)
+        facing = (normals @ turn.T)[:, 2] > 0
+        hidden &= _hidden_from_front(vertices @ turn.T, mesh.faces, resolution, tolerance) | ~facing
     return hidden
 
 

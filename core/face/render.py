@@ -13,6 +13,10 @@ pyrender draws through EGL (Mesa llvmpipe on a CPU-only machine). Two choices ke
 Videos stream raw frames into the static ffmpeg of ``imageio-ffmpeg`` (libx264 + aac). The
 frame count comes from the curves and the audio is trimmed or padded to exactly that length,
 so no ``-shortest`` is needed.
+
+Head motion (``head``: yaw/pitch/roll radians per frame, :mod:`core.head_pose`) turns the
+vertices about the mesh's neck pivot before they are lit and drawn
+(:meth:`~core.face.mesh.FaceMesh.deform_sequence`); the camera stays, so the light stays too.
 """
 from __future__ import annotations
 
@@ -40,8 +44,9 @@ import pyrender  # noqa: E402  (after the environment and numpy fixes above)
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from core.arkit import NUM_BLENDSHAPES  # noqa: E402
+from core.head_pose import check_head  # noqa: E402
 from core.face.mesh import FaceMesh, load_face_mesh, vertex_normals  # noqa: E402
-from core.face.materials import vertex_materials  # noqa: E402
+from core.face.materials import hidden_at_rest, vertex_materials  # noqa: E402
 from core.rates import FPS, SAMPLE_RATE  # noqa: E402
 
 BACKGROUND = (0.16, 0.17, 0.19)
@@ -75,23 +80,27 @@ class FaceRenderer:
         self._scene.add(camera, pose=pose)
         self._mesh_node: pyrender.Node | None = None
         self._closed = False
-        # A depth pass at rest finds what only an open mouth reveals (mouth bag, teeth).
-        depth = self._render(self.mesh.vertices, None, pyrender.RenderFlags.DEPTH_ONLY)
-        hidden = _hidden_vertices(self.mesh.vertices, depth, camera, pose)
-        self._albedo, self._specular, self._exposure = vertex_materials(self.mesh, hidden)
+        # What only an open mouth reveals (mouth bag, teeth): hidden from the front, back and sides
+        # at rest, as in the browser, so that a turned head shows skin at its back and sides.
+        self._albedo, self._specular, self._exposure = vertex_materials(self.mesh, hidden_at_rest(self.mesh))
 
-    def render_frame(self, weights: np.ndarray) -> np.ndarray:
-        """One frame, uint8 [H, W, 3], for 52 weights (clipped to ARKit's [0, 1])."""
+    def render_frame(self, weights: np.ndarray, head: np.ndarray | None = None) -> np.ndarray:
+        """One frame, uint8 [H, W, 3], for 52 weights (clipped to ARKit's [0, 1]) and the head
+        turned by ``head`` (3 radians; None: still)."""
         weights = np.asarray(weights, dtype=np.float32)
         if weights.shape != (NUM_BLENDSHAPES,):
             raise ValueError(f"weights must be [{NUM_BLENDSHAPES}], got {weights.shape}")
-        return next(self.render_frames(weights[None]))
+        return next(self.render_frames(weights[None], head=None if head is None else np.asarray(head)[None]))
 
-    def render_frames(self, weights: np.ndarray, chunk: int = 120) -> Iterator[np.ndarray]:
-        """Frames for weights [T, 52], deforming ``chunk`` frames per matrix product."""
+    def render_frames(self, weights: np.ndarray, chunk: int = 120, head: np.ndarray | None = None
+                      ) -> Iterator[np.ndarray]:
+        """Frames for weights [T, 52] and head angles [T, 3] (None: still), deforming ``chunk``
+        frames per matrix product."""
         weights = _check_weights(weights)
+        head = None if head is None else check_head(head, len(weights))
         for start in range(0, len(weights), chunk):
-            for vertices in self.mesh.deform_sequence(weights[start:start + chunk]):
+            turns = None if head is None else head[start:start + chunk]
+            for vertices in self.mesh.deform_sequence(weights[start:start + chunk], turns):
                 color, _ = self._render(vertices, self._shade(vertices), pyrender.RenderFlags.FLAT)
                 yield np.ascontiguousarray(color)
 
@@ -163,45 +172,56 @@ def _gl_context(width: int, height: int) -> pyrender.OffscreenRenderer:
 
 
 def render_frame(weights: np.ndarray, size: int | tuple[int, int] = 512,
-                 mesh: FaceMesh | None = None) -> np.ndarray:
+                 mesh: FaceMesh | None = None, head: np.ndarray | None = None) -> np.ndarray:
     """One frame uint8 [H, W, 3] with a throw-away renderer (use FaceRenderer for many)."""
     with FaceRenderer(mesh, size) as renderer:
-        return renderer.render_frame(weights)
+        return renderer.render_frame(weights, head)
 
 
 def render_video(weights: np.ndarray, audio: np.ndarray | str | Path | None, out_path: str | Path,
                  fps: float = FPS, size: int | tuple[int, int] = 512, mesh: FaceMesh | None = None,
-                 renderer: FaceRenderer | None = None, progress: Progress | None = None) -> Path:
+                 renderer: FaceRenderer | None = None, progress: Progress | None = None,
+                 head: np.ndarray | None = None) -> Path:
     """Render weights [T, 52] to an mp4 of T frames, with the audio muxed in if given.
 
-    ``audio``: float32 mono at 16 kHz, a sound file path, or None. Pass ``renderer`` to reuse
-    one across calls (its size wins over ``size``); ``progress(done, total)`` hears of each frame.
+    ``audio``: float32 mono at 16 kHz, a sound file path, or None. ``head``: yaw/pitch/roll
+    radians [T, 3] (None: a still head). Pass ``renderer`` to reuse one across calls (its size
+    wins over ``size``); ``progress(done, total)`` hears of each frame.
     """
     weights = _check_weights(weights)
+    head = None if head is None else check_head(head, len(weights))
     with FaceRenderer(mesh, size) if renderer is None else contextlib.nullcontext(renderer) as active:
-        return write_video(active.render_frames(weights), len(weights), audio, out_path, fps, progress)
+        return write_video(active.render_frames(weights, head=head), len(weights), audio, out_path, fps, progress)
 
 
 def render_grid_video(sequences: Sequence[np.ndarray], labels: Sequence[str] | None,
                       audio: np.ndarray | str | Path | None, out_path: str | Path,
                       fps: float = FPS, size: int | tuple[int, int] = 384, cols: int | None = None,
-                      mesh: FaceMesh | None = None, progress: Progress | None = None) -> Path:
+                      mesh: FaceMesh | None = None, progress: Progress | None = None,
+                      heads: Sequence[np.ndarray | None] | None = None) -> Path:
     """Several weight sequences side by side in one mp4 (e.g. ground truth vs models).
 
-    Shorter sequences hold their last frame; the video lasts as long as the longest one.
+    ``heads``: each sequence's head angles [T, 3] (None, or a None entry: still). Shorter
+    sequences hold their last frame; the video lasts as long as the longest one.
     """
     if not sequences:
         raise ValueError("render_grid_video needs at least one weight sequence")
     sequences = [_check_weights(s) for s in sequences]
+    heads = list(heads) if heads is not None else [None] * len(sequences)
+    if len(heads) != len(sequences):
+        raise ValueError(f"{len(heads)} head sequences for {len(sequences)} weight sequences")
+    heads = [check_head(h, len(s)) for h, s in zip(heads, sequences)]
     labels = list(labels) if labels is not None else [""] * len(sequences)
     if len(labels) != len(sequences):
         raise ValueError(f"{len(labels)} labels for {len(sequences)} sequences")
     n_frames = max(len(s) for s in sequences)
-    padded = [np.concatenate([s, np.repeat(s[-1:], n_frames - len(s), axis=0)]) for s in sequences]
     cols = cols or len(sequences)
 
+    def hold(frames: np.ndarray) -> np.ndarray:     # the last frame until the longest sequence ends
+        return np.concatenate([frames, np.repeat(frames[-1:], n_frames - len(frames), axis=0)])
+
     with FaceRenderer(mesh, size) as renderer:
-        streams = [renderer.render_frames(s) for s in padded]
+        streams = [renderer.render_frames(hold(s), head=hold(h)) for s, h in zip(sequences, heads)]
         frames = (tile_frames([_captioned(next(stream), text) for stream, text in zip(streams, labels)], cols)
                   for _ in range(n_frames))
         return write_video(frames, n_frames, audio, out_path, fps, progress)
@@ -309,27 +329,11 @@ def _frame_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _hidden_vertices(vertices: np.ndarray, depth: np.ndarray, camera: pyrender.Camera,
-                     pose: np.ndarray, tolerance: float = 0.03) -> np.ndarray:
-    """Boolean [V]: vertices behind the rendered surface (tolerance: a fraction of the face size)."""
-    height, width = depth.shape
-    view = np.linalg.inv(pose)
-    points = vertices.astype(np.float64) @ view[:3, :3].T + view[:3, 3]
-    clip = np.column_stack([points, np.ones(len(points))]) @ camera.get_projection_matrix(width, height).T
-    ndc = clip[:, :2] / clip[:, 3:]
-    cols = np.clip(((ndc[:, 0] + 1) / 2 * width).astype(int), 0, width - 1)
-    rows = np.clip(((1 - ndc[:, 1]) / 2 * height).astype(int), 0, height - 1)
-    surface = depth[rows, cols]  # pyrender's linear depth, 0 where nothing was drawn
-    extent = float(np.ptp(vertices, axis=0).max())
-    return (surface > 0) & (-points[:, 2] > surface + tolerance * extent)
-
-
 def _frame_camera(mesh: FaceMesh, aspect: float, yfov_deg: float = 20.0, margin: float = 1.06):
-    """A camera on +Z framing the whole head at rest and with each channel at full weight (an
-    open jaw stays in the picture), with a small margin all round."""
-    poses = mesh.vertices + np.concatenate([np.zeros_like(mesh.morph_deltas[:1]), mesh.morph_deltas])
-    points = poses.reshape(-1, 3)
-    low, high = points.min(axis=0).astype(np.float64), points.max(axis=0).astype(np.float64)
+    """A camera on +Z framing the whole head at rest, with each channel at full weight (an open
+    jaw stays in the picture) and turned a little (:meth:`FaceMesh.frame_bounds`), with a small
+    margin all round."""
+    low, high = mesh.frame_bounds()
     centre, half = (low + high) / 2, (high - low) / 2 * margin
     tan = np.tan(np.radians(yfov_deg) / 2)
     distance = max(half[1] / tan, half[0] / (tan * aspect))

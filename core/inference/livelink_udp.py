@@ -11,9 +11,11 @@ packets field by field, and JimWest's PyLiveLinkFace, whose encoding decodes to 
     int32    frame number, float32 sub-frame, int32 rate numerator, int32 rate denominator
     uint8    value count (61)
     float32  x 61: the 52 ARKit blendshapes in ARKit's order (``core.arkit.ARKIT_NAMES``), then
-             head yaw/pitch/roll and left / right eye yaw/pitch/roll (sent as 0 here)
+             head yaw/pitch/roll and left / right eye yaw/pitch/roll (the eyes sent as 0 here)
 
-The frame number counts frames at the stream's rate (30 / 1 here) from the stream's start.
+The head values are Live Link Face's own unit, degrees / 180 (:func:`core.head_pose.to_livelink`,
+where the source is named), the same as its CSV files. The frame number counts frames at the
+stream's rate (30 / 1 here) from the stream's start.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import uuid
 import numpy as np
 
 from core.arkit import NUM_BLENDSHAPES
+from core.head_pose import HEAD_CHANNELS, check_head, from_livelink, to_livelink
 from core.rates import FPS
 
 VERSION = 6
@@ -40,12 +43,16 @@ def _text(value: str) -> bytes:
 
 
 def encode_frame(weights, frame: int, subject: str = DEFAULT_SUBJECT, device_id: str = "",
-                 fps: int = FPS, sub_frame: float = 0.0) -> bytes:
-    """One datagram for one frame of ARKit-52 ``weights`` (clipped to [0, 1])."""
+                 fps: int = FPS, sub_frame: float = 0.0, head=None) -> bytes:
+    """One datagram for one frame of ARKit-52 ``weights`` (clipped to [0, 1]) and the head's
+    yaw/pitch/roll radians ``head`` [3] (None: still)."""
     weights = np.clip(np.asarray(weights, np.float64).reshape(-1), 0.0, 1.0)
     if len(weights) != NUM_BLENDSHAPES:
         raise ValueError(f"a Live Link Face frame needs {NUM_BLENDSHAPES} weights, got {len(weights)}")
-    values = np.concatenate([weights, np.zeros(len(ROTATIONS))])
+    values = np.zeros(VALUES)
+    values[:NUM_BLENDSHAPES] = weights
+    if head is not None:
+        values[NUM_BLENDSHAPES:NUM_BLENDSHAPES + HEAD_CHANNELS] = to_livelink(check_head(np.reshape(head, (1, -1)))[0])
     return (struct.pack(">B", VERSION) + _text(device_id) + _text(subject)
             + struct.pack(">ifii", int(frame), float(sub_frame), int(fps), 1)
             + struct.pack(f">B{VALUES}f", VALUES, *values))
@@ -69,9 +76,10 @@ def decode_frame(data: bytes) -> dict:
             raise ValueError(f"{len(data) - at - 17 - 4 * count} bytes left over")
     except (IndexError, struct.error, UnicodeDecodeError) as err:
         raise ValueError(f"not a Live Link Face frame ({err})") from None
+    rotations = np.asarray(values[NUM_BLENDSHAPES:], np.float32)
     return {"version": version, "device_id": texts[0], "subject": texts[1], "frame": frame, "sub_frame": sub_frame,
             "fps": numerator / max(1, denominator), "weights": np.asarray(values[:NUM_BLENDSHAPES], np.float32),
-            "rotations": np.asarray(values[NUM_BLENDSHAPES:], np.float32)}
+            "rotations": rotations, "head": from_livelink(rotations[:HEAD_CHANNELS])}
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -96,10 +104,14 @@ class LiveLinkSender:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sent = 0
 
-    def send(self, curves: np.ndarray, first: int) -> None:
-        """Frames ``curves`` [n, 52], the first of them numbered ``first``."""
-        for k, weights in enumerate(np.asarray(curves)):
-            self.socket.sendto(encode_frame(weights, first + k, self.subject, self.device_id, self.fps), self.address)
+    def send(self, curves: np.ndarray, first: int, head: np.ndarray | None = None) -> None:
+        """Frames ``curves`` [n, 52] with head angles ``head`` [n, 3] radians (None: still), the
+        first of them numbered ``first``."""
+        curves = np.asarray(curves)
+        head = check_head(head, len(curves))
+        for k, (weights, angles) in enumerate(zip(curves, head)):
+            self.socket.sendto(encode_frame(weights, first + k, self.subject, self.device_id, self.fps,
+                                            head=angles), self.address)
             self.sent += 1
 
     def close(self) -> None:

@@ -1,10 +1,15 @@
-// One head of a viewer: its scene, camera and orbit controls, the curves it plays and the frame
-// it last showed. Heads draw into their component's one WebGL renderer, each in its own rectangle
-// (stage.js); the packed mesh is fetched once per URL and shared by every head that shows it.
-// Data formats are written by demo/viewer.py (mesh file layout and curve encoding documented there).
+// One head of a viewer: its scene, camera and orbit controls, the curves and head angles it plays
+// and the frame it last showed. Heads draw into their component's one WebGL renderer, each in its
+// own rectangle (stage.js); the packed mesh is fetched once per URL and shared by every head that
+// shows it. Data formats are written by demo/viewer.py (mesh file layout, curve and head encoding
+// documented there).
+// The head turns as in the mp4 and the GLB export: the mesh is skinned to two bones, a still root
+// and a head bone at the mesh's neck pivot; each vertex follows the head bone by its headWeight
+// (all of it when the file has none), and the bone's rotation is the frame's yaw/pitch/roll as
+// three.js Euler "YXZ" (core/head_pose.py).
 import {
-  AmbientLight, BufferAttribute, BufferGeometry, Color, DirectionalLight, DoubleSide, HemisphereLight,
-  Mesh, MeshStandardMaterial, OrbitControls, PerspectiveCamera, Scene, Vector3,
+  AmbientLight, Bone, BufferAttribute, BufferGeometry, Color, DirectionalLight, DoubleSide, HemisphereLight,
+  MeshStandardMaterial, OrbitControls, PerspectiveCamera, Scene, Skeleton, SkinnedMesh, Vector3,
 } from "./vendor/three-viewer.min.js";
 
 const CURVE_SCALE = 65535;
@@ -58,6 +63,16 @@ function parseMesh(buffer) {
   }
   geometry.morphAttributes.position = morphs;
   geometry.morphTargetsRelative = true;
+  const share = header.arrays.headWeight ? array("headWeight") : null;   // none: the whole mesh turns
+  const skinIndex = new Uint16Array(header.vertices * 4), skinWeight = new Float32Array(header.vertices * 4);
+  for (let v = 0; v < header.vertices; v++) {
+    const w = share ? share[v] : 1;
+    skinIndex[v * 4 + 1] = 1;                 // bone 0: the still root, bone 1: the head
+    skinWeight[v * 4] = 1 - w;
+    skinWeight[v * 4 + 1] = w;
+  }
+  geometry.setAttribute("skinIndex", new BufferAttribute(skinIndex, 4));
+  geometry.setAttribute("skinWeight", new BufferAttribute(skinWeight, 4));
   geometry.computeBoundingSphere();
   return { geometry, header, channelToMorph };
 }
@@ -71,14 +86,25 @@ export function decodeCurves(text, frames) {
   return curves;
 }
 
+export function decodeHead(text, frames) {  // yaw, pitch, roll radians per frame (float32, little-endian)
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const angles = new Float32Array(bytes.buffer);
+  if (angles.length !== frames * 3) throw new Error("the head angles do not match their frame count");
+  return angles;
+}
+
+const STILL = new Float32Array(3);
+
 export class Head {
   constructor(figure, label) {
     this.figure = figure;
     this.box = figure.querySelector(".dt-canvas");   // its rectangle of the grid's canvas; takes the mouse
     this.setLabel(label);
     this.curves = null;
+    this.turns = null;               // head angles [frames * 3], or null: a still head
     this.frames = 0;
     this.weights = new Float32Array(52);
+    this.angles = STILL;
     this.counters = { drawn: 0, shownAt: null, movedAt: null, firstFrame: null, movedFrame: null, draws: [] };
     this.scene = new Scene();
     this.scene.background = new Color(BACKGROUND);
@@ -105,7 +131,15 @@ export class Head {
     if (this.mesh) { this.scene.remove(this.mesh); this.mesh.material.dispose(); }
     this.channelToMorph = loaded.channelToMorph;
     const material = new MeshStandardMaterial({ vertexColors: true, roughness: 0.62, metalness: 0, side: DoubleSide });
-    this.mesh = new Mesh(loaded.geometry, material);
+    this.mesh = new SkinnedMesh(loaded.geometry, material);
+    this.mesh.frustumCulled = false;       // its bounds are the head at rest; a turned head is still in view
+    const root = new Bone();
+    this.headBone = new Bone();
+    this.headBone.position.fromArray(loaded.header.headPivot || [0, 0, 0]);
+    root.add(this.headBone);
+    this.mesh.add(root);
+    this.mesh.updateMatrixWorld(true);     // the bones' rest pose is the bind pose
+    this.mesh.bind(new Skeleton([root, this.headBone]));
     this.scene.add(this.mesh);
     this.frame(loaded.header.bounds);
     this.dirty = true;
@@ -124,14 +158,16 @@ export class Head {
     this.controls.update();
     this.controls.saveState();
   }
-  setCurves(curves, frames) {
+  setCurves(curves, frames, turns = null) {
     this.curves = curves;
+    this.turns = turns;
     this.frames = frames;
     Object.assign(this.counters, { shownAt: null, movedAt: null, firstFrame: null, movedFrame: null });
     this.dirty = true;
   }
-  showWeights(weights) {  // one frame to show (the live head's frames come one at a time)
+  showWeights(weights, angles = null) {  // one frame to show (the live head's frames come one at a time)
     this.curves = weights;
+    this.turns = angles;
     this.frames = 1;
     this.dirty = true;
   }
@@ -143,15 +179,20 @@ export class Head {
   weightsAt(frame) {
     return this.curves.subarray(frame * 52, frame * 52 + 52);
   }
+  anglesAt(frame) {  // yaw, pitch, roll of a frame (a still head: zeros)
+    return this.turns ? this.turns.subarray(frame * 3, frame * 3 + 3) : STILL;
+  }
   // Draws the head at `frame` into the renderer's current viewport. Every draw records the frame
   // it showed, a head with no take too (frame 0): the grid redraws only when that frame changes
   // or something is dirty, so an idle page draws nothing (software WebGL would take a core).
   draw(renderer, frame) {
     const take = Boolean(this.curves && this.frames);
     const f = take ? Math.min(frame, this.frames - 1) : frame;
-    if (take) this.weights = this.weightsAt(f);
+    if (take) { this.weights = this.weightsAt(f); this.angles = this.anglesAt(f); }
     this.shownFrame = f;
     if (this.mesh) {
+      const [yaw, pitch, roll] = take ? this.angles : STILL;
+      this.headBone.rotation.set(pitch, yaw, roll, "YXZ");
       const influences = this.mesh.morphTargetInfluences;
       for (let k = 0; k < 52; k++) {
         const m = this.channelToMorph[k];

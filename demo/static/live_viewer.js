@@ -5,10 +5,11 @@
 // fewer frames but never falls behind the voice, and a slow software WebGL draws fewer pixels.
 // The readout under the head is what the user experiences: the delay from microphone to drawn
 // face, frames drawn per second, audio the server never got (if any) and the talking style.
-// After Stop the face eases to rest. A Stage (stage.js) with one head and no play bar: the head
-// is reachable as window.diffusionTalkerViewers[i] like every head; diagnostics().live holds
-// the stream's counters.
-import { decodeCurves } from "./heads.js";
+// After Stop the face eases to rest. A value's `head` (yaw/pitch/roll radians per frame, as a
+// take's cells carry it; absent: still) turns the head with the frame it belongs to. A Stage
+// (stage.js) with one head and no play bar: the head is reachable as
+// window.diffusionTalkerViewers[i] like every head; diagnostics().live holds the stream's counters.
+import { decodeCurves, decodeHead } from "./heads.js";
 import { Stage, mountStage } from "./stage.js";
 
 const FPS = 30;
@@ -41,6 +42,7 @@ class LiveViewer extends Stage {
 
   reset() {
     this.frames = new Map();       // stream frame index -> weights
+    this.turns = new Map();        // stream frame index -> head angles (frames that came with them)
     this.newest = -1;
     this.received = 0;
     this.skippedFrames = 0;        // received but never drawn (the page was too slow for them)
@@ -57,6 +59,9 @@ class LiveViewer extends Stage {
     this.rest = null;              // {from: weights, at: ms} while the face eases to rest
     this.head.showWeights(new Float32Array(52));
   }
+  showFrame(frame) {
+    this.head.showWeights(this.frames.get(frame), this.turns.get(frame) || null);
+  }
 
   async show(value) {
     if (!value || this.disposed) return;
@@ -67,11 +72,17 @@ class LiveViewer extends Stage {
     if (value.info) this.info = value.info;
     if (value.frames) {
       const curves = decodeCurves(value.curves, value.frames);
-      for (let f = 0; f < value.frames; f++) this.frames.set(value.first + f, curves.subarray(f * 52, f * 52 + 52));
+      const angles = value.head ? decodeHead(value.head, value.frames) : null;
+      for (let f = 0; f < value.frames; f++) {
+        this.frames.set(value.first + f, curves.subarray(f * 52, f * 52 + 52));
+        if (angles) this.turns.set(value.first + f, angles.subarray(f * 3, f * 3 + 3));
+      }
       this.lag += 0.2 * (Math.min(value.frames, 15) - this.lag);   // about one block behind the newest
       this.newest = Math.max(this.newest, value.first + value.frames - 1);
       this.received += value.frames;
-      for (const index of this.frames.keys()) if (index < this.newest - KEPT_FRAMES) this.frames.delete(index);
+      for (const index of this.frames.keys()) {
+        if (index < this.newest - KEPT_FRAMES) { this.frames.delete(index); this.turns.delete(index); }
+      }
     }
     if (value.end) this.ended = true;
     await this.showMesh(value.mesh);
@@ -99,7 +110,7 @@ class LiveViewer extends Stage {
     this.lastTick = now;
     if (frame !== null && frame !== this.shownFrame) {
       if (this.shownFrame >= 0 && frame > this.shownFrame + 1) this.skippedFrames += frame - this.shownFrame - 1;
-      this.head.showWeights(this.frames.get(frame));
+      this.showFrame(frame);
       this.shownFrame = frame;
       this.record(frame, now);
     } else if (this.ended && frame !== null && frame === this.newest) {
@@ -120,12 +131,14 @@ class LiveViewer extends Stage {
     this.draws.push(now);
   }
 
-  easeToRest(now) {  // after Stop: from the last frame to the face at rest
-    if (!this.rest) this.rest = { from: Float32Array.from(this.head.weights), at: now };
+  easeToRest(now) {  // after Stop: from the last frame to the face at rest, looking ahead
+    if (!this.rest) {
+      this.rest = { from: Float32Array.from(this.head.weights), turn: Float32Array.from(this.head.angles), at: now };
+    }
     if (this.rest.done) return;
     const t = Math.min(1, (now - this.rest.at) / (REST_SECONDS * 1000));
     const k = 1 - t * t * (3 - 2 * t);
-    this.head.showWeights(this.rest.from.map((w) => w * k));
+    this.head.showWeights(this.rest.from.map((w) => w * k), this.rest.turn.map((a) => a * k));
     this.rest.done = t >= 1;
   }
 
@@ -173,7 +186,8 @@ class LiveViewer extends Stage {
       seek: () => {},
       state: () => ({
         frame: Math.max(0, viewer.shownFrame), frames: viewer.newest + 1, time: Math.max(0, viewer.shownFrame) / FPS,
-        playing: viewer.newest >= 0 && !viewer.ended, weights: Array.from(head.weights), label: "Live",
+        playing: viewer.newest >= 0 && !viewer.ended, weights: Array.from(head.weights),
+        head: Array.from(head.angles), label: "Live",
         missing: viewer.missing, ready: Boolean(head.mesh),
       }),
       diagnostics: () => {

@@ -104,6 +104,7 @@ export class Stage {
       diagnostics: () => ({
         ...head.counters, draws: head.counters.draws.slice(), scale: stage.scale, ticks: stage.ticks,
         disposed: stage.disposed === true, contexts, live: null,
+        headQuaternion: head.headBone ? head.headBone.quaternion.toArray() : null,   // (x, y, z, w) as drawn last
       }),
     };
   }

@@ -4,7 +4,7 @@
 // stage's one WebGL renderer (stage.js). The Live tab's head is live_viewer.js.
 // Every head is reachable as window.diffusionTalkerViewers[i] with play(), pause(), seek(seconds)
 // and state(); diagnostics() holds counters for tests and measurements, not an API.
-import { decodeCurves, loadMesh } from "./heads.js";
+import { decodeCurves, decodeHead, loadMesh } from "./heads.js";
 import { Stage, mountStage } from "./stage.js";
 
 const TARGET_FPS = 24;      // below this while playing, the canvas renders fewer pixels (software WebGL)
@@ -109,6 +109,7 @@ class ViewerGrid extends Stage {
         time: grid.clock.time(),
         playing: grid.clock.playing,
         weights: Array.from(head.curves ? head.weightsAt(frame()) : new Float32Array(52)),
+        head: Array.from(head.curves ? head.anglesAt(frame()) : new Float32Array(3)),
         label: head.label,
         missing: grid.missing,
         ready: Boolean(head.mesh),
@@ -131,7 +132,8 @@ class ViewerGrid extends Stage {
     this.frames = value.frames;
     this.missing = value.missing || [];
     this.layout(cells.map((c) => c.label), value.cols || 1);
-    cells.forEach((c, i) => this.heads[i].setCurves(decodeCurves(c.curves, c.frames), c.frames));
+    cells.forEach((c, i) => this.heads[i].setCurves(decodeCurves(c.curves, c.frames), c.frames,
+      c.head ? decodeHead(c.head, c.frames) : null));
     this.clock.load(value.audio, value.frames / value.fps);
     this.seekBar.max = String(value.frames / value.fps);
     this.seekBar.step = String(1 / value.fps);
