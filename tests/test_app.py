@@ -179,7 +179,7 @@ def test_the_head_of_each_sample_reaches_the_files_the_viewers_and_the_videos(se
         head[:, 0] = 0.05 * seed + 0.01 * np.arange(frames)
         return head
 
-    def fake_sample(talker, wave, steps, seed, identity, count, features=None, speech_check=True):
+    def fake_sample(talker, wave, steps, seed, identity, count, features=None, speech_check=True, controls=None):
         return Generation(np.full((count, frames, NUM_BLENDSHAPES), 0.2, np.float32), "a", "a", [("a", 1.0)], steps,
                           [seed + k for k in range(count)], dict.fromkeys(("speech check", "encoder", "match",
                                                                            "sampling", "total"), 0.0),
