@@ -206,7 +206,7 @@ def test_the_head_of_each_sample_reaches_the_files_the_viewers_and_the_videos(se
             return None
     monkeypatch.setattr(core.audio.speech_check, "check_speech", lambda wave: Speech())
     comparison = service.compare(str(speech_wav), [8, 4], "0, 1, 5")
-    np.testing.assert_array_equal(comparison.heads[(4, 5)], turning(5))
+    np.testing.assert_array_equal(comparison.heads[(4, "neutral", 5)], turning(5))
     cells = service.viewer_grid(comparison)["cells"]
     assert [viewer_head(c)[0, 0] for c in cells] == pytest.approx([0.0, 0.05, 0.25] * 2)
     service.render_comparison(comparison)
