@@ -98,7 +98,7 @@ def stream(a: argparse.Namespace) -> None:
     talker.warm_up(live.steps)
     try:
         result = replay(live, audio, a.chunk_ms / 1000, realtime=a.realtime,
-                        on_frames=(lambda out: sender.send(out.curves, out.first, getattr(out, "head", None)))
+                        on_frames=(lambda out: sender.send(out.curves, out.first, out.head))
                         if sender else None)
     finally:
         if sender:
@@ -112,7 +112,7 @@ def stream(a: argparse.Namespace) -> None:
           file=sys.stderr)
     if out is not None:
         from core.face.export import export_curves
-        export_curves(result.curves, out)
+        export_curves(result.curves, out, head=result.head)
         print(out, file=sys.stderr)
     if sender:
         print(f"sent {sender.sent} Live Link Face frames to {a.livelink}", file=sys.stderr)
