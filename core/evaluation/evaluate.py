@@ -18,6 +18,7 @@ from tqdm import tqdm
 from core.evaluation import metrics as M
 from core.data.clip import TalkingClip
 from core.inference.talker import Talker
+from core.inference.controls import clip_controls
 
 
 class MeshDriver:
@@ -40,7 +41,8 @@ def evaluate_checkpoint(talker: Talker, clips: list[TalkingClip], seed: int = 0,
     steps = talker.steps_available[0]
     rows = {"mbe": [], "lbe": [], "fdd": [], "lve": [], "itf": [], "itf_decoder": []}
     for clip in tqdm(clips, desc=f"{steps} steps", disable=not progress, leave=False):
-        out = talker.generate(clip.load_audio(), steps=steps, seed=seed)
+        out = talker.generate(clip.load_audio(), steps=steps, seed=seed,
+                              controls=clip_controls(clip.emotion, bool(talker.config(steps).emotions)))
         pred, gt = out.blendshapes[0], clip.blendshapes
         rows["mbe"].append(M.mbe(pred, gt))
         rows["lbe"].append(M.lbe(pred, gt))
@@ -86,8 +88,9 @@ def compare_talkers(a: Talker, b: Talker, clips: list[TalkingClip]) -> dict:
     """Same clips and seeds through two variants of one model: LBE of each, the largest curve
     difference, and how often both match the same identity."""
     steps = a.steps_available[0]
-    runs = [(a.generate(c.load_audio(), steps=steps, seed=0), b.generate(c.load_audio(), steps=steps, seed=0))
-            for c in clips]
+    controls = [clip_controls(c.emotion, bool(a.config(steps).emotions)) for c in clips]
+    runs = [(a.generate(c.load_audio(), steps=steps, seed=0, controls=k),
+             b.generate(c.load_audio(), steps=steps, seed=0, controls=k)) for c, k in zip(clips, controls)]
     return {"lbe_a": float(np.mean([M.lbe(x.blendshapes[0], c.blendshapes) for (x, _), c in zip(runs, clips)])),
             "lbe_b": float(np.mean([M.lbe(y.blendshapes[0], c.blendshapes) for (_, y), c in zip(runs, clips)])),
             "max_abs_curve_diff": max(float(np.abs(x.blendshapes - y.blendshapes).max()) for x, y in runs),

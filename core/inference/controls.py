@@ -84,3 +84,9 @@ def check_honoured(controls: Controls, config, model: str = "This model") -> Non
     asks for nothing it lacks: the head is still either way."""
     if controls.emotion != NEUTRAL and "emotion" in limits(config):
         raise ValueError(f"{model} was {limits(config)['emotion']}; choose neutral.")
+
+
+def clip_controls(emotion: tuple[str, float], emotions_known: bool) -> Controls:
+    """The controls that reproduce a corpus clip's performance (its (emotion, intensity),
+    ``TalkingClip.emotion``) for a model that reads emotions (``emotions_known``); the plain face else."""
+    return Controls(*emotion) if emotions_known else Controls()

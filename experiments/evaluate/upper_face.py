@@ -23,7 +23,7 @@ from core.data.style import Style
 from core.data.tts import Phone
 from core.data.upper_face import upper_face
 from core.data.emotion_face import with_emotion
-from core.inference.controls import Controls
+from core.inference.controls import Controls, clip_controls as controls_for
 from core.model.manifest import is_checkpoint_folder, model_entries, read_manifest, record_metrics
 from core.inference.talker import Talker
 from experiments.evaluate.tables import pick
@@ -70,8 +70,7 @@ def model_samples(talker: Talker, steps: int, audio: np.ndarray, features, k: in
 
 def clip_controls(talker: Talker, steps: int, clip: TalkingClip) -> Controls:
     """The clip's own emotion when the model reads emotions, else the plain face."""
-    emotion, intensity = clip.emotion
-    return Controls(emotion, intensity) if talker.model(steps).config.emotions else Controls()
+    return controls_for(clip.emotion, bool(talker.config(steps).emotions))
 
 
 def synthetic(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int) -> dict:
