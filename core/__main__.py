@@ -112,7 +112,7 @@ def stream(a: argparse.Namespace) -> None:
           file=sys.stderr)
     if out is not None:
         from core.face.export import export_curves
-        export_curves(result.curves, out, head=result.head)
+        export_curves(result.curves, out, head=result.head if live.model.config.head_channels else None)
         print(out, file=sys.stderr)
     if sender:
         print(f"sent {sender.sent} Live Link Face frames to {a.livelink}", file=sys.stderr)

@@ -23,9 +23,13 @@ HEAD_NAMES: tuple[str, ...] = ("headYaw", "headPitch", "headRoll")
 HEAD_CHANNELS = len(HEAD_NAMES)
 HEAD_RANGE = math.radians(30.0)   # the channel range: talking heads stay well inside +-30 degrees
 # The fastest rotation a model output may have, about any axis: voluntary head turns of people
-# peak at a few hundred degrees per second (gaze shifts), talking far below that. Generated
-# motion is limited to this (core.data.head_motion) and the evaluation reports the share above it.
+# peak at a few hundred degrees per second (gaze shifts), talking far below that. The generator's
+# motion and the model's output are limited to this (limit_speed, HeadFilter).
 MAX_SPEED = math.radians(200.0)   # radians per second
+# The model's head angles keep some of the sampler's frame-to-frame jitter (a head is heavy: real
+# ones do not shake at 15 Hz); a one-pole low-pass with this weight per frame takes it out, chosen
+# on validation clips (docs/DECISIONS.md "A whole performance"); its lag is under one frame.
+SMOOTHING = 0.6
 
 
 def to_channels(angles: np.ndarray) -> np.ndarray:
@@ -41,6 +45,49 @@ def from_channels(channels: np.ndarray) -> np.ndarray:
 def still(frames: int) -> np.ndarray:
     """A head that does not move: zeros [frames, 3]."""
     return np.zeros((frames, HEAD_CHANNELS), np.float32)
+
+
+def limit_speed(angles: np.ndarray, start: np.ndarray | None = None, max_speed: float = MAX_SPEED) -> np.ndarray:
+    """Angles [..., F, 3] with every frame-to-frame step clipped to ``max_speed`` rad/s at 30 fps;
+    ``start`` [..., 3]: the frame before the first (a stream's last one), None: the first frame stays."""
+    from core.rates import FPS
+    angles = np.asarray(angles, np.float64)
+    before = angles[..., :1, :] if start is None else np.asarray(start, np.float64)[..., None, :]
+    step = np.clip(np.diff(np.concatenate([before, angles], -2), axis=-2), -max_speed / FPS, max_speed / FPS)
+    return before + np.cumsum(step, axis=-2)
+
+
+class HeadFilter:
+    """The model's head angles made as smooth as a head: a one-pole low-pass (:data:`SMOOTHING`),
+    then :func:`limit_speed`. Causal and carried from call to call, so a stream that feeds a clip
+    chunk by chunk gets what one call over the whole clip gives (Generate and Live agree)."""
+
+    def __init__(self):
+        self._last: np.ndarray | None = None        # [..., 3] the last frame given out
+
+    def __call__(self, head: np.ndarray) -> np.ndarray:
+        """Filter the next frames [..., n, 3] (radians) in order."""
+        head = np.asarray(head, np.float64)
+        if head.shape[-2] == 0:
+            return head.astype(np.float32)
+        smooth = np.empty_like(head)
+        state = head[..., 0, :] if self._last is None else self._last
+        for f in range(head.shape[-2]):
+            state = state + SMOOTHING * (head[..., f, :] - state) if (f or self._last is not None) else state
+            smooth[..., f, :] = state
+        out = limit_speed(smooth, self._last)
+        self._last = out[..., -1, :]
+        return out.astype(np.float32)
+
+
+def split_channels(channels: np.ndarray, head_filter: HeadFilter) -> tuple[np.ndarray, np.ndarray]:
+    """A model's output channels [..., F, C] in [0, 1] as (the 52 curves, head radians [..., F, 3]):
+    the head filtered (zeros from a model without head channels)."""
+    from core.arkit import NUM_BLENDSHAPES
+    curves, extra = np.ascontiguousarray(channels[..., :NUM_BLENDSHAPES]), channels[..., NUM_BLENDSHAPES:]
+    if extra.shape[-1] == 0:
+        return curves, np.zeros(curves.shape[:-1] + (HEAD_CHANNELS,), np.float32)
+    return curves, head_filter(from_channels(extra))
 
 
 # --------------------------------------------------------------------------- checks and rotation math

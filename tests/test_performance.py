@@ -10,13 +10,13 @@ import torch
 
 from core.arkit import INDEX, LIP_INDICES, NUM_BLENDSHAPES
 from core.data.emotion_face import closure_gate, prototype, with_emotion
-from core.data.head_motion import head_motion, limit_speed
+from core.data.head_motion import head_motion
 from core.data.phones import Phone
 from core.data.style import Style
 from core.emotion import AXES, EMOTIONS, emotion_vector
 from core.evaluation import head_motion as H
 from core.evaluation.emotion import EmotionClassifier, clip_features
-from core.head_pose import MAX_SPEED, from_channels, to_channels
+from core.head_pose import MAX_SPEED, HeadFilter, from_channels, limit_speed, to_channels
 from core.inference.controls import Controls
 from core.model.diffusion import frame_noise
 from core.model.network import DiffusionTalker
@@ -62,6 +62,21 @@ def test_limit_speed_clips_each_step():
     angles[2:, 0] = 1.0                                               # a 1 rad jump in one frame
     out = limit_speed(angles)
     assert np.abs(np.diff(out, axis=0)).max() <= MAX_SPEED / FPS + 1e-9
+
+
+def test_the_head_filter_takes_out_jitter_and_gives_the_same_in_chunks():
+    rng = np.random.default_rng(0)
+    t = np.arange(120) / FPS
+    slow = np.radians(5.0) * np.sin(2 * np.pi * 0.5 * t)[:, None] * np.ones(3)
+    jittery = (slow + np.radians(2.0) * rng.standard_normal((120, 3))).astype(np.float32)
+    whole = HeadFilter()(jittery[None])[0]
+    assert np.abs(np.diff(whole, axis=0)).max() <= MAX_SPEED / FPS + 1e-6
+    assert np.abs(np.diff(whole, axis=0)).mean() < 0.6 * np.abs(np.diff(jittery, axis=0)).mean()
+    assert np.abs(whole - slow).mean() < np.abs(jittery - slow).mean()            # closer to the motion
+    chunked = HeadFilter()
+    parts = [chunked(jittery[None, a:b])[0] for a, b in ((0, 7), (7, 50), (50, 51), (51, 120))]
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+    assert whole[0] == pytest.approx(jittery[0])                                  # no lag at the start
 
 
 def test_head_channels_round_trip():

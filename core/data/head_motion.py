@@ -25,7 +25,7 @@ import numpy as np
 from core.data.phones import Phone
 from core.data.style import Style
 from core.data.upper_face import prominent_vowels
-from core.head_pose import HEAD_CHANNELS, MAX_SPEED
+from core.head_pose import HEAD_CHANNELS, limit_speed
 from core.rates import FPS
 
 DEG = math.pi / 180.0
@@ -93,9 +93,3 @@ def head_motion(phones: list[Phone], audio: np.ndarray, frames: int, style: Styl
             angles[:, 2] += rng.uniform(-0.3, 0.3) * size * bump
 
     return limit_speed(angles).astype(np.float32)
-
-
-def limit_speed(angles: np.ndarray, max_speed: float = MAX_SPEED) -> np.ndarray:
-    """Angles [F, 3] with every frame-to-frame step clipped to ``max_speed`` rad/s."""
-    step = np.clip(np.diff(angles, axis=0), -max_speed / FPS, max_speed / FPS)
-    return np.concatenate([angles[:1], angles[:1] + np.cumsum(step, axis=0)])

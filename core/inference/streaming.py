@@ -39,7 +39,7 @@ import torch
 
 from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
-from core.head_pose import HEAD_CHANNELS, from_channels
+from core.head_pose import HEAD_CHANNELS, HeadFilter, split_channels
 from core.inference.controls import Controls, check_honoured
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
 from core.model.diffusion import frame_noise, reverse
@@ -168,6 +168,7 @@ class Stream:
         self._heard = 0                                   # samples fed
         self._next_hop = self.hop                         # the next encoder position (samples)
         self._emitted = 0                                 # frames out so far
+        self._head_filter = HeadFilter()                  # carried over chunks, as one call over the clip
         self._matching: list[np.ndarray] = []             # features until the identity is kept
         self._finished = False
         self._pauses = None
@@ -269,10 +270,7 @@ class Stream:
                 pieces.append(self._decode(feats[lo:], hi - lo))
                 self._emitted += hi - lo
         channels = np.concatenate(pieces)
-        curves, head = channels[:, :NUM_BLENDSHAPES], from_channels(channels[:, NUM_BLENDSHAPES:])
-        if head.shape[-1] == 0:
-            head = np.zeros((len(curves), HEAD_CHANNELS), np.float32)
-        curves, head = self.controls.shape(np.ascontiguousarray(curves), head)   # as Talker.generate, in its order
+        curves, head = self.controls.shape(*split_channels(channels, self._head_filter))   # as Talker.generate
         if self._pauses is not None:
             curves[:, list(LIP_INDICES)] *= self._pauses.weights(first, self._emitted)[:, None]
         self.features.forget_before(self._emitted)

@@ -16,7 +16,7 @@ import torch
 
 from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.speech_check import SpeechCheck
-from core.head_pose import HEAD_NAMES, from_channels
+from core.head_pose import HEAD_NAMES, HeadFilter, split_channels
 from core.inference.controls import Controls, check_honoured
 from core.inference.registry import ModelRegistry
 from core.inputs import MAX_SEED, matched_from_voice, whole_number
@@ -106,10 +106,7 @@ class Talker(ModelRegistry):
         decoder = self.decoder(steps)
         x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
         channels = from_model_space(x0).float().cpu().numpy()
-        curves, head = channels[..., :NUM_BLENDSHAPES], from_channels(channels[..., NUM_BLENDSHAPES:])
-        if head.shape[-1] == 0:
-            head = np.zeros(curves.shape[:2] + (len(HEAD_NAMES),), np.float32)
-        curves, head = controls.shape(np.ascontiguousarray(curves), head)
+        curves, head = controls.shape(*split_channels(channels, HeadFilter()))
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights
             curves[:, :, list(LIP_INDICES)] *= pause_weights(speech, curves.shape[1])[None, :, None]
