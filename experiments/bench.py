@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.arkit import NUM_BLENDSHAPES
 from core.model.diffusion import sample
 from core.model.network import DiffusionTalker
 from core.inference.talker import Talker
@@ -42,11 +41,11 @@ def decoder_flops_per_frame(model: DiffusionTalker, folded: bool = False) -> flo
     c = model.config
     dirs = 2 if c.bidirectional else 1
     flops = 0.0
-    width = c.audio_proj_dim + NUM_BLENDSHAPES + (0 if folded else c.identity_feat_dim + c.step_dim)
+    width = c.audio_proj_dim + c.channels + (0 if folded else c.identity_feat_dim + c.step_dim)
     for _ in range(c.layers):
         flops += dirs * 2 * 3 * (width * c.hidden + c.hidden * c.hidden)
         width = c.hidden * dirs
-    return flops + 2 * width * NUM_BLENDSHAPES
+    return flops + 2 * width * c.channels
 
 
 def conditioning_flops_per_frame(model: DiffusionTalker) -> float:
@@ -156,7 +155,7 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
     workers = min(torch.get_num_threads(), steps)
 
     def sampled(x0_fn, k=1):
-        return sample(model.schedule, x0_fn, list(range(k)), frames, method=method)
+        return sample(model.schedule, x0_fn, list(range(k)), frames, method=method, channels=model.config.channels)
 
     def torch_fn(cond):
         return lambda x, t: model.denoise(x, t, cond)
@@ -164,7 +163,7 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
     def pipelined(cond, k=1):
         return onnx.sample(cond, list(range(k)), frames, method, rows_share_clip=True)
 
-    x, t = torch.randn(1, frames, NUM_BLENDSHAPES), torch.full((1,), steps, dtype=torch.long)
+    x, t = torch.randn(1, frames, model.config.channels), torch.full((1,), steps, dtype=torch.long)
 
     def denoiser_calls(context):  # autograd bookkeeping, outside the sampler (always inference mode)
         def call():
