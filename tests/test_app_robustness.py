@@ -123,7 +123,7 @@ def test_simultaneous_requests_all_complete_correctly(app, client, short_wav):
         reference = service.talker.generate(wave, steps=steps, seed=seed, speech_check=True,
                                             identity=None if identity == "auto" else identity)
         assert files[".npy"].name == f"short_{steps}steps_seed{seed}.npy"       # no request got another's files
-        np.testing.assert_allclose(np.load(files[".npy"]), reference.blendshapes[0], atol=1e-4)
+        np.testing.assert_allclose(np.load(files[".npy"])[:, :52], reference.blendshapes[0], atol=1e-4)   # then the head
         assert outputs[0].startswith(reference.matched_identity)
     assert after - before < MAX_RSS_GROWTH_MB
     assert wait_for_request_folders(service) == []
