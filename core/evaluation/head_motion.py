@@ -6,7 +6,7 @@ Angles are radians [K, F, 3] (yaw, pitch, roll; core/head_pose.py); figures are 
 - ``spread``: across-sample std per frame, averaged over frames (per axis): what the seed changes;
 - ``amplitude``: std over time within a sample (how far the head moves at all);
 - ``speed``: mean absolute angular speed, degrees per second; ``max_speed`` the fastest frame step;
-  ``too_fast``: share of frame steps above core.head_pose.MAX_SPEED;
+  ``too_fast``: share of frame steps above core.head_pose.MAX_SPEED (beyond float rounding);
 - ``nods``: pitch velocity crossing from down to up after a dip of at least NOD_DEGREES within
   NOD_SECONDS, per minute.
 """
@@ -46,7 +46,7 @@ def clip_statistics(head: np.ndarray) -> dict:
             "spread": head.std(0).sum(0) if k > 1 else np.zeros(3),
             "amplitude": head.std(1).sum(0) * frames, "speed": step.sum((0, 1)),
             "steps": step.shape[0] * step.shape[1], "max_speed": step.max((0, 1)) if step.size else np.zeros(3),
-            "too_fast": (step > MAX_SPEED).sum(), "nods": sum(nods(s[:, 1]) for s in head)}
+            "too_fast": (step > MAX_SPEED * (1 + 1e-3)).sum(), "nods": sum(nods(s[:, 1]) for s in head)}
 
 
 def pooled(stats: list[dict]) -> dict:

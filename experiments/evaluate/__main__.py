@@ -64,6 +64,7 @@ def main(argv=None) -> None:
     h.add_argument("--real", action="store_true", help="also lips under emotion on the real validation recordings")
     h.add_argument("--lips-steps", type=int, default=8)
     h.add_argument("--json", default="", help="also write the figures here")
+    h.add_argument("--report-only", action="store_true", help="rewrite the section from --json, no evaluation")
     h.set_defaults(max_clips=12)
     a = p.parse_args(argv)
     a.command_line = "python -m experiments.evaluate " + " ".join(argv)
