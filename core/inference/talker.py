@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.arkit import ARKIT_NAMES, LIP_INDICES, NUM_BLENDSHAPES
+from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.audio.speech_check import SpeechCheck
 from core.head_pose import HEAD_NAMES, HeadFilter, split_channels
 from core.inference.controls import Controls, check_honoured
