@@ -34,8 +34,8 @@ def main(argv=None) -> None:
     stop_on_sigterm()     # closes like Ctrl+C: the cache and the work folder go
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes
-    from demo.ui import LAUNCH_OPTIONS, build_demo
-    build_demo(args.checkpoints, enroll=enrolment_allowed(args.no_enroll)).launch(server_name=args.host, server_port=args.port, **LAUNCH_OPTIONS)
+    from demo.ui import build_demo, launch
+    launch(build_demo(args.checkpoints, enroll=enrolment_allowed(args.no_enroll)), server_name=args.host, server_port=args.port)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,28 @@
-"""Live mode without Gradio: microphone chunks from the page -> a :class:`core.inference.streaming.Stream`
+"""Live mode without Gradio: microphone audio from the page -> a :class:`core.inference.streaming.Stream`
 -> new frames for the 3D viewer, and who may stream.
 
-The page sends what the browser records (a WAV file every :data:`CHUNK_SECONDS`; more at once
-when its previous upload was still pending). A chunk is bounded before it is decoded (bytes,
-then the length its header declares) and read by :func:`core.audio.decode.read_chunk` (the one
-file, by libsndfile, never by ffmpeg); :class:`LiveSession` turns it into 16 kHz mono with the
-project's one resampler (:class:`core.audio.resample.StreamingResampler`) and hands it to a worker
-thread, so the request returns at once and Gradio, which keeps only the newest chunk of a stream
-while its handler runs, never drops audio. The worker decodes whatever audio is waiting as one
-block (``Stream.feed(catch_up=True)``): a server that fell behind catches up instead of skipping.
-The viewer gets the frames as a ``live`` value (:func:`live_value`) that it appends to what it
-shows, the head's rotation beside the curves, with the clock it needs to tell the user the delay
-from microphone to face. The emotion, strengths and head switch (``Controls``) are set at Record.
+The page records the microphone itself (``demo/static/microphone.js``) and uploads raw 16-bit PCM
+to ``POST live/audio/<token>`` (:mod:`demo.live_tab`), one upload at a time: while one is on its
+way, what it records meanwhile waits on the page and goes with the next, so nothing is dropped
+on the way (Gradio's own streaming microphone keeps only the newest slice of those that arrive
+while its handler runs: half the audio was lost on a busy 2-core machine). Each upload says
+where its first sample lies in the recording (``start``), so a gap (an upload that failed) is
+filled with silence and counted as skipped, and a repeated upload is not heard twice. An upload
+is bounded before it is read (:func:`core.audio.decode.read_pcm16`); :class:`LiveSession` turns it
+into 16 kHz with the project's one resampler (:class:`core.audio.resample.StreamingResampler`)
+and hands it to a worker thread, so the request returns at once with the frames decoded so far.
+The worker decodes whatever audio is waiting as one block (``Stream.feed(catch_up=True)``): a
+server that fell behind catches up instead of skipping. The viewer gets the frames as a ``live``
+value (:func:`live_value`) that it appends to what it shows, the head's rotation beside the
+curves. The emotion, strengths and head switch (``Controls``) are set at Record.
 
 Who streams: :class:`LiveLine`, at most :data:`MAX_LIVE_SESSIONS` at once; the others wait in line
 (first come, first served, one place per client) and see their place. A turn ends after
-:data:`TURN_SECONDS` when someone waits, and a stream without chunks for :data:`STALE_SECONDS`
+:data:`TURN_SECONDS` when someone waits, and a stream without uploads for :data:`STALE_SECONDS`
 (a tab closed without Stop) gives its place up.
 """
 from __future__ import annotations
 
-import base64
 import itertools
 import os
 import threading
@@ -29,14 +31,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.audio.decode import AudioError, read_chunk
+from core.audio.decode import AudioError, read_pcm16
 from core.audio.resample import StreamingResampler
-from core.head_pose import HEAD_CHANNELS
 from core.inference.controls import Controls
 from core.rates import FPS, SAMPLE_RATE
 from demo import viewer
 
-CHUNK_SECONDS = 0.1            # how often the page sends microphone audio (gr.Audio stream_every)
+UPLOAD_SECONDS = 0.1           # how often the page uploads what it recorded (if the last upload was answered)
 # The speech encoder runs at most every LIVE_HOP s of audio: 0.2 s halves its cost against the library's
 # 0.1 s (RTF 0.52 vs 1.09 on the shared 2-core machine, RESULTS.md, Live) for about 0.1 s more delay.
 LIVE_HOP = 0.2
@@ -45,30 +46,17 @@ MAX_LIVE_SESSIONS = max(1, (os.cpu_count() or 2) // 2)   # at once (2 cores hold
 MAX_WAITING = 8                # clients in line for a session; more are told to come back later
 STALE_SECONDS = 5.0            # a stream without chunks for this long gives its place up
 TURN_SECONDS = 120.0           # a session's turn while others wait
-MAX_CHUNK_SECONDS = 2.0        # one chunk (the page sends 0.1 s, more while an upload is pending)
-MAX_CHUNK_BYTES = 2_000_000    # checked before decoding: 2 s of 16-bit stereo at 384 kHz is 3 MB
+MAX_UPLOAD_SECONDS = 10.0      # one upload (the page sends 0.1 s, more while its last upload was on its way)
+MAX_UPLOAD_BYTES = int(MAX_UPLOAD_SECONDS * 384_000 * 2)   # 16-bit mono at the highest rate accepted
 MAX_BACKLOG_SECONDS = 10.0     # audio waiting for the worker; more means the server cannot keep up at all
-SKIP_WINDOW = 2.0              # seconds of recent chunks whose earliest arrival shows audio lost on the way
+MAX_GAP_SECONDS = 10.0         # audio missing between two uploads that is filled with silence; more ends the stream
 STOP_WAIT = 10.0               # Stop waits at most this long for the last frames
 FIRST_CHUNK_WAIT = 30.0        # a session made at Record waits this long for the page's first chunk
 
 
-def to_mono_float(samples) -> np.ndarray:
-    """A chunk (float, [n] or [n, channels]) as float32 mono in [-1, 1]."""
-    data = np.asarray(samples, np.float32)
-    if data.ndim == 2:
-        data = data.mean(axis=1)
-    if data.ndim != 1:
-        raise AudioError(f"the microphone sent audio of shape {data.shape}; expected one or two channels")
-    if not np.all(np.isfinite(data)):
-        raise AudioError("The microphone sent samples that are not numbers (NaN or infinity).")
-    return data
-
-
-def read_microphone_chunk(path) -> tuple[np.ndarray, int]:
-    """A chunk file from the page: (float32 mono, sample rate); bounded and guarded (module docstring)."""
-    data, rate = read_chunk(path, MAX_CHUNK_SECONDS, MAX_CHUNK_BYTES)
-    return to_mono_float(data), rate
+def read_upload(data: bytes, rate) -> tuple[np.ndarray, int]:
+    """An upload from the page: (float32 mono, sample rate); bounded and checked (module docstring)."""
+    return read_pcm16(data, rate, MAX_UPLOAD_SECONDS)
 
 
 @dataclass
@@ -91,11 +79,11 @@ class LiveSession:
         self.stale = stale
         self.rate: int | None = None
         self.resampler: StreamingResampler | None = None
-        self.received = 0                    # samples received at the microphone's rate
+        self.received = 0                    # samples of the recording at the microphone's rate, gaps included
+        self.origin: int | None = None       # where in the page's recording this session began (samples)
+        self.gaps = 0                        # samples that never came (filled with silence)
         self.heard = 0                       # 16 kHz samples received
         self.decoded = 0                     # ... of which the worker has decoded
-        self.audio_start: float | None = None   # epoch s at which sample 0 reached the server at the earliest
-        self.recent: list[tuple[float, float]] = []   # (arrival, arrival - end of the chunk in stream time)
         self.server_ms: list[float] = []     # chunk arrival -> its frames decoded, the latest last
         self.error: Exception | None = None
         self.last_chunk = time.monotonic()
@@ -109,16 +97,19 @@ class LiveSession:
         self._worker.start()
 
     # -- the request side ----------------------------------------------------------------------------
-    def add(self, rate: int, samples: np.ndarray, arrived: float | None = None) -> bool:
-        """The next chunk (float mono at ``rate``); returns at once (the worker decodes it). False:
-        the stream has ended (Stop's event ran beside this chunk's), the chunk is not used."""
-        arrived = time.time() if arrived is None else arrived
+    def add(self, rate: int, samples: np.ndarray, start: int | None = None) -> bool:
+        """The next upload (float mono at ``rate``; ``start``: where its first sample lies in the page's
+        recording, None: right after the last); returns at once (the worker decodes it). Audio before
+        what was received already is not heard twice; audio missing before ``start`` is heard as
+        silence and counted (:meth:`skipped`). False: the stream has ended (Stop's event ran beside
+        this upload), the audio is not used."""
         if self.rate is None:
             self.rate, self.resampler = int(rate), StreamingResampler(rate)
         elif int(rate) != self.rate:
             raise AudioError(f"The microphone changed its sample rate ({self.rate} -> {int(rate)} Hz); "
                              "press Record again.")
-        wave = self.resampler(samples)
+        samples, gap = self._placed(samples, start)
+        wave = self.resampler(np.concatenate([np.zeros(gap, np.float32), samples]) if gap else samples)
         with self._cond:
             if self.error is not None:
                 raise self.error
@@ -132,15 +123,28 @@ class LiveSession:
                                  "or a busy machine); press Record again in a moment.")
             self.heard += len(wave)
             self.last_chunk = time.monotonic()
-            self.received += len(samples)
-            lag = arrived - self.received / self.rate        # when sample 0 was recorded, at the latest
-            self.audio_start = lag if self.audio_start is None else min(self.audio_start, lag)
-            self.recent = [(t, g) for t, g in self.recent if arrived - t < SKIP_WINDOW] + [(arrived, lag)]
+            self.received += gap + len(samples)
+            self.gaps += gap
             if len(wave):
                 self._pending.append(wave)
                 self._pending_arrival = time.perf_counter()
                 self._cond.notify()
             return True
+
+    def _placed(self, samples: np.ndarray, start: int | None) -> tuple[np.ndarray, int]:
+        """``samples`` less what was received already, and the samples missing before them."""
+        if start is None:
+            return samples, 0
+        start = int(start)
+        if self.origin is None:
+            self.origin = self.received = start
+        if start < self.received:
+            return samples[self.received - start:], 0
+        gap = start - self.received
+        if gap > MAX_GAP_SECONDS * self.rate:
+            raise AudioError(f"{gap / self.rate:.0f} s of the microphone's audio never reached the server; "
+                             "press Record again.")
+        return samples, gap
 
     def take(self) -> Block | None:
         """The frames decoded since the last call (one block), or None."""
@@ -163,12 +167,9 @@ class LiveSession:
         return self.take()
 
     def skipped(self) -> float:
-        """Seconds of audio lost between the microphone and here: the recent chunks arrive later,
-        against the audio they carry, than the earliest one did (a delayed chunk alone does not count)."""
+        """Seconds of audio that never reached the server (gaps between uploads, heard as silence)."""
         with self._cond:
-            if not self.recent or self.audio_start is None:
-                return 0.0
-            return max(0.0, min(g for _, g in self.recent) - self.audio_start)
+            return self.gaps / self.rate if self.rate else 0.0
 
     @property
     def identity_text(self) -> str:
@@ -185,7 +186,7 @@ class LiveSession:
     def info(self) -> dict:
         """What the viewer's readout needs besides the frames."""
         ms = np.asarray(self.server_ms[-50:]) if self.server_ms else None
-        return {"audioStart": None if self.audio_start is None else self.audio_start * 1000,
+        return {"origin": (self.origin or 0) / self.rate if self.rate else 0.0,
                 "heard": self.heard / SAMPLE_RATE, "decoded": self.decoded / SAMPLE_RATE,
                 "skipped": round(self.skipped(), 2), "identity": self.identity_text,
                 "serverMs": None if ms is None else round(float(np.percentile(ms, 50)))}
@@ -308,6 +309,12 @@ class LiveLine:
             self._waiting.pop(ticket, None)
             self._promote()
 
+    def holds(self, ticket: int) -> bool:
+        """Whether ``ticket`` still has a place (streaming or in line)."""
+        with self._lock:
+            self._sweep()
+            return ticket in self._active or ticket in self._waiting
+
     def turn_ends_in(self) -> float:
         """Seconds until the soonest active turn can end (for the waiting message)."""
         with self._lock:
@@ -334,16 +341,21 @@ def _head_of(frames) -> np.ndarray | None:
 
 
 def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool = False, end: bool = False,
-               info: dict | None = None, head: np.ndarray | None = None) -> dict:
+               info: dict | None = None, head: np.ndarray | None = None, upload: str | None = None,
+               message: str | None = None) -> dict:
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;
     ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``head``: the
     frames' head angles [n, 3] radians (None: still; sent as ``head``, as a take's cells are).
-    ``info``: the readout's figures (:meth:`LiveSession.info`); ``sent``: the server's clock
-    (epoch ms), from which the page corrects for a clock that differs from its own."""
+    ``info``: the readout's figures (:meth:`LiveSession.info`); ``upload``: where the page sends the
+    microphone's audio (the value that starts a stream); ``message``: a line for the readout
+    (e.g. the visitor's place in line)."""
     value = {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
              "frames": int(len(curves)), "mesh": mesh_url,
-             "curves": viewer.encode_curves(curves) if len(curves) else "",
-             "info": info or {}, "sent": time.time() * 1000}
+             "curves": viewer.encode_curves(curves) if len(curves) else "", "info": info or {}}
     if head is not None and len(curves):
         value["head"] = viewer.encode_head(head, len(curves))
+    if upload:
+        value["upload"] = upload
+    if message:
+        value["message"] = message
     return value

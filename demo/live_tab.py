@@ -1,23 +1,26 @@
-"""The Live tab: the microphone streams to the server, the 3D head moves as the speaker talks.
+"""The Live tab: the page records the microphone and uploads it, the 3D head moves as the speaker talks.
 
-Gradio's streaming microphone (``gr.Audio(streaming=True)``, a ``.stream`` event every
-:data:`demo.live.CHUNK_SECONDS`) uploads the audio as small WAV files; each is read by the
-project's own bounded reader (``type="filepath"``: Gradio decodes nothing) and handed to the
-session's worker (:class:`demo.live.LiveSession`), and the frames decoded since the last chunk go
-to the live head (``demo/static/live_viewer.js``) as a ``live`` value, which it appends and draws
-at its own pace, with its readout (microphone-to-face delay, frames drawn, audio skipped, style).
+**Record** (a Gradio event) takes a place in line with the visitor's settings and answers the live
+head with an upload address, ``live/audio/<token>``; the head's page module starts the microphone
+at the click (``demo/static/microphone.js``) and uploads the audio there, one upload at a time
+(:func:`receive_audio`, a plain HTTP route: :func:`routes`), each answered with the frames decoded
+since the last (:class:`demo.live.LiveSession`), which the head appends and draws at its own pace
+with its readout (microphone-to-face delay, frames drawn, audio skipped, style, the visitor's
+place in line). **Stop** ends the stream: its last frames come out and the face comes to rest.
 
-Who streams is :class:`demo.live.LiveLine`'s to say: Gradio runs every stream at once
-(``concurrency_limit=None``: no Gradio slot that a tab closed without Stop could hold for the
-stream's whole time limit) and a visitor who must wait sees their place in line here. Record
-starts a stream, Stop ends it (its last frames come out then, and the face comes to rest). The
-logic is in :mod:`demo.live`; this module wires components, and its handlers return
-``{component: value}``.
+Why not Gradio's streaming microphone: Gradio keeps only the newest slice of those that reach a
+stream while its handler runs, and on a busy 2-core machine half the audio was lost on the way
+(RESULTS.md, Live). The token is the only key to a stream: unguessable, made per Record, gone at
+Stop; an upload is raw 16-bit PCM (nothing in it is parsed as a file, a name or a length).
+
+Who streams is :class:`demo.live.LiveLine`'s to say. The logic is in :mod:`demo.live`; this module
+wires components and the route, and its Gradio handlers return ``{component: value}``.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import secrets
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,38 +30,45 @@ from core.inference.controls import Controls
 from core.rates import SAMPLE_RATE
 from demo import live, viewer
 from demo.fairness import client_of
-from demo.live import (CHUNK_SECONDS, MAX_LIVE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value,
-                       read_microphone_chunk)
+from demo.live import (MAX_LIVE_SECONDS, MAX_UPLOAD_BYTES, TURN_SECONDS, LiveLine, LiveSession, live_value,
+                       read_upload)
 from demo.page import bind, controls_box, errors_shown, follow_steps, viewer_or_warn
 from demo.service import DemoService
 
 NO_FRAMES = np.zeros((0, 52), np.float32)
+UPLOAD_PATH = "live/audio/"          # + the stream's token: where the page uploads (page-relative)
+RECORD_ID, STOP_ID = "live-record", "live-stop"
 
 
 @dataclass
 class Ticket:
-    """A visitor's live stream: their place in the line, what they asked for, their session once it runs."""
+    """A visitor's live stream: their place in the line, what they asked for, their session once it
+    runs, and the token its uploads name."""
     number: int
     steps: int
     identity: str | None
     controls: Controls
     session: LiveSession | None = None
-    shown: str = ""                  # the last message in the readout (sent again only when it changes)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)   # one upload at a time
 
 
 @dataclass
 class LiveTab:
-    """The service, who may stream, and the tab's components (what the handlers read and write)."""
+    """The service, who may stream, the streams by token, and the tab's components (what the
+    handlers read and write)."""
     service: DemoService
     line: LiveLine
     face: gr.HTML
     readout: gr.Markdown
     ticket: gr.State
+    streams: dict[str, Ticket] = field(default_factory=dict)
+    streams_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
     """The tab's components and events (inside ``gr.Tab``); ``identity``: the page's talking-style
-    choice (auto = matched from the voice after the first seconds)."""
+    choice (auto = matched from the voice after the first seconds). Serve :func:`routes` beside it."""
     from core.inference.streaming import DEFAULT_LOOKAHEAD    # here, not at import: it loads torch
     gr.Markdown("Talk to the face: press **Record** and speak; the head follows with the look-ahead the "
                 f"stream needs ({DEFAULT_LOOKAHEAD:.1f} s after the sound) plus the time shown under it. The talking "
@@ -72,14 +82,15 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
     follow_steps(controls, steps, service.control_limits)
     with gr.Row(equal_height=False):
         with gr.Column():
-            # type="filepath" and no format: the chunk reaches demo.live as the file the page sent,
-            # read by the project's bounded reader (Gradio would decode any name with ffmpeg).
-            microphone = gr.Audio(sources=["microphone"], streaming=True, type="filepath", format=None,
-                                  label="Microphone", elem_id="live-microphone")
-            readout = gr.Markdown("Press Record and speak.", elem_id="live-latency")
+            with gr.Row():
+                record = gr.Button("Record", variant="primary", elem_id=RECORD_ID)
+                stop_button = gr.Button("Stop", elem_id=STOP_ID)
+            readout = gr.Markdown("Press Record and speak (the browser asks for the microphone).",
+                                  elem_id="live-latency")
         with gr.Column():
             face = gr.HTML(**viewer.html_options("live-viewer", module=viewer.LIVE_MODULE),
-                           css_template=viewer.CSS, mesh=_mesh_url(service))
+                           css_template=viewer.CSS, mesh=_mesh_url(service), record=f"#{RECORD_ID}",
+                           stop=f"#{STOP_ID}")
     tab = LiveTab(service, LiveLine(limit=live.MAX_LIVE_SESSIONS), face, readout, gr.State())
 
     outputs = [tab.ticket, face, readout]
@@ -87,64 +98,35 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
     # so the progress goes to the ticket (a State, never drawn).
     quiet = dict(concurrency_limit=None, show_progress="hidden", show_progress_on=[tab.ticket],
                  api_visibility="private")
-    asked = [steps, identity, *controls.inputs]
-    microphone.start_recording(bind(start, tab), inputs=[*asked, tab.ticket], outputs=outputs, **quiet)
-    microphone.stream(bind(chunk, tab), inputs=[microphone, tab.ticket, *asked], outputs=outputs,
-                      stream_every=CHUNK_SECONDS, time_limit=MAX_LIVE_SECONDS + 60, concurrency_id="live", **quiet)
-    microphone.stop_recording(bind(stop, tab), inputs=[tab.ticket], outputs=outputs, **quiet)
+    record.click(bind(start, tab), inputs=[steps, identity, *controls.inputs, tab.ticket], outputs=outputs, **quiet)
+    stop_button.click(bind(stop, tab), inputs=[tab.ticket], outputs=outputs, **quiet)
     return tab
 
 
 def start(tab: LiveTab, steps, identity, emotion, intensity, head_motion, upper_strength, lower_strength,
           ticket: Ticket | None, request: gr.Request):
-    """Record: a place in line (a new one: the client's earlier place is withdrawn), and the
-    session right away when it is this visitor's turn (the model gets ready while the page starts
-    recording)."""
+    """Record: a place in line (a new one: the client's earlier place is withdrawn), the session
+    right away when it is this visitor's turn (the model gets ready while the page starts
+    recording), and the address the page uploads the microphone's audio to."""
     _close(tab, ticket)
+    _sweep(tab)
     with errors_shown():
         ticket = _enter(tab, request, steps, identity, emotion, intensity, head_motion, upper_strength, lower_strength)
         place = tab.line.position(ticket.number, chunk=False)     # the recorder has not sent anything yet
         if place == 0:
             ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity, controls=ticket.controls)
-    return {tab.ticket: ticket, tab.face: live_value(NO_FRAMES, 0, _mesh_url(tab.service), reset=True),
-            **_readout(tab, ticket, place)}
-
-
-def chunk(tab: LiveTab, path, ticket: Ticket | None, steps, identity, emotion, intensity, head_motion, upper_strength,
-          lower_strength, request: gr.Request):
-    """One chunk of the microphone: handed to the session's worker; the frames decoded since the
-    last chunk go to the head. A visitor still in line is told their place."""
-    arrived = time.time()
-    if path is None:
-        return gr.skip()
-    reset = ticket is None                          # the first chunk overtook Record's own event
-    try:
-        with errors_shown():
-            if ticket is None:
-                ticket = _enter(tab, request, steps, identity, emotion, intensity, head_motion, upper_strength,
-                                lower_strength)
-            place = tab.line.position(ticket.number)
-            samples, rate = read_microphone_chunk(path)    # bounded before it is decoded
-            if not len(samples):                           # an empty chunk: nothing to hear
-                return {tab.ticket: ticket}
-            if place > 0:
-                return {tab.ticket: ticket, **_readout(tab, ticket, place)}
-            if ticket.session is None:
-                ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity, controls=ticket.controls)
-            if not ticket.session.add(rate, samples, arrived) and ticket.session.error is None:
-                return {tab.ticket: ticket}                # stopped (Stop's event ran beside this chunk)
-            block = ticket.session.take()
-    except gr.Error:
-        _close(tab, ticket)
-        raise
-    return {tab.ticket: ticket, tab.face: _frames(tab, ticket.session, block, reset=reset),
-            **_readout(tab, ticket, 0)}
+    with tab.streams_lock:
+        tab.streams[ticket.token] = ticket
+    text = _readout_text(tab, ticket, place)
+    return {tab.ticket: ticket, tab.readout: text,
+            tab.face: live_value(NO_FRAMES, 0, _mesh_url(tab.service), reset=True, upload=UPLOAD_PATH + ticket.token,
+                                 message=text if place else None)}
 
 
 def stop(tab: LiveTab, ticket: Ticket | None):
     """Stop: the place in line goes, the session's last frames come out and the face comes to rest."""
     if ticket is None:
-        return {tab.ticket: None}
+        return {tab.ticket: None, tab.face: live_value(NO_FRAMES, 0, _mesh_url(tab.service), end=True)}
     with errors_shown():
         block = _close(tab, ticket)
     session = ticket.session
@@ -153,6 +135,78 @@ def stop(tab: LiveTab, ticket: Ticket | None):
                 tab.readout: "Stopped."}
     return {tab.ticket: None, tab.face: _frames(tab, session, block, end=True),
             tab.readout: f"Stopped after {session.heard / SAMPLE_RATE:.1f} s. Press Record to talk again."}
+
+
+def receive_audio(tab: LiveTab, token: str, data: bytes, rate, start) -> dict:
+    """One upload of the page's microphone (raw 16-bit PCM at ``rate``; ``start``: its first sample's
+    place in the recording): handed to the session's worker; answers the frames decoded since the
+    last upload, or the visitor's place in line. ``gr.Error``: a message for the visitor (the
+    stream has ended)."""
+    with tab.streams_lock:
+        ticket = tab.streams.get(token)
+    if ticket is None:
+        raise gr.Error("This live stream has ended; press Record to talk again.", print_exception=False)
+    with ticket.lock:
+        try:
+            with errors_shown():
+                place = tab.line.position(ticket.number)
+                samples, rate = read_upload(data, rate)
+                start = None if start is None else _sample_index(start)
+                if place > 0:
+                    return live_value(NO_FRAMES, 0, None, message=_readout_text(tab, ticket, place))
+                if ticket.session is None:
+                    ticket.session = LiveSession(tab.service.talker, ticket.steps, ticket.identity,
+                                                 controls=ticket.controls)
+                if not ticket.session.add(rate, samples, start) and ticket.session.error is None:
+                    return live_value(NO_FRAMES, ticket.session.frames_out, None, end=True)   # Stop ran beside it
+                block = ticket.session.take()
+        except gr.Error:
+            _close(tab, ticket)
+            raise
+    return _frames(tab, ticket.session, block, mesh=False)
+
+
+def routes(tab: LiveTab) -> list:
+    """The upload route for the app (``demo.ui.launch`` serves it beside Gradio's):
+    ``POST live/audio/<token>?rate=<Hz>&start=<sample>`` with the PCM as the body; JSON answers,
+    ``{"error": message}`` with status 4xx for a problem the visitor should read."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def upload(request):
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+            return _refusal(413, f"The microphone sent {int(declared) / 1e6:.1f} MB at once; an upload may be at most "
+                                 f"{MAX_UPLOAD_BYTES / 1e6:.1f} MB. Press Record again.")
+        data = bytearray()
+        async for part in request.stream():
+            data += part
+            if len(data) > MAX_UPLOAD_BYTES:
+                return _refusal(413, f"The microphone sent more than {MAX_UPLOAD_BYTES / 1e6:.1f} MB at once. "
+                                     "Press Record again.")
+        query = request.query_params
+        try:
+            value = await run_in_threadpool(receive_audio, tab, request.path_params["token"], bytes(data),
+                                            query.get("rate"), query.get("start"))
+        except gr.Error as err:
+            return _refusal(400, err.message)
+        return JSONResponse(value)
+
+    def _refusal(status: int, message: str):
+        return JSONResponse({"error": message}, status_code=status)
+
+    return [Route("/" + UPLOAD_PATH + "{token}", upload, methods=["POST"])]
+
+
+def _sample_index(text) -> int:
+    try:
+        index = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"An upload's start must be a sample number, not {str(text)[:20]!r}.") from None
+    if index < 0:
+        raise ValueError("An upload's start must not be negative.")
+    return index
 
 
 def _enter(tab: LiveTab, request, steps, identity, *controls) -> Ticket:
@@ -165,34 +219,42 @@ def _enter(tab: LiveTab, request, steps, identity, *controls) -> Ticket:
 
 
 def _close(tab: LiveTab, ticket: Ticket | None):
-    """End ``ticket``'s stream: its place and its session; the session's last frames (or None)."""
+    """End ``ticket``'s stream: its token, its place and its session; the session's last frames (or None)."""
     if ticket is None:
         return None
+    with tab.streams_lock:
+        tab.streams.pop(ticket.token, None)
     tab.line.leave(ticket.number)
     return ticket.session.stop() if ticket.session is not None else None
 
 
-def _frames(tab: LiveTab, session: LiveSession, block, reset: bool = False, end: bool = False) -> dict:
-    """The head's value for a block of frames (or none) of ``session``."""
+def _sweep(tab: LiveTab) -> None:
+    """Streams whose place went (a tab closed without Stop) end: their tokens and sessions go."""
+    with tab.streams_lock:
+        gone = [t for t in tab.streams.values() if not tab.line.holds(t.number)]
+    for ticket in gone:
+        _close(tab, ticket)
+
+
+def _frames(tab: LiveTab, session: LiveSession, block, end: bool = False, mesh: bool = True,
+            message: str | None = None) -> dict:
+    """The head's value for a block of frames (or none) of ``session`` (``mesh``: name the head's
+    file again, as the Gradio events do; an upload's answer leaves it out)."""
     curves, first = (block.curves, block.first) if block else (NO_FRAMES, session.frames_out)
-    return live_value(curves, first, _mesh_url(tab.service), reset=reset, end=end, info=session.info(),
-                      head=block.head if block else None)
+    return live_value(curves, first, _mesh_url(tab.service) if mesh else None, end=end, info=session.info(),
+                      head=block.head if block else None, message=message)
 
 
-def _readout(tab: LiveTab, ticket: Ticket, place: int) -> dict:
-    """The readout's new text for a visitor at ``place`` (0: streaming), or nothing if it is shown already."""
+def _readout_text(tab: LiveTab, ticket: Ticket, place: int) -> str:
+    """What the readout says to a visitor at ``place`` (0: streaming)."""
     if place == 0:
         text = "Recording: the head follows your voice (its delay is shown under it)."
         if ticket.controls != Controls():
             text += f" Controls: {ticket.controls.describe()}."
-    else:
-        text = (f"The live head is in use by another visitor. **You are number {place} in line**; your turn comes "
-                f"within about {tab.line.turn_ends_in() + (place - 1) * TURN_SECONDS:.0f} s, sooner if they stop. "
-                "Keep recording: the head starts following you when it is your turn.")
-    if text == ticket.shown:
-        return {}
-    ticket.shown = text
-    return {tab.readout: text}
+        return text
+    return (f"The live head is in use by another visitor. You are number {place} in line; your turn comes "
+            f"within about {tab.line.turn_ends_in() + (place - 1) * TURN_SECONDS:.0f} s, sooner if they stop. "
+            "Keep talking: the head starts following you when it is your turn.")
 
 
 def _mesh_url(service: DemoService) -> str | None:

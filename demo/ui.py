@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 TITLE = "DiffusionTalker"
 MAX_UPLOAD = "25mb"                # launch(max_file_size=...); about 13 min of 16-bit 16 kHz wav
-LAUNCH_OPTIONS = {"max_file_size": MAX_UPLOAD}   # pass to demo.launch() (app.py and the tests do)
+LAUNCH_OPTIONS = {"max_file_size": MAX_UPLOAD}   # demo.launch()'s, given by launch()
 MAX_CONCURRENT = 2                 # generations + comparisons running at once (one queue group)
 MAX_QUEUE = 32                     # requests waiting; more are refused with "queue full"
 DELETE_CACHE = (600, 3600)         # every 10 min, delete Gradio cache files (outputs, uploads) over 1 h old
@@ -80,7 +80,7 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
             with gr.Tab("Compare steps and seeds"):
                 compare_tab.build(service, audio, identity, generated.avatar_id, MAX_CONCURRENT)
             with gr.Tab("Live"):
-                live_tab.build(service, identity)
+                live = live_tab.build(service, identity)
             lists, outputs = refreshed, [identity, header]
             if enroll:
                 with gr.Tab("Enroll a new identity"):
@@ -93,7 +93,14 @@ def build_demo(checkpoints: str | Path = "checkpoints", talker: "Talker | None" 
     demo.queue(default_concurrency_limit=MAX_CONCURRENT, max_size=MAX_QUEUE)
     share_the_queue(demo)             # MAX_PER_CLIENT model requests per visitor, served round-robin
     demo.service = service
+    demo.extra_routes = live_tab.routes(live)     # the Live tab's microphone uploads (served by launch())
     return demo
+
+
+def launch(demo: gr.Blocks, **options):
+    """``demo.launch(**options)`` with the app's options and its own routes beside Gradio's (app.py,
+    the tests and the experiments start the app this way)."""
+    return demo.launch(**LAUNCH_OPTIONS, app_kwargs={"routes": list(getattr(demo, "extra_routes", []))}, **options)
 
 
 def _identity_choices(service: DemoService) -> list[tuple[str, str]]:

@@ -50,7 +50,7 @@ def served_app(checkpoints: str, workdir: Path):
     service.talker.warm_up(service.default_steps)
     demo = ui.build_demo(service=service, warm_up=False)
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **ui.LAUNCH_OPTIONS)
+    ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/", service
     finally:

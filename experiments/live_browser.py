@@ -3,24 +3,25 @@
 Serves the app on the shipped checkpoints in this process and opens its Live tab in headless
 Debian Chromium whose fake microphone plays a speech recording
 (``--use-file-for-fake-audio-capture``). A script in the page stamps, with the page clock, the
-moment Gradio starts its ``MediaRecorder`` (audio is captured from then on, in 0.1 s slices);
-the viewer logs every live frame it draws with its stream frame index. Frame ``k`` holds the
-audio heard ``k / 30`` s after the recording began, so
+moment the browser hands the page the microphone (``getUserMedia`` resolves: the recording
+begins no earlier); the viewer logs every live frame it draws with its stream frame index. Frame
+``k`` holds the audio heard ``origin + k / 30`` s after the recording began (``origin``: where the
+server's session began in it), so
 
-    mic-to-face latency of frame k = (page time frame k was drawn) - (recorder start + k / 30 s)
+    mic-to-face latency of frame k = (page time frame k was drawn) - (microphone open + origin + k / 30 s)
 
-which counts everything between the microphone and the drawn head: the page's 0.1 s audio slices
-(Gradio ``stream_every``), the upload, the stream's look-ahead and encoder hop, the model, the
-download and the live head's playhead. Beside it: frames drawn per second, the audio the server
-says it never got, what the page's own readout said, the time from the click on Record to the
-recorder's start, and the face after Stop. Targets (issue 28): nothing skipped, p50 <= 1.0 s,
+which counts everything between the microphone and the drawn head: the page's uploads (every
+0.1 s), the stream's look-ahead and encoder hop, the model, the download and the live head's
+playhead (and, as the stamp is taken before the first sample, the start of the audio graph: the
+figure errs high). Beside it: frames drawn per second, the audio the server says it never got,
+what the page's own readout said, the time from the click on Record to the microphone, and the
+face after Stop. Targets (issue 28): nothing skipped, p50 <= 1.0 s,
 >= 10 frames drawn per second. Writes docs/RESULTS.md ("live-browser").
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 from pathlib import Path
 
@@ -32,9 +33,10 @@ from experiments.loadtest import EXAMPLE
 
 SECTION = "live-browser"
 LIVE_VIEWER = "(window.diffusionTalkerViewers || []).find(v => v.diagnostics().live)"
-RECORDER_STAMP = """if (window.MediaRecorder) {
-  const start = MediaRecorder.prototype.start;
-  MediaRecorder.prototype.start = function () { window.__recorderStartedAt = performance.now(); return start.apply(this, arguments); };
+RECORDER_STAMP = """if (navigator.mediaDevices) {
+  const open = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (...args) => {
+    const stream = await open(...args); window.__recorderStartedAt = performance.now(); return stream; };
 }"""
 
 
@@ -52,16 +54,16 @@ def start_recording(page, attempts: int = 3) -> None:
     """Click Record until live frames arrive (headless Chromium's fake device now and then records
     nothing after Record; then stop and record again)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-    page.wait_for_function("document.querySelector('#live-microphone select option')", timeout=30_000)
+    page.wait_for_selector("#live-record", timeout=30_000)
     page.evaluate("""document.addEventListener('click', (e) => {
-        if (e.target.closest('#live-microphone button.record-button')) window.__recordAt = performance.now(); }, true)""")
+        if (e.target.closest('#live-record')) window.__recordAt = performance.now(); }, true)""")
     for _ in range(attempts):
-        page.click("#live-microphone button.record-button")
+        page.click("#live-record")
         try:
             page.wait_for_function(f"{LIVE_VIEWER} && {LIVE_VIEWER}.diagnostics().live.received >= 6", timeout=30_000)
             return
         except PlaywrightTimeout:
-            page.click("#live-microphone button.stop-button")
+            page.click("#live-stop")
             page.wait_for_timeout(1000)
     raise RuntimeError(f"no live frames reached the viewer in {attempts} recordings")
 
@@ -88,19 +90,22 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
             record_at = page.evaluate("window.__recordAt")
             recorder_at = page.evaluate("window.__recorderStartedAt")
             ended_at = page.evaluate("performance.now()")
-            page.click("#live-microphone button.stop-button")
+            page.click("#live-stop")
             page.wait_for_function(f"{LIVE_VIEWER}.diagnostics().live.resting", timeout=30_000)
             rest = page.evaluate(f"{LIVE_VIEWER}.state().weights")
             browser.close()
     shown = np.asarray(state["shown"], dtype=np.float64)       # [n, 2]: frame index, page ms
     fps = 30.0
-    latency = shown[:, 1] - (recorder_at + shown[:, 0] * 1000.0 / fps)
+    origin_ms = 1000.0 * state["origin"]
+    latency = shown[:, 1] - (recorder_at + origin_ms + shown[:, 0] * 1000.0 / fps)
     window = shown[shown[:, 1] >= began]
     return {"seconds": seconds, "frames_drawn": len(shown), "received": state["received"],
             "not_drawn": state["dropped"], "latency_ms": latency.tolist(), "record_to_recorder_ms": recorder_at - record_at,
             "drawn_per_second": len(window) / max(1e-9, (ended_at - began) / 1000),
             "readout_latency_ms": state["latencyMs"], "readout_fps": state["fps"], "readout": state["readout"],
-            "skipped_s": state["skipped"], "audio_kept": state["received"] / max(1.0, (ended_at - recorder_at) / 1000 * fps),
+            "skipped_s": state["skipped"],
+            "audio_kept": state["received"] / max(1.0, (ended_at - recorder_at - origin_ms) / 1000 * fps),
+            "uploads": (state["microphone"] or {}).get("uploads"), "upload_failures": (state["microphone"] or {}).get("failures"),
             "rest_max_weight": float(np.max(rest)), "lookahead_s": DEFAULT_LOOKAHEAD, "outside": outside,
             "load": os.getloadavg()[0], "source": source.name}
 
@@ -124,19 +129,20 @@ def report(r: dict) -> str:
             f"p95 {np.percentile(later, 95):.0f} ms (no drift if close to the row above) | |\n"
             f"| frames drawn per second | {r['drawn_per_second']:.1f} ({r['frames_drawn']} drawn of {r['received']} "
             f"received; {r['not_drawn']} passed over by the playhead) | >= 10: {'met' if met[2] else 'NOT met'} |\n"
-            f"| audio skipped (server: the recent chunks against the audio they carry) | {r['skipped_s']:.1f} s "
-            f"(the server decoded {r['audio_kept']:.0%} of the time recorded) | nothing: {'met' if met[0] else 'NOT met'} |\n"
+            f"| audio skipped (server: gaps between the uploads, heard as silence) | {r['skipped_s']:.1f} s "
+            f"({r['uploads']} uploads, {r['upload_failures']} sent again; frames received for {r['audio_kept']:.0%} "
+            f"of the time recorded) | nothing: {'met' if met[0] else 'NOT met'} |\n"
             f"| what the page's readout said at the end | {r['readout']} | |\n"
-            f"| click on Record -> the page's recorder starts | {r['record_to_recorder_ms']:.0f} ms (once per session) | |\n"
+            f"| click on Record -> the page has the microphone | {r['record_to_recorder_ms']:.0f} ms | |\n"
             f"| after Stop, the face at rest | largest weight {r['rest_max_weight']:.3f} | 0 |\n\n"
-            "Mic-to-face counts everything between the microphone and the drawn head: the page's 0.1 s audio "
-            "slices (Gradio `stream_every`), the upload, the stream's look-ahead "
+            "Mic-to-face counts everything between the microphone and the drawn head: the page's uploads (every "
+            "0.1 s, one at a time: what is recorded while one is on its way goes with the next), the stream's look-ahead "
             f"({r['lookahead_s'] * 1000:.0f} ms: a frame is decoded once that much later audio is in, so that lips "
             "close before the burst of a p/b/m) and encoder hop, the model, the download, and the playhead, which "
             "trails the newest frame by about one block so that the motion stays smooth. The page's readout "
-            "computes the same figure from the server's clock (`demo/static/live_viewer.js`); frame k holds the "
-            "audio heard k / 30 s after the recorder started, so audio lost on the way would show as growing "
-            "delay here.")
+            "computes the same figure from the first sample its audio thread recorded (`demo/static/live_viewer.js`); "
+            "frame k holds the audio heard k / 30 s after the session began, so audio lost on the way would show "
+            "as growing delay here.")
 
 
 def main(argv=None) -> None:

@@ -74,8 +74,7 @@ def run(checkpoints: str, wav: Path, requests: int, latency_repeats: int = 5) ->
         warming = service.warm_up()                  # as app.py starts: in the background
         demo = ui.build_demo(service=service, warm_up=False)
         port = free_port()
-        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                    **ui.LAUNCH_OPTIONS)
+        ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
         url = f"http://127.0.0.1:{port}/"
         try:
             def one(k):

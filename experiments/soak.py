@@ -43,8 +43,7 @@ def run(checkpoints: str, requests: int, good: Path) -> dict:
         service = demo_service.DemoService(talker, workdir=Path(workdir))
         demo = ui.build_demo(service=service, warm_up=False)
         port = free_port()
-        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                    **ui.LAUNCH_OPTIONS)
+        ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
         cache, started = Path(os.environ["GRADIO_TEMP_DIR"]), time.time()
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
         try:

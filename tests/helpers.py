@@ -37,9 +37,9 @@ class ToyEncoder:
     def encode(self, audio: np.ndarray) -> np.ndarray:
         n = duration_frames(len(audio))
         hop = SAMPLE_RATE // 30
-        frames = np.stack([audio[i * hop:(i + 1) * hop] if i * hop < len(audio) else np.zeros(hop, np.float32)
-                           for i in range(n)])
-        frames = np.pad(frames, ((0, 0), (0, hop - frames.shape[1]))) if frames.shape[1] < hop else frames
+        padded = np.zeros(n * hop, np.float32)                   # the last frame's audio may be short
+        padded[:min(len(audio), n * hop)] = audio[:n * hop]
+        frames = padded.reshape(n, hop)
         loud = np.sqrt((frames ** 2).mean(1))
         spec = np.abs(np.fft.rfft(frames, axis=1))[:, 1:8]
         spec = spec / (spec.sum(1, keepdims=True) + 1e-6)
@@ -95,8 +95,7 @@ def serve(demo) -> str:
     from demo import ui
     from experiments.loadtest import free_port
     port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                **ui.LAUNCH_OPTIONS)
+    ui.launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     return f"http://127.0.0.1:{port}/"
 
 

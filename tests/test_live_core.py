@@ -1,17 +1,15 @@
-"""Live mode's core: the project's resampler streamed, a live chunk read with its bounds checked
-before decoding (core.audio.decode.read_chunk), long chunks decoded in bounded batches and a
+"""Live mode's core: the project's resampler streamed, a live upload read with its bounds checked
+(core.audio.decode.read_pcm16), long chunks decoded in bounded batches and a
 backlog caught up as one block (core.inference.streaming.Stream.feed)."""
 import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from core.audio.decode import AudioError, read_chunk
+from core.audio.decode import AudioError, read_pcm16
 from core.audio.resample import StreamingResampler, resample
 from core.inference.streaming import MAX_PLANS, Stream
 from tests.helpers import toy_clip
-from tests.live_http import tone, wav_bytes
 
 
 # --------------------------------------------------------------------------- resampler and reader
@@ -37,35 +35,18 @@ def test_an_odd_sample_rate_costs_little_per_chunk():
     assert time.perf_counter() - began < 3.0         # the exact ratio: 5.5 s on an idle machine
 
 
-def test_chunks_are_bounded_before_they_are_decoded(tmp_path, monkeypatch):
-    empty = tmp_path / "empty.wav"
-    empty.write_bytes(b"")
-    assert read_chunk(empty, 2.0, 10**6)[0].size == 0            # a browser's empty slice: no samples, no error
-    floats = tmp_path / "float.wav"
-    sf.write(floats, tone(0.1), 48000, subtype="FLOAT")
-    data, rate = read_chunk(floats, 2.0, 10**6)
-    assert rate == 48000 and data.shape == (4800, 1)
-    slices = tmp_path / "slices.wav"                          # the page's recorder: first slice's header, 3 slices
-    sf.write(slices, tone(0.1), 48000, subtype="PCM_16")
-    slices.write_bytes(slices.read_bytes() + wav_bytes(tone(0.2))[44:])
-    assert read_chunk(slices, 2.0, 10**6)[0].shape == (14400, 1)
-    playlist = tmp_path / "audio.m3u8"
-    playlist.write_text(f"#EXTM3U\n#EXTINF:1,\n{floats}\n#EXT-X-ENDLIST\n")
-    with pytest.raises(AudioError, match="cannot read"):
-        read_chunk(playlist, 2.0, 10**6)
-    silence = tmp_path / "hour.flac"                             # an hour of silence: a small file, a long header
-    with sf.SoundFile(silence, "w", 8000, 1, format="FLAC") as f:
-        block = np.zeros(8000 * 60, np.int16)
-        for _ in range(60):
-            f.write(block)
-    assert silence.stat().st_size < 3_000_000
+def test_an_upload_is_bounded_and_read_as_16_bit_pcm():
+    samples, rate = read_pcm16(np.array([0, 16384, -32768, 32767], "<i2").tobytes(), 48000, 2.0)
+    assert rate == 48000 and samples.dtype == np.float32
+    np.testing.assert_array_equal(samples, [0.0, 0.5, -1.0, 32767 / 32768])
+    assert read_pcm16(b"", "44100", 2.0)[0].size == 0            # an empty upload: no samples, no error
     with pytest.raises(AudioError, match="at most 2 s"):
-        read_chunk(silence, 2.0, 3_000_000)
-    big = tmp_path / "big.wav"
-    big.write_bytes(b"RIFF" + b"\0" * 3_000_000)
-    monkeypatch.setattr(sf, "SoundFile", lambda *a, **k: pytest.fail("a file over the size limit was opened"))
-    with pytest.raises(AudioError, match="at most 1.0 MB"):
-        read_chunk(big, 2.0, 10**6)
+        read_pcm16(bytes(2 * 16001), 8000, 2.0)                  # one sample over 2 s
+    with pytest.raises(AudioError, match="middle of a sample"):
+        read_pcm16(bytes(3), 8000, 2.0)
+    for rate in (None, "abc", 0, 10**9, "1e999"):
+        with pytest.raises(AudioError, match="[Ss]ample rate"):
+            read_pcm16(bytes(2), rate, 2.0)
 
 
 # --------------------------------------------------------------------------- the stream

@@ -171,71 +171,23 @@ def _checked_rate(rate, what: str) -> int:
     return rate
 
 
-def read_chunk(path: str | os.PathLike, max_seconds: float, max_bytes: int) -> tuple[np.ndarray, int]:
-    """One chunk of a live stream, a file a browser (or any client) sent: (float32 [n, channels],
-    sample rate), or :class:`AudioError`.
+def read_pcm16(data: bytes, rate, max_seconds: float) -> tuple[np.ndarray, int]:
+    """One upload of a live stream: raw 16-bit little-endian mono PCM at ``rate`` Hz, as the page's
+    recorder sends it (``demo/static/microphone.js``) -> (float32 [n] in [-1, 1), rate), or
+    :class:`AudioError`.
 
-    Bounded before anything is decoded: the file size (``max_bytes``), then the length its header
-    declares (``max_seconds``); a header that does not say reads at most that much. Only the one
-    file is read, by libsndfile from its content (WAV of any sample type, FLAC, OGG, MP3 ...;
-    the name a client gave it means nothing), never by ffmpeg, so no playlist or list can make it
-    open anything else. An empty file gives no samples (a browser sends one now and then).
+    Nothing is parsed but a length and a rate, both checked before anything is allocated: no header
+    or container can claim a length, and no name or content can make the server open a file. Empty
+    data gives no samples.
     """
-    import soundfile as sf
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise AudioError("The microphone's audio did not reach the server; record again.") from None
-    if size == 0:
-        return np.zeros((0, 1), np.float32), SAMPLE_RATE
-    if size > max_bytes:
-        raise AudioError(f"The microphone sent {size / 1e6:.1f} MB at once; a live chunk may be at most "
-                         f"{max_bytes / 1e6:.1f} MB ({max_seconds:g} s of audio). Record again.")
-    try:
-        with sf.SoundFile(str(path)) as f:
-            rate = _checked_rate(f.samplerate, "the microphone's audio")
-            if f.channels > MAX_CHANNELS:
-                raise AudioError(f"The microphone sent {f.channels} channels; at most {MAX_CHANNELS} are read.")
-            if f.frames < UNKNOWN_LENGTH and f.frames > max_seconds * rate:
-                raise AudioError(f"The microphone sent {f.frames / rate:.1f} s of audio at once; a live chunk may "
-                                 f"be at most {max_seconds:g} s. Record again.")
-            data = f.read(frames=int(max_seconds * rate) + 1, dtype="float32", always_2d=True)
-            data = _wav_data_past_header(path, f, data, size)
-    except AudioError:
-        raise
-    except Exception:
-        raise AudioError("The microphone sent audio the live stream cannot read (it takes WAV, FLAC, OGG or "
-                         "MP3; the page's recorder sends WAV). Record again.") from None
-    if len(data) > max_seconds * rate:
-        raise AudioError(f"The microphone sent more than {max_seconds:g} s of audio at once; record again.")
-    if not np.all(np.isfinite(data)):
-        raise AudioError("The microphone sent samples that are not numbers (NaN or infinity).")
-    return data, rate
-
-
-WAV_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
-
-
-def _wav_data_past_header(path: Path, f, data: np.ndarray, size: int) -> np.ndarray:
-    """All the samples of a WAV whose header declares less data than the file holds: a browser
-    recorder's slices sent as one file (the header of the first slice, then the data of several)
-    would otherwise lose all but the first slice. Other files: ``data`` as read."""
-    per_frame = WAV_SAMPLE_BYTES.get(f.subtype, 0) * f.channels
-    if f.format != "WAV" or not per_frame or size <= 44 + len(data) * per_frame:
-        return data
-    import soundfile as sf
-    raw = path.read_bytes()
-    at = 12
-    while at + 8 <= len(raw) and raw[at:at + 4] != b"data":
-        at += 8 + int.from_bytes(raw[at + 4:at + 8], "little") + (int.from_bytes(raw[at + 4:at + 8], "little") & 1)
-    body = raw[at + 8:]
-    body = body[: len(body) // per_frame * per_frame]
-    if at + 8 > len(raw) or len(body) <= len(data) * per_frame:
-        return data
-    import io
-    return sf.read(io.BytesIO(body), format="RAW", samplerate=f.samplerate, channels=f.channels, subtype=f.subtype,
-                   dtype="float32", always_2d=True)[0]
+    rate = _checked_rate(rate, "the microphone's audio")
+    if len(data) % 2:
+        raise AudioError("The microphone's audio arrived cut in the middle of a sample (an odd number of "
+                         "bytes); press Record again.")
+    if len(data) // 2 > max_seconds * rate:
+        raise AudioError(f"The microphone sent {len(data) / 2 / rate:.1f} s of audio at once; a live upload may "
+                         f"be at most {max_seconds:g} s. Press Record again.")
+    return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0, rate
 
 
 def _check_length(seconds: float, what: str, max_seconds: float) -> None:

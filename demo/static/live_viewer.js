@@ -1,15 +1,17 @@
-// The Live tab's head: ARKit-52 frames streamed by the server (demo/live.py: live_value) drawn
-// at the page's own pace. Frames arrive in blocks (one per encoder hop, a larger one when the
+// The Live tab's head and microphone. A click on Record (the button `props.record` names) opens the
+// microphone (microphone.js); Record's answer names the stream's upload address, and each upload's
+// answer brings the frames decoded since (demo/live.py: live_value), drawn at the page's own pace. Frames arrive in blocks (one per encoder hop, a larger one when the
 // server catches up); a playhead runs at real time a little behind the newest frame (about one
 // block, so that the motion is smooth) and each draw shows the frame under it: a slow page draws
 // fewer frames but never falls behind the voice, and a slow software WebGL draws fewer pixels.
 // The readout under the head is what the user experiences: the delay from microphone to drawn
 // face, frames drawn per second, audio the server never got (if any) and the talking style.
-// After Stop the face eases to rest. A value's `head` (yaw/pitch/roll radians per frame, as a
+// A click on Stop (`props.stop`) sends what is left and stops the microphone; after Stop the face eases to rest. A value's `head` (yaw/pitch/roll radians per frame, as a
 // take's cells carry it; absent: still) turns the head with the frame it belongs to. A Stage
 // (stage.js) with one head and no play bar: the head is reachable as
 // window.diffusionTalkerViewers[i] like every head; diagnostics().live holds the stream's counters.
 import { decodeCurves, decodeHead } from "./heads.js";
+import { Microphone } from "./microphone.js";
 import { Stage, mountStage } from "./stage.js";
 
 const FPS = 30;
@@ -21,6 +23,7 @@ const READOUT_MS = 500;        // readout refresh
 const LATENCY_WINDOW_MS = 5000;
 const TARGET_FPS = 20;         // below this while frames flow, the canvas renders fewer pixels
 const MIN_SCALE = 0.4;
+const UPLOAD_WAIT_MS = 30000;  // a microphone opened at Record whose stream never starts is closed then
 
 function percentile(values, q) {
   if (!values.length) return null;
@@ -29,7 +32,7 @@ function percentile(values, q) {
 }
 
 class LiveViewer extends Stage {
-  constructor(root) {
+  constructor(root, props = {}) {
     super(root, {
       below: `<div class="dt-live-readout" aria-live="polite">The head follows your voice once you press Record.</div>`,
       minScale: MIN_SCALE,
@@ -37,7 +40,43 @@ class LiveViewer extends Stage {
     this.readout = root.querySelector(".dt-live-readout");
     this.layout([""], 1);
     this.head = this.heads[0];
+    this.microphone = null;
     this.reset();
+    // the buttons are Gradio's: clicks are caught on the document, whenever the buttons are drawn
+    this.onClick = (event) => {
+      if (props.record && event.target.closest(props.record)) this.startRecording();
+      else if (props.stop && event.target.closest(props.stop)) this.stopRecording();
+    };
+    document.addEventListener("click", this.onClick, true);
+  }
+
+  // Record: the microphone opens at the click (the browser asks once) and holds what it records
+  // until Record's answer names where to send it.
+  startRecording() {
+    if (this.microphone) this.microphone.close();
+    const microphone = (this.microphone = new Microphone((answer) => this.show(answer), (problem) => this.problem(problem)));
+    this.stopping = false;
+    this.problemText = null;
+    microphone.open().catch((err) => {
+      microphone.close();
+      this.problem(`The microphone could not be opened (${err.message || err}). Allow the page to use it and press Record again.`);
+    });
+    setTimeout(() => { if (!microphone.url) microphone.close(); }, UPLOAD_WAIT_MS);
+  }
+  stopRecording() {
+    this.stopping = true;
+    if (this.microphone) this.microphone.finish();
+  }
+  problem(message) {
+    if (this.stopping) return;            // after Stop, the server has ended the stream: not a problem
+    this.ended = true;
+    this.problemText = message;
+    this.setReadout(message);
+  }
+  dispose() {
+    document.removeEventListener("click", this.onClick, true);
+    if (this.microphone) this.microphone.close();
+    super.dispose();
   }
 
   reset() {
@@ -54,7 +93,7 @@ class LiveViewer extends Stage {
     this.latencies = [];           // [page ms, mic-to-face ms]
     this.draws = [];               // page ms of recent draws (frames per second)
     this.info = {};
-    this.skew = Infinity;          // page clock - server clock (plus the fastest download), ms
+    this.message = null;           // the server's line for the readout until frames come (e.g. a place in line)
     this.ended = false;
     this.rest = null;              // {from: weights, at: ms} while the face eases to rest
     this.head.showWeights(new Float32Array(52));
@@ -67,9 +106,9 @@ class LiveViewer extends Stage {
     if (!value || this.disposed) return;
     if (!value.live) return this.showMesh(value.mesh);     // the first value: the head alone
     if (value.reset) this.reset();
-    const now = performance.now();
-    this.skew = Math.min(this.skew, performance.timeOrigin + now - value.sent);
-    if (value.info) this.info = value.info;
+    if (value.upload && this.microphone && !this.microphone.closed) this.microphone.sendTo(value.upload);
+    if (value.message) this.message = value.message;
+    if (value.info && Object.keys(value.info).length) this.info = value.info;
     if (value.frames) {
       const curves = decodeCurves(value.curves, value.frames);
       const angles = value.head ? decodeHead(value.head, value.frames) : null;
@@ -84,7 +123,10 @@ class LiveViewer extends Stage {
         if (index < this.newest - KEPT_FRAMES) { this.frames.delete(index); this.turns.delete(index); }
       }
     }
-    if (value.end) this.ended = true;
+    if (value.end) {
+      this.ended = true;
+      if (this.microphone) this.microphone.finish();
+    }
     await this.showMesh(value.mesh);
   }
 
@@ -124,9 +166,10 @@ class LiveViewer extends Stage {
     // (stream frame index, page time it was drawn); mic-to-face = drawn - (recording start + index / fps)
     this.shown.push([frame, now]);
     if (this.shown.length > SHOWN_KEPT) this.shown.shift();
-    if (this.info.audioStart != null && Number.isFinite(this.skew)) {
-      const spoken = this.info.audioStart + this.skew + (frame * 1000) / FPS;
-      this.latencies.push([now, performance.timeOrigin + now - spoken]);
+    // the frame holds the audio recorded (origin + frame / fps) s after the microphone's first sample
+    const heardAt = this.microphone ? this.microphone.firstSampleAt : null;
+    if (heardAt !== null && this.info.origin != null) {
+      this.latencies.push([now, now - (heardAt + 1000 * (this.info.origin + frame / FPS))]);
     }
     this.draws.push(now);
   }
@@ -156,10 +199,12 @@ class LiveViewer extends Stage {
   }
 
   updateReadout(now) {
+    if (this.problemText) return this.setReadout(this.problemText);
     const f = this.figures(now);
     if (f.fps !== null && !this.ended && f.fps < TARGET_FPS) this.lowerResolution();   // too few drawn while frames flow
     if (this.newest < 0 && !this.ended) {
-      if (this.info.heard != null) {
+      if (this.message) this.setReadout(this.message);
+      else if (this.info.heard != null) {
         this.setReadout(`Listening... the first frames come once ${this.info.heard.toFixed(1)} s of speech and the look-ahead are in.`);
       }
       return;
@@ -197,7 +242,10 @@ class LiveViewer extends Stage {
           live: { received: viewer.received, dropped: viewer.skippedFrames, queued: Math.max(0, viewer.newest - viewer.shownFrame),
                   shown: viewer.shown.slice(), latencyMs: f.latencyMs, latencyP95Ms: f.latencyP95Ms, fps: f.fps,
                   skipped: f.skipped, ended: viewer.ended, resting: Boolean(viewer.rest && viewer.rest.done),
-                  readout: viewer.readout.textContent },
+                  readout: viewer.readout.textContent, origin: viewer.info.origin ?? null, serverMs: viewer.info.serverMs ?? null, lag: viewer.lag, newest: viewer.newest, heard: viewer.info.heard, decoded: viewer.info.decoded,
+                  microphone: viewer.microphone ? { firstSampleAt: viewer.microphone.firstSampleAt,
+                    uploads: viewer.microphone.uploads, failures: viewer.microphone.failures,
+                    sent: viewer.microphone.sent, rate: viewer.microphone.rate || null } : null },
         };
       },
     };
@@ -205,6 +253,6 @@ class LiveViewer extends Stage {
 }
 
 // Called by the gr.HTML component's js_on_load (demo/viewer.py: html_options with LIVE_MODULE).
-export function mount(root, props, watch) {
+export function mount(root, props, watch) {   // props: value, mesh, record and stop (the buttons' selectors)
   mountStage(LiveViewer, root, props, watch);
 }

@@ -160,7 +160,7 @@ export function mountStage(Kind, root, props, watch) {
   if (!root) return;
   let stage;
   try {
-    stage = new Kind(root);
+    stage = new Kind(root, props);
   } catch (err) {
     root.textContent = `The 3D viewer needs WebGL, which this browser does not offer (${err.message || err}).`;
     return;
