@@ -39,6 +39,23 @@ def test_closure_loss_is_the_lip_error_on_closure_frames():
     assert float(L.closure_loss(target, target, mask)) == 0.0
 
 
+def test_an_emotional_rows_closures_weigh_more_with_its_intensity():
+    emotion = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.5], [1.0, 0.0, 0.0, 0.0]])   # neutral, 0.5, 1.0
+    np.testing.assert_allclose(L.emotion_closure_weight(emotion, 4.0).numpy(), [1.0, 3.0, 5.0])
+    assert L.emotion_closure_weight(None, 4.0) is None and L.emotion_closure_weight(emotion, 0.0) is None
+    aperture = [0.5] * 10 + [0.0] * 4 + [0.5] * 10
+    target = _curves(aperture).repeat(3, 1, 1)
+    pred = target.clone()
+    pred[:, 10:14, INDEX["jawOpen"]] += 0.4                  # every row misses its p/b/m alike
+    mask, logits, ident = torch.ones(3, len(aperture)), torch.zeros(3, 2), torch.zeros(3, dtype=torch.long)
+    plain = L.diffusion_terms(pred, target, mask, logits, ident)
+    boosted = L.diffusion_terms(pred, target, mask, logits, ident, weight=torch.full((3,), 2.0),
+                                closure_weight=L.emotion_closure_weight(emotion, 4.0))
+    # the closure term x the mean of (SNR weight x closure weight); the other terms x the SNR weight only
+    assert float(boosted["clo"]) == pytest.approx(float(plain["clo"]) * 2.0 * (1 + 3 + 5) / 3, rel=1e-5)
+    assert float(boosted["lip"]) == pytest.approx(float(plain["lip"]) * 2.0, rel=1e-5)
+
+
 def test_feature_regularisation_masks_spans_and_adds_scaled_noise():
     gen = torch.Generator().manual_seed(0)
     audio = torch.randn(4, 300, 16) * 3 + 5

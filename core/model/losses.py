@@ -2,7 +2,10 @@
 
 Teacher: 1*L_exp + 1*L_lip + 0.007*L_con + 0.5*L_vel; a distilled student adds 0.1*L_dis.
 ``L_clo`` (weight 0 unless chosen) is the lip loss again on the frames where the target's lips
-close between openings (a p/b/m-like dip): few frames, easily outweighed by the rest.
+close between openings (a p/b/m-like dip): few frames, easily outweighed by the rest. Under an
+emotion those closures are rarer still and fight the emotion's jaw and mouth (surprise opens the
+jaw, yet a "b" shuts it), so a row's closures can weigh more with its emotion's intensity
+(:func:`emotion_closure_weight`).
 """
 from __future__ import annotations
 
@@ -69,6 +72,14 @@ def closure_loss(pred, target, mask, weight=None):
     return masked_mse(pred[..., _LIP], target[..., _LIP], mask * closure_frames(target, mask), weight)
 
 
+def emotion_closure_weight(emotion: torch.Tensor | None, boost: float) -> torch.Tensor | None:
+    """Per row [B]: 1 + ``boost`` x the row's emotion intensity (``emotion`` [B, axes], one axis at
+    its intensity, zeros for neutral); None (uniform) without emotions or boost."""
+    if emotion is None or not boost:
+        return None
+    return 1.0 + boost * emotion.abs().sum(-1)
+
+
 def contrast_loss(logits: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
     """Eq. 14 with the library as the candidate set: each clip's positive is its own identity."""
     return F.cross_entropy(logits, identity)
@@ -79,18 +90,24 @@ def distillation_loss(pred, target, mask, snr_weight):
     return masked_mse(pred, target, mask, frame_weight=snr_weight)
 
 
-def diffusion_terms(x0_hat, x0, mask, logits, identity, weight=None, face_target=None) -> dict[str, torch.Tensor]:
+def diffusion_terms(x0_hat, x0, mask, logits, identity, weight=None, face_target=None,
+                    closure_weight=None) -> dict[str, torch.Tensor]:
     """The data and contrast terms every objective shares (teacher, student, enrolment).
 
     ``weight`` [B] weighs each row (e.g. by its noise level). ``face_target`` replaces x0 in
     the whole-face terms (expression, velocity): a distilled student matches its teacher's
     sample there, since against the data those terms pull every step toward the conditional
     mean and average the upper face away; lips and closures stay on the data (nearly
-    deterministic given the audio, so the data's lips are also the teacher's)."""
+    deterministic given the audio, so the data's lips are also the teacher's). ``closure_weight``
+    [B] weighs each row's closure term on top of ``weight`` (:func:`emotion_closure_weight`)."""
     face = x0 if face_target is None else face_target
     return {"exp": expression_loss(x0_hat, face, mask, weight), "lip": lip_loss(x0_hat, x0, mask, weight),
             "vel": velocity_loss(x0_hat, face, mask, weight), "con": contrast_loss(logits, identity),
-            "clo": closure_loss(x0_hat, x0, mask, weight)}
+            "clo": closure_loss(x0_hat, x0, mask, _product(weight, closure_weight))}
+
+
+def _product(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    return b if a is None else a if b is None else a * b
 
 
 def total_loss(weights: LossWeights, terms: dict[str, torch.Tensor]) -> torch.Tensor:

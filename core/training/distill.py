@@ -39,7 +39,10 @@ def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker
     return student
 
 
-def distillation_objective(teacher: DiffusionTalker):
+def distillation_objective(teacher: DiffusionTalker, closure_emotion_boost: float = 0.0):
+    """The student's terms: the data's lips and closures (closures weighed by the row's emotion,
+    ``closure_emotion_boost``: :func:`core.model.losses.emotion_closure_weight`), the teacher's
+    sample for the whole face, and the distillation term."""
     teacher.eval().requires_grad_(False)
 
     def objective(model, batch: Batch, gen: torch.Generator):
@@ -53,7 +56,8 @@ def distillation_objective(teacher: DiffusionTalker):
             target = student.schedule.distillation_target(
                 x_t, t, teacher.schedule, lambda x, tt: teacher.denoise(x, tt, cond))
         x0_hat, logits = model(x_t, t, audio, ident, mask, emotion, dropped)
-        terms = L.diffusion_terms(x0_hat, x0, mask, logits, ident, face_target=target)
+        terms = L.diffusion_terms(x0_hat, x0, mask, logits, ident, face_target=target,
+                                  closure_weight=L.emotion_closure_weight(emotion, closure_emotion_boost))
         terms["dis"] = L.distillation_loss(x0_hat, target, mask, student.schedule.snr_weight(t))
         return terms, logits
 
@@ -78,8 +82,10 @@ def main(argv=None):
         print(f"distilling {teacher_dir.name} ({teacher.config.steps} steps) -> {out.name}")
         student = make_student(teacher, teacher_dir.name)
         student.config.extra["distill"] = {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr,
-                                           "loss_weights": cfg.loss_weights.as_dict()}
-        fit(student, distillation_objective(teacher), train_set, val_set, cfg)  # skips finished rounds
+                                           "loss_weights": cfg.loss_weights.as_dict(),
+                                           "closure_emotion_boost": cfg.closure_emotion_boost}
+        fit(student, distillation_objective(teacher, cfg.closure_emotion_boost), train_set, val_set,
+            cfg)  # skips finished rounds
         teacher_dir, teacher = out, DiffusionTalker.from_pretrained(out)
 
 

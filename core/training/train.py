@@ -53,6 +53,7 @@ class TrainConfig:
     time_mask: float = 0.0               # share of frames whose features are masked (training only)
     snr_max: float = 0.0                 # >0: each row's data terms weighted clamp(SNR, 1, snr_max)
     condition_dropout: float = 0.0       # share of rows trained with the emotion dropped (guidance)
+    closure_emotion_boost: float = 0.0   # a row's closure term x (1 + this x its emotion's intensity)
 
 
 def pick_device() -> torch.device:
@@ -87,8 +88,11 @@ def teacher_objective(model, batch: Batch, gen: torch.Generator):
     core_model = getattr(model, "module", model)
     x0 = model_targets(core_model, curves)
     t, x_t = core_model.schedule.training_input(x0, gen)
-    x0_hat, logits = model(x_t, t, audio, ident, mask, *emotion_inputs(core_model, batch, gen))
-    return L.diffusion_terms(x0_hat, x0, mask, logits, ident, row_weight(core_model, t)), logits
+    emotion, dropped = emotion_inputs(core_model, batch, gen)
+    x0_hat, logits = model(x_t, t, audio, ident, mask, emotion, dropped)
+    boost = core_model.config.extra.get("train", {}).get("closure_emotion_boost", 0.0)
+    return L.diffusion_terms(x0_hat, x0, mask, logits, ident, row_weight(core_model, t),
+                             closure_weight=L.emotion_closure_weight(emotion, boost)), logits
 
 
 def row_weight(model: DiffusionTalker, t: torch.Tensor) -> torch.Tensor | None:
@@ -339,6 +343,8 @@ def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
                    help="weigh each row's data terms by clamp(SNR, 1, this); 0: uniform")
     p.add_argument("--condition-dropout", type=float, default=TrainConfig.condition_dropout,
                    help="share of rows trained with the emotion dropped (classifier-free guidance)")
+    p.add_argument("--closure-emotion-boost", type=float, default=TrainConfig.closure_emotion_boost,
+                   help="weigh a row's closure term (L_clo) by 1 + this x its emotion's intensity")
 
 
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -349,7 +355,7 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
                        crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume,
                        feature_noise=a.feature_noise, time_mask=a.time_mask,
                        snapshot_minutes=a.snapshot_minutes, snr_max=a.snr_max,
-                       condition_dropout=a.condition_dropout)
+                       condition_dropout=a.condition_dropout, closure_emotion_boost=a.closure_emotion_boost)
 
 
 def main(argv=None):
@@ -387,7 +393,8 @@ def main(argv=None):
         extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
                          "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set),
                          "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without),
-                         "snr_max": cfg.snr_max, "condition_dropout": cfg.condition_dropout},
+                         "snr_max": cfg.snr_max, "condition_dropout": cfg.condition_dropout,
+                         "closure_emotion_boost": cfg.closure_emotion_boost},
                "identity_labels": corpus_identity_labels(a.data, names)}))
     if a.init:
         start = DiffusionTalker.from_pretrained(a.init)
