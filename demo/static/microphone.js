@@ -86,7 +86,7 @@ export class Microphone {
   async finish() {
     if (this.closed) return;
     const deadline = performance.now() + 3000;
-    while ((this.busy || this.held.length) && this.url && performance.now() < deadline) {
+    while (!this.closed && (this.busy || this.held.length) && this.url && performance.now() < deadline) {
       await this.upload();
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
