@@ -37,14 +37,13 @@ from core.inference.controls import Controls
 from core.rates import FPS, SAMPLE_RATE
 from demo import viewer
 
-UPLOAD_SECONDS = 0.1           # how often the page uploads what it recorded (if the last upload was answered)
 # The speech encoder runs at most every LIVE_HOP s of audio: 0.2 s halves its cost against the library's
 # 0.1 s (RTF 0.52 vs 1.09 on the shared 2-core machine, RESULTS.md, Live) for about 0.1 s more delay.
 LIVE_HOP = 0.2
 MAX_LIVE_SECONDS = 600         # one live session at most (then start again)
 MAX_LIVE_SESSIONS = max(1, (os.cpu_count() or 2) // 2)   # at once (2 cores hold one in real time: experiments.live)
 MAX_WAITING = 8                # clients in line for a session; more are told to come back later
-STALE_SECONDS = 5.0            # a stream without chunks for this long gives its place up
+STALE_SECONDS = 5.0            # a stream without uploads for this long gives its place up
 TURN_SECONDS = 120.0           # a session's turn while others wait
 MAX_UPLOAD_SECONDS = 10.0      # one upload (the page sends 0.1 s, more while its last upload was on its way)
 MAX_UPLOAD_BYTES = int(MAX_UPLOAD_SECONDS * 384_000 * 2)   # 16-bit mono at the highest rate accepted

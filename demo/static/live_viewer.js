@@ -1,15 +1,17 @@
 // The Live tab's head and microphone. A click on Record (the button `props.record` names) opens the
 // microphone (microphone.js); Record's answer names the stream's upload address, and each upload's
-// answer brings the frames decoded since (demo/live.py: live_value), drawn at the page's own pace. Frames arrive in blocks (one per encoder hop, a larger one when the
-// server catches up); a playhead runs at real time a little behind the newest frame (about one
-// block, so that the motion is smooth) and each draw shows the frame under it: a slow page draws
-// fewer frames but never falls behind the voice, and a slow software WebGL draws fewer pixels.
-// The readout under the head is what the user experiences: the delay from microphone to drawn
-// face, frames drawn per second, audio the server never got (if any) and the talking style.
-// A click on Stop (`props.stop`) sends what is left and stops the microphone; after Stop the face eases to rest. A value's `head` (yaw/pitch/roll radians per frame, as a
-// take's cells carry it; absent: still) turns the head with the frame it belongs to. A Stage
-// (stage.js) with one head and no play bar: the head is reachable as
-// window.diffusionTalkerViewers[i] like every head; diagnostics().live holds the stream's counters.
+// answer brings the frames decoded since (demo/live.py: live_value), drawn at the page's own pace.
+// Frames arrive in blocks (one per encoder hop, a larger one when the server catches up); a
+// playhead runs at real time a little behind the newest frame (about one block, so that the motion
+// is smooth) and each draw shows the frame under it: a slow page draws fewer frames but never falls
+// behind the voice, and a slow software WebGL draws fewer pixels. The readout under the head is
+// what the user experiences: the delay from microphone to drawn face, frames drawn per second,
+// audio the server never got (if any) and the talking style. A click on Stop (`props.stop`) sends
+// what is left and stops the microphone; after Stop the face eases to rest. A value's `head`
+// (yaw/pitch/roll radians per frame, as a take's cells carry it; absent: still) turns the head
+// with the frame it belongs to. A Stage (stage.js) with one head and no play bar: the head is
+// reachable as window.diffusionTalkerViewers[i] like every head; diagnostics().live holds the
+// stream's counters.
 import { decodeCurves, decodeHead } from "./heads.js";
 import { Microphone } from "./microphone.js";
 import { Stage, mountStage } from "./stage.js";
@@ -242,7 +244,7 @@ class LiveViewer extends Stage {
           live: { received: viewer.received, dropped: viewer.skippedFrames, queued: Math.max(0, viewer.newest - viewer.shownFrame),
                   shown: viewer.shown.slice(), latencyMs: f.latencyMs, latencyP95Ms: f.latencyP95Ms, fps: f.fps,
                   skipped: f.skipped, ended: viewer.ended, resting: Boolean(viewer.rest && viewer.rest.done),
-                  readout: viewer.readout.textContent, origin: viewer.info.origin ?? null, serverMs: viewer.info.serverMs ?? null, lag: viewer.lag, newest: viewer.newest, heard: viewer.info.heard, decoded: viewer.info.decoded,
+                  readout: viewer.readout.textContent, origin: viewer.info.origin ?? null,
                   microphone: viewer.microphone ? { firstSampleAt: viewer.microphone.firstSampleAt,
                     uploads: viewer.microphone.uploads, failures: viewer.microphone.failures,
                     sent: viewer.microphone.sent, rate: viewer.microphone.rate || null } : null },
