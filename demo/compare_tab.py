@@ -48,7 +48,7 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, avatar_i
     controls = controls_box(service.control_limits(service.default_compare_steps), "compare-", several=True)
     follow_steps(controls, steps, service.control_limits)
     run = gr.Button("Compare", variant="primary", elem_id="compare")
-    grid = gr.HTML(**viewer.html_options("compare-viewer"), css_template=viewer.CSS)
+    grid = gr.HTML(**viewer.html_options("compare-viewer"), css_template=viewer.CSS, pauseOn="#compare")
     render_button = gr.Button("Render the grid video (mp4)", size="sm", elem_id="render-compare")
     video = gr.Video(label="Rows: step counts (and emotions), columns: seeds", show_label=False, interactive=False,
                      elem_id="compare-video")

@@ -66,7 +66,8 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, concurre
     with gr.Row(equal_height=False):
         with gr.Column():           # the face first: on a phone it comes right under Generate
             face = gr.HTML(**viewer.html_options("face-viewer"), css_template=viewer.CSS,
-                           mesh=(viewer_or_warn(service.viewer_head, show=False) or {}).get("mesh"))
+                           mesh=(viewer_or_warn(service.viewer_head, show=False) or {}).get("mesh"),
+                           pauseOn="#generate")   # a new request pauses the shown take
             render_button = gr.Button("Render the video (mp4)", size="sm", elem_id="render-video")
             video = gr.Video(label="Face video (sample 1)", show_label=False, interactive=False, elem_id="face-video")
             with gr.Row(elem_id="downloads"):     # one button per file, all visible once the take exists
@@ -116,16 +117,20 @@ def generate(tab: GenerateTab, page: bool, audio, steps, seed, num_samples, iden
     plot, then the video and the files. The controls' defaults are today's face, so API clients
     that send none get what they always got."""
     service = tab.service
-    make = lambda: service.generate(audio, steps, seed, num_samples, identity, Controls.checked(  # noqa: E731
+    prepare = lambda: service.prepare(audio, steps, seed, num_samples, identity, Controls.checked(  # noqa: E731
         emotion, intensity, head_motion, upper_strength, lower_strength))
     if page:
-        take = on_page(make)
+        request = on_page(prepare)
+        take = None
+        if request is not None:   # the viewer loads the audio while the model runs: it plays at once
+            yield {tab.face: viewer_or_warn(lambda: service.viewer_audio(request.wave, avatar))}
+            take = on_page(lambda: service.run(request))
         if take is None:
             yield gr.skip()   # nothing changes (an empty dict would be an error)
             return
     else:
         with errors_shown():
-            take = make()
+            take = service.run(prepare())
     try:
         take.avatar = service.avatar(avatar) if page else None
         first = _summary(tab, take)

@@ -1,4 +1,4 @@
-"""What one request produced, without Gradio: a Generate take and a Compare comparison.
+"""What one request asks and produces, without Gradio: a Generate request and take, a Compare comparison.
 
 Plain data that :mod:`demo.service` makes and :mod:`demo.formatting`, :mod:`demo.viewer` and
 :mod:`demo.ui` read; this module imports none of them, so none of them imports another through it.
@@ -19,6 +19,19 @@ from demo.plots import channel_spread
 
 if TYPE_CHECKING:  # torch is imported only when a checkpoint is actually loaded
     from core.inference.talker import Generation
+
+
+@dataclass(frozen=True)
+class Request:
+    """One Generate request, checked and decoded: what the model runs on."""
+    wave: np.ndarray                     # 16 kHz mono
+    steps: int
+    seed: int
+    num_samples: int
+    identity: str | None                 # None: matched from the voice
+    controls: Controls
+    name: str                            # file-name stem of the downloads
+    decode_seconds: float                # the checks and the decode
 
 
 @dataclass

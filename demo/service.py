@@ -32,7 +32,7 @@ from demo.enrolment import Enrolment
 from demo.folders import RequestFolders
 from demo.formatting import cell_label, controls_stem, grid_label, without_folder
 from demo.forms import parse_samples, parse_seed, parse_seeds
-from demo.results import Comparison, Take
+from demo.results import Comparison, Request, Take
 
 if TYPE_CHECKING:  # torch is imported only when a checkpoint is actually loaded
     from core.inference.talker import Generation, Talker
@@ -222,6 +222,12 @@ class DemoService:
     def generate(self, audio, steps=8, seed=0, num_samples=1, identity=AUTO, controls: Controls | None = None) -> Take:
         """Curves, identity scores and timings for one input (no files written yet); ``controls``
         (made by ``Controls.checked`` from the form) default to today's face."""
+        return self.run(self.prepare(audio, steps, seed, num_samples, identity, controls))
+
+    def prepare(self, audio, steps=8, seed=0, num_samples=1, identity=AUTO,
+                controls: Controls | None = None) -> Request:
+        """A Generate request checked and its audio decoded, before the model runs (the page
+        sends the audio to the viewer meanwhile: :meth:`viewer_audio`)."""
         steps, seed = self.check_steps(steps), parse_seed(seed)
         num_samples, identity = parse_samples(num_samples), self.check_identity(identity)
         controls = self.check_controls(steps, controls or Controls())
@@ -230,13 +236,17 @@ class DemoService:
         start = time.perf_counter()
         wave = self.load(audio)
         self.check_work(num_samples, wave, f"{num_samples} sample{'s' * (num_samples > 1)}")
-        decode = time.perf_counter() - start
-        generation = _sample(self.talker, wave, steps, seed, identity, num_samples, controls=controls)
-        timings = {"decode": decode + generation.timings.get("decode", 0.0)}
+        name = _stem(audio, f"{steps}steps_seed{seed}{controls_stem(controls)}")
+        return Request(wave, steps, seed, num_samples, identity, controls, name, time.perf_counter() - start)
+
+    def run(self, request: Request) -> Take:
+        """The model on a prepared request: its take."""
+        r = request
+        generation = _sample(self.talker, r.wave, r.steps, r.seed, r.identity, r.num_samples, controls=r.controls)
+        timings = {"decode": r.decode_seconds + generation.timings.get("decode", 0.0)}
         timings.update({k: generation.timings[k] for k in ("speech check", "encoder", "match", "sampling")})
         notes = [generation.speech.warning()] if generation.speech and generation.speech.warning() else []
-        name = _stem(audio, f"{steps}steps_seed{seed}{controls_stem(controls)}")
-        return Take(generation, wave, name, self.folders.new(), timings, str(self.talker.device), notes)
+        return Take(generation, r.wave, r.name, self.folders.new(), timings, str(self.talker.device), notes)
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
@@ -297,6 +307,11 @@ class DemoService:
     def mesh_url(self, avatar: Avatar) -> str:
         """The URL of an avatar's packed head (the default head's file is kept for good)."""
         return self.viewer_assets.mesh_url(avatar.mesh, pin=avatar.id == "default")
+
+    def viewer_audio(self, wave: np.ndarray, avatar_id: str | None = None) -> dict:
+        """The viewer's value while a take is computed: its head and the audio to load meanwhile
+        (the take's value names the same file, so the head moves as soon as the curves arrive)."""
+        return {**self.viewer_head(avatar_id), "audio": self.viewer_assets.audio_url(wave)}
 
     def viewer_take(self, take: Take) -> dict:
         """The viewer's value for sample 1 of a take: its curves, its head and its audio."""

@@ -167,7 +167,10 @@ def report(r: dict) -> str:
             "CPU = user + system seconds of the server process and its finished children (ffmpeg), "
             "gradio_client in the same process included in both rows. The curves plot is drawn when its box "
             "is opened: plotly held the page's only thread for 1.3-1.5 s, and the head stood on frame 0 "
-            "while the first syllables played.")
+            "while the first syllables played. A click on Generate pauses the shown take (its drawing "
+            "competed with the server for the two cores), the take's 16 kHz track is sent to the viewer as "
+            "soon as it is decoded and loads while the model runs, and the sound starts before the take's "
+            "first draw (docs/DECISIONS.md \"The first syllable\").")
 
 
 def main(argv=None):

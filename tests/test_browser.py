@@ -13,6 +13,7 @@ import re
 import time
 
 import numpy as np
+import soundfile as sf
 import pytest
 
 from experiments.browser import CHROMIUM, CHROMIUM_ARGS, chromium_available, local_only
@@ -265,8 +266,8 @@ def test_generate_plays_pauses_and_seeks_the_head_on_the_audio_clock(page, speec
     later = _state(page)
     assert later["time"] > first["time"] and later["frame"] > first["frame"] and later["weights"] != first["weights"]
     audio_time, viewer_time, paused = page.evaluate(  # in one tick: the audio element is the clock
-        f"[document.querySelector('#face-viewer audio').currentTime, {VIEWERS}[0].state().time,"
-        " document.querySelector('#face-viewer audio').paused]")
+        f"[document.querySelector('#face-viewer audio.dt-current').currentTime, {VIEWERS}[0].state().time,"
+        " document.querySelector('#face-viewer audio.dt-current').paused]")
     assert audio_time == viewer_time and not paused
 
     page.evaluate(f"{VIEWERS}[0].pause()")
@@ -470,6 +471,46 @@ def test_the_head_moves_from_the_first_frames_and_the_curves_wait_to_be_asked_fo
     assert "seed 0" in page.locator("#curves-plot").inner_text()
 
 
+def test_generate_pauses_the_shown_take_and_loads_the_audio_before_the_curves_arrive(page, speech_wav):
+    _head_ready(page)
+    _upload(page, speech_wav)
+    page.click("#generate")
+    _wait_for_take(page)
+    _wait_until(page, f"{VIEWERS}[0].state().playing")
+    page.evaluate("""window.__audio = [];
+        for (const kind of ['pause', 'loadstart', 'playing'])
+          document.addEventListener(kind, (e) => {
+            if (e.target.closest && e.target.closest('#face-viewer'))
+              window.__audio.push([kind, performance.now(), e.target.classList.contains('dt-current')]);
+          }, true);
+        document.addEventListener('click', (e) => {
+          if (e.target.closest('#generate')) window.__clickAt = performance.now(); }, true);""")
+    page.locator("#seed").locator("input").fill("7")     # another take of the same clip, then a new clip
+    page.click("#generate")
+    _wait_until(page, f"window.__clickAt && {VIEWERS}[0].diagnostics().shownAt > window.__clickAt")
+    _wait_until(page, f"{VIEWERS}[0].state().playing")
+    events, click, shown = page.evaluate(f"[window.__audio, window.__clickAt, {VIEWERS}[0].diagnostics().shownAt]")
+    # the click paused the shown take at once (its frames would compete with the server for the CPU)
+    assert [kind for kind, at, _ in events if at < shown][:1] == ["pause"], events
+    # the same clip: its track is not loaded again, the head and the sound start together
+    assert not [e for e in events if e[0] == "loadstart"], events
+    assert "seed 7" in page.evaluate(f"{VIEWERS}[0].state().label")
+
+    other = speech_wav.parent / "other.wav"
+    wave, rate = sf.read(speech_wav, dtype="float32")
+    sf.write(other, np.concatenate([wave[rate // 2:], wave[:rate // 2]]), rate)
+    page.evaluate("window.__audio = []")
+    _upload(page, other)
+    page.click("#generate")
+    _wait_until(page, f"{VIEWERS}[0].diagnostics().shownAt > window.__clickAt && {VIEWERS}[0].state().playing")
+    events, click, shown = page.evaluate(f"[window.__audio, window.__clickAt, {VIEWERS}[0].diagnostics().shownAt]")
+    loads = [at for kind, at, current in events if kind == "loadstart"]
+    # a new clip's track starts loading in the spare element while the model runs, before the curves are drawn
+    assert loads and click < loads[0] < shown, events
+    assert page.evaluate("document.querySelector('#face-viewer audio.dt-current').src").endswith(".wav")
+    assert not _errors(page)
+
+
 def test_a_format_browsers_cannot_play_still_plays_in_sync(page, tmp_path, speech_wav):
     import subprocess
     import imageio_ffmpeg
@@ -485,8 +526,8 @@ def test_a_format_browsers_cannot_play_still_plays_in_sync(page, tmp_path, speec
     _wait_for_take(page)
     _wait_until(page, f"{VIEWERS}[0].state().playing && {VIEWERS}[0].state().time > 0.3")
     audio_time, viewer_time, paused = page.evaluate(
-        f"[document.querySelector('#face-viewer audio').currentTime, {VIEWERS}[0].state().time,"
-        " document.querySelector('#face-viewer audio').paused]")
+        f"[document.querySelector('#face-viewer audio.dt-current').currentTime, {VIEWERS}[0].state().time,"
+        " document.querySelector('#face-viewer audio.dt-current').paused]")
     assert _diagnostics(page)["clock"] == "audio" and not paused and audio_time == viewer_time   # sound and head together
 
 

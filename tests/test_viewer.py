@@ -152,6 +152,9 @@ def test_a_take_on_a_custom_avatar_goes_to_the_viewer_the_glb_and_the_video(whis
     played, rate = sf.read(head["audio"].split("file=", 1)[1], dtype="float32")
     assert rate == 16000 and head["audio"].endswith(".wav")
     np.testing.assert_allclose(played, take.wave, atol=1 / 32767)
+    # while the model runs, the viewer is sent the same track to load (no take yet: no curves)
+    waiting = service.viewer_audio(service.prepare(wave, steps=4).wave, take.avatar.id)
+    assert waiting["audio"] == head["audio"] and waiting["cells"] == [] and waiting["mesh"] == head["mesh"]
     curves = take.generation.blendshapes[0]
     np.testing.assert_allclose(viewer.decode_curves(head["cells"][0]["curves"]), np.clip(curves, 0, 1), atol=1e-5)
     glb = next(f for f in service.export(take) if f.suffix == ".glb")

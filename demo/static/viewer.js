@@ -9,23 +9,38 @@ import { Stage, mountStage } from "./stage.js";
 
 const TARGET_FPS = 24;      // below this while playing, the canvas renders fewer pixels (software WebGL)
 
-// The clock: the audio element's time while it can play, else a wall clock (no sound).
+// The clock: the audio element's time while it can play, else a wall clock (no sound). A second
+// element loads the next take's track while the model computes it (preload), so that the head and
+// the sound start together as soon as the curves arrive; the shown take keeps its own track until then.
 class Clock {
-  constructor(audio) {
-    this.audio = audio;
+  constructor(audio, spare) {
+    this.audio = audio;         // the shown take's track (class dt-current)
+    this.spare = spare;         // the next take's, loading
     this.duration = 0;
     this.useAudio = false;
     this.offset = 0;
     this.startedAt = null;      // performance.now() when the wall clock started
-    audio.addEventListener("error", () => { if (this.useAudio) this.fallBack(); });
+    for (const element of [audio, spare]) {
+      element.addEventListener("error", () => { if (this.useAudio && element === this.audio) this.fallBack(); });
+    }
   }
   load(url, duration) {
     this.pause();
     this.duration = duration;
     this.offset = 0;
     this.useAudio = Boolean(url);
-    if (url) this.audio.src = new URL(url, document.baseURI).href;
-    else this.audio.removeAttribute("src");
+    if (!url) { this.audio.removeAttribute("src"); return; }
+    const href = new URL(url, document.baseURI).href;
+    if (this.spare.src === href && !this.spare.error) {   // loaded while the take was computed
+      [this.audio, this.spare] = [this.spare, this.audio];
+      this.audio.classList.add("dt-current");
+      this.spare.classList.remove("dt-current");
+    } else if (this.audio.src !== href || this.audio.error) this.audio.src = href;
+    this.audio.currentTime = 0;
+  }
+  preload(url) {
+    const href = new URL(url, document.baseURI).href;
+    if (this.audio.src !== href && this.spare.src !== href) this.spare.src = href;
   }
   fallBack() {
     const t = this.time();
@@ -68,13 +83,13 @@ class Clock {
 }
 
 class ViewerGrid extends Stage {
-  constructor(root) {
+  constructor(root, props) {
     super(root, {
       toolbar: `
         <button type="button" class="dt-play" aria-label="Play" disabled>Play</button>
         <input type="range" class="dt-seek" min="0" max="0" step="0.001" value="0" aria-label="Seek" disabled>
         <span class="dt-time">0.00 / 0.00 s</span>`,
-      below: `<audio class="dt-audio" preload="auto"></audio>`,
+      below: `<audio class="dt-audio dt-current" preload="auto"></audio><audio class="dt-audio" preload="auto"></audio>`,
     });
     this.pace = { draws: 0, since: null };
     this.fps = 30;
@@ -82,18 +97,22 @@ class ViewerGrid extends Stage {
     this.playButton = root.querySelector(".dt-play");
     this.seekBar = root.querySelector(".dt-seek");
     this.timeLabel = root.querySelector(".dt-time");
-    this.clock = new Clock(root.querySelector(".dt-audio"));
+    const [audio, spare] = root.querySelectorAll(".dt-audio");
+    this.clock = new Clock(audio, spare);
     this.playButton.addEventListener("click", () => (this.clock.playing ? this.pause() : this.play()));
     this.seekBar.addEventListener("input", () => this.seek(Number(this.seekBar.value)));
-    const audio = this.clock.audio;
-    for (const event of ["play", "pause", "ended", "seeked"]) audio.addEventListener(event, () => this.markDirty());
+    // a new request pauses the shown take: its frames would compete with the server for the CPU
+    this.onClick = (event) => { if (props.pauseOn && event.target.closest(props.pauseOn)) this.pause(); };
+    document.addEventListener("click", this.onClick, true);
   }
   frameAt(seconds, frames) {
     return Math.max(0, Math.min(frames - 1, Math.floor(seconds * this.fps + 1e-4)));
   }
-  play() { return this.clock.play().then(() => this.markDirty()); }
-  pause() { this.clock.pause(); this.markDirty(); }
-  seek(seconds) { this.clock.seek(seconds); this.markDirty(); }
+  // a head is drawn when its frame changes (tick), not on play or pause: a draw holds the page's only
+  // thread for 50-100 ms in software WebGL, which the audio and the next request need then
+  play() { return this.clock.play(); }
+  pause() { this.clock.pause(); }
+  seek(seconds) { this.clock.seek(seconds); }
 
   api(head) {
     const grid = this, base = super.api(head);
@@ -121,7 +140,12 @@ class ViewerGrid extends Stage {
   async show(value) {
     if (!value || this.disposed) return;
     const cells = value.cells || [];
-    if (!cells.length) {          // a head with no take yet (the page's first view, a new avatar)
+    if (!cells.length) {          // a head with no take yet (the page's first view, a new avatar; a take
+      if (value.audio) {          // being computed: its audio loads meanwhile, the last take waits)
+        this.pause();
+        this.clock.preload(value.audio);
+        if (this.heads.length) return this.showMesh(value.mesh);
+      }
       if (!this.heads.length) this.layout([""], 1);
       this.missing = value.missing || [];
       this.describeMissing();
@@ -139,6 +163,10 @@ class ViewerGrid extends Stage {
     this.seekBar.step = String(1 / value.fps);
     this.seekBar.disabled = this.playButton.disabled = false;
     this.describeMissing();
+    if (value.mesh === this.meshUrl && this.heads.every((head) => head.mesh)) {
+      this.play();                  // the sound starts before the first draw of the take
+      return;
+    }
     if (value.mesh !== this.meshUrl) {
       this.meshUrl = null;
       await this.showMesh(value.mesh);
@@ -180,6 +208,7 @@ class ViewerGrid extends Stage {
   }
   dispose() {
     if (this.disposed) return;
+    document.removeEventListener("click", this.onClick, true);
     this.clock.pause();
     super.dispose();
   }
