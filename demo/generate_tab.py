@@ -78,6 +78,7 @@ def build(service: DemoService, audio: gr.Audio, identity: gr.Dropdown, concurre
             matched = gr.Textbox(label="Identity matched from the voice", interactive=False,
                                  elem_id="matched-identity")
             scores = gr.Dataframe(pd.DataFrame(columns=SCORE_COLUMNS), interactive=False, wrap=True,
+                                  column_widths=["30%", "118px", "44%", "110px"],   # "similarity" on one line
                                   label="Similarity of the voice to every identity (cosine)",
                                   max_height=320, elem_id="identity-scores")
             timings = gr.Markdown(label="Timings", elem_id="timings")

@@ -562,6 +562,14 @@ def test_scores_and_head_are_in_view_on_a_desktop_and_on_a_phone(browser, app_ur
         header.scroll_into_view_if_needed()
         box, table = header.bounding_box(), page.locator("#identity-scores").bounding_box()
         assert 0 <= box["x"] and box["x"] + box["width"] <= min(width, table["x"] + table["width"]) + 1, (width, box)
+        lines = header.evaluate("""(th) => {   // the header's text on one line ("similar / ity" was not)
+            const walk = document.createTreeWalker(th, NodeFilter.SHOW_TEXT), tops = new Set();
+            for (let node; (node = walk.nextNode());) {
+              const range = document.createRange(); range.selectNodeContents(node);
+              for (const rect of range.getClientRects()) if (rect.width > 0) tops.add(Math.round(rect.top));
+            }
+            return tops.size; }""")
+        assert lines == 1, (width, lines)
         face, run = page.locator("#face-viewer").bounding_box(), page.locator("#generate").bounding_box()
         assert face["y"] < page.locator("#identity-scores").bounding_box()["y"]   # the face before the table
         assert face["y"] - (run["y"] + run["height"]) < 120, (width, face, run)   # right under Generate
