@@ -91,7 +91,7 @@ def test_fit_trains_checkpoints_and_resumes(tmp_path):
 
 
 def test_fit_keeps_snapshots_to_select_from(tmp_path):
-    from core.training.train import snapshots
+    from core.training.run_state import snapshots
     train, val = toy_dataset(2), toy_dataset(1, "val")
     cfg = TrainConfig(out=str(tmp_path / "run"), epochs=3, batch_size=4, crop_frames=40, lr=3e-3,
                       snapshot_minutes=1e-9, feature_noise=0.2, time_mask=0.1)

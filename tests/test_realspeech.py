@@ -277,7 +277,8 @@ def test_select_keeps_the_truest_upper_face_among_snapshots_with_good_lips(tmp_p
     import json
     import torch
     from core.model.network import DiffusionTalker
-    from core.training.train import TrainConfig, fit, snapshots, teacher_objective
+    from core.training.run_state import snapshots
+    from core.training.train import TrainConfig, fit, teacher_objective
     from experiments.realspeech import select
     from tests.helpers import tiny_model
     from tests.test_model import toy_dataset

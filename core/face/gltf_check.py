@@ -31,8 +31,26 @@ def check_document(document: dict) -> dict[int, int]:
     for i, scene in enumerate(items["scenes"]):
         for node in _array(scene, "nodes", f"scenes[{i}]"):
             _index(node, sizes["nodes"], f"scenes[{i}].nodes")
+    parents = _check_nodes(items["nodes"], sizes)
+    _check_meshes(items["meshes"], sizes)
+    for i, skin in enumerate(items["skins"]):   # read to find a head bone (core.face.mesh)
+        for joint in _array(skin, "joints", f"skins[{i}]"):
+            _index(joint, sizes["nodes"], f"skins[{i}].joints")
+    for i, accessor in enumerate(items["accessors"]):
+        _check_accessor(accessor, sizes, f"accessors[{i}]")
+    for i, view in enumerate(items["bufferViews"]):
+        _check_view(view, sizes, f"bufferViews[{i}]")
+    for i, buffer in enumerate(items["buffers"]):
+        _optional(buffer, "uri", str, f"buffers[{i}]")
+    for i, animation in enumerate(items["animations"]):
+        _check_animation(animation, sizes, f"animations[{i}]")
+    return parents
+
+
+def _check_nodes(nodes: list[dict], sizes: dict[str, int]) -> dict[int, int]:
+    """Each node's fields; the node graph a forest. Returns each child node's parent."""
     parents: dict[int, int] = {}
-    for i, node in enumerate(items["nodes"]):
+    for i, node in enumerate(nodes):
         where = f"nodes[{i}]"
         _optional(node, "name", str, where)
         if "mesh" in node:
@@ -49,7 +67,11 @@ def check_document(document: dict) -> dict[int, int]:
             if key in node:
                 _numbers(node[key], size, f"{where}.{key}")
     _check_forest(parents)
-    for i, mesh in enumerate(items["meshes"]):
+    return parents
+
+
+def _check_meshes(meshes: list[dict], sizes: dict[str, int]) -> None:
+    for i, mesh in enumerate(meshes):
         where = f"meshes[{i}]"
         _optional(mesh, "name", str, where)
         _strings(_optional(mesh, "extras", dict, where) or {}, "targetNames", f"{where}.extras")
@@ -66,61 +88,57 @@ def check_document(document: dict) -> dict[int, int]:
             for t, target in enumerate(_array(primitive, "targets", here)):
                 for name, accessor in _item(target, f"{here}.targets[{t}]").items():
                     _index(accessor, sizes["accessors"], f"{here}.targets[{t}].{name}")
-    for i, skin in enumerate(items["skins"]):   # read to find a head bone (core.face.mesh)
-        for joint in _array(skin, "joints", f"skins[{i}]"):
-            _index(joint, sizes["nodes"], f"skins[{i}].joints")
-    for i, accessor in enumerate(items["accessors"]):
-        where = f"accessors[{i}]"
-        if not _one_of(accessor.get("componentType"), COMPONENT_DTYPES) or not _one_of(accessor.get("type"),
-                                                                                           TYPE_WIDTHS):
-            raise ValueError(f"{where} has an unknown componentType or type")
-        _count(accessor.get("count"), f"{where}.count")
-        _optional(accessor, "normalized", bool, where)
-        if accessor.get("normalized") and accessor["componentType"] == 5126:
-            raise ValueError(f"{where} is float and normalized")
-        _offset_and_view(accessor, sizes["bufferViews"], where)
-        sparse = _optional(accessor, "sparse", dict, where)
-        if sparse is not None:
-            _count(sparse.get("count"), f"{where}.sparse.count")
-            indices = _item(sparse.get("indices"), f"{where}.sparse.indices")
-            if not _one_of(indices.get("componentType"), INDEX_TYPES):
-                raise ValueError(f"{where}.sparse.indices has an unknown componentType")
-            for part in (indices, _item(sparse.get("values"), f"{where}.sparse.values")):
-                if "bufferView" not in part:
-                    raise ValueError(f"{where}.sparse has no bufferView")
-                _offset_and_view(part, sizes["bufferViews"], f"{where}.sparse")
-    for i, view in enumerate(items["bufferViews"]):
-        where = f"bufferViews[{i}]"
-        _view_span(view, sizes["buffers"], where)
-        if "byteStride" in view and not (4 <= _count(view["byteStride"], f"{where}.byteStride") <= 252):
-            raise ValueError(f"{where}.byteStride must be 4 to 252")
-        extensions = _optional(view, "extensions", dict, where) or {}
-        compressed = _optional(extensions, "EXT_meshopt_compression", dict, where)
-        if compressed is not None:
-            here = f"{where}.EXT_meshopt_compression"
-            _view_span(compressed, sizes["buffers"], here)
-            _count(compressed.get("count"), f"{here}.count")
-            _count(compressed.get("byteStride"), f"{here}.byteStride")
-            _optional(compressed, "mode", str, here)
-            _optional(compressed, "filter", str, here)
-    for i, buffer in enumerate(items["buffers"]):
-        _optional(buffer, "uri", str, f"buffers[{i}]")
-    for i, animation in enumerate(items["animations"]):
-        where = f"animations[{i}]"
-        samplers = _array(animation, "samplers", where)
-        for k, sampler in enumerate(samplers):
-            sampler = _item(sampler, f"{where}.samplers[{k}]")
-            for key in ("input", "output"):
-                _index(sampler.get(key), sizes["accessors"], f"{where}.samplers[{k}].{key}")
-            _optional(sampler, "interpolation", str, f"{where}.samplers[{k}]")
-        for k, channel in enumerate(_array(animation, "channels", where)):
-            channel = _item(channel, f"{where}.channels[{k}]")
-            _index(channel.get("sampler"), len(samplers), f"{where}.channels[{k}].sampler")
-            target = _item(channel.get("target"), f"{where}.channels[{k}].target")
-            if "node" in target:
-                _index(target["node"], sizes["nodes"], f"{where}.channels[{k}].target.node")
-            _optional(target, "path", str, f"{where}.channels[{k}].target")
-    return parents
+
+
+def _check_accessor(accessor: dict, sizes: dict[str, int], where: str) -> None:
+    if not _one_of(accessor.get("componentType"), COMPONENT_DTYPES) or not _one_of(accessor.get("type"), TYPE_WIDTHS):
+        raise ValueError(f"{where} has an unknown componentType or type")
+    _count(accessor.get("count"), f"{where}.count")
+    _optional(accessor, "normalized", bool, where)
+    if accessor.get("normalized") and accessor["componentType"] == 5126:
+        raise ValueError(f"{where} is float and normalized")
+    _offset_and_view(accessor, sizes["bufferViews"], where)
+    sparse = _optional(accessor, "sparse", dict, where)
+    if sparse is not None:
+        _count(sparse.get("count"), f"{where}.sparse.count")
+        indices = _item(sparse.get("indices"), f"{where}.sparse.indices")
+        if not _one_of(indices.get("componentType"), INDEX_TYPES):
+            raise ValueError(f"{where}.sparse.indices has an unknown componentType")
+        for part in (indices, _item(sparse.get("values"), f"{where}.sparse.values")):
+            if "bufferView" not in part:
+                raise ValueError(f"{where}.sparse has no bufferView")
+            _offset_and_view(part, sizes["bufferViews"], f"{where}.sparse")
+
+
+def _check_view(view: dict, sizes: dict[str, int], where: str) -> None:
+    _view_span(view, sizes["buffers"], where)
+    if "byteStride" in view and not (4 <= _count(view["byteStride"], f"{where}.byteStride") <= 252):
+        raise ValueError(f"{where}.byteStride must be 4 to 252")
+    extensions = _optional(view, "extensions", dict, where) or {}
+    compressed = _optional(extensions, "EXT_meshopt_compression", dict, where)
+    if compressed is not None:
+        here = f"{where}.EXT_meshopt_compression"
+        _view_span(compressed, sizes["buffers"], here)
+        _count(compressed.get("count"), f"{here}.count")
+        _count(compressed.get("byteStride"), f"{here}.byteStride")
+        _optional(compressed, "mode", str, here)
+        _optional(compressed, "filter", str, here)
+
+
+def _check_animation(animation: dict, sizes: dict[str, int], where: str) -> None:
+    samplers = _array(animation, "samplers", where)
+    for k, sampler in enumerate(samplers):
+        sampler = _item(sampler, f"{where}.samplers[{k}]")
+        for key in ("input", "output"):
+            _index(sampler.get(key), sizes["accessors"], f"{where}.samplers[{k}].{key}")
+        _optional(sampler, "interpolation", str, f"{where}.samplers[{k}]")
+    for k, channel in enumerate(_array(animation, "channels", where)):
+        channel = _item(channel, f"{where}.channels[{k}]")
+        _index(channel.get("sampler"), len(samplers), f"{where}.channels[{k}].sampler")
+        target = _item(channel.get("target"), f"{where}.channels[{k}].target")
+        if "node" in target:
+            _index(target["node"], sizes["nodes"], f"{where}.channels[{k}].target.node")
+        _optional(target, "path", str, f"{where}.channels[{k}].target")
 
 
 def _check_forest(parents: dict[int, int]) -> None:

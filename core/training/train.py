@@ -26,11 +26,8 @@ from core.data.dataset import Batch
 from core.model import losses as L
 from core.model.network import DiffusionTalker, TalkerConfig, masked_moments, model_targets
 from core.emotion import AXES
+from core.training.run_state import resume, save_epoch, save_state
 from core.training.widen import widen_to_bidirectional, widen_to_performance
-
-STATE_WEIGHTS = "training_state.safetensors"
-STATE_JSON = "training_state.json"
-LOG_NAME = "log.jsonl"
 
 Objective = Callable[[torch.nn.Module, Batch, torch.Generator], tuple[dict[str, torch.Tensor], torch.Tensor]]
 
@@ -101,51 +98,7 @@ def row_weight(model: DiffusionTalker, t: torch.Tensor) -> torch.Tensor | None:
     return model.schedule.snr(t).clamp(1.0, snr_max) if snr_max else None
 
 
-# -- training state (safetensors + JSON: no pickle anywhere) ------------------------------------
-
-def save_state(out: Path, optimizer: torch.optim.Optimizer, info: dict) -> None:
-    from safetensors.torch import save_file
-    tensors, meta = {}, {}
-    for pid, st in optimizer.state_dict()["state"].items():
-        for key, val in st.items():
-            if torch.is_tensor(val):
-                tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
-            else:
-                meta[f"{pid}.{key}"] = val
-    save_file(tensors, str(out / (STATE_WEIGHTS + ".tmp")))
-    (out / (STATE_WEIGHTS + ".tmp")).replace(out / STATE_WEIGHTS)
-    (out / STATE_JSON).write_text(json.dumps({**info, "scalars": meta}, indent=1))
-
-
-def load_state(out: Path, optimizer: torch.optim.Optimizer) -> dict | None:
-    from safetensors.torch import load_file
-    if not (out / STATE_JSON).is_file() or not (out / STATE_WEIGHTS).is_file():
-        return None
-    info = json.loads((out / STATE_JSON).read_text())
-    tensors = load_file(str(out / STATE_WEIGHTS))
-    sd = optimizer.state_dict()
-    state: dict[int, dict] = {}
-    for name, val in tensors.items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = val
-    for name, val in info.pop("scalars").items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = val
-    sd["state"] = state
-    optimizer.load_state_dict(sd)
-    return info
-
-
 # -- the loop -----------------------------------------------------------------------------------
-
-SNAPSHOTS = "snapshots"   # <out>/snapshots/epoch-NNNN: models kept along the way, to select on real speech
-
-
-def snapshots(out: str | Path) -> list[Path]:
-    """The snapshot folders of a training run, oldest first."""
-    folder = Path(out) / SNAPSHOTS
-    return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
 
 MASK_SPAN = 3       # frames per time mask (0.1 s: shorter than a syllable, longer than a closure)
 
@@ -197,16 +150,9 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
     out.mkdir(parents=True, exist_ok=True)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    start_epoch, log = 0, []
-    if cfg.resume and (info := load_state(out, optimizer)) is not None:
-        model.load_state_dict(DiffusionTalker.from_pretrained(out).state_dict())
-        start_epoch, log = info["epoch"], info["log"]
-        if info.get("finished") and info.get("target_epochs") == cfg.epochs:
-            if rank == 0:
-                print(f"{out} is already trained; skipping")
-            return log
-        if rank == 0:
-            print(f"resuming {out} at epoch {start_epoch}")
+    start_epoch, log, finished = resume(model, optimizer, out, cfg.resume, cfg.epochs, rank)
+    if finished:
+        return log
     wrapped = model
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -241,12 +187,7 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
                 batch = batch._replace(audio=regularised_features(batch.audio, batch.mask, cfg.feature_noise,
                                                                    cfg.time_mask, gen))
             set_lr(epoch * per_epoch + i)
-            terms, _ = objective(wrapped, batch, gen)
-            loss = L.total_loss(cfg.loss_weights, terms)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            terms = _step(wrapped, model, objective, optimizer, batch, cfg, gen)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
             bar.set_postfix({k: f"{v / (i + 1):.4f}" for k, v in sums.items()})
@@ -255,13 +196,7 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
         if rank == 0:
             row["val"] = evaluate_objective(model, objective, val_set, cfg, device)
             log.append(row)
-            print(json.dumps(row), flush=True)
-            model.save_pretrained(out)
-            if cfg.snapshot_minutes and minutes() >= cfg.snapshot_minutes * (len(snapshots(out)) + 1):
-                model.save_pretrained(out / SNAPSHOTS / f"epoch-{epoch + 1:04d}")
-            save_state(out, optimizer, {"epoch": epoch + 1, "log": log, "train_config": _jsonable(cfg)})
-            with open(out / LOG_NAME, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+            save_epoch(model, optimizer, out, log, _jsonable(cfg), minutes(), cfg.snapshot_minutes)
         if cfg.max_minutes is not None and minutes() >= cfg.max_minutes:
             if rank == 0:
                 print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch + 1}")
@@ -272,6 +207,19 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
     if world > 1:
         torch.distributed.barrier()
     return log
+
+
+def _step(wrapped, model: DiffusionTalker, objective: Objective, optimizer, batch: Batch, cfg: TrainConfig,
+          gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch`` (``wrapped``: the model, or its DistributedDataParallel);
+    returns the loss terms."""
+    terms, _ = objective(wrapped, batch, gen)
+    loss = L.total_loss(cfg.loss_weights, terms)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return terms
 
 
 def _jsonable(cfg: TrainConfig) -> dict:

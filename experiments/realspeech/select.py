@@ -26,7 +26,7 @@ import numpy as np
 
 from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, sha256_of
 from core.evaluation.upper_face import UPPER_GROUPS
-from core.training.train import snapshots
+from core.training.run_state import snapshots
 from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
 
