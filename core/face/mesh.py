@@ -285,6 +285,35 @@ def _triangle_primitives(gltf: Gltf) -> list[tuple[int, np.ndarray, int, dict]]:
     return planned
 
 
+def _triangles(gltf: "Gltf", node: int, primitive: dict, count: int) -> np.ndarray:
+    """A primitive's vertex indices [3 * triangles], checked: triples of its ``count`` vertices."""
+    index = primitive.get("indices")
+    triangles = (gltf.accessor(index).ravel() if index is not None else np.arange(count)).astype(np.int64)
+    if len(triangles) % 3 or (len(triangles) and (triangles.min() < 0 or triangles.max() >= count)):
+        raise ValueError(f"{gltf.path.name}: the triangle indices of node {node} are not triples of its "
+                         f"{count:,} vertices")
+    return triangles
+
+
+def _morph_deltas(gltf: "Gltf", node: int, primitive: dict, count: int,
+                  rotation: np.ndarray) -> tuple[np.ndarray, set[str]]:
+    """A primitive's morph targets as ARKit channels [52, count, 3], turned by ``rotation`` (the
+    node's world rotation, transposed), and the channels it has. Targets without an ARKit name are
+    skipped, and a channel named twice is read once."""
+    part_deltas, used = np.zeros((NUM_BLENDSHAPES, count, 3), np.float32), set()
+    names = gltf.target_names(gltf.json["nodes"][node]["mesh"])
+    for target, name in zip(primitive.get("targets", []), names):
+        canon = canonical_name(name)
+        if canon is None or canon in used or "POSITION" not in target:
+            continue
+        used.add(canon)
+        if gltf.accessor_count(target["POSITION"]) != count:
+            raise ValueError(f"{gltf.path.name}: morph target {name!r} of node {node} moves "
+                             f"{gltf.accessor_count(target['POSITION']):,} vertices, its mesh has {count:,}")
+        part_deltas[INDEX[canon]] = gltf.accessor(target["POSITION"]).astype(np.float32) @ rotation
+    return part_deltas, used
+
+
 def _face_mesh(gltf: "Gltf") -> FaceMesh:
     """Every triangle primitive of the default scene, baked into world space and merged."""
     vertices, faces, deltas, parts, found, shares = [], [], [], [], set(), []
@@ -295,28 +324,13 @@ def _face_mesh(gltf: "Gltf") -> FaceMesh:
     for node, *_ in planned:
         pieces[node] = pieces.get(node, 0) + 1
     for node, world, k, primitive in planned:
-        names = gltf.target_names(gltf.json["nodes"][node]["mesh"])
         positions = gltf.accessor(primitive["attributes"]["POSITION"]).astype(np.float64)
         count = len(positions)
-        index = primitive.get("indices")
-        triangles = (gltf.accessor(index).ravel() if index is not None else np.arange(count)).astype(np.int64)
-        if len(triangles) % 3 or (len(triangles) and (triangles.min() < 0 or triangles.max() >= count)):
-            raise ValueError(f"{gltf.path.name}: the triangle indices of node {node} are not triples of its "
-                             f"{count:,} vertices")
+        triangles = _triangles(gltf, node, primitive, count)
         with np.errstate(over="ignore", invalid="ignore"):   # what overflows is refused once merged
-            rotation = world[:3, :3].T.astype(np.float32)
-            part_deltas, used = np.zeros((NUM_BLENDSHAPES, count, 3), np.float32), set()
-            for target, name in zip(primitive.get("targets", []), names):
-                canon = canonical_name(name)
-                if canon is None or canon in used or "POSITION" not in target:   # each channel read once
-                    continue
-                used.add(canon)
-                if gltf.accessor_count(target["POSITION"]) != count:
-                    raise ValueError(f"{gltf.path.name}: morph target {name!r} of node {node} moves "
-                                     f"{gltf.accessor_count(target['POSITION']):,} vertices, its mesh has {count:,}")
-                part_deltas[INDEX[canon]] = gltf.accessor(target["POSITION"]).astype(np.float32) @ rotation
-                found.add(canon)
+            part_deltas, used = _morph_deltas(gltf, node, primitive, count, world[:3, :3].T.astype(np.float32))
             vertices.append((positions @ world[:3, :3].T + world[:3, 3]).astype(np.float32))
+        found |= used
         deltas.append(part_deltas)
         if joint is not None:
             shares.append(_head_share(gltf, joint, node, primitive, count))
