@@ -255,6 +255,23 @@ def _write_clip(clip_dir: Path, clip_id: str, audio, curves, phones, sentences, 
     return extras
 
 
+def _run_jobs(jobs: list["_Job"], workers: int, progress) -> list[dict]:
+    """Every identity's clips (index rows, sorted by id), built by ``workers`` processes;
+    ``progress(identities done, clips so far)`` after each identity."""
+    rows: list[dict] = []
+    # Always in fresh worker processes, even for one worker: in a long-lived process that had
+    # already done other work, a build came out with a few samples different in the last bit.
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        for done, part in enumerate(pool.imap_unordered(_build_identity, jobs), 1):
+            rows.extend(part)
+            progress(done, len(rows))
+    finally:
+        pool.close()
+        pool.join()
+    return sorted(rows, key=lambda r: r["id"])
+
+
 def build_corpus(out: str | Path, seed: int = 0, size: str = "default", workers: int | None = None,
                  force: bool = False, log=print, perform: bool = True) -> dict:
     """Write a corpus to ``out`` (built in ``out.partial`` and renamed when complete).
@@ -283,20 +300,8 @@ def build_corpus(out: str | Path, seed: int = 0, size: str = "default", workers:
     pools = split_pool(seed, SENTENCE_POOL)
     jobs = [_Job(seed, ident, cfg, pools, str(partial / "clips"), perform) for ident in identities]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    rows: list[dict] = []
-    # Always in fresh worker processes, even for one worker: in a long-lived process that had
-    # already done other work, a build came out with a few samples different in the last bit.
-    pool = multiprocessing.get_context("spawn").Pool(workers)
-    try:
-        for done, part in enumerate(pool.imap_unordered(_build_identity, jobs), 1):
-            rows.extend(part)
-            log(f"[synth] {done}/{len(jobs)} identities, {len(rows)} clips, "
-                f"{time.perf_counter() - started:.0f} s")
-    finally:
-        pool.close()
-        pool.join()
-    rows.sort(key=lambda r: r["id"])
-
+    rows = _run_jobs(jobs, workers, lambda done, rows: log(
+        f"[synth] {done}/{len(jobs)} identities, {rows} clips, {time.perf_counter() - started:.0f} s"))
     with open(partial / "index.jsonl", "w") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
