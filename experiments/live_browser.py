@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from core.inference.streaming import DEFAULT_LOOKAHEAD
+from demo.live import LIVE_HOP
 from experiments.browser import CHROMIUM, CHROMIUM_ARGS, local_only, served_app
 from experiments.loadtest import EXAMPLE
 
@@ -106,7 +107,7 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
             "skipped_s": state["skipped"],
             "audio_kept": state["received"] / max(1.0, (ended_at - recorder_at - origin_ms) / 1000 * fps),
             "uploads": (state["microphone"] or {}).get("uploads"), "upload_failures": (state["microphone"] or {}).get("failures"),
-            "rest_max_weight": float(np.max(rest)), "lookahead_s": DEFAULT_LOOKAHEAD, "outside": outside,
+            "rest_max_weight": float(np.max(rest)), "lookahead_s": DEFAULT_LOOKAHEAD, "hop_s": LIVE_HOP, "outside": outside,
             "load": os.getloadavg()[0], "source": source.name}
 
 
@@ -120,7 +121,7 @@ def report(r: dict) -> str:
             f"`python -m experiments.live_browser --seconds {r['seconds']:.0f}` on {machine_description()}, headless "
             f"Debian Chromium (software WebGL), fake microphone playing {r['source']} in a loop, offline "
             f"({len(r['outside'])} requests beyond the app attempted), shipped live setting (look-ahead "
-            f"{r['lookahead_s']} s, encoder hop 0.2 s, 8 steps), load average {r['load']:.1f} at the end "
+            f"{r['lookahead_s']} s, encoder hop {r['hop_s']} s, 8 steps), load average {r['load']:.1f} at the end "
             "(the page, the server and anything else running share the cores).\n\n"
             "| what | measured | target |\n|---|---|---|\n"
             f"| microphone -> drawn face, every live frame | p50 {p50:.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, "
