@@ -177,15 +177,9 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
         rng = np.random.default_rng(cfg.seed + epoch)
         order = rng.permutation(len(train_set))[rank::world]
         sums: dict[str, float] = {}
-        bar = tqdm(range(per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0, leave=False)
-        for i in bar:
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            if len(idx) == 0:
-                continue
-            batch = Batch(*(b.to(device) for b in train_set.batch(idx, cfg.crop_frames, rng)))
-            if cfg.feature_noise or cfg.time_mask:
-                batch = batch._replace(audio=regularised_features(batch.audio, batch.mask, cfg.feature_noise,
-                                                                   cfg.time_mask, gen))
+        bar = tqdm(_batches(train_set, order, per_epoch, cfg, rng, gen, device), total=per_epoch,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=rank != 0, leave=False)
+        for i, batch in bar:
             set_lr(epoch * per_epoch + i)
             terms = _step(wrapped, model, objective, optimizer, batch, cfg, gen)
             for k, v in terms.items():
@@ -207,6 +201,20 @@ def fit(model: DiffusionTalker, objective: Objective, train_set, val_set, cfg: T
     if world > 1:
         torch.distributed.barrier()
     return log
+
+
+def _batches(train_set, order: np.ndarray, per_epoch: int, cfg: TrainConfig, rng: np.random.Generator,
+             gen: torch.Generator, device):
+    """(index, batch) of an epoch in ``order``, on ``device``, the features regularised."""
+    for i in range(per_epoch):
+        idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        if len(idx) == 0:
+            continue
+        batch = Batch(*(b.to(device) for b in train_set.batch(idx, cfg.crop_frames, rng)))
+        if cfg.feature_noise or cfg.time_mask:
+            batch = batch._replace(audio=regularised_features(batch.audio, batch.mask, cfg.feature_noise,
+                                                               cfg.time_mask, gen))
+        yield i, batch
 
 
 def _step(wrapped, model: DiffusionTalker, objective: Objective, optimizer, batch: Batch, cfg: TrainConfig,
