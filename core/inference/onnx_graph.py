@@ -48,6 +48,38 @@ def directions_of(model: DiffusionTalker) -> list[str]:
     return ["", "_reverse"] if model.config.bidirectional else [""]
 
 
+def _gru_layer(model: DiffusionTalker, layer: int, previous: str, directions, stateful: bool):
+    """(nodes, initializers, output name) of GRU layer ``layer`` reading ``previous``: the first
+    layer's input weights keep only the audio and x_t columns (the rest is in ``bias0``)."""
+    from onnx import helper, numpy_helper
+    c, gru = model.config, model.decoder
+
+    def stacked(name, transform=lambda w: w):
+        return np.stack([reorder_gates(transform(getattr(gru, f"{name}_l{layer}{d}"))).numpy() for d in directions])
+    inits = []
+    if layer == 0:
+        audio_cols = slice(0, c.audio_proj_dim)
+        x_cols = slice(c.audio_proj_dim + c.identity_feat_dim + c.step_dim, None)
+        w = stacked("weight_ih", lambda w: torch.cat([w[:, audio_cols], w[:, x_cols]], 1))
+        bias = "bias0"
+    else:
+        w = stacked("weight_ih")
+        bias = f"B{layer}"
+        inits.append(numpy_helper.from_array(np.concatenate([stacked("bias_ih"), stacked("bias_hh")], 1), bias))
+    inits += [numpy_helper.from_array(w, f"W{layer}"), numpy_helper.from_array(stacked("weight_hh"), f"R{layer}")]
+    y, out = f"y{layer}", f"layer{layer + 1}_in"
+    state_in, state_out = (["", f"h0_{layer}"], [f"h_{layer}"]) if stateful else ([], [])
+    nodes = [helper.make_node("GRU", [previous, f"W{layer}", f"R{layer}", bias] + state_in, [y] + state_out,
+                              hidden_size=c.hidden, linear_before_reset=1,
+                              direction="bidirectional" if c.bidirectional else "forward")]
+    if c.bidirectional:  # Y [F, 2, B, H] -> [F, B, 2H], forward features first as in PyTorch
+        nodes += [helper.make_node("Transpose", [y], [y + "_t"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Reshape", [y + "_t", "dir_axes"], [out])]
+    else:
+        nodes.append(helper.make_node("Squeeze", [y, "dir_axes"], [out]))
+    return nodes, inits, out
+
+
 def decoder_graph(model: DiffusionTalker, stateful: bool = False) -> bytes:
     """Serialized ONNX model of ``model.decoder`` + ``model.head`` (float32).
 
@@ -61,38 +93,17 @@ def decoder_graph(model: DiffusionTalker, stateful: bool = False) -> bytes:
     onnx, _ = require_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
-    c, gru = model.config, model.decoder
+    c = model.config
     if stateful and c.bidirectional:
         raise ValueError("a bidirectional decoder cannot run in chunks")
     directions = directions_of(model)
-    audio_cols = slice(0, c.audio_proj_dim)
-    x_cols = slice(c.audio_proj_dim + c.identity_feat_dim + c.step_dim, None)
     nodes = [helper.make_node("Concat", ["audio", "x_t"], ["layer0_in"], axis=2)]
     inits = [numpy_helper.from_array(np.array([0, 0, -1] if c.bidirectional else [1], np.int64), "dir_axes")]
     previous = "layer0_in"
     for layer in range(c.layers):
-        def stacked(name, transform=lambda w: w):
-            return np.stack([reorder_gates(transform(getattr(gru, f"{name}_l{layer}{d}"))).numpy()
-                             for d in directions])
-        if layer == 0:
-            w = stacked("weight_ih", lambda w: torch.cat([w[:, audio_cols], w[:, x_cols]], 1))
-            bias = "bias0"
-        else:
-            w = stacked("weight_ih")
-            bias = f"B{layer}"
-            inits.append(numpy_helper.from_array(np.concatenate([stacked("bias_ih"), stacked("bias_hh")], 1), bias))
-        inits += [numpy_helper.from_array(w, f"W{layer}"), numpy_helper.from_array(stacked("weight_hh"), f"R{layer}")]
-        y, out = f"y{layer}", f"layer{layer + 1}_in"
-        state_in, state_out = (["", f"h0_{layer}"], [f"h_{layer}"]) if stateful else ([], [])
-        nodes.append(helper.make_node("GRU", [previous, f"W{layer}", f"R{layer}", bias] + state_in, [y] + state_out,
-                                      hidden_size=c.hidden, linear_before_reset=1,
-                                      direction="bidirectional" if c.bidirectional else "forward"))
-        if c.bidirectional:  # Y [F, 2, B, H] -> [F, B, 2H], forward features first as in PyTorch
-            nodes += [helper.make_node("Transpose", [y], [y + "_t"], perm=[0, 2, 1, 3]),
-                      helper.make_node("Reshape", [y + "_t", "dir_axes"], [out])]
-        else:
-            nodes.append(helper.make_node("Squeeze", [y, "dir_axes"], [out]))
-        previous = out
+        layer_nodes, layer_inits, previous = _gru_layer(model, layer, previous, directions, stateful)
+        nodes += layer_nodes
+        inits += layer_inits
     inits += [numpy_helper.from_array(model.head.weight.detach().float().cpu().T.contiguous().numpy(), "head_w"),
               numpy_helper.from_array(model.head.bias.detach().float().cpu().numpy(), "head_b")]
     nodes += [helper.make_node("MatMul", [previous, "head_w"], ["head_y"]),
