@@ -241,12 +241,12 @@ class DemoService:
 
     def run(self, request: Request) -> Take:
         """The model on a prepared request: its take."""
-        r = request
-        generation = _sample(self.talker, r.wave, r.steps, r.seed, r.identity, r.num_samples, controls=r.controls)
-        timings = {"decode": r.decode_seconds + generation.timings.get("decode", 0.0)}
+        generation = _sample(self.talker, request.wave, request.steps, request.seed, request.identity,
+                             request.num_samples, controls=request.controls)
+        timings = {"decode": request.decode_seconds + generation.timings.get("decode", 0.0)}
         timings.update({k: generation.timings[k] for k in ("speech check", "encoder", "match", "sampling")})
         notes = [generation.speech.warning()] if generation.speech and generation.speech.warning() else []
-        return Take(generation, r.wave, r.name, self.folders.new(), timings, str(self.talker.device), notes)
+        return Take(generation, request.wave, request.name, self.folders.new(), timings, str(self.talker.device), notes)
 
     def export(self, take: Take) -> list[Path]:
         """Sample 1 as Live Link Face CSV, JSON, NPY and GLB (+ every sample as one NPY if K > 1)."""
