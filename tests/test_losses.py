@@ -56,6 +56,32 @@ def test_an_emotional_rows_closures_weigh_more_with_its_intensity():
     assert float(boosted["lip"]) == pytest.approx(float(plain["lip"]) * 2.0, rel=1e-5)
 
 
+def test_channel_weights_scale_a_channels_share_of_the_whole_face_terms():
+    names = ["eyeBlinkLeft", "eyeBlinkRight", "eyeSquintLeft", "jawOpen", "headYaw"]
+    weights = L.channel_weights(names, {"eye": 2.0, "eyeBlink": 8.0, "head": 4.0})
+    assert weights.tolist() == [8.0, 8.0, 2.0, 1.0, 4.0]          # the longest prefix wins
+    assert L.channel_weights(names, {}) is None
+    with pytest.raises(ValueError, match="mouthSmile"):
+        L.channel_weights(names, {"mouthSmile": 2.0})
+    target = torch.zeros(1, 3, len(names))
+    pred = target.clone()
+    pred[0, :, 0] = 0.5                                            # an error on the blink channel only
+    mask = torch.ones(1, 3)
+    plain = L.expression_loss(pred, target, mask)
+    assert float(L.expression_loss(pred, target, mask, channel_weight=weights)) == pytest.approx(8 * float(plain))
+    pred[0, 1, 0] = 0.0                                            # its frame-to-frame change, also weighed
+    vel_plain = L.velocity_loss(pred, target, mask)
+    assert float(L.velocity_loss(pred, target, mask, channel_weight=weights)) == pytest.approx(8 * float(vel_plain))
+
+
+def test_channel_weight_arguments_parse_or_say_what_is_expected():
+    from core.training.train import parse_channel_weights
+    assert parse_channel_weights(["eyeBlink=4", " head = 2"]) == {"eyeBlink": 4.0, "head": 2.0}
+    for bad in ("eyeBlink", "=4", "eyeBlink=lots"):
+        with pytest.raises(SystemExit, match="PREFIX=WEIGHT"):
+            parse_channel_weights([bad])
+
+
 def test_feature_regularisation_masks_spans_and_adds_scaled_noise():
     gen = torch.Generator().manual_seed(0)
     audio = torch.randn(4, 300, 16) * 3 + 5

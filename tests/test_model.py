@@ -118,6 +118,29 @@ def test_student_inherits_teacher_and_distillation_runs(tmp_path):
     assert all(not p.requires_grad for p in teacher.parameters())
 
 
+def test_channel_weights_reach_the_teacher_and_student_objectives():
+    """The same batch and noise: weighing every channel 3x triples the whole-face terms and leaves
+    the lips' own terms alone, in the teacher's objective (from its config) and a student's."""
+    data = toy_dataset(2)
+    batch = data.batch(range(4), 30, np.random.default_rng(0))
+
+    def teacher_terms(weights):
+        model = tiny_model(steps=8)
+        model.config.extra["train"] = {"channel_weights": weights}
+        return teacher_objective(model, batch, torch.Generator().manual_seed(0))[0]
+
+    def student_terms(weights):
+        teacher = tiny_model(steps=8)
+        return distillation_objective(teacher, channel_weights=weights)(
+            make_student(teacher, "teacher-8"), batch, torch.Generator().manual_seed(0))[0]
+
+    for terms in (teacher_terms, student_terms):
+        plain, weighted = terms({}), terms({"": 3.0})
+        for name in ("exp", "vel"):
+            assert float(weighted[name]) == pytest.approx(3 * float(plain[name]), rel=1e-5)
+        assert float(weighted["lip"]) == pytest.approx(float(plain["lip"]), rel=1e-6)
+
+
 def test_students_keep_the_teachers_adapter(tmp_path):
     """Every step count matches a voice with the same scores: distillation leaves the
     personalisation adapter as the teacher trained it, and changes the decoder."""

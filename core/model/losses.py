@@ -36,25 +36,44 @@ class LossWeights:
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-               frame_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error over valid frames (mask [B, F]) and channels; optional per-clip weight [B]."""
-    err = ((pred - target) ** 2).mean(-1) * mask
+               frame_weight: torch.Tensor | None = None, channel_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over valid frames (mask [B, F]) and channels; optional per-clip weight [B]
+    and per-channel weight [C]."""
+    sq = (pred - target) ** 2
+    err = (sq if channel_weight is None else sq * channel_weight).mean(-1) * mask
     if frame_weight is not None:
         err = err * frame_weight[:, None]
     return err.sum() / mask.sum().clamp(min=1.0)
 
 
-def expression_loss(pred, target, mask, weight=None):
-    return masked_mse(pred, target, mask, weight)
+def expression_loss(pred, target, mask, weight=None, channel_weight=None):
+    return masked_mse(pred, target, mask, weight, channel_weight)
 
 
 def lip_loss(pred, target, mask, weight=None):
     return masked_mse(pred[..., _LIP], target[..., _LIP], mask, weight)
 
 
-def velocity_loss(pred, target, mask, weight=None):
+def velocity_loss(pred, target, mask, weight=None, channel_weight=None):
     pair_mask = mask[:, 1:] * mask[:, :-1]
-    return masked_mse(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1], pair_mask, weight)
+    return masked_mse(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1], pair_mask, weight,
+                      channel_weight)
+
+
+def channel_weights(names: list[str], by_prefix: dict[str, float]) -> torch.Tensor | None:
+    """[C] weight of each of ``names`` (the model's channels) in the whole-face terms: a channel
+    takes the weight of the longest prefix in ``by_prefix`` it starts with, else 1. None when
+    nothing is weighted. Why: in the mean over 55 channels a blink's two channels or the head's
+    three small angles are a few per cent of the loss, and the lips have a term of their own."""
+    if not by_prefix:
+        return None
+    unknown = [k for k in by_prefix if not any(n.startswith(k) for n in names)]
+    if unknown:
+        raise ValueError(f"channel weights: no channel starts with {', '.join(unknown)}")
+    def weight(name: str) -> float:
+        hits = [k for k in by_prefix if name.startswith(k)]
+        return by_prefix[max(hits, key=len)] if hits else 1.0
+    return torch.tensor([weight(n) for n in names], dtype=torch.float32)
 
 
 def closure_frames(x0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -91,7 +110,7 @@ def distillation_loss(pred, target, mask, snr_weight):
 
 
 def diffusion_terms(x0_hat, x0, mask, logits, identity, weight=None, face_target=None,
-                    closure_weight=None) -> dict[str, torch.Tensor]:
+                    closure_weight=None, channel_weight=None) -> dict[str, torch.Tensor]:
     """The data and contrast terms every objective shares (teacher, student, enrolment).
 
     ``weight`` [B] weighs each row (e.g. by its noise level). ``face_target`` replaces x0 in
@@ -99,10 +118,12 @@ def diffusion_terms(x0_hat, x0, mask, logits, identity, weight=None, face_target
     sample there, since against the data those terms pull every step toward the conditional
     mean and average the upper face away; lips and closures stay on the data (nearly
     deterministic given the audio, so the data's lips are also the teacher's). ``closure_weight``
-    [B] weighs each row's closure term on top of ``weight`` (:func:`emotion_closure_weight`)."""
+    [B] weighs each row's closure term on top of ``weight`` (:func:`emotion_closure_weight`);
+    ``channel_weight`` [C] each channel in the whole-face terms (:func:`channel_weights`)."""
     face = x0 if face_target is None else face_target
-    return {"exp": expression_loss(x0_hat, face, mask, weight), "lip": lip_loss(x0_hat, x0, mask, weight),
-            "vel": velocity_loss(x0_hat, face, mask, weight), "con": contrast_loss(logits, identity),
+    return {"exp": expression_loss(x0_hat, face, mask, weight, channel_weight),
+            "lip": lip_loss(x0_hat, x0, mask, weight),
+            "vel": velocity_loss(x0_hat, face, mask, weight, channel_weight), "con": contrast_loss(logits, identity),
             "clo": closure_loss(x0_hat, x0, mask, _product(weight, closure_weight))}
 
 

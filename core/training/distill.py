@@ -18,7 +18,8 @@ import torch
 from core.model import losses as L
 from core.data.dataset import Batch
 from core.model.network import DiffusionTalker, model_targets
-from core.training.train import add_common_args, emotion_inputs, fit, prepare_data, train_config_from_args
+from core.training.train import (add_common_args, emotion_inputs, fit, model_channel_weights, prepare_data,
+                                 train_config_from_args)
 
 
 ADAPTER_PARTS = ("identity_embedding", "identity_encoder", "identity_contrast", "audio_contrast")
@@ -39,10 +40,12 @@ def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker
     return student
 
 
-def distillation_objective(teacher: DiffusionTalker, closure_emotion_boost: float = 0.0):
+def distillation_objective(teacher: DiffusionTalker, closure_emotion_boost: float = 0.0,
+                           channel_weights: dict[str, float] | None = None):
     """The student's terms: the data's lips and closures (closures weighed by the row's emotion,
     ``closure_emotion_boost``: :func:`core.model.losses.emotion_closure_weight`), the teacher's
-    sample for the whole face, and the distillation term."""
+    sample for the whole face (its channels weighed by ``channel_weights``, prefix -> weight), and
+    the distillation term."""
     teacher.eval().requires_grad_(False)
 
     def objective(model, batch: Batch, gen: torch.Generator):
@@ -57,7 +60,8 @@ def distillation_objective(teacher: DiffusionTalker, closure_emotion_boost: floa
                 x_t, t, teacher.schedule, lambda x, tt: teacher.denoise(x, tt, cond))
         x0_hat, logits = model(x_t, t, audio, ident, mask, emotion, dropped)
         terms = L.diffusion_terms(x0_hat, x0, mask, logits, ident, face_target=target,
-                                  closure_weight=L.emotion_closure_weight(emotion, closure_emotion_boost))
+                                  closure_weight=L.emotion_closure_weight(emotion, closure_emotion_boost),
+                                  channel_weight=model_channel_weights(student, channel_weights, x0.device))
         terms["dis"] = L.distillation_loss(x0_hat, target, mask, student.schedule.snr_weight(t))
         return terms, logits
 
@@ -83,9 +87,10 @@ def main(argv=None):
         student = make_student(teacher, teacher_dir.name)
         student.config.extra["distill"] = {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr,
                                            "loss_weights": cfg.loss_weights.as_dict(),
-                                           "closure_emotion_boost": cfg.closure_emotion_boost}
-        fit(student, distillation_objective(teacher, cfg.closure_emotion_boost), train_set, val_set,
-            cfg)  # skips finished rounds
+                                           "closure_emotion_boost": cfg.closure_emotion_boost,
+                                           "channel_weights": cfg.channel_weights}
+        fit(student, distillation_objective(teacher, cfg.closure_emotion_boost, cfg.channel_weights),
+            train_set, val_set, cfg)  # skips finished rounds
         teacher_dir, teacher = out, DiffusionTalker.from_pretrained(out)
 
 

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from core.arkit import ARKIT_NAMES
 from core.data.dataset import Batch
+from core.head_pose import HEAD_NAMES
 from core.model import losses as L
 from core.model.network import DiffusionTalker, TalkerConfig, masked_moments, model_targets
 from core.emotion import AXES
@@ -51,6 +53,8 @@ class TrainConfig:
     snr_max: float = 0.0                 # >0: each row's data terms weighted clamp(SNR, 1, snr_max)
     condition_dropout: float = 0.0       # share of rows trained with the emotion dropped (guidance)
     closure_emotion_boost: float = 0.0   # a row's closure term x (1 + this x its emotion's intensity)
+    channel_weights: dict[str, float] = field(default_factory=dict)  # channel-name prefix -> weight in
+                                         # the whole-face terms (L_exp, L_vel); e.g. {"eyeBlink": 4}
 
 
 def pick_device() -> torch.device:
@@ -89,7 +93,18 @@ def teacher_objective(model, batch: Batch, gen: torch.Generator):
     x0_hat, logits = model(x_t, t, audio, ident, mask, emotion, dropped)
     boost = core_model.config.extra.get("train", {}).get("closure_emotion_boost", 0.0)
     return L.diffusion_terms(x0_hat, x0, mask, logits, ident, row_weight(core_model, t),
-                             closure_weight=L.emotion_closure_weight(emotion, boost)), logits
+                             closure_weight=L.emotion_closure_weight(emotion, boost),
+                             channel_weight=model_channel_weights(
+                                 core_model, core_model.config.extra.get("train", {}).get("channel_weights"),
+                                 x0.device)), logits
+
+
+def model_channel_weights(model: DiffusionTalker, by_prefix: dict[str, float] | None,
+                          device) -> torch.Tensor | None:
+    """Per-channel weights (``--channel-weight``) over the model's channels, or None."""
+    names = list(ARKIT_NAMES) + list(HEAD_NAMES[:model.config.head_channels])
+    weights = L.channel_weights(names, by_prefix or {})
+    return None if weights is None else weights.to(device)
 
 
 def row_weight(model: DiffusionTalker, t: torch.Tensor) -> torch.Tensor | None:
@@ -301,6 +316,9 @@ def add_common_args(p: argparse.ArgumentParser, with_out: bool = True) -> None:
                    help="share of rows trained with the emotion dropped (classifier-free guidance)")
     p.add_argument("--closure-emotion-boost", type=float, default=TrainConfig.closure_emotion_boost,
                    help="weigh a row's closure term (L_clo) by 1 + this x its emotion's intensity")
+    p.add_argument("--channel-weight", action="append", default=[], metavar="PREFIX=W",
+                   help="weigh the channels whose names start with PREFIX (eyeBlink, head, ...) W times in "
+                        "L_exp and L_vel; repeatable")
 
 
 def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
@@ -311,7 +329,22 @@ def train_config_from_args(a: argparse.Namespace) -> TrainConfig:
                        crop_frames=a.crop_frames, lr=a.lr, seed=a.seed, loss_weights=weights, resume=not a.no_resume,
                        feature_noise=a.feature_noise, time_mask=a.time_mask,
                        snapshot_minutes=a.snapshot_minutes, snr_max=a.snr_max,
-                       condition_dropout=a.condition_dropout, closure_emotion_boost=a.closure_emotion_boost)
+                       condition_dropout=a.condition_dropout, closure_emotion_boost=a.closure_emotion_boost,
+                       channel_weights=parse_channel_weights(a.channel_weight))
+
+
+def parse_channel_weights(items: list[str]) -> dict[str, float]:
+    """["eyeBlink=4", "head=2"] -> {"eyeBlink": 4.0, "head": 2.0}."""
+    out = {}
+    for item in items:
+        prefix, _, value = item.partition("=")
+        try:
+            if not prefix.strip():
+                raise ValueError
+            out[prefix.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--channel-weight {item!r}: expected PREFIX=WEIGHT, e.g. eyeBlink=4") from None
+    return out
 
 
 def main(argv=None):
@@ -350,7 +383,8 @@ def main(argv=None):
                          "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set),
                          "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without),
                          "snr_max": cfg.snr_max, "condition_dropout": cfg.condition_dropout,
-                         "closure_emotion_boost": cfg.closure_emotion_boost},
+                         "closure_emotion_boost": cfg.closure_emotion_boost,
+                         "channel_weights": cfg.channel_weights},
                "identity_labels": corpus_identity_labels(a.data, names)}))
     if a.init:
         start = DiffusionTalker.from_pretrained(a.init)
