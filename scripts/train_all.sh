@@ -28,6 +28,9 @@ MODEL=${MODEL:-$CAUSAL --bidirectional} # the shipped decoder sees x_t on both s
                                     # trained from scratch (students copy their teacher's architecture)
 PERFORMANCE=${PERFORMANCE:---performance --condition-dropout 0.1} # head motion and an emotion condition,
                                     # dropped for 10 % of rows (docs/DECISIONS.md "A whole performance")
+# the blink, squint and head channels weigh more in the whole-face terms: the teacher's last stage and
+# every distillation round (docs/DECISIONS.md "Channel weights")
+CHANNELS=${CHANNELS:---channel-weight eyeBlink=8 --channel-weight eyeSquint=3 --channel-weight head=4}
 EPOCHS=200                          # upper bound; the minute budgets stop training first
 mkdir -p runs
 
@@ -39,7 +42,7 @@ mkdir -p runs
 # widened into a bidirectional decoder (core/training/widen.py: it starts out computing what the
 # causal one did) and trained again in the two weightings; then widened once more to the whole performance
 # (core/training/widen.py widen_to_performance: head channels and the emotion start at zero) and trained
-# in the two weightings, the second with snapshots.
+# in the two weightings, the second with snapshots; then 6 more epochs with the channel weights.
 $PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-stage1 --steps 256 --epochs "$TEACHER_EPOCHS" \
     --max-minutes "$TEACHER_MIN" --snr-max 5 $RECIPE $CAUSAL
 $PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-causal --steps 256 --epochs 12 --lr 3e-4 \
@@ -50,9 +53,11 @@ $PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-wide2
     --snr-max 1000 --init runs/teacher-256-wide $RECIPE $MODEL
 $PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-performance --steps 256 --epochs 10 --lr 5e-4 \
     --snr-max 5 --init runs/teacher-256-wide2 $RECIPE $MODEL $PERFORMANCE
+$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-performance2 --steps 256 --epochs 6 --lr 2e-4 \
+    --snr-max 1000 --init runs/teacher-256-performance $RECIPE $MODEL $PERFORMANCE
 $PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs 6 --lr 2e-4 \
-    --snr-max 1000 --init runs/teacher-256-performance ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
-    $RECIPE $MODEL $PERFORMANCE
+    --snr-max 1000 --init runs/teacher-256-performance2 ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
+    $RECIPE $MODEL $PERFORMANCE $CHANNELS
 if [[ -n $TEACHER_SNAPSHOT_MIN ]]; then
   $PY -m experiments.realspeech.select checkpoints/teacher-256 --data "$CORPUS"   # validation data only
 fi
@@ -60,13 +65,13 @@ $PY -m core.identities.adapter --checkpoint checkpoints/teacher-256 --data "$COR
 
 distill_chain() {   # early halvings change little; the last rounds get the most time
   $PY -m core.training.distill --teacher checkpoints/teacher-256 --data "$CORPUS" --out-root checkpoints --down-to 32 \
-      --epochs $EPOCHS --max-minutes 2 --threads 1 $RECIPE
+      --epochs $EPOCHS --max-minutes 2 --threads 1 $RECIPE $CHANNELS
   $PY -m core.training.distill --teacher checkpoints/distilled-32 --data "$CORPUS" --out-root checkpoints --down-to 16 \
-      --epochs $EPOCHS --max-minutes 4 --threads 1 $RECIPE
+      --epochs $EPOCHS --max-minutes 4 --threads 1 $RECIPE $CHANNELS
   $PY -m core.training.distill --teacher checkpoints/distilled-16 --data "$CORPUS" --out-root checkpoints --down-to 8 \
-      --epochs $EPOCHS --max-minutes 4 --threads 1 $CLOSURES
+      --epochs $EPOCHS --max-minutes 4 --threads 1 $CLOSURES $CHANNELS
   $PY -m core.training.distill --teacher checkpoints/distilled-8 --data "$CORPUS" --out-root checkpoints --down-to 1 \
-      --epochs $EPOCHS --max-minutes 5 --threads 1 $RECIPE
+      --epochs $EPOCHS --max-minutes 5 --threads 1 $RECIPE $CHANNELS
 }
 baselines() {
   for steps in 32 16 8; do

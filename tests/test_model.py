@@ -137,8 +137,8 @@ def test_channel_weights_reach_the_teacher_and_student_objectives():
     for terms in (teacher_terms, student_terms):
         plain, weighted = terms({}), terms({"": 3.0})
         for name in ("exp", "vel"):
-            assert float(weighted[name]) == pytest.approx(3 * float(plain[name]), rel=1e-5)
-        assert float(weighted["lip"]) == pytest.approx(float(plain["lip"]), rel=1e-6)
+            assert weighted[name].item() == pytest.approx(3 * plain[name].item(), rel=1e-5)
+        assert weighted["lip"].item() == pytest.approx(plain["lip"].item(), rel=1e-6)
 
 
 def test_students_keep_the_teachers_adapter(tmp_path):

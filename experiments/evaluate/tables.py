@@ -98,9 +98,9 @@ def write_report(results: dict, path: Path, root: Path | None = None) -> None:
                                                for k, v in div.items()])]
     if root is not None:
         budget = training_budgets(root, sorted(models, key=lambda n: (models[n]["role"], -models[n]["steps"])))
-        md += ["\n## Training budgets\n\nWall-clock minutes on the machine above (teacher: 2 threads; distillation "
-               "rounds and from-scratch models: 1 thread each, two processes side by side; batch 32 x 120 frames). "
-               "Reproduce with `scripts/train_all.sh`.\n",
+        md += ["\n## Training budgets\n\nWall-clock minutes of each model's last training run on the machine above "
+               "(batch 32 x 120 frames; the teacher's earlier stages, the threads each run had and the minute "
+               "budgets: `scripts/train_all.sh` and docs/DECISIONS.md). Reproduce with `scripts/train_all.sh`.\n",
                table(["model", "steps", "parent", "epochs", "minutes", "weights kept"], budget)]
     update_section("evaluation", "\n".join(md), path)
 
