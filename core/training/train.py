@@ -9,6 +9,7 @@ the objective.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -102,9 +103,14 @@ def teacher_objective(model, batch: Batch, gen: torch.Generator):
 def model_channel_weights(model: DiffusionTalker, by_prefix: dict[str, float] | None,
                           device) -> torch.Tensor | None:
     """Per-channel weights (``--channel-weight``) over the model's channels, or None."""
-    names = list(ARKIT_NAMES) + list(HEAD_NAMES[:model.config.head_channels])
-    weights = L.channel_weights(names, by_prefix or {})
+    weights = _channel_weight_vector(model.config.head_channels, tuple(sorted((by_prefix or {}).items())))
     return None if weights is None else weights.to(device)
+
+
+@functools.lru_cache(maxsize=8)
+def _channel_weight_vector(head_channels: int, by_prefix: tuple[tuple[str, float], ...]) -> torch.Tensor | None:
+    """Built once per run, not at every step (read-only: callers move it, never change it)."""
+    return L.channel_weights(list(ARKIT_NAMES) + list(HEAD_NAMES[:head_channels]), dict(by_prefix))
 
 
 def row_weight(model: DiffusionTalker, t: torch.Tensor) -> torch.Tensor | None:
@@ -337,13 +343,14 @@ def parse_channel_weights(items: list[str]) -> dict[str, float]:
     """["eyeBlink=4", "head=2"] -> {"eyeBlink": 4.0, "head": 2.0}."""
     out = {}
     for item in items:
-        prefix, _, value = item.partition("=")
+        prefix, _, value = (part.strip() for part in item.partition("="))
         try:
-            if not prefix.strip():
-                raise ValueError
-            out[prefix.strip()] = float(value)
+            weight = float(value)
         except ValueError:
-            raise SystemExit(f"--channel-weight {item!r}: expected PREFIX=WEIGHT, e.g. eyeBlink=4") from None
+            weight = None
+        if not prefix or weight is None:
+            raise SystemExit(f"--channel-weight {item!r}: expected PREFIX=WEIGHT, e.g. eyeBlink=4")
+        out[prefix] = weight
     return out
 
 
