@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from core.smoothing import OnePole
+
 HEAD_NAMES: tuple[str, ...] = ("headYaw", "headPitch", "headRoll")
 HEAD_CHANNELS = len(HEAD_NAMES)
 HEAD_RANGE = math.radians(30.0)   # the channel range: talking heads stay well inside +-30 degrees
@@ -63,31 +65,17 @@ class HeadFilter:
     chunk by chunk gets what one call over the whole clip gives (Generate and Live agree)."""
 
     def __init__(self):
-        self._last: np.ndarray | None = None        # [..., 3] the last frame given out
+        self._pole = OnePole(SMOOTHING)              # its state: the last frame given out
 
     def __call__(self, head: np.ndarray) -> np.ndarray:
         """Filter the next frames [..., n, 3] (radians) in order."""
         head = np.asarray(head, np.float64)
         if head.shape[-2] == 0:
             return head.astype(np.float32)
-        smooth = np.empty_like(head)
-        state = head[..., 0, :] if self._last is None else self._last
-        for f in range(head.shape[-2]):
-            state = state + SMOOTHING * (head[..., f, :] - state) if (f or self._last is not None) else state
-            smooth[..., f, :] = state
-        out = limit_speed(smooth, self._last)
-        self._last = out[..., -1, :]
+        start = self._pole.state
+        out = limit_speed(self._pole(head), start)
+        self._pole.state = out[..., -1, :]
         return out.astype(np.float32)
-
-
-def split_channels(channels: np.ndarray, head_filter: HeadFilter) -> tuple[np.ndarray, np.ndarray]:
-    """A model's output channels [..., F, C] in [0, 1] as (the 52 curves, head radians [..., F, 3]):
-    the head filtered (zeros from a model without head channels)."""
-    from core.arkit import NUM_BLENDSHAPES
-    curves, extra = np.ascontiguousarray(channels[..., :NUM_BLENDSHAPES]), channels[..., NUM_BLENDSHAPES:]
-    if extra.shape[-1] == 0:
-        return curves, np.zeros(curves.shape[:-1] + (HEAD_CHANNELS,), np.float32)
-    return curves, head_filter(from_channels(extra))
 
 
 # --------------------------------------------------------------------------- checks and rotation math

@@ -86,6 +86,21 @@ def test_spread_and_ratios_against_hand_values():
     assert set(U.CHANNEL_GROUPS["lips"]) == set(LIP_INDICES)
 
 
+def test_roughness_sees_jitter_that_spread_calls_diversity():
+    """A slow brow ramp is smooth; the same ramp with +-0.05 alternating each frame has the same
+    temporal std to within a little, but its steps' std is ~0.1 against ~0.0."""
+    frames = 60
+    smooth = np.zeros((2, frames, NUM_BLENDSHAPES), np.float32)
+    smooth[:, :, INDEX["browInnerUp"]] = np.linspace(0, 0.3, frames)
+    jitter = smooth.copy()
+    jitter[0, :, INDEX["browInnerUp"]] += 0.05 * (-1.0) ** np.arange(frames)
+    one = [INDEX["browInnerUp"]]
+    assert U.roughness(smooth, one) == pytest.approx(0.0, abs=1e-6)
+    assert U.roughness(jitter, one) == pytest.approx(0.1 / 2, rel=0.02)   # sample 0: steps +-0.1, sample 1: 0
+    stats = U.pooled([U.clip_statistics(jitter)])
+    assert stats["roughness"]["brows"] == pytest.approx(0.1 / 2 / 5, rel=0.02)
+
+
 def test_truth_draws_redraw_only_the_upper_face():
     from core.arkit import UPPER_INDICES
     from core.data.style import Style

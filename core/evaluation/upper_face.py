@@ -12,6 +12,8 @@ that where a mean error cannot:
   their time above 0.5;
 - ``brow raises``: browInnerUp rising through 0.1, per minute;
 - ``temporal std``: each channel's standard deviation over time (how much it moves at all);
+- ``roughness``: the standard deviation of each channel's frame-to-frame step: frame-level jitter
+  (noise the sampler left in) shows here while spread and temporal std read it as liveliness;
 - ``w1``: Wasserstein-1 distance between the pooled frame values of model and truth, per channel,
   averaged over the group.
 """
@@ -52,6 +54,11 @@ def temporal_std(samples: np.ndarray, channels) -> float:
     return float(samples[..., list(channels)].std(axis=1).mean())
 
 
+def roughness(samples: np.ndarray, channels) -> float:
+    """Std over time of each channel's frame-to-frame step, averaged over samples and channels."""
+    return float(np.diff(samples[..., list(channels)], axis=1).std(axis=1).mean())
+
+
 def _rises(signal: np.ndarray, level: float) -> np.ndarray:
     """Frame indices where ``signal`` goes from below ``level`` to at or above it."""
     above = signal >= level
@@ -85,6 +92,7 @@ def clip_statistics(samples: np.ndarray, fps: int = FPS) -> dict:
     return {"minutes": samples.shape[0] * samples.shape[1] / fps / 60, "samples": samples.shape[0],
             "spread": {g: spread(samples, ch) for g, ch in CHANNEL_GROUPS.items()},
             "temporal": {g: temporal_std(samples, ch) for g, ch in CHANNEL_GROUPS.items()},
+            "roughness": {g: roughness(samples, ch) for g, ch in CHANNEL_GROUPS.items()},
             "blinks": len(events), "full_blinks": sum(p >= FULL_BLINK for p, _ in events),
             "blink_peak": sum(p for p, _ in events), "blink_seconds": sum(d for _, d in events),
             "brow_raises": sum(brow_raises(s) for s in samples)}
@@ -96,6 +104,7 @@ def pooled(stats: list[dict]) -> dict:
     count = sum(s["blinks"] for s in stats)
     return {"spread": {g: float(np.mean([s["spread"][g] for s in stats])) for g in CHANNEL_GROUPS},
             "temporal": {g: float(np.mean([s["temporal"][g] for s in stats])) for g in CHANNEL_GROUPS},
+            "roughness": {g: float(np.mean([s["roughness"][g] for s in stats])) for g in CHANNEL_GROUPS},
             "blinks_per_minute": count / max(minutes, 1e-9),
             "full_blink_share": sum(s["full_blinks"] for s in stats) / count if count else float("nan"),
             "blink_peak": sum(s["blink_peak"] for s in stats) / count if count else float("nan"),

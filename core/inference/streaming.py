@@ -39,11 +39,12 @@ import torch
 
 from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
-from core.head_pose import HEAD_CHANNELS, HeadFilter, split_channels
+from core.head_pose import HEAD_CHANNELS
 from core.inference.controls import Controls, check_honoured
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
 from core.model.diffusion import frame_noise, reverse
 from core.model.network import from_model_space
+from core.output_filter import OutputFilter
 from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import stream_features
@@ -168,7 +169,7 @@ class Stream:
         self._heard = 0                                   # samples fed
         self._next_hop = self.hop                         # the next encoder position (samples)
         self._emitted = 0                                 # frames out so far
-        self._head_filter = HeadFilter()                  # carried over chunks, as one call over the clip
+        self._output_filter = OutputFilter()              # carried over chunks, as one call over the clip
         self._matching: list[np.ndarray] = []             # features until the identity is kept
         self._finished = False
         self._pauses = None
@@ -270,7 +271,7 @@ class Stream:
                 pieces.append(self._decode(feats[lo:], hi - lo))
                 self._emitted += hi - lo
         channels = np.concatenate(pieces)
-        curves, head = self.controls.shape(*split_channels(channels, self._head_filter))   # as Talker.generate
+        curves, head = self.controls.shape(*self._output_filter(channels))   # as Talker.generate
         if self._pauses is not None:
             curves[:, list(LIP_INDICES)] *= self._pauses.weights(first, self._emitted)[:, None]
         self.features.forget_before(self._emitted)

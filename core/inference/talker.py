@@ -16,11 +16,12 @@ import torch
 
 from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.audio.speech_check import SpeechCheck
-from core.head_pose import HEAD_NAMES, HeadFilter, split_channels
+from core.head_pose import HEAD_NAMES
 from core.inference.controls import Controls, check_honoured
 from core.inference.registry import ModelRegistry
 from core.inputs import MAX_SEED, matched_from_voice, whole_number
 from core.model.network import from_model_space
+from core.output_filter import OutputFilter
 from core.rates import FPS
 
 MAX_BATCH = 16            # seeds in one generate call (one batch); the app asks for fewer (demo.forms)
@@ -106,7 +107,7 @@ class Talker(ModelRegistry):
         decoder = self.decoder(steps)
         x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
         channels = from_model_space(x0).float().cpu().numpy()
-        curves, head = controls.shape(*split_channels(channels, HeadFilter()))
+        curves, head = controls.shape(*OutputFilter()(channels))
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights
             curves[:, :, list(LIP_INDICES)] *= pause_weights(speech, curves.shape[1])[None, :, None]

@@ -132,11 +132,13 @@ def markdown(results: dict) -> str:
                        for n in HEAD_NAMES),
                      *(f"{_f(h['model']['amplitude'][n])} / {_f(h['truth']['amplitude'][n])}" for n in HEAD_NAMES),
                      f"{_f(h['model']['nods_per_minute'], 1)} / {_f(h['truth']['nods_per_minute'], 1)}",
+                     f"{_f(np.mean(list(h['model']['speed'].values())), 1)} / "
+                     f"{_f(np.mean(list(h['truth']['speed'].values())), 1)}",
                      f"{_f(max(h['model']['max_speed'].values()), 0)} / {_f(max(h['truth']['max_speed'].values()), 0)}",
                      f"{100 * h['model']['too_fast_share']:.2f} %"])
     md.append(table(["model", "steps", *(f"{n} spread model / truth" for n in HEAD_NAMES),
                      *(f"{n} amplitude" for n in HEAD_NAMES), "nods/min model / truth",
-                     "fastest deg/s model / truth", "frames too fast"], rows))
+                     "mean deg/s model / truth", "fastest deg/s model / truth", "frames too fast"], rows))
     md += ["", f"**Emotion** ({results['emotion_clips']} clips, seed 0, the clip's identity; a classifier fitted on "
            "the train split's curves and labels names the emotion of each generated clip). Target: >= 90 % "
            "recognised at intensity >= 0.5.", ""]

@@ -171,6 +171,13 @@ def markdown(results: dict) -> str:
                                  f"{_f(r['synthetic']['truth']['temporal'][g])}" for g in groups),
              *(_f(r["synthetic"]["w1"][g], 4) for g in groups)] for name, r in results["models"].items()]
     md.append(table(["model", "steps", *(f"{g} temporal std" for g in groups), *(f"{g} W1" for g in groups)], rows))
+    md += ["", "Roughness: std of the frame-to-frame step, model / truth. Frame-level jitter left by the sampler "
+           "shows here; spread and temporal std count it as liveliness.", ""]
+    rows = [[name, r["steps"], *(f"{_f(s['model']['roughness'][g])} / {_f(s['truth']['roughness'][g])} "
+                                 f"({_f(s['model']['roughness'][g] / max(s['truth']['roughness'][g], 1e-12), 1)}x)"
+                                 for g in groups)]
+            for name, r in results["models"].items() for s in [r["synthetic"]] if "roughness" in s["model"]]
+    md.append(table(["model", "steps", *(f"{g} roughness" for g in groups)], rows))
     for name, r in results["models"].items():
         if "styles" not in r:
             continue
