@@ -19,19 +19,13 @@ import math
 
 import numpy as np
 
-from core.smoothing import OnePole
-
 HEAD_NAMES: tuple[str, ...] = ("headYaw", "headPitch", "headRoll")
 HEAD_CHANNELS = len(HEAD_NAMES)
 HEAD_RANGE = math.radians(30.0)   # the channel range: talking heads stay well inside +-30 degrees
 # The fastest rotation a model output may have, about any axis: voluntary head turns of people
 # peak at a few hundred degrees per second (gaze shifts), talking far below that. The generator's
-# motion and the model's output are limited to this (limit_speed, HeadFilter).
+# motion and the model's output are limited to this (limit_speed; core/inference/output_filter.py).
 MAX_SPEED = math.radians(200.0)   # radians per second
-# The model's head angles keep some of the sampler's frame-to-frame jitter (a head is heavy: real
-# ones do not shake at 15 Hz); a one-pole low-pass with this weight per frame takes it out, chosen
-# on validation clips (docs/DECISIONS.md "A whole performance"); its lag is under one frame.
-SMOOTHING = 0.6
 
 
 def to_channels(angles: np.ndarray) -> np.ndarray:
@@ -57,25 +51,6 @@ def limit_speed(angles: np.ndarray, start: np.ndarray | None = None, max_speed: 
     before = angles[..., :1, :] if start is None else np.asarray(start, np.float64)[..., None, :]
     step = np.clip(np.diff(np.concatenate([before, angles], -2), axis=-2), -max_speed / FPS, max_speed / FPS)
     return before + np.cumsum(step, axis=-2)
-
-
-class HeadFilter:
-    """The model's head angles made as smooth as a head: a one-pole low-pass (:data:`SMOOTHING`),
-    then :func:`limit_speed`. Causal and carried from call to call, so a stream that feeds a clip
-    chunk by chunk gets what one call over the whole clip gives (Generate and Live agree)."""
-
-    def __init__(self):
-        self._pole = OnePole(SMOOTHING)              # its state: the last frame given out
-
-    def __call__(self, head: np.ndarray) -> np.ndarray:
-        """Filter the next frames [..., n, 3] (radians) in order."""
-        head = np.asarray(head, np.float64)
-        if head.shape[-2] == 0:
-            return head.astype(np.float32)
-        start = self._pole.state
-        out = limit_speed(self._pole(head), start)
-        self._pole.state = out[..., -1, :]
-        return out.astype(np.float32)
 
 
 # --------------------------------------------------------------------------- checks and rotation math

@@ -5,9 +5,9 @@ import pytest
 
 from core.arkit import INDEX, LIP_INDICES, NUM_BLENDSHAPES
 from core.evaluation.upper_face import CHANNEL_GROUPS, roughness
-from core.head_pose import HeadFilter, from_channels, to_channels
-from core.output_filter import UPPER_SMOOTHED, UPPER_SMOOTHING, OutputFilter
-from core.smoothing import OnePole
+from core.head_pose import from_channels, to_channels
+from core.inference.output_filter import HeadFilter
+from core.inference.output_filter import UPPER_SMOOTHED, UPPER_SMOOTHING, OnePole, OutputFilter
 
 FRAMES = 150
 

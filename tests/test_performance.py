@@ -16,7 +16,8 @@ from core.data.style import Style
 from core.emotion import AXES, EMOTIONS, emotion_vector
 from core.evaluation import head_motion as H
 from core.evaluation.emotion import EmotionClassifier, clip_features
-from core.head_pose import MAX_SPEED, HeadFilter, from_channels, limit_speed, to_channels
+from core.head_pose import MAX_SPEED, from_channels, limit_speed, to_channels
+from core.inference.output_filter import HeadFilter
 from core.inference.controls import Controls
 from core.model.diffusion import frame_noise
 from core.model.network import DiffusionTalker

@@ -44,7 +44,7 @@ from core.inference.controls import Controls, check_honoured
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
 from core.model.diffusion import frame_noise, reverse
 from core.model.network import from_model_space
-from core.output_filter import OutputFilter
+from core.inference.output_filter import OutputFilter
 from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import stream_features

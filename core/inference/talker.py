@@ -21,7 +21,7 @@ from core.inference.controls import Controls, check_honoured
 from core.inference.registry import ModelRegistry
 from core.inputs import MAX_SEED, matched_from_voice, whole_number
 from core.model.network import from_model_space
-from core.output_filter import OutputFilter
+from core.inference.output_filter import OutputFilter
 from core.rates import FPS
 
 MAX_BATCH = 16            # seeds in one generate call (one batch); the app asks for fewer (demo.forms)

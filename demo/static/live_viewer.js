@@ -156,6 +156,7 @@ class LiveViewer extends Stage {
       if (this.shownFrame >= 0 && frame > this.shownFrame + 1) this.skippedFrames += frame - this.shownFrame - 1;
       this.showFrame(frame);
       this.shownFrame = frame;
+      this.rest = null;            // frames that came after the face began to rest: rest again after them
       this.record(frame, now);
     } else if (this.ended && frame !== null && frame === this.newest) {
       this.easeToRest(now);
