@@ -117,7 +117,8 @@ def against_truth(model: dict, truth: dict) -> dict:
     """The figures the targets are read from: the model's pooled statistics beside the truth's."""
     ratio = {g: model["spread"][g] / max(truth["spread"][g], 1e-12) for g in CHANNEL_GROUPS}
     upper = float(np.mean([model["spread"][g] for g in UPPER_GROUPS]))
-    return {"spread_ratio": ratio, "lip_to_upper_spread": model["spread"]["lips"] / max(upper, 1e-12),
+    return {"spread_ratio": ratio,
+            "roughness_ratio": {g: model["roughness"][g] / max(truth["roughness"][g], 1e-12) for g in CHANNEL_GROUPS}, "lip_to_upper_spread": model["spread"]["lips"] / max(upper, 1e-12),
             "blink_rate_ratio": model["blinks_per_minute"] / max(truth["blinks_per_minute"], 1e-12)}
 
 

@@ -41,10 +41,10 @@ from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
 from core.head_pose import HEAD_CHANNELS
 from core.inference.controls import Controls, check_honoured
+from core.inference.output_filter import OutputFilter
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
 from core.model.diffusion import frame_noise, reverse
 from core.model.network import from_model_space
-from core.inference.output_filter import OutputFilter
 from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import stream_features

@@ -18,10 +18,10 @@ from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.audio.speech_check import SpeechCheck
 from core.head_pose import HEAD_NAMES
 from core.inference.controls import Controls, check_honoured
+from core.inference.output_filter import OutputFilter
 from core.inference.registry import ModelRegistry
 from core.inputs import MAX_SEED, matched_from_voice, whole_number
 from core.model.network import from_model_space
-from core.inference.output_filter import OutputFilter
 from core.rates import FPS
 
 MAX_BATCH = 16            # seeds in one generate call (one batch); the app asks for fewer (demo.forms)

@@ -174,9 +174,8 @@ def markdown(results: dict) -> str:
     md += ["", "Roughness: std of the frame-to-frame step, model / truth. Frame-level jitter left by the sampler "
            "shows here; spread and temporal std count it as liveliness.", ""]
     rows = [[name, r["steps"], *(f"{_f(s['model']['roughness'][g])} / {_f(s['truth']['roughness'][g])} "
-                                 f"({_f(s['model']['roughness'][g] / max(s['truth']['roughness'][g], 1e-12), 1)}x)"
-                                 for g in groups)]
-            for name, r in results["models"].items() for s in [r["synthetic"]] if "roughness" in s["model"]]
+                                 f"({_f(s['roughness_ratio'][g], 1)}x)" for g in groups)]
+            for name, r in results["models"].items() for s in [r["synthetic"]] if "roughness_ratio" in s]
     md.append(table(["model", "steps", *(f"{g} roughness" for g in groups)], rows))
     for name, r in results["models"].items():
         if "styles" not in r:
