@@ -16,7 +16,8 @@ CORPUS=${CORPUS:-corpus/performance}               # the same clips performed (e
 TEACHER_EPOCHS=${TEACHER_EPOCHS:-24} # the teacher's first stage (scripts/seed_ablation.sh: 32 min, 1 thread)
 TEACHER_MIN=${TEACHER_MIN:-60}      # teacher cap
 BASELINE_MIN=${BASELINE_MIN:-4}     # per from-scratch baseline / ablation (1 thread)
-TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-3} # snapshots kept along the way; the one best on validation
+SCALED_MIN=${SCALED_MIN:-34}        # the teacher's last stage, in the scaled model space (1 thread)
+TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-11} # snapshots kept along the way; the one best on validation
                                                 # data (lips on real speech, upper face on val clips) ships
 ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/identities/adapter.py), 2 threads
 RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices"), every model
@@ -31,6 +32,9 @@ PERFORMANCE=${PERFORMANCE:---performance --condition-dropout 0.1} # head motion 
 # the blink, squint and head channels weigh more in the whole-face terms: the teacher's last stage and
 # every distillation round (docs/DECISIONS.md "Channel weights")
 CHANNELS=${CHANNELS:---channel-weight eyeBlink=8 --channel-weight eyeSquint=3 --channel-weight head=4}
+# the brow*, eye* and head channels 3x larger in model space, chosen on validation data against 2
+# (docs/DECISIONS.md "Jitter in the upper face")
+SCALE=${SCALE:---upper-face-scale 3}
 EPOCHS=200                          # upper bound; the minute budgets stop training first
 mkdir -p runs
 
@@ -42,7 +46,9 @@ mkdir -p runs
 # widened into a bidirectional decoder (core/training/widen.py: it starts out computing what the
 # causal one did) and trained again in the two weightings; then widened once more to the whole performance
 # (core/training/widen.py widen_to_performance: head channels and the emotion start at zero) and trained
-# in the two weightings, the second with snapshots; then 6 more epochs with the channel weights.
+# in the two weightings; then 6 more epochs with the channel weights; then the same weights trained
+# with the upper face and head held SCALE times larger in model space, with snapshots
+# (docs/DECISIONS.md "Jitter in the upper face").
 $PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-stage1 --steps 256 --epochs "$TEACHER_EPOCHS" \
     --max-minutes "$TEACHER_MIN" --snr-max 5 $RECIPE $CAUSAL
 $PY -m core.training.train --data "$NEUTRAL_CORPUS" --out runs/teacher-256-causal --steps 256 --epochs 12 --lr 3e-4 \
@@ -55,9 +61,11 @@ $PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-performance -
     --snr-max 5 --init runs/teacher-256-wide2 $RECIPE $MODEL $PERFORMANCE
 $PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-performance2 --steps 256 --epochs 6 --lr 2e-4 \
     --snr-max 1000 --init runs/teacher-256-performance $RECIPE $MODEL $PERFORMANCE
-$PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs 6 --lr 2e-4 \
-    --snr-max 1000 --init runs/teacher-256-performance2 ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} \
-    $RECIPE $MODEL $PERFORMANCE $CHANNELS
+$PY -m core.training.train --data "$CORPUS" --out runs/teacher-256-channels --steps 256 --epochs 6 --lr 2e-4 \
+    --snr-max 1000 --init runs/teacher-256-performance2 $RECIPE $MODEL $PERFORMANCE $CHANNELS
+$PY -m core.training.train --data "$CORPUS" --out checkpoints/teacher-256 --steps 256 --epochs 14 --lr 2e-4 \
+    --max-minutes "$SCALED_MIN" --threads 1 --snr-max 1000 --init runs/teacher-256-channels \
+    ${TEACHER_SNAPSHOT_MIN:+--snapshot-minutes "$TEACHER_SNAPSHOT_MIN"} $RECIPE $MODEL $PERFORMANCE $CHANNELS $SCALE
 if [[ -n $TEACHER_SNAPSHOT_MIN ]]; then
   $PY -m experiments.realspeech.select checkpoints/teacher-256 --data "$CORPUS"   # validation data only
 fi

@@ -17,12 +17,13 @@ def _isolated_feature_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture()
 def toy_checkpoints(tmp_path):
-    """teacher-8, distilled-4 (v-prediction, as trained today) and a scratch-4 baseline (x0-prediction,
-    as the first models) on the toy encoder, with their manifest."""
+    """teacher-8, distilled-4 (v-prediction and the upper face scaled in model space, as trained
+    today) and a scratch-4 baseline (x0-prediction, unscaled, as the first models) on the toy
+    encoder, with their manifest."""
     from core.training.distill import make_student
     from core.model.manifest import build_manifest
     from tests.helpers import tiny_model
-    teacher = tiny_model(steps=8, prediction="v")
+    teacher = tiny_model(steps=8, prediction="v", upper_face_scale=3.0)
     teacher.save_pretrained(tmp_path / "teacher-8")
     make_student(teacher, "teacher-8").save_pretrained(tmp_path / "distilled-4")
     tiny_model(steps=4).save_pretrained(tmp_path / "scratch-4")

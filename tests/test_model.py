@@ -7,7 +7,8 @@ import torch
 from core.arkit import NUM_BLENDSHAPES
 from core.data.dataset import FeatureDataset
 from core.training.distill import ADAPTER_PARTS, distillation_objective, make_student
-from core.model.network import DiffusionTalker, from_model_space, to_model_space
+from core.model.network import (UPPER_FACE_CHANNELS, DiffusionTalker, curves_from_model, from_model_space,
+                                model_targets, to_model_space)
 from core.training.train import TrainConfig, fit, teacher_objective
 from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
 
@@ -22,6 +23,21 @@ def test_shapes_and_model_space_round_trip():
     torch.testing.assert_close(from_model_space(to_model_space(x)), x)
     out, logits = model(to_model_space(x), torch.tensor([1, 8]), torch.randn(2, 17, 8), torch.tensor([0, 2]))
     assert out.shape == (2, 17, NUM_BLENDSHAPES) and logits.shape == (2, 3)
+
+
+def test_upper_face_scale_stretches_the_upper_face_and_head_about_rest_and_back():
+    model = tiny_model(head_channels=3)
+    model.config.upper_face_scale = 3.0
+    curves = torch.rand(2, 17, model.config.channels)
+    x0 = model_targets(model, curves)
+    torch.testing.assert_close(curves_from_model(model.config, x0), curves)
+    plain = to_model_space(curves)
+    upper = list(UPPER_FACE_CHANNELS)
+    torch.testing.assert_close(x0[..., upper] + 1.0, 3.0 * (plain[..., upper] + 1.0))     # about a curve at 0
+    torch.testing.assert_close(x0[..., NUM_BLENDSHAPES:], 3.0 * plain[..., NUM_BLENDSHAPES:])  # about a straight head
+    jaw = [i for i in range(NUM_BLENDSHAPES) if i not in upper]
+    torch.testing.assert_close(x0[..., jaw], plain[..., jaw])                            # the lips as before
+    assert len(upper) == 19                         # 5 brow + 2 eyes x (blink, look x4, squint, wide)
 
 
 def test_save_load_round_trip_is_bit_exact(tmp_path):

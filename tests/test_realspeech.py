@@ -315,11 +315,14 @@ def test_select_keeps_the_truest_upper_face_among_snapshots_with_good_lips(tmp_p
 def test_upper_face_mismatch_is_zero_for_the_truth_and_symmetric():
     from experiments.realspeech.select import upper_face_mismatch
     groups = ("blinks", "brows", "eye look", "squint")
-    truth = {"spread_ratio": {g: 1.0 for g in groups}, "blink_rate_ratio": 1.0}
-    assert upper_face_mismatch(truth) == 0.0
-    half = {"spread_ratio": {g: 0.5 for g in groups}, "blink_rate_ratio": 0.5}
-    double = {"spread_ratio": {g: 2.0 for g in groups}, "blink_rate_ratio": 2.0}
-    assert upper_face_mismatch(half) == pytest.approx(np.log(2)) == pytest.approx(upper_face_mismatch(double))
+
+    def figures(ratio, rough=None):
+        return {"spread_ratio": {g: ratio for g in groups}, "roughness_ratio": {g: rough or ratio for g in groups},
+                "blink_rate_ratio": ratio}
+    assert upper_face_mismatch(figures(1.0)) == 0.0
+    assert upper_face_mismatch(figures(0.5)) == pytest.approx(np.log(2)) == pytest.approx(upper_face_mismatch(figures(2.0)))
+    # a wobble that reads as spread is not a truer upper face: jitter 3x the data's counts against it
+    assert upper_face_mismatch(figures(1.0, rough=3.0)) == pytest.approx(4 * np.log(3) / 9)
 
 
 def test_shifted_auc_finds_a_curve_one_frame_early():

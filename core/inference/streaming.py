@@ -44,7 +44,7 @@ from core.inference.controls import Controls, check_honoured
 from core.inference.output_filter import OutputFilter
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
 from core.model.diffusion import frame_noise, reverse
-from core.model.network import from_model_space
+from core.model.network import curves_from_model
 from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import stream_features
@@ -316,7 +316,7 @@ class Stream:
 
         x0 = reverse(x0_fn, noise(0), self._coefficients, noise if self.method == "ddpm" else None)[keep: keep + count]
         self._frames.remember(audio, count)
-        return from_model_space(torch.from_numpy(x0[:, 0])).numpy()
+        return curves_from_model(model.config, torch.from_numpy(x0[:, 0])).numpy()
 
 
 @dataclass

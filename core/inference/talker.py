@@ -21,7 +21,7 @@ from core.inference.controls import Controls, check_honoured
 from core.inference.output_filter import OutputFilter
 from core.inference.registry import ModelRegistry
 from core.inputs import MAX_SEED, matched_from_voice, whole_number
-from core.model.network import from_model_space
+from core.model.network import curves_from_model
 from core.rates import FPS
 
 MAX_BATCH = 16            # seeds in one generate call (one batch); the app asks for fewer (demo.forms)
@@ -106,7 +106,7 @@ class Talker(ModelRegistry):
         seeds = [seed + k for k in range(num_samples)]
         decoder = self.decoder(steps)
         x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
-        channels = from_model_space(x0).float().cpu().numpy()
+        channels = curves_from_model(model.config, x0).float().cpu().numpy()
         curves, head = controls.shape(*OutputFilter()(channels))
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights

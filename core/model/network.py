@@ -22,7 +22,11 @@ cross-entropy against the true identity.  At inference the same similarities ran
 library and pick the talking identity.
 
 Blendshape weights live in [0, 1]; the network works in model space 2x - 1 so that the
-data has roughly unit range against unit-variance diffusion noise.
+data has roughly unit range against unit-variance diffusion noise. Models with
+``upper_face_scale`` s > 1 hold the brow*, eye* and head channels s times larger there, about
+their rest (a curve at 0, the head straight): small upper-face motion is then formed at noise
+levels the model denoises well instead of in the last steps, where it left a frame-to-frame
+wobble (docs/DECISIONS.md "Jitter in the upper face").
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.arkit import NUM_BLENDSHAPES
+from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
 from core.model.diffusion import NoiseSchedule, ScheduleConfig
 from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME  # noqa: F401  (re-exported: checkpoints are loaded from here)
 from core.inputs import shown
@@ -67,6 +71,7 @@ class TalkerConfig:
     data_fingerprint: str | None = None
     head_channels: int = 0               # 3: head yaw/pitch/roll beside the 52 curves (core/head_pose.py)
     emotions: list[str] = field(default_factory=list)   # the emotion vector's axes (core/emotion.py); [] none
+    upper_face_scale: float = 1.0        # brow*, eye*, head channels this many times larger in model space
     extra: dict = field(default_factory=dict)
 
     @property
@@ -83,17 +88,40 @@ def to_model_space(curves: torch.Tensor) -> torch.Tensor:
     return curves * 2.0 - 1.0
 
 
+def from_model_space(x: torch.Tensor) -> torch.Tensor:
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+UPPER_FACE_CHANNELS = tuple(i for i, name in enumerate(ARKIT_NAMES) if name.startswith(("brow", "eye")))
+
+
+def channel_scale(config: TalkerConfig, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, rest) per model-space channel [C] for ``upper_face_scale``, or None when it is 1."""
+    if config.upper_face_scale == 1.0:
+        return None
+    scale = torch.ones(config.channels, dtype=like.dtype, device=like.device)
+    scale[list(UPPER_FACE_CHANNELS)] = config.upper_face_scale
+    scale[NUM_BLENDSHAPES:] = config.upper_face_scale
+    rest = torch.full((config.channels,), -1.0, dtype=like.dtype, device=like.device)
+    rest[NUM_BLENDSHAPES:] = 0.0   # the head straight: channel 0.5
+    return scale, rest
+
+
 def model_targets(model: "DiffusionTalker", curves: torch.Tensor) -> torch.Tensor:
     """The clean sample x0 in model space with the model's channels. Data without the head's
     channels (e.g. an enrolment's takes) gets a straight head there; callers that must not learn
     it score only the data's own channels."""
     x0 = to_model_space(curves[..., :model.config.channels])
     missing = model.config.channels - x0.shape[-1]
-    return F.pad(x0, (0, missing)) if missing > 0 else x0
+    x0 = F.pad(x0, (0, missing)) if missing > 0 else x0
+    scaled = channel_scale(model.config, x0)
+    return x0 if scaled is None else scaled[1] + scaled[0] * (x0 - scaled[1])
 
 
-def from_model_space(x: torch.Tensor) -> torch.Tensor:
-    return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
+def curves_from_model(config: TalkerConfig, x: torch.Tensor) -> torch.Tensor:
+    """A sample in model space [..., C] -> the curves (and head channels) in [0, 1]."""
+    scaled = channel_scale(config, x)
+    return from_model_space(x if scaled is None else scaled[1] + (x - scaled[1]) / scaled[0])
 
 
 def masked_moments(audio: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -369,6 +369,9 @@ def main(argv=None):
     p.add_argument("--audio-lookahead", type=int, default=0, help="frames of later audio each frame also sees")
     p.add_argument("--prediction", choices=("v", "x0"), default="v",
                    help="what the network outputs (core/diffusion.py); x0 is the first models' choice")
+    p.add_argument("--upper-face-scale", type=float, default=TalkerConfig.upper_face_scale,
+                   help="hold the brow*, eye* and head channels this many times larger in model space "
+                        "(core/model/network.py; docs/DECISIONS.md \"Jitter in the upper face\")")
     p.add_argument("--without", default="", help="comma-separated corpus augmentations / TTS engines to leave "
                                                  "out of training (ablation), e.g. mp3,opus,piper")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (same architecture, a "
@@ -386,7 +389,7 @@ def main(argv=None):
         bidirectional=a.bidirectional, audio_lookahead=a.audio_lookahead, use_identity=not a.no_identity,
         steps=a.steps, data_fingerprint=fingerprint, prediction=a.prediction,
         head_channels=3 if a.performance else 0, emotions=list(AXES) if a.performance else [],
-        extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
+        upper_face_scale=a.upper_face_scale, extra={"train": {"epochs": a.epochs, "max_minutes": a.max_minutes, "lr": a.lr, "batch_size": a.batch_size,
                          "loss_weights": cfg.loss_weights.as_dict(), "clips": len(train_set),
                          "feature_noise": cfg.feature_noise, "time_mask": cfg.time_mask, "without": list(without),
                          "snr_max": cfg.snr_max, "condition_dropout": cfg.condition_dropout,

@@ -44,8 +44,10 @@ UPPER_CLIPS, UPPER_SEEDS = 8, 4
 
 
 def upper_face_mismatch(figures: dict) -> float:
-    """Mean |log(model / truth)| of the upper-face spreads and the blink rate (0: as the data)."""
-    ratios = [figures["spread_ratio"][g] for g in UPPER_GROUPS] + [figures["blink_rate_ratio"]]
+    """Mean |log(model / truth)| of the upper-face spreads, roughness (frame-to-frame jitter, which
+    the spread alone counts as diversity) and the blink rate (0: as the data)."""
+    ratios = ([figures["spread_ratio"][g] for g in UPPER_GROUPS] + [figures["roughness_ratio"][g] for g in UPPER_GROUPS]
+              + [figures["blink_rate_ratio"]])
     return float(np.mean([abs(np.log(max(r, 1e-6))) for r in ratios]))
 
 
@@ -60,6 +62,7 @@ def score(folder: Path, aligned, data, seed: int = 0) -> dict:
     upper = synthetic(talker, steps, data, pick(load_clips(data, ("val",)), UPPER_CLIPS, seed=1), UPPER_SEEDS)
     return {**figures, "upper_face_mismatch": round(upper_face_mismatch(upper), 4),
             "spread_ratio": {g: round(v, 3) for g, v in upper["spread_ratio"].items()},
+            "roughness_ratio": {g: round(v, 3) for g, v in upper["roughness_ratio"].items()},
             "blinks_per_minute": round(upper["model"]["blinks_per_minute"], 2),
             "truth_blinks_per_minute": round(upper["truth"]["blinks_per_minute"], 2)}
 
