@@ -4,9 +4,10 @@ the API and Live: split into the 52 curves and the head's angles, the head filte
 causal and carries its state from call to call: a stream that feeds a clip chunk by chunk gets
 what one call over the whole clip gives (Generate and Live agree).
 
-Why smooth the brows and eyelids: straight from the sampler they carry frame-to-frame jitter
-2.5-4x the data's (docs/RESULTS.md "Upper face", roughness), which reads as twitching brows and
-as brow raises several times too often; the data's brows move in ramps of a few frames. A
+Why smooth the brows and eyelids: straight from the sampler they carry frame-to-frame jitter,
+1.8-2.2x the data's for distilled-8 even in the scaled model space (2.5-4x before it;
+docs/RESULTS.md "Upper face", roughness), which reads as twitching brows and as brow raises
+several times too often; the data's brows move in ramps of a few frames. A
 one-pole low-pass of weight :data:`UPPER_SMOOTHING` (chosen on validation clips, docs/DECISIONS.md
 "Jitter in the upper face") takes most of it out. Blinks and gaze are left alone: a blink lasts
 four frames and a saccade one, and both would be flattened.
@@ -67,7 +68,7 @@ class HeadFilter:
 
 UPPER_SMOOTHED: tuple[int, ...] = tuple(i for i, n in enumerate(ARKIT_NAMES)
                                         if n.startswith(("brow", "eyeSquint", "eyeWide")))
-UPPER_SMOOTHING = 0.35   # mean delay (1 - w) / w = 1.9 frames (62 ms)
+UPPER_SMOOTHING = 0.5    # mean delay (1 - w) / w = 1 frame (33 ms)
 
 
 class OutputFilter:
