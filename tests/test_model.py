@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.arkit import NUM_BLENDSHAPES
+from core.arkit import NUM_BLENDSHAPES, UPPER_INDICES
 from core.data.dataset import FeatureDataset
 from core.training.distill import ADAPTER_PARTS, distillation_objective, make_student
-from core.model.network import (UPPER_FACE_CHANNELS, DiffusionTalker, curves_from_model, from_model_space,
-                                model_targets, to_model_space)
+from core.model.network import DiffusionTalker, curves_from_model, from_model_space, model_targets, to_model_space
 from core.training.train import TrainConfig, fit, teacher_objective
 from tests.helpers import NAMES, ToyEncoder, tiny_model, toy_clip
 
@@ -32,7 +31,7 @@ def test_upper_face_scale_stretches_the_upper_face_and_head_about_rest_and_back(
     x0 = model_targets(model, curves)
     torch.testing.assert_close(curves_from_model(model.config, x0), curves)
     plain = to_model_space(curves)
-    upper = list(UPPER_FACE_CHANNELS)
+    upper = list(UPPER_INDICES)
     torch.testing.assert_close(x0[..., upper] + 1.0, 3.0 * (plain[..., upper] + 1.0))     # about a curve at 0
     torch.testing.assert_close(x0[..., NUM_BLENDSHAPES:], 3.0 * plain[..., NUM_BLENDSHAPES:])  # about a straight head
     jaw = [i for i in range(NUM_BLENDSHAPES) if i not in upper]

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.arkit import ARKIT_NAMES, NUM_BLENDSHAPES
+from core.arkit import NUM_BLENDSHAPES, UPPER_INDICES
 from core.model.diffusion import NoiseSchedule, ScheduleConfig
 from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME  # noqa: F401  (re-exported: checkpoints are loaded from here)
 from core.inputs import shown
@@ -92,19 +92,17 @@ def from_model_space(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1.0) * 0.5).clamp(0.0, 1.0)
 
 
-UPPER_FACE_CHANNELS = tuple(i for i, name in enumerate(ARKIT_NAMES) if name.startswith(("brow", "eye")))
-
-
-def channel_scale(config: TalkerConfig, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(scale, rest) per model-space channel [C] for ``upper_face_scale``, or None when it is 1."""
+def stretch_upper_face(config: TalkerConfig, x: torch.Tensor, inverse: bool = False) -> torch.Tensor:
+    """Scale the brow*, eye* and head channels of x [..., C] (model space) by ``upper_face_scale``
+    about their rest (-1: a curve at 0; 0: the head straight), or undo it."""
     if config.upper_face_scale == 1.0:
-        return None
-    scale = torch.ones(config.channels, dtype=like.dtype, device=like.device)
-    scale[list(UPPER_FACE_CHANNELS)] = config.upper_face_scale
+        return x
+    scale = torch.ones(config.channels, dtype=x.dtype, device=x.device)
+    scale[list(UPPER_INDICES)] = config.upper_face_scale
     scale[NUM_BLENDSHAPES:] = config.upper_face_scale
-    rest = torch.full((config.channels,), -1.0, dtype=like.dtype, device=like.device)
-    rest[NUM_BLENDSHAPES:] = 0.0   # the head straight: channel 0.5
-    return scale, rest
+    rest = torch.full((config.channels,), -1.0, dtype=x.dtype, device=x.device)
+    rest[NUM_BLENDSHAPES:] = 0.0
+    return rest + (x - rest) * (1.0 / scale if inverse else scale)
 
 
 def model_targets(model: "DiffusionTalker", curves: torch.Tensor) -> torch.Tensor:
@@ -113,15 +111,12 @@ def model_targets(model: "DiffusionTalker", curves: torch.Tensor) -> torch.Tenso
     it score only the data's own channels."""
     x0 = to_model_space(curves[..., :model.config.channels])
     missing = model.config.channels - x0.shape[-1]
-    x0 = F.pad(x0, (0, missing)) if missing > 0 else x0
-    scaled = channel_scale(model.config, x0)
-    return x0 if scaled is None else scaled[1] + scaled[0] * (x0 - scaled[1])
+    return stretch_upper_face(model.config, F.pad(x0, (0, missing)) if missing > 0 else x0)
 
 
 def curves_from_model(config: TalkerConfig, x: torch.Tensor) -> torch.Tensor:
     """A sample in model space [..., C] -> the curves (and head channels) in [0, 1]."""
-    scaled = channel_scale(config, x)
-    return from_model_space(x if scaled is None else scaled[1] + (x - scaled[1]) / scaled[0])
+    return from_model_space(stretch_upper_face(config, x, inverse=True))
 
 
 def masked_moments(audio: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
