@@ -2,7 +2,7 @@
 # The shipped models, end to end: corpus -> teacher-256 (a short schedule, TEACHER_EPOCHS, validated
 # on the real-speech validation part; with TEACHER_SNAPSHOT_MIN set, snapshots along the way and the
 # one best on that part kept) -> distilled 128..1 (in parallel with the from-scratch baselines and
-# ablations) -> fp16 check -> manifest -> evaluation -> benchmark.
+# ablations) -> fp16 check -> manifest -> eyelid value maps and head gains -> evaluation -> benchmark.
 # RECIPE holds the training choices made on the validation part (scripts/validation_ablation.sh,
 # docs/DECISIONS.md "Real voices"); every model of the family is trained with them.
 # Every stage resumes or skips finished work. Budgets are wall-clock minutes on the machine that
@@ -99,6 +99,9 @@ wait
 $PY -m core.model.manifest checkpoints
 $PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m core.model.manifest checkpoints --fp16
+# every shipped model's eyelid value maps and head gain, fitted on val clips no decision uses
+# (docs/DECISIONS.md "Blink depth", "The head filter, second try")
+$PY -m experiments.evaluate value-maps --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
 # which step counts keep the seed is decided on validation clips (the page offers only those), then reported on test
 $PY -m experiments.evaluate upper-face --checkpoints checkpoints --data "$CORPUS" --split val --offer --no-write \

@@ -18,14 +18,18 @@ def _isolated_feature_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture()
 def toy_checkpoints(tmp_path):
     """teacher-8, distilled-4 (v-prediction and the upper face scaled in model space, as trained
-    today) and a scratch-4 baseline (x0-prediction, unscaled, as the first models) on the toy
+    today; the student with value maps) and a scratch-4 baseline (x0-prediction, unscaled, as the first models) on the toy
     encoder, with their manifest."""
     from core.training.distill import make_student
     from core.model.manifest import build_manifest
     from tests.helpers import tiny_model
     teacher = tiny_model(steps=8, prediction="v", upper_face_scale=3.0)
     teacher.save_pretrained(tmp_path / "teacher-8")
-    make_student(teacher, "teacher-8").save_pretrained(tmp_path / "distilled-4")
+    student = make_student(teacher, "teacher-8")
+    # value maps as a fit leaves them (core/inference/value_maps.py): one whole-range, one anchored
+    student.config.extra["value_maps"] = [{"channel": "browInnerUp", "x": [0.0, 0.25, 1.0], "y": [0.0, 0.5, 1.0]},
+                                          {"channel": "eyeBlinkLeft", "x": [-1.0, 0.5, 0.7], "y": [-1.0, 0.5, 1.0]}]
+    student.save_pretrained(tmp_path / "distilled-4")
     tiny_model(steps=4).save_pretrained(tmp_path / "scratch-4")
     build_manifest(tmp_path)
     return tmp_path

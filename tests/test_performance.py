@@ -80,6 +80,23 @@ def test_the_head_filter_takes_out_jitter_and_gives_the_same_in_chunks():
     assert whole[0] == pytest.approx(jittery[0])                                  # no lag at the start
 
 
+def test_the_head_gain_scales_about_the_straight_head_and_gives_the_same_in_chunks():
+    rng = np.random.default_rng(1)
+    t = np.arange(90) / FPS
+    head = (np.radians(4.0) * np.sin(2 * np.pi * 0.4 * t)[:, None] + np.radians(0.5) * rng.standard_normal((90, 3)))
+    gain = np.array([1.5, 2.0, 0.8])
+    whole = HeadFilter(gain)(head[None])[0]
+    np.testing.assert_allclose(whole, HeadFilter()(head[None])[0] * gain, atol=1e-6)   # no step near the limit here
+    chunked = HeadFilter(gain)
+    parts = [chunked(head[None, a:b])[0] for a, b in ((0, 10), (10, 11), (11, 90))]
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-6)
+    fast = HeadFilter(np.full(3, 50.0))(head[None])[0]                                # the limit still holds
+    assert np.abs(np.diff(fast, axis=0)).max() <= MAX_SPEED / FPS + 1e-6
+    for bad in ([1.0, 0.0, 1.0], [1.0, 1.0]):
+        with pytest.raises(ValueError, match="head gain"):
+            HeadFilter(bad)
+
+
 def test_head_channels_round_trip():
     angles = np.radians([[10.0, -5.0, 2.0], [-29.0, 0.0, 29.0]]).astype(np.float32)
     np.testing.assert_allclose(from_channels(to_channels(angles)), angles, atol=1e-6)

@@ -169,7 +169,7 @@ class Stream:
         self._heard = 0                                   # samples fed
         self._next_hop = self.hop                         # the next encoder position (samples)
         self._emitted = 0                                 # frames out so far
-        self._output_filter = OutputFilter()              # carried over chunks, as one call over the clip
+        self._output_filter = OutputFilter.of(self.model.config)  # carried over chunks, as one call over the clip
         self._matching: list[np.ndarray] = []             # features until the identity is kept
         self._finished = False
         self._pauses = None

@@ -107,7 +107,7 @@ class Talker(ModelRegistry):
         decoder = self.decoder(steps)
         x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
         channels = curves_from_model(model.config, x0).float().cpu().numpy()
-        curves, head = controls.shape(*OutputFilter()(channels))
+        curves, head = controls.shape(*OutputFilter.of(model.config)(channels))
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights
             curves[:, :, list(LIP_INDICES)] *= pause_weights(speech, curves.shape[1])[None, :, None]

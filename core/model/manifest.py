@@ -114,7 +114,7 @@ def build_manifest(root: str | Path, fp16: bool = False) -> dict:
             "name": folder.name, "path": folder.name, "role": role_of(folder.name), "steps": cfg["steps"], "parent": cfg.get("parent"),
             "distilled": cfg.get("distilled", False), "encoder": cfg["encoder"],
             "data": cfg.get("data_fingerprint"), "identities": len(cfg["identity_names"]),
-            "training": cfg.get("extra", {}),
+            "training": {k: v for k, v in cfg.get("extra", {}).items() if k != "value_maps"},   # knots: in config
             "metrics": old.get(folder.name, {}).get("metrics", {}),
             "sha256": {name: sha256_of(folder / name) for name in (CONFIG_NAME, WEIGHTS_NAME)},
         })

@@ -28,7 +28,8 @@ ADAPTER_PARTS = ("identity_embedding", "identity_encoder", "identity_contrast", 
 def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker:
     if teacher.config.steps % 2:
         raise ValueError(f"cannot halve a {teacher.config.steps}-step teacher")
-    extra = {k: v for k, v in copy.deepcopy(teacher.config.extra).items() if k != "selected"}   # the teacher's own
+    extra = {k: v for k, v in copy.deepcopy(teacher.config.extra).items()   # the teacher's own
+             if k not in ("selected", "value_maps", "head_gain", "value_maps_fit")}
     config = dataclasses.replace(teacher.config, steps=teacher.config.steps // 2, parent=teacher_name, distilled=True,
                                  sampler="ddim", extra=extra)
     student = DiffusionTalker(config)

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.evaluate import checks, performance, tables, upper_face
+from experiments.evaluate import checks, performance, tables, upper_face, value_maps
 
 
 def main(argv=None) -> None:
@@ -51,6 +51,10 @@ def main(argv=None) -> None:
                    help="with --split val: record in the manifest which step counts keep the seed (the page "
                         "offers only those; core.evaluation.upper_face.seed_verdict)")
     u.set_defaults(max_clips=24)
+    v = command("value-maps", "fit each model's eyelid value maps and head gain on val clips no decision uses")
+    v.add_argument("--models", nargs="*", help="only these checkpoint names (default: every shipped model)")
+    v.add_argument("--samples", type=int, default=4, help="seeds per clip (and truth draws)")
+    v.set_defaults(max_clips=24)
     f = command("follow", "does x0-hat follow x_t in the upper face, per noise level and group (val clips)",
                 data=True)
     f.add_argument("model", help="checkpoint folder")
@@ -71,7 +75,7 @@ def main(argv=None) -> None:
     a.checkpoints, a.results = Path(a.checkpoints), Path(a.results)
     {"tables": tables.run, "report": tables.rewrite, "fp16": checks.fp16,
      "encoder": checks.encoder, "enrolment": checks.enrolment, "splits": checks.splits,
-     "upper-face": upper_face.run, "follow": upper_face.run_follow, "performance": performance.run}[a.command](a)
+     "upper-face": upper_face.run, "value-maps": value_maps.run, "follow": upper_face.run_follow, "performance": performance.run}[a.command](a)
 
 
 if __name__ == "__main__":

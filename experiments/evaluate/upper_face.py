@@ -73,20 +73,26 @@ def clip_controls(talker: Talker, steps: int, clip: TalkingClip) -> Controls:
     return controls_for(clip.emotion, bool(talker.config(steps).emotions))
 
 
-def synthetic(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int) -> dict:
+def sample_pairs(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int):
+    """Per clip: (the model's k samples, k truth draws of the upper face, both [k, F, 52], the
+    model's heads [k, F, 3]) over the same frames."""
     style_of = styles(data)
-    model_stats, truth_stats, model_frames, truth_frames = [], [], [], []
     for clip in clips:
         audio = clip.load_audio()
         features, _ = talker.features(audio)
-        samples, _, _ = model_samples(talker, steps, audio, features, k, clip.identity,
-                                      clip_controls(talker, steps, clip))
+        samples, _, heads = model_samples(talker, steps, audio, features, k, clip.identity,
+                                          clip_controls(talker, steps, clip))
         frames = min(len(samples[0]), clip.frames)
-        truth = truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio, style_of[clip.identity], k,
-                            emotion=clip.emotion)
-        model_stats.append(U.clip_statistics(samples[:, :frames]))
+        yield (samples[:, :frames], truth_draws(clip.blendshapes[:frames], clip_phones(data, clip), audio,
+                                                style_of[clip.identity], k, emotion=clip.emotion), heads[:, :frames])
+
+
+def synthetic(talker: Talker, steps: int, data, clips: list[TalkingClip], k: int) -> dict:
+    model_stats, truth_stats, model_frames, truth_frames = [], [], [], []
+    for samples, truth, _ in sample_pairs(talker, steps, data, clips, k):
+        model_stats.append(U.clip_statistics(samples))
         truth_stats.append(U.clip_statistics(truth))
-        model_frames.append(samples[:, :frames].reshape(-1, samples.shape[-1]))
+        model_frames.append(samples.reshape(-1, samples.shape[-1]))
         truth_frames.append(truth.reshape(-1, truth.shape[-1]))
     model, truth = U.pooled(model_stats), U.pooled(truth_stats)
     m, t = np.concatenate(model_frames), np.concatenate(truth_frames)
@@ -199,17 +205,21 @@ def markdown(results: dict) -> str:
     return "\n".join(md)
 
 
+def chosen_entries(root: Path, models: list[str] | None) -> list[dict]:
+    """The manifest entries of ``models`` (default: every shipped model); a checkpoint folder's own."""
+    if is_checkpoint_folder(root):          # one run (validation of a training choice)
+        return model_entries(root)
+    return [m for m in read_manifest(root)["models"]
+            if (not models and m.get("role", "shipped") == "shipped") or (models and m["name"] in models)]
+
+
 def run(a) -> None:
     root = a.checkpoints
     if a.offer and (a.split != "val" or is_checkpoint_folder(root)):
         raise SystemExit("--offer decides what the page offers: it needs --split val and a folder with a manifest")
     from core.data.dataset import load_clips
     clips = pick(load_clips(a.data, (a.split,)), a.max_clips, seed=1)
-    if is_checkpoint_folder(root):          # one run (validation of a training choice)
-        entries = model_entries(root)
-    else:
-        entries = [m for m in read_manifest(root)["models"]
-                   if (not a.models and m.get("role", "shipped") == "shipped") or (a.models and m["name"] in a.models)]
+    entries = chosen_entries(root, a.models)
     results = {"command": a.command_line, "data": str(a.data), "split": a.split, "clips": len(clips),
                "samples": a.samples, "machine": machine_description(), "models": {}}
     if a.json and a.models and Path(a.json).is_file():    # models measured before (same split) are kept
@@ -313,3 +323,4 @@ def run_follow(a) -> None:
     for level, groups in out.items():
         print(json.dumps({"model": str(a.model), "noise_share": round(level, 4),
                           **{g: round(v, 3) for g, v in groups.items()}}))
+

@@ -1,0 +1,76 @@
+"""``value-maps``: fit each model's eyelid value maps (:mod:`core.inference.value_maps`) and head
+gain (:class:`core.inference.output_filter.HeadFilter`) and write them into its config.json.
+
+Both are fitted on the model's own output, made without them, against the generator's truth draws
+of the same clips, on validation clips that no decision figure uses (the ``upper-face`` and
+``performance`` runs pick theirs with :func:`~experiments.evaluate.tables.pick`, seed 1). Not on
+train clips: there a model partly remembers its training head, its samples vary less, and gains
+fitted there came out 20-30 % too large on other clips (docs/DECISIONS.md "The head filter").
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from core.arkit import INDEX
+from core.evaluation import head_motion as H
+from core.head_pose import HEAD_NAMES
+from core.inference import value_maps as V
+from core.inference.talker import Talker
+from core.model.checkpoint import CONFIG_NAME
+from core.model.manifest import build_manifest, is_checkpoint_folder
+from experiments.evaluate.performance import truth_heads
+from experiments.evaluate.tables import pick
+from experiments.evaluate.upper_face import chosen_entries, sample_pairs, styles
+
+DECISION_PICKS = (8, 12, 24)        # the clip counts the val decision runs pick (seed 1): never fitted on
+
+
+def fitting_clips(data, count: int) -> list:
+    """``count`` validation clips outside every decision pick."""
+    from core.data.dataset import load_clips
+    val = load_clips(data, ("val",))
+    used = {c.id for n in DECISION_PICKS for c in pick(val, n, seed=1)}
+    return pick([c for c in val if c.id not in used], count, seed=2)
+
+
+def head_gain(model_heads: list[np.ndarray], truth_heads_: list[np.ndarray]) -> list[float] | None:
+    """Per axis, the gain that gives the model's head the truth's amplitude (std over time); None
+    for a model whose head never moves. Matching the across-seed spread instead gave heads that
+    move 1.6x as much as the data's (docs/DECISIONS.md "The head filter")."""
+    model = H.pooled([H.clip_statistics(h) for h in model_heads])
+    truth = H.pooled([H.clip_statistics(h) for h in truth_heads_])
+    if any(model["amplitude"][name] <= 0 for name in HEAD_NAMES):
+        return None
+    return [round(float(truth["amplitude"][name] / model["amplitude"][name]), 4) for name in HEAD_NAMES]
+
+
+def run(a) -> None:
+    root = a.checkpoints
+    clips = fitting_clips(a.data, a.max_clips)
+    style_of = styles(a.data)
+    for entry in chosen_entries(root, a.models):
+        folder, steps = root / entry["path"], entry["steps"]
+        talker = Talker.from_pretrained(folder)
+        extra = talker.model(steps).config.extra
+        extra.pop("value_maps", None), extra.pop("head_gain", None)       # fitted on the model's own values
+        curves, truth, heads, head_truth = [], [], [], []
+        for clip, (s, t, h) in zip(clips, sample_pairs(talker, steps, a.data, clips, a.samples)):
+            curves.append(s), truth.append(t), heads.append(h)
+            head_truth.append(truth_heads(clip, a.data, style_of[clip.identity], a.samples, h.shape[1]))
+        maps = [V.fit(name, np.concatenate([s[..., INDEX[name]].ravel() for s in curves]),
+                      np.concatenate([t[..., INDEX[name]].ravel() for t in truth]), anchor)
+                for name, anchor in V.MAPPED.items()]
+        config = json.loads((folder / CONFIG_NAME).read_text())
+        config["extra"]["value_maps"] = [m.as_dict() for m in maps]
+        gain = head_gain(heads, head_truth) if config.get("head_channels") else None
+        config["extra"].pop("head_gain", None)
+        if gain:
+            config["extra"]["head_gain"] = gain
+        config["extra"]["value_maps_fit"] = {"split": "val, outside the decision picks", "clips": len(clips),
+                                             "samples": a.samples}
+        (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+        print(entry["name"], "fitted on", len(clips), "val clips x", a.samples, "samples; head gain", gain, flush=True)
+    if not is_checkpoint_folder(root):
+        build_manifest(root)
