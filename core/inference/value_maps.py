@@ -11,8 +11,8 @@ of the same clips; ``python -m experiments.evaluate value-maps``), gives the val
 range without moving anything in time.
 
 An *anchored* map keeps every value below its anchor as it is and maps the values above it onto
-the data's values above it: eyeBlink anchored at the blink level (0.5) leaves each blink where it
-was, and the count with it, and deepens its peak. The maps are pointwise and stateless, so a
+the data's values above it: eyeBlink anchored at the blink level (0.5) leaves each lid's crossings
+of it where they were, so blinks keep their times and nearly their count, and deepens their peaks. The maps are pointwise and stateless, so a
 stream gets exactly what one call over the clip gives (Live equals Generate). Only the eyelids
 are mapped: maps of the brows and the gaze were tried on the same clips and amplified their
 frame-to-frame jitter (roughness 1.1 -> 1.6x and 1.4 -> 2.5x the data's).
