@@ -53,6 +53,31 @@ def test_anchored_fit_keeps_the_blink_count_and_deepens_peaks():
     assert np.mean([p for p, _ in after]) > np.mean([p for p, _ in before]) + 0.15
 
 
+def test_a_map_fitted_on_blink_peaks_closes_every_blink_and_keeps_each_one():
+    """What the eyelids ship with (experiments.evaluate value-maps): the model's blink peaks onto
+    the data's, so shallow blinks close too, where a map of frame values leaves them on the
+    data's flanks (the test above)."""
+    from experiments.evaluate.value_maps import blink_peaks
+    rng = np.random.default_rng(2)
+
+    def clip(low, high):
+        curves = np.zeros((4, 300, 52), np.float32)
+        for k in range(4):
+            track = _blink_track(rng.uniform(low, high, 12), rng=rng)
+            curves[k, :, INDEX["eyeBlinkLeft"]] = curves[k, :, INDEX["eyeBlinkRight"]] = track
+        return curves
+
+    model, truth = [clip(0.55, 0.8) for _ in range(5)], [clip(0.85, 1.0) for _ in range(5)]
+    maps = tuple(fit(name, blink_peaks(model), blink_peaks(truth), anchor=BLINK_LEVEL)
+                 for name in ("eyeBlinkLeft", "eyeBlinkRight"))
+    held_out = clip(0.55, 0.8)
+    before = [e for sample in held_out for e in blinks(sample)]
+    after = [e for sample in apply(held_out.copy(), maps) for e in blinks(sample)]
+    assert len(before) == len(after) == 48
+    assert np.mean([p >= FULL_BLINK for p, _ in after]) > 0.95
+    assert [d for _, d in after] == [d for _, d in before]                   # each blink as long as it was
+
+
 def test_fit_without_values_above_the_anchor_is_the_identity():
     value_map = fit("eyeBlinkLeft", np.full(100, 0.1), np.linspace(0, 1, 100), anchor=0.5)
     np.testing.assert_allclose(value_map(np.linspace(0, 1, 11)), np.linspace(0, 1, 11), atol=1e-6)

@@ -13,8 +13,8 @@ import json
 
 import numpy as np
 
-from core.arkit import INDEX
 from core.evaluation import head_motion as H
+from core.evaluation import upper_face as U
 from core.head_pose import HEAD_NAMES
 from core.inference import value_maps as V
 from core.inference.talker import Talker
@@ -33,6 +33,13 @@ def fitting_clips(data, count: int) -> list:
     val = load_clips(data, ("val",))
     used = {c.id for n in DECISION_PICKS for c in pick(val, n, seed=1)}
     return pick([c for c in val if c.id not in used], count, seed=2)
+
+
+def blink_peaks(samples: list[np.ndarray]) -> np.ndarray:
+    """The peak of every blink in clips of samples [K, F, 52]: what the eyelid maps match
+    (docs/DECISIONS.md "Blink depth": matching the frame values instead leaves shallow blinks
+    on the data's flanks)."""
+    return np.array([peak for clip in samples for sample in clip for peak, _ in U.blinks(sample)])
 
 
 def head_gain(model_heads: list[np.ndarray], truth_heads_: list[np.ndarray]) -> list[float] | None:
@@ -59,9 +66,7 @@ def run(a) -> None:
         for clip, (s, t, h) in zip(clips, sample_pairs(talker, steps, a.data, clips, a.samples)):
             curves.append(s), truth.append(t), heads.append(h)
             head_truth.append(truth_heads(clip, a.data, style_of[clip.identity], a.samples, h.shape[1]))
-        maps = [V.fit(name, np.concatenate([s[..., INDEX[name]].ravel() for s in curves]),
-                      np.concatenate([t[..., INDEX[name]].ravel() for t in truth]), anchor)
-                for name, anchor in V.MAPPED.items()]
+        maps = [V.fit(name, blink_peaks(curves), blink_peaks(truth), anchor) for name, anchor in V.MAPPED.items()]
         config = json.loads((folder / CONFIG_NAME).read_text())
         config["extra"]["value_maps"] = [m.as_dict() for m in maps]
         gain = head_gain(heads, head_truth) if config.get("head_channels") else None
