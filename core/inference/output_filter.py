@@ -54,8 +54,8 @@ class OnePole:
 class HeadFilter:
     """The model's head angles made as smooth as a head: a one-pole low-pass (:data:`SMOOTHING`),
     a gain per axis about the straight head (the model's own, ``extra["head_gain"]``, fitted on
-    train clips with :mod:`experiments.evaluate.value_maps`: its sampled head moves less than the
-    data's, docs/DECISIONS.md "The head filter"), then :func:`limit_speed`."""
+    validation clips with ``python -m experiments.evaluate value-maps``: its sampled head moves less
+    than the data's, docs/DECISIONS.md "The head filter, second try"), then :func:`limit_speed`."""
 
     def __init__(self, gain=None):
         self._gain = np.ones(HEAD_CHANNELS) if gain is None else np.asarray(gain, np.float64)

@@ -32,7 +32,7 @@ from core.arkit import INDEX
 # Which channels are mapped, and the anchor of each (None: the whole range), chosen on validation
 # clips (docs/DECISIONS.md "Blink depth").
 MAPPED: dict[str, float | None] = {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5}
-# Quantile levels of a fit: fine at the top, where a blink's few frames lie.
+# Quantile levels of a fit: fine at the top, where the deepest blinks lie.
 LEVELS = np.concatenate([np.linspace(0.0, 0.9, 31), np.linspace(0.9, 1.0, 71)[1:]])
 MIN_STEP = 1e-6          # knots closer than this on the model's side are merged (np.interp needs increasing x)
 
@@ -64,8 +64,9 @@ class ValueMap:
 
 def fit(channel: str, model_values: np.ndarray, truth_values: np.ndarray, anchor: float | None = None) -> ValueMap:
     """The quantile map taking ``model_values`` onto ``truth_values`` (values of one channel, e.g.
-    its frames or its blink peaks, any shape); with ``anchor``, values below it stay as they are and only those at or above it
-    are mapped (each side's values >= anchor onto the other's), so ``anchor`` maps to itself."""
+    its frames or its blink peaks, any shape); with ``anchor``, values below it stay as they are
+    and only those at or above it are mapped (each side's values >= anchor onto the other's), so
+    ``anchor`` maps to itself."""
     m, t = np.asarray(model_values, np.float64).ravel(), np.asarray(truth_values, np.float64).ravel()
     if anchor is not None:
         m, t = m[m >= anchor], t[t >= anchor]

@@ -323,4 +323,3 @@ def run_follow(a) -> None:
     for level, groups in out.items():
         print(json.dumps({"model": str(a.model), "noise_share": round(level, 4),
                           **{g: round(v, 3) for g, v in groups.items()}}))
-
