@@ -35,6 +35,8 @@ MAPPED: dict[str, float | None] = {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5}
 # Quantile levels of a fit: fine at the top, where the deepest blinks lie.
 LEVELS = np.concatenate([np.linspace(0.0, 0.9, 31), np.linspace(0.9, 1.0, 71)[1:]])
 MIN_STEP = 1e-6          # knots closer than this on the model's side are merged (np.interp needs increasing x)
+# What a fit writes into a model config's ``extra``: the model's own, never passed to a student.
+FITTED_KEYS = ("value_maps", "head_gain", "value_maps_fit")
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,9 @@ def fit(channel: str, model_values: np.ndarray, truth_values: np.ndarray, anchor
     m, t = np.asarray(model_values, np.float64).ravel(), np.asarray(truth_values, np.float64).ravel()
     if anchor is not None:
         m, t = m[m >= anchor], t[t >= anchor]
+    identity = ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
     if m.size < 2 or t.size < 2:        # nothing to fit (e.g. no blink above the anchor): leave it alone
-        return ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
+        return identity
     x, y = np.quantile(m, LEVELS), np.maximum.accumulate(np.quantile(t, LEVELS))
     if anchor is not None:
         x[0] = y[0] = anchor
@@ -80,7 +83,7 @@ def fit(channel: str, model_values: np.ndarray, truth_values: np.ndarray, anchor
     keep = np.concatenate([[True], np.diff(x) > MIN_STEP])
     x, y = x[keep], y[keep]
     if len(x) < 2:
-        return ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
+        return identity
     return ValueMap(channel, tuple(map(float, x)), tuple(map(float, y)))
 
 

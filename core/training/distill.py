@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from core.inference.value_maps import FITTED_KEYS
 from core.model import losses as L
 from core.data.dataset import Batch
 from core.model.network import DiffusionTalker, model_targets
@@ -29,7 +30,7 @@ def make_student(teacher: DiffusionTalker, teacher_name: str) -> DiffusionTalker
     if teacher.config.steps % 2:
         raise ValueError(f"cannot halve a {teacher.config.steps}-step teacher")
     extra = {k: v for k, v in copy.deepcopy(teacher.config.extra).items()   # the teacher's own
-             if k not in ("selected", "value_maps", "head_gain", "value_maps_fit")}
+             if k != "selected" and k not in FITTED_KEYS}
     config = dataclasses.replace(teacher.config, steps=teacher.config.steps // 2, parent=teacher_name, distilled=True,
                                  sampler="ddim", extra=extra)
     student = DiffusionTalker(config)

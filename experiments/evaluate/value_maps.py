@@ -5,7 +5,8 @@ Both are fitted on the model's own output, made without them, against the genera
 of the same clips, on validation clips that no decision figure uses (the ``upper-face`` and
 ``performance`` runs pick theirs with :func:`~experiments.evaluate.tables.pick`, seed 1). Not on
 train clips: there a model partly remembers its training head, its samples vary less, and gains
-fitted there came out 20-30 % too large on other clips (docs/DECISIONS.md "The head filter").
+fitted there came out 20-30 % too large on other clips (docs/DECISIONS.md "The head filter,
+second try").
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def blink_peaks(samples: list[np.ndarray]) -> np.ndarray:
 def head_gain(model_heads: list[np.ndarray], truth_heads_: list[np.ndarray]) -> list[float] | None:
     """Per axis, the gain that gives the model's head the truth's amplitude (std over time); None
     for a model whose head never moves. Matching the across-seed spread instead gave heads that
-    move 1.6x as much as the data's (docs/DECISIONS.md "The head filter")."""
+    move 1.6x as much as the data's (docs/DECISIONS.md "The head filter, second try")."""
     model = H.pooled([H.clip_statistics(h) for h in model_heads])
     truth = H.pooled([H.clip_statistics(h) for h in truth_heads_])
     if any(model["amplitude"][name] <= 0 for name in HEAD_NAMES):
@@ -61,7 +62,8 @@ def run(a) -> None:
         folder, steps = root / entry["path"], entry["steps"]
         talker = Talker.from_pretrained(folder)
         extra = talker.model(steps).config.extra
-        extra.pop("value_maps", None), extra.pop("head_gain", None)       # fitted on the model's own values
+        for key in V.FITTED_KEYS:                        # fitted on the model's own values
+            extra.pop(key, None)
         curves, truth, heads, head_truth = [], [], [], []
         for clip, (s, t, h) in zip(clips, sample_pairs(talker, steps, a.data, clips, a.samples)):
             curves.append(s), truth.append(t), heads.append(h)
