@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.model.diffusion import sample
+from core.model.diffusion import noise_temperature, sample
 from core.model.network import DiffusionTalker
 from core.inference.talker import Talker
 from experiments.report import machine_description, table, update_section
@@ -155,7 +155,8 @@ def decoder_variants(talker: Talker, audio: Path, steps: int, repeats: int, seed
     workers = min(torch.get_num_threads(), steps)
 
     def sampled(x0_fn, k=1):
-        return sample(model.schedule, x0_fn, list(range(k)), frames, method=method, channels=model.config.channels)
+        return sample(model.schedule, x0_fn, list(range(k)), frames, method=method, channels=model.config.channels,
+                      temperature=noise_temperature(model.config))
 
     def torch_fn(cond):
         return lambda x, t: model.denoise(x, t, cond)

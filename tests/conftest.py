@@ -29,6 +29,7 @@ def toy_checkpoints(tmp_path):
     # value maps as a fit leaves them (core/inference/value_maps.py): one whole-range, one anchored
     student.config.extra["value_maps"] = [{"channel": "browInnerUp", "x": [0.0, 0.25, 1.0], "y": [0.0, 0.5, 1.0]},
                                           {"channel": "eyeBlinkLeft", "x": [-1.0, 0.5, 0.7], "y": [-1.0, 0.5, 1.0]}]
+    student.config.extra["noise_temperature"] = {"jawOpen": 0.5, "eyeLookInLeft": 1.3}   # as a fit sets them
     student.save_pretrained(tmp_path / "distilled-4")
     tiny_model(steps=4).save_pretrained(tmp_path / "scratch-4")
     build_manifest(tmp_path)

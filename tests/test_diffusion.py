@@ -1,7 +1,12 @@
 import pytest
 import torch
 
-from core.model.diffusion import NoiseSchedule, ScheduleConfig, make_generator, sample
+import numpy as np
+from types import SimpleNamespace
+
+from core.arkit import INDEX
+from core.model.diffusion import (NoiseSchedule, ScheduleConfig, frame_noise, make_generator, noise_temperature,
+                                  sample)
 
 
 @pytest.mark.parametrize("steps", [1, 2, 8, 32, 256])
@@ -90,3 +95,33 @@ def test_update_coefficients_reproduce_the_reverse_steps(method):
     expected = sched.ddim_step(x_t, x0, t, t - 1) if method == "ddim" else sched.ddpm_step(x_t, x0, t, z)
     torch.testing.assert_close(mine, expected)
     assert c_noise[-1] == 0 and (method == "ddpm") == bool(c_noise[0] > 0)
+
+
+def test_noise_temperature_scales_x_T_per_channel_and_nothing_else():
+    config = SimpleNamespace(channels=55, extra={"noise_temperature": {"jawOpen": 0.5, "eyeLookUpLeft": 1.3}})
+    scale = noise_temperature(config)
+    assert scale.shape == (55,) and scale[INDEX["jawOpen"]] == 0.5 and scale[INDEX["eyeLookUpLeft"]] == np.float32(1.3)
+    assert np.count_nonzero(scale != 1) == 2
+    plain, warm = frame_noise(3, 0, 5, 70, 55), frame_noise(3, 0, 5, 70, 55, scale)
+    np.testing.assert_allclose(warm, plain * scale)                         # x_T, channel by channel
+    np.testing.assert_array_equal(frame_noise(3, 2, 5, 70, 55, scale), frame_noise(3, 2, 5, 70, 55))  # step noise
+    np.testing.assert_array_equal(frame_noise(3, 0, 20, 70, 55, scale), warm[15:])     # chunking-invariant
+    assert noise_temperature(SimpleNamespace(channels=52, extra={})) is None
+    for bad in ({"jawOpne": 0.5}, {"jawOpen": -0.1}, {"jawOpen": 2.5}):
+        with pytest.raises(ValueError, match="temperature"):
+            noise_temperature(SimpleNamespace(channels=52, extra={"noise_temperature": bad}))
+
+
+def test_generate_samples_with_the_model_noise_temperature(toy_talker):
+    """The toy student's config sets jawOpen's x_T to half (tests/conftest.py); the streamed replay
+    tests run through the same temperature."""
+    audio = np.random.default_rng(3).normal(0, 0.1, 16_000 * 2).astype(np.float32)
+    model = toy_talker.model(4)
+    warm = toy_talker.generate(audio, steps=4, seed=5).blendshapes
+    chosen = model.config.extra.pop("noise_temperature")
+    try:
+        plain = toy_talker.generate(audio, steps=4, seed=5).blendshapes
+    finally:
+        model.config.extra["noise_temperature"] = chosen
+    assert not np.allclose(warm, plain)
+    np.testing.assert_array_equal(toy_talker.generate(audio, steps=4, seed=5).blendshapes, warm)

@@ -168,6 +168,9 @@ def test_the_emotion_and_the_dropped_condition_change_the_output_once_trained():
     assert not torch.allclose(model.condition(audio, ids, emotion=happy)[1], plain)
     dropped = model.condition(audio, ids, emotion=happy, dropped=torch.tensor([True]))[1]
     assert not torch.allclose(dropped, model.condition(audio, ids, emotion=happy)[1])
+    sad = torch.tensor([[0, 0.0, 0.7, 0]])             # a dropped row does not see its emotion at all
+    torch.testing.assert_close(model.condition(audio, ids, emotion=sad, dropped=torch.tensor([True]))[1], dropped)
+    torch.testing.assert_close(dropped, plain + model.emotion_dropped)
 
 
 def test_a_model_without_emotions_refuses_one():

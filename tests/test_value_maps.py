@@ -120,9 +120,9 @@ def test_generate_applies_the_model_maps(toy_talker):
 def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_valid(
         toy_checkpoints, monkeypatch):
     """``python -m experiments.evaluate value-maps``: the output it fits on is made without the
-    model's old maps and gain, the new maps land in config.json (a head gain only where the model
-    has a head: :func:`test_head_gain_gives_the_truth_amplitude`),
-    and the checksums still verify."""
+    model's old maps and gain but with the noise temperature chosen for a deterministic student, the
+    new maps and that temperature land in config.json (a head gain only where the model has a head:
+    :func:`test_head_gain_gives_the_truth_amplitude`), and the checksums still verify."""
     import json
     from argparse import Namespace
     from experiments.evaluate import value_maps as E
@@ -135,7 +135,7 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
 
     def pairs(talker, steps, data, clips, k):
         extra = talker.model(steps).config.extra
-        seen.append((extra.get("value_maps"), extra.get("head_gain")))
+        seen.append((extra.get("value_maps"), extra.get("head_gain"), extra.get("noise_temperature")))
         for _ in clips:
             s, t = np.zeros((k, 300, 52), np.float32), np.zeros((k, 300, 52), np.float32)
             for i in range(k):
@@ -157,8 +157,12 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
     from core.model.manifest import build_manifest
     build_manifest(toy_checkpoints)
     E.run(Namespace(checkpoints=toy_checkpoints, data="unused", max_clips=3, samples=2, models=["distilled-4"]))
-    assert seen == [(None, None)]                                       # fitted on the model's own output
+    wanted = E.temperature_for("ddim")
+    assert wanted["jawOpen"] == E.TEMPERATURE["lips"] and wanted["eyeLookUpLeft"] == E.TEMPERATURE["eye look"]
+    assert "jawOpen" in wanted and E.temperature_for("ddpm") == {}      # an ancestral teacher gets none
+    assert seen == [(None, None, wanted)]              # fitted on the model's own output, as it samples
     config = json.loads(student.read_text())
+    assert config["extra"]["noise_temperature"] == wanted
     maps = from_config(config["extra"])
     assert [m.channel for m in maps] == ["eyeBlinkLeft", "eyeBlinkRight"]
     assert maps[0](np.array([0.3, 0.5]))[0] == pytest.approx(0.3) and maps[0](np.array([0.7]))[0] > 0.85
@@ -167,6 +171,7 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
                                     if m["name"] == "distilled-4")["training"]
     talker = Talker.from_pretrained(toy_checkpoints, encoder=ToyEncoder())    # checksums verify
     assert len(from_config(talker.model(4).config.extra)) == 2
+    assert talker.model(4).config.extra["noise_temperature"] == wanted
 
 
 def test_head_gain_gives_the_truth_amplitude():

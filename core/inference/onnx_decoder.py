@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import torch
 
-from core.model.diffusion import X0Predictor, reverse, sample, seeds_noise
+from core.model.diffusion import X0Predictor, noise_temperature, reverse, sample, seeds_noise
 from core.inference.onnx_graph import decoder_graph, directions_of, reorder_gates, require_onnx
 from core.model.network import DiffusionTalker
 
@@ -98,12 +98,14 @@ class OnnxDecoder:
         model = self.model
         steps = model.config.steps
         workers = min(torch.get_num_threads(), steps)
+        temperature = noise_temperature(model.config)
         if model.config.bidirectional or workers < 2 or not rows_share_clip:
-            return sample(model.schedule, self.bind(cond), seeds, frames, method=method, channels=model.config.channels)
+            return sample(model.schedule, self.bind(cond), seeds, frames, method=method, channels=model.config.channels,
+                          temperature=temperature)
         audio, ident = cond
 
         def noise(draw: int, first: int, stop: int) -> np.ndarray:            # time-major [n, K, 52]
-            return np.ascontiguousarray(seeds_noise(seeds, draw, first, stop, model.config.channels).transpose(1, 0, 2))
+            return np.ascontiguousarray(seeds_noise(seeds, draw, first, stop, model.config.channels, temperature).transpose(1, 0, 2))
 
         out = StepPipeline(self.stateful_session(), model.config.layers, model.config.hidden, workers).run(
             audio[0].float().cpu().numpy()[:, None], frames, self.step_biases(ident[0]),

@@ -14,7 +14,7 @@ import torch
 from core.cpu import limit_numpy_blas
 from core.identities.store import attach_library
 from core.inputs import shown, whole_number
-from core.model.diffusion import sample
+from core.model.diffusion import noise_temperature, sample
 from core.model.manifest import ChecksumError, entry_folder, is_checkpoint_folder, model_entries, verify
 from core.model.network import DiffusionTalker, TalkerConfig, read_config
 from core.rates import SAMPLE_RATE
@@ -39,7 +39,8 @@ class TorchDecoder:
                method: str, *, rows_share_clip: bool) -> torch.Tensor:
         model = self.model
         return sample(model.schedule, lambda x, t: model.denoise(x, t, cond), seeds, frames,
-                      method=method, device=cond[0].device, channels=model.config.channels)
+                      method=method, device=cond[0].device, channels=model.config.channels,
+                      temperature=noise_temperature(model.config))
 
 
 class ModelRegistry:

@@ -40,10 +40,11 @@ import torch
 from core.arkit import LIP_INDICES, NUM_BLENDSHAPES
 from core.audio.decode import duration_frames
 from core.head_pose import HEAD_CHANNELS
+from core.inference import closures
 from core.inference.controls import Controls, check_honoured
 from core.inference.output_filter import OutputFilter
 from core.inference.onnx_decoder import CarriedSteps, OnnxDecoder
-from core.model.diffusion import frame_noise, reverse
+from core.model.diffusion import frame_noise, noise_temperature, reverse
 from core.model.network import curves_from_model
 from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
@@ -119,17 +120,22 @@ class WindowedDecoding:
     def __init__(self, decoder: OnnxDecoder, context: int):
         self.decoder = decoder
         self.context = context
-        self.identity: torch.Tensor | None = None
+        self.identity: torch.Tensor | None = None     # [rows, I]: one row per face decoded side by side
         self.past = torch.zeros(0, decoder.model.config.audio_proj_dim)   # projected audio of recent frames
 
-    def set_identity(self, feature: torch.Tensor) -> None:
-        self.identity = feature[None]
+    def set_identity(self, *features: torch.Tensor) -> None:
+        """The identity feature of each face decoded (the emotional face, then the plain one
+        when the lips' closures win over the emotion: core.inference.closures)."""
+        self.identity = torch.stack(features)
 
     def predictor(self, audio: torch.Tensor, count: int):
-        x0_fn = self.decoder.bind((torch.cat([self.past, audio])[None], self.identity))
+        """(x0_fn on time-major [frames, rows, C], frames before the ``count`` kept, frames decoded)."""
+        window = torch.cat([self.past, audio])[None].expand(len(self.identity), -1, -1)
+        x0_fn = self.decoder.bind((window, self.identity))
 
         def x0(x_t: np.ndarray, t: int) -> np.ndarray:
-            return x0_fn(torch.from_numpy(x_t).transpose(0, 1), torch.tensor([t])).transpose(0, 1).numpy()
+            steps = torch.full((x_t.shape[1],), t)
+            return x0_fn(torch.from_numpy(x_t).transpose(0, 1), steps).transpose(0, 1).numpy()
         return x0, len(self.past), len(self.past) + len(audio)
 
     def remember(self, audio: torch.Tensor, count: int) -> None:
@@ -170,6 +176,7 @@ class Stream:
         self._next_hop = self.hop                         # the next encoder position (samples)
         self._emitted = 0                                 # frames out so far
         self._output_filter = OutputFilter.of(self.model.config)  # carried over chunks, as one call over the clip
+        self._gives_way = closures.applies(self.controls, self.model.config)   # also decodes the plain face
         self._matching: list[np.ndarray] = []             # features until the identity is kept
         self._finished = False
         self._pauses = None
@@ -304,19 +311,29 @@ class Stream:
         if not self._identity_set:      # the emotion joins the identity's feature, as in Talker.generate
             ids = torch.tensor([model.identity_index(self.identity)])
             emotion = torch.from_numpy(self.controls.emotion_vector)[None]
-            self._frames.set_identity(model.condition(torch.zeros(1, 1, model.config.audio_dim), ids,
-                                                      emotion=emotion)[1][0])
+            silence = torch.zeros(1, 1, model.config.audio_dim)
+            faces = [model.condition(silence, ids, emotion=emotion)[1][0]]
+            if self._gives_way:
+                faces.append(model.condition(silence, ids)[1][0])
+            self._frames.set_identity(*faces)
             self._identity_set = True
         audio = model.project_audio(torch.from_numpy(feats)[None])[0]
         x0_fn, keep, rows = self._frames.predictor(audio, count)
         first = self._emitted - keep
+        temperature = noise_temperature(model.config)
+
+        faces = 2 if self._gives_way else 1        # the same noise for the plain face, as Talker.generate
 
         def noise(draw: int) -> np.ndarray:
-            return frame_noise(self.seed, draw, first, first + rows, model.config.channels)[:, None]
+            drawn = frame_noise(self.seed, draw, first, first + rows, model.config.channels, temperature)[:, None]
+            return np.repeat(drawn, faces, axis=1)
 
-        x0 = reverse(x0_fn, noise(0), self._coefficients, noise if self.method == "ddpm" else None)[keep: keep + count]
+        x0 = reverse(x0_fn, noise(0), self._coefficients, noise if self.method == "ddpm" else None)
         self._frames.remember(audio, count)
-        return curves_from_model(model.config, torch.from_numpy(x0[:, 0])).numpy()
+        channels = curves_from_model(model.config, torch.from_numpy(x0[:, 0])).numpy()
+        if self._gives_way:     # the window holds the frames a due frame's gate looks at (closures.REACH)
+            channels = closures.give_way(channels, curves_from_model(model.config, torch.from_numpy(x0[:, 1])).numpy())
+        return channels[keep: keep + count]
 
 
 @dataclass

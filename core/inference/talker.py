@@ -17,6 +17,7 @@ import torch
 from core.arkit import ARKIT_NAMES, LIP_INDICES
 from core.audio.speech_check import SpeechCheck
 from core.head_pose import HEAD_NAMES
+from core.inference import closures
 from core.inference.controls import Controls, check_honoured
 from core.inference.output_filter import OutputFilter
 from core.inference.registry import ModelRegistry
@@ -105,8 +106,12 @@ class Talker(ModelRegistry):
         cond = model.condition(batch_audio, ids, emotion=emotion)
         seeds = [seed + k for k in range(num_samples)]
         decoder = self.decoder(steps)
-        x0 = decoder.sample(cond, seeds, len(features), sampler or model.config.sampler, rows_share_clip=True)
+        method = sampler or model.config.sampler
+        x0 = decoder.sample(cond, seeds, len(features), method, rows_share_clip=True)
         channels = curves_from_model(model.config, x0).float().cpu().numpy()
+        if closures.applies(controls, model.config):     # the same seeds' plain face: where its lips close
+            plain = decoder.sample(model.condition(batch_audio, ids), seeds, len(features), method, rows_share_clip=True)
+            channels = closures.give_way(channels, curves_from_model(model.config, plain).float().cpu().numpy())
         curves, head = controls.shape(*OutputFilter.of(model.config)(channels))
         if speech is not None and speech.sounds_like_speech:
             from core.audio.speech_check import pause_weights

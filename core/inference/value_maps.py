@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.arkit import INDEX
+from core.model.diffusion import TEMPERATURE_KEY
 
 # Which channels are mapped, and the anchor of each (None: the whole range), chosen on validation
 # clips (docs/DECISIONS.md "Blink depth").
@@ -35,8 +36,9 @@ MAPPED: dict[str, float | None] = {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5}
 # Quantile levels of a fit: fine at the top, where the deepest blinks lie.
 LEVELS = np.concatenate([np.linspace(0.0, 0.9, 31), np.linspace(0.9, 1.0, 71)[1:]])
 MIN_STEP = 1e-6          # knots closer than this on the model's side are merged (np.interp needs increasing x)
-# What a fit writes into a model config's ``extra``: the model's own, never passed to a student.
-FITTED_KEYS = ("value_maps", "head_gain", "value_maps_fit")
+# What a fit writes into a model config's ``extra``: the model's own, never passed to a student
+# (with the noise temperature it samples with, core.model.diffusion.noise_temperature).
+FITTED_KEYS = ("value_maps", "head_gain", "value_maps_fit", TEMPERATURE_KEY)
 
 
 @dataclass(frozen=True)

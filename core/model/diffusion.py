@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from core.arkit import NUM_BLENDSHAPES
+from core.arkit import INDEX, NUM_BLENDSHAPES
 
 # x0_fn(x_t, t_index) -> predicted x0, with t_index a LongTensor [B] on this schedule's grid.
 X0Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -197,12 +197,39 @@ def noise_draws(method: str, steps: int) -> int:
     return steps if method == "ddpm" else 1
 
 
-def frame_noise(seed: int, draw: int, first: int, stop: int, channels: int = NUM_BLENDSHAPES) -> np.ndarray:
+TEMPERATURE_KEY = "noise_temperature"     # a model config's extra: {ARKit channel: x_T's scale}
+MAX_TEMPERATURE = 2.0
+
+
+def noise_temperature(config) -> np.ndarray | None:
+    """The scale of x_T per channel, float32 [config.channels], from ``config.extra["noise_temperature"]``
+    ({ARKit channel name: scale}, the other channels 1); None when the model sets none.
+
+    Why (docs/DECISIONS.md "Noise temperature"): a distilled student samples deterministically from
+    x_T, so how far its samples spread is set by how far x_T does. Its lips, which the data draws
+    deterministically from the phones, kept a seed's noise (a spread 0.35x the upper face's); x_T's
+    lips at half scale take most of it out and bring the lips nearer the data (a lower LBE)."""
+    chosen = config.extra.get(TEMPERATURE_KEY)
+    if not chosen:
+        return None
+    scale = np.ones(config.channels, np.float32)
+    for name, value in chosen.items():
+        if name not in INDEX:
+            raise ValueError(f"noise temperature for an unknown ARKit channel {name!r}")
+        if not 0.0 <= float(value) <= MAX_TEMPERATURE:
+            raise ValueError(f"the noise temperature of {name} must lie in [0, {MAX_TEMPERATURE}], not {value!r}")
+        scale[INDEX[name]] = float(value)
+    return scale
+
+
+def frame_noise(seed: int, draw: int, first: int, stop: int, channels: int = NUM_BLENDSHAPES,
+                temperature: np.ndarray | None = None) -> np.ndarray:
     """Gaussian noise float32 [stop - first, channels] of frames [first, stop): draw 0 is x_T, draw
     k the noise of reverse step k (ancestral samplers). Frame f's values depend only on (seed,
     draw, f), so any chunking of a clip, and any batch it is part of, sees the same noise. The
     52 curves' noise comes from its own stream, so adding the head's channels (core/head_pose.py)
-    leaves a seed's noise for the face as it was."""
+    leaves a seed's noise for the face as it was. ``temperature`` [channels] scales x_T alone
+    (:func:`noise_temperature`)."""
     blocks = range(first // NOISE_BLOCK, -(-stop // NOISE_BLOCK))
     extra = channels - NUM_BLENDSHAPES
 
@@ -215,12 +242,14 @@ def frame_noise(seed: int, draw: int, first: int, stop: int, channels: int = NUM
 
     noise = np.concatenate([block(b) for b in blocks])
     offset = blocks.start * NOISE_BLOCK
-    return noise[first - offset: stop - offset]
+    noise = noise[first - offset: stop - offset]
+    return noise * temperature if draw == 0 and temperature is not None else noise
 
 
-def seeds_noise(seeds: list[int], draw: int, first: int, stop: int, channels: int = NUM_BLENDSHAPES) -> np.ndarray:
+def seeds_noise(seeds: list[int], draw: int, first: int, stop: int, channels: int = NUM_BLENDSHAPES,
+                temperature: np.ndarray | None = None) -> np.ndarray:
     """:func:`frame_noise` of one sample per seed: float32 [len(seeds), stop - first, channels]."""
-    return np.stack([frame_noise(seed, draw, first, stop, channels) for seed in seeds])
+    return np.stack([frame_noise(seed, draw, first, stop, channels, temperature) for seed in seeds])
 
 
 def reverse(x0_fn: StepPredictor, x_T, coefficients: tuple[list[float], list[float], list[float]],
@@ -245,7 +274,7 @@ def reverse(x0_fn: StepPredictor, x_T, coefficients: tuple[list[float], list[flo
 @torch.inference_mode()
 def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, seeds: list[int], frames: int, *, method: str = "ddim",
            device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-           channels: int = NUM_BLENDSHAPES) -> torch.Tensor:
+           channels: int = NUM_BLENDSHAPES, temperature: np.ndarray | None = None) -> torch.Tensor:
     """Run the reverse process on torch for one sample per seed; returns x0 [len(seeds), frames,
     channels] in model space.
 
@@ -255,7 +284,7 @@ def sample(schedule: NoiseSchedule, x0_fn: X0Predictor, seeds: list[int], frames
     coefficients = schedule.reverse_coefficients(method)
 
     def noise(draw: int) -> torch.Tensor:
-        return torch.from_numpy(seeds_noise(seeds, draw, 0, frames, channels)).to(device, dtype)
+        return torch.from_numpy(seeds_noise(seeds, draw, 0, frames, channels, temperature)).to(device, dtype)
 
     def x0(x: torch.Tensor, t: int) -> torch.Tensor:
         return x0_fn(x, torch.full((len(seeds),), t, dtype=torch.long, device=device))

@@ -218,10 +218,10 @@ class DiffusionTalker(nn.Module):
         if not self.config.use_identity:
             ident = torch.zeros_like(ident)
         if self.config.emotions:
-            if emotion is not None:
-                ident = ident + self.emotion_projection(emotion.to(ident))
-            if dropped is not None:
-                ident = torch.where(dropped[:, None], ident + self.emotion_dropped, ident)
+            offset = self.emotion_projection(emotion.to(ident)) if emotion is not None else torch.zeros_like(ident)
+            if dropped is not None:       # the row's emotion is not seen: what guidance contrasts against
+                offset = torch.where(dropped[:, None], self.emotion_dropped.expand_as(offset), offset)
+            ident = ident + offset
         elif emotion is not None and bool(emotion.abs().sum() > 0):
             raise ValueError("this model was trained without emotions; ask for neutral")
         return a, ident

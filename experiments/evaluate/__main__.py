@@ -51,7 +51,8 @@ def main(argv=None) -> None:
                    help="with --split val: record in the manifest which step counts keep the seed (the page "
                         "offers only those; core.evaluation.upper_face.seed_verdict)")
     u.set_defaults(max_clips=24)
-    v = command("value-maps", "fit each model's eyelid value maps and head gain on val clips no decision uses")
+    v = command("value-maps", "set each student's noise temperature, fit its eyelid value maps and head gain on val clips "
+                "no decision uses")
     v.add_argument("--models", nargs="*", help="only these checkpoint names (default: every shipped model)")
     v.add_argument("--samples", type=int, default=4, help="seeds per clip (and truth draws)")
     v.set_defaults(max_clips=24)

@@ -1,5 +1,8 @@
 """``value-maps``: fit each model's eyelid value maps (:mod:`core.inference.value_maps`) and head
-gain (:class:`core.inference.output_filter.HeadFilter`) and write them into its config.json.
+gain (:class:`core.inference.output_filter.HeadFilter`) and write them into its config.json, with
+the noise temperature the model samples with (:func:`core.model.diffusion.noise_temperature`:
+:data:`TEMPERATURE` for the students, which sample deterministically; the maps are fitted on
+what the model gives with it).
 
 Both are fitted on the model's own output, made without them, against the generator's truth draws
 of the same clips, on validation clips that no decision figure uses (the ``upper-face`` and
@@ -14,18 +17,33 @@ import json
 
 import numpy as np
 
+from core.arkit import ARKIT_NAMES
 from core.evaluation import head_motion as H
 from core.evaluation import upper_face as U
 from core.head_pose import HEAD_NAMES
 from core.inference import value_maps as V
 from core.inference.talker import Talker
 from core.model.checkpoint import CONFIG_NAME
+from core.model.diffusion import TEMPERATURE_KEY
 from core.model.manifest import build_manifest, is_checkpoint_folder
 from experiments.evaluate.performance import truth_heads
 from experiments.evaluate.tables import pick
 from experiments.evaluate.upper_face import chosen_entries, sample_pairs, styles
 
 DECISION_PICKS = (8, 12, 24)        # the clip counts the val decision runs pick (seed 1): never fitted on
+# x_T's scale per channel group of a deterministic (DDIM) student, chosen on the 8 val decision
+# clips with distilled-8 (docs/DECISIONS.md "Noise temperature"): the lips' seed noise is error
+# (the data's lips follow the phones alone), squint spread too much, brows and gaze too little;
+# the eyelids' scale sets how often blinks start, 0.9 puts the rate at the data's.
+TEMPERATURE = {"lips": 0.5, "blinks": 0.9, "squint": 0.7, "brows": 1.2, "eye look": 1.3}
+
+
+def temperature_for(sampler: str) -> dict[str, float]:
+    """{ARKit channel: scale} of a model with ``sampler``: :data:`TEMPERATURE` for a deterministic
+    one; none for an ancestral teacher, whose every step draws fresh noise."""
+    if sampler != "ddim":
+        return {}
+    return {ARKIT_NAMES[c]: scale for group, scale in TEMPERATURE.items() for c in U.CHANNEL_GROUPS[group]}
 
 
 def fitting_clips(data, count: int) -> list:
@@ -61,9 +79,13 @@ def run(a) -> None:
     for entry in chosen_entries(root, a.models):
         folder, steps = root / entry["path"], entry["steps"]
         talker = Talker.from_pretrained(folder)
-        extra = talker.model(steps).config.extra
+        model_config = talker.model(steps).config
+        extra = model_config.extra
         for key in V.FITTED_KEYS:                        # fitted on the model's own values
             extra.pop(key, None)
+        temperature = temperature_for(model_config.sampler)
+        if temperature:                                  # ... as it samples them
+            extra[TEMPERATURE_KEY] = temperature
         curves, truth, heads, head_truth = [], [], [], []
         for clip, (s, t, h) in zip(clips, sample_pairs(talker, steps, a.data, clips, a.samples)):
             curves.append(s), truth.append(t), heads.append(h)
@@ -71,6 +93,9 @@ def run(a) -> None:
         maps = [V.fit(name, blink_peaks(curves), blink_peaks(truth), anchor) for name, anchor in V.MAPPED.items()]
         config = json.loads((folder / CONFIG_NAME).read_text())
         config["extra"]["value_maps"] = [m.as_dict() for m in maps]
+        config["extra"].pop(TEMPERATURE_KEY, None)
+        if temperature:
+            config["extra"][TEMPERATURE_KEY] = temperature
         gain = head_gain(heads, head_truth) if config.get("head_channels") else None
         config["extra"].pop("head_gain", None)
         if gain:
