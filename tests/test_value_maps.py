@@ -135,12 +135,14 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
 
     def pairs(talker, steps, data, clips, k):
         extra = talker.model(steps).config.extra
-        seen.append((extra.get("value_maps"), extra.get("head_gain"), extra.get("noise_temperature")))
+        temperature = extra.get("noise_temperature")
+        seen.append((extra.get("value_maps"), extra.get("head_gain"), temperature))
+        blinks = round(12 * temperature["eyeBlinkLeft"])     # the eyelids' scale sets the blink rate
         for _ in clips:
             s, t = np.zeros((k, 300, 52), np.float32), np.zeros((k, 300, 52), np.float32)
             for i in range(k):
                 for name in ("eyeBlinkLeft", "eyeBlinkRight"):
-                    s[i, :, INDEX[name]] = _blink_track(rng.uniform(0.55, 0.75, 10), rng=rng)
+                    s[i, :, INDEX[name]] = _blink_track(rng.uniform(0.55, 0.75, blinks), rng=rng)
                     t[i, :, INDEX[name]] = _blink_track(rng.uniform(0.9, 1.0, 10), rng=rng)
             yield s, t, 0.01 * slow * rng.uniform(0.5, 1.5, (k, 1, 1))           # the model's head: small
 
@@ -157,12 +159,15 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
     from core.model.manifest import build_manifest
     build_manifest(toy_checkpoints)
     E.run(Namespace(checkpoints=toy_checkpoints, data="unused", max_clips=3, samples=2, models=["distilled-4"]))
-    wanted = E.temperature_for("ddim")
+    # the eyelids' scale by bisection: 12 blinks at 0.95 > 10, 10 at 0.85 = the truth's: kept
+    assert [t["eyeBlinkLeft"] for _, _, t in seen] == [0.95, 0.85, 0.8, 0.775]
+    assert all(m is None and g is None for m, g, _ in seen)      # fitted on the model's own output, as it samples
+    wanted = E.temperature_for("ddim", 0.85)
     assert wanted["jawOpen"] == E.TEMPERATURE["lips"] and wanted["eyeLookUpLeft"] == E.TEMPERATURE["eye look"]
-    assert "jawOpen" in wanted and E.temperature_for("ddpm") == {}      # an ancestral teacher gets none
-    assert seen == [(None, None, wanted)]              # fitted on the model's own output, as it samples
+    assert wanted["eyeBlinkRight"] == 0.85 and E.temperature_for("ddpm") == {}   # an ancestral teacher gets none
     config = json.loads(student.read_text())
     assert config["extra"]["noise_temperature"] == wanted
+    assert config["extra"]["value_maps_fit"]["blink_scale"] == 0.85
     maps = from_config(config["extra"])
     assert [m.channel for m in maps] == ["eyeBlinkLeft", "eyeBlinkRight"]
     assert maps[0](np.array([0.3, 0.5]))[0] == pytest.approx(0.3) and maps[0](np.array([0.7]))[0] > 0.85

@@ -312,10 +312,10 @@ class Stream:
             ids = torch.tensor([model.identity_index(self.identity)])
             emotion = torch.from_numpy(self.controls.emotion_vector)[None]
             silence = torch.zeros(1, 1, model.config.audio_dim)
-            faces = [model.condition(silence, ids, emotion=emotion)[1][0]]
+            identities = [model.condition(silence, ids, emotion=emotion)[1][0]]
             if self._gives_way:
-                faces.append(model.condition(silence, ids)[1][0])
-            self._frames.set_identity(*faces)
+                identities.append(model.condition(silence, ids)[1][0])
+            self._frames.set_identity(*identities)
             self._identity_set = True
         audio = model.project_audio(torch.from_numpy(feats)[None])[0]
         x0_fn, keep, rows = self._frames.predictor(audio, count)

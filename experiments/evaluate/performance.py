@@ -9,8 +9,9 @@
   at intensities 0.5 and 1 (share recognised; target >= 90 %), and its probability for the asked
   emotion along intensity 0 .. 1 (monotonic?). Neutral against the previous release: how far the
   plain face moved, beside how far happy at 1 moves it.
-- Lips under emotion, real validation speech (``--real``): lip AUC and p/b/m closure of the 8-step
-  model with each emotion at intensity 1 against neutral (targets: within 0.02 and 0.05).
+- Lips under emotion, real speech (``--real``): lip AUC and p/b/m closure of the 8-step model with
+  each emotion at intensity 1 against neutral, on the validation part (targets: within 0.02 and
+  0.05) and on the test part (reported only).
 """
 from __future__ import annotations
 
@@ -104,14 +105,15 @@ def emotion_figures(talker: Talker, steps: int, clips: list[TalkingClip], classi
 
 
 def lips_under_emotion(talker: Talker, steps: int) -> dict:
-    """Real validation recordings: lip AUC and closure per emotion at intensity 1."""
+    """Real recordings: lip AUC and closure per emotion at intensity 1, on the validation part
+    (the targets; decisions) and the test part (``"test"``: reported only)."""
     from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
-    from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
-    aligned, _, _ = aligned_recordings(DEFAULT_AUDIO_DIR, validation_only=True, tts_control=False)
+    from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, TEST
+    aligned, _, _ = aligned_recordings(DEFAULT_AUDIO_DIR, tts_control=False)
     out = {}
     for emotion in EMOTIONS:
         results = measure(talker, aligned, [steps], verbose=False, controls=Controls(emotion, 1.0))
-        out[emotion] = validation_figures(results)[steps]
+        out[emotion] = {**validation_figures(results)[steps], "test": validation_figures(results, TEST)[steps]}
     return out
 
 
@@ -157,11 +159,15 @@ def markdown(results: dict) -> str:
         if "lips" not in r:
             continue
         base = r["lips"][NEUTRAL]
-        md += ["", f"**Lips under emotion, {name}** (real validation recordings, intensity 1; targets: AUC within "
-               "0.02 and closure within 0.05 of neutral):", ""]
-        md.append(table(["emotion", "lip AUC", "vs neutral", "closure", "vs neutral"],
+        md += ["", f"**Lips under emotion, {name}** (real recordings, intensity 1; targets on the validation part: "
+               "AUC within 0.02 and closure within 0.05 of neutral; the test part reported only):", ""]
+        test = {emo: v.get("test") for emo, v in r["lips"].items()}
+        md.append(table(["emotion", "lip AUC", "vs neutral", "closure", "vs neutral", "test: AUC vs neutral",
+                         "test: closure vs neutral"],
                         [[emo, _f(v["auc"], 3), f"{v['auc'] - base['auc']:+.3f}", _f(v["closure"], 3),
-                          f"{v['closure'] - base['closure']:+.3f}"] for emo, v in r["lips"].items()]))
+                          f"{v['closure'] - base['closure']:+.3f}",
+                          *((f"{_f(test[emo][k], 3)} ({test[emo][k] - test[NEUTRAL][k]:+.3f})" for k in ("auc", "closure"))
+                            if test[emo] and test[NEUTRAL] else ("-", "-"))] for emo, v in r["lips"].items()]))
     return "\n".join(md)
 
 

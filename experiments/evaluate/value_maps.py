@@ -1,8 +1,9 @@
 """``value-maps``: fit each model's eyelid value maps (:mod:`core.inference.value_maps`) and head
 gain (:class:`core.inference.output_filter.HeadFilter`) and write them into its config.json, with
 the noise temperature the model samples with (:func:`core.model.diffusion.noise_temperature`:
-:data:`TEMPERATURE` for the students, which sample deterministically; the maps are fitted on
-what the model gives with it).
+:data:`TEMPERATURE` for the students, which sample deterministically, and the eyelids' scale fitted
+to the data's blink rate, :func:`fit_blink_scale`; the maps are fitted on what the model gives
+with it).
 
 Both are fitted on the model's own output, made without them, against the generator's truth draws
 of the same clips, on validation clips that no decision figure uses (the ``upper-face`` and
@@ -33,17 +34,47 @@ from experiments.evaluate.upper_face import chosen_entries, sample_pairs, styles
 DECISION_PICKS = (8, 12, 24)        # the clip counts the val decision runs pick (seed 1): never fitted on
 # x_T's scale per channel group of a deterministic (DDIM) student, chosen on the 8 val decision
 # clips with distilled-8 (docs/DECISIONS.md "Noise temperature"): the lips' seed noise is error
-# (the data's lips follow the phones alone), squint spread too much, brows and gaze too little;
-# the eyelids' scale sets how often blinks start, 0.9 puts the rate at the data's.
-TEMPERATURE = {"lips": 0.5, "blinks": 0.9, "squint": 0.7, "brows": 1.2, "eye look": 1.3}
+# (the data's lips follow the phones alone), squint spread too much, brows and gaze too little.
+TEMPERATURE = {"lips": 0.5, "squint": 0.7, "brows": 1.2, "eye look": 1.3}
+# The eyelids' scale sets how often blinks start, and by how much differs from student to student
+# (one scale for all left distilled-1 with 0.57x the data's blinks): fitted per model, by bisection
+# between these bounds, to the data's blink rate on the fitting clips.
+BLINK_SCALES = (0.75, 1.15)
+BLINK_SEARCH = 4                  # bisection steps: the scale to 0.025
 
 
-def temperature_for(sampler: str) -> dict[str, float]:
-    """{ARKit channel: scale} of a model with ``sampler``: :data:`TEMPERATURE` for a deterministic
-    one; none for an ancestral teacher, whose every step draws fresh noise."""
+def temperature_for(sampler: str, blinks: float = 1.0) -> dict[str, float]:
+    """{ARKit channel: scale} of a model with ``sampler``: :data:`TEMPERATURE` and the eyelids'
+    ``blinks`` for a deterministic one; none for an ancestral teacher, whose every step draws
+    fresh noise."""
     if sampler != "ddim":
         return {}
-    return {ARKIT_NAMES[c]: scale for group, scale in TEMPERATURE.items() for c in U.CHANNEL_GROUPS[group]}
+    scales = {**TEMPERATURE, "blinks": blinks}
+    return {ARKIT_NAMES[c]: scale for group, scale in scales.items() for c in U.CHANNEL_GROUPS[group]}
+
+
+def blink_rate(samples: list[np.ndarray]) -> float:
+    """Blinks a minute over clips of samples [K, F, 52]."""
+    return U.pooled([U.clip_statistics(s) for s in samples])["blinks_per_minute"]
+
+
+def fit_blink_scale(sample_at) -> tuple[float, dict]:
+    """(the eyelids' scale whose blink rate comes nearest the truth's, the fit's record) and what
+    ``sample_at(scale)`` -> (model samples, truth draws, heads), lists per clip, gave there. The
+    rate rises with the scale: bisection over :data:`BLINK_SCALES`."""
+    lo, hi = BLINK_SCALES
+    best, truth_rate = None, None
+    for _ in range(BLINK_SEARCH):
+        scale = round((lo + hi) / 2, 4)
+        made = sample_at(scale)
+        truth_rate = blink_rate(made[1]) if truth_rate is None else truth_rate     # the same draws each time
+        rate = blink_rate(made[0])
+        if best is None or abs(rate - truth_rate) < abs(best[1] - truth_rate):
+            best = (scale, rate, made)
+        lo, hi = (scale, hi) if rate < truth_rate else (lo, scale)
+    scale, rate, made = best
+    return scale, {"blink_scale": scale, "blinks_per_minute": round(rate, 2),
+                   "truth_blinks_per_minute": round(truth_rate, 2)}, made
 
 
 def fitting_clips(data, count: int) -> list:
@@ -83,13 +114,18 @@ def run(a) -> None:
         extra = model_config.extra
         for key in V.FITTED_KEYS:                        # fitted on the model's own values
             extra.pop(key, None)
-        temperature = temperature_for(model_config.sampler)
-        if temperature:                                  # ... as it samples them
-            extra[TEMPERATURE_KEY] = temperature
-        curves, truth, heads, head_truth = [], [], [], []
-        for clip, (s, t, h) in zip(clips, sample_pairs(talker, steps, a.data, clips, a.samples)):
-            curves.append(s), truth.append(t), heads.append(h)
-            head_truth.append(truth_heads(clip, a.data, style_of[clip.identity], a.samples, h.shape[1]))
+
+        def sample_at(blinks: float):                    # ... as it samples them, with the eyelids' scale
+            extra[TEMPERATURE_KEY] = temperature_for(model_config.sampler, blinks)
+            return tuple(map(list, zip(*sample_pairs(talker, steps, a.data, clips, a.samples))))
+
+        if model_config.sampler == "ddim":
+            blinks, record, (curves, truth, heads) = fit_blink_scale(sample_at)
+        else:
+            blinks, record, (curves, truth, heads) = 1.0, {}, sample_at(1.0)
+        temperature = temperature_for(model_config.sampler, blinks)
+        head_truth = [truth_heads(clip, a.data, style_of[clip.identity], a.samples, h.shape[1])
+                      for clip, h in zip(clips, heads)]
         maps = [V.fit(name, blink_peaks(curves), blink_peaks(truth), anchor) for name, anchor in V.MAPPED.items()]
         config = json.loads((folder / CONFIG_NAME).read_text())
         config["extra"]["value_maps"] = [m.as_dict() for m in maps]
@@ -101,8 +137,9 @@ def run(a) -> None:
         if gain:
             config["extra"]["head_gain"] = gain
         config["extra"]["value_maps_fit"] = {"split": "val, outside the decision picks", "clips": len(clips),
-                                             "samples": a.samples}
+                                             "samples": a.samples, **record}
         (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
-        print(entry["name"], "fitted on", len(clips), "val clips x", a.samples, "samples; head gain", gain, flush=True)
+        print(entry["name"], "fitted on", len(clips), "val clips x", a.samples, "samples; head gain", gain,
+              json.dumps(record), flush=True)
     if not is_checkpoint_folder(root):
         build_manifest(root)

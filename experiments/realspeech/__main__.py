@@ -17,11 +17,12 @@ from experiments.realspeech.report import SECTION, markdown
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECORDINGS, VALIDATION, fetch, find_audio
 
 
-def validation_figures(results: dict[int, dict]) -> dict:
-    """{steps: {auc, auc_minus_loudness, closure, closure_minus_chance}} of the validation part."""
+def validation_figures(results: dict[int, dict], part: str = VALIDATION) -> dict:
+    """{steps: {auc, auc_minus_loudness, closure, closure_minus_chance}} of the validation part
+    (or of ``part``: the test part, to report)."""
     out = {}
     for steps, res in results.items():
-        real = next(r for r in res["summary"] if r["group"] == f"{VALIDATION}: all real recordings")
+        real = next(r for r in res["summary"] if r["group"] == f"{part}: all real recordings")
         auc, closure = real["auc"], real["closure"]["lip aperture"]
         out[steps] = {"auc": round(auc["lip aperture"][0], 4),
                       "auc_minus_loudness": round(auc[f"lip aperture - {LOUDNESS}"][0], 4),
