@@ -16,7 +16,10 @@ Mesh file layout (little-endian): ``b"DTV1"``, uint32 header length, the JSON he
 float32 linear vertex colours [V, 3], uint16/uint32 triangle indices [F, 3], per animated
 channel its moved vertices (index type) and their offsets as int16 times ``scale / 32767``, and,
 for a rig whose body stays while the head turns, ``headWeight``: float32 [V], each vertex's share
-of the turn (absent: the whole mesh turns). The header's ``headPivot`` is where the head turns.
+of the turn (absent: the whole mesh turns). The header's ``headPivot`` is where the head turns;
+its ``insideTriangles`` counts the last triangles, those hidden at rest (the mouth's inside), which
+the page draws a little deeper so that the skin wins where the two meet (docs/DECISIONS.md "The
+dark specks beside the nose").
 """
 from __future__ import annotations
 
@@ -99,13 +102,18 @@ def pack_mesh(mesh) -> bytes:
     from core.face.mesh import vertex_normals
     from core.face.materials import hidden_at_rest, vertex_materials
 
-    albedo, _, exposure = vertex_materials(mesh, hidden_at_rest(mesh))
+    hidden = hidden_at_rest(mesh)
+    albedo, _, exposure = vertex_materials(mesh, hidden)
     index_type = "<u2" if len(mesh.vertices) < 65536 else "<u4"
+    # the mouth's inside last: the page draws it a little behind the skin in depth, so where the
+    # moving lips bring it level with the skin the skin is what shows (heads.js)
+    inside = hidden[mesh.faces].all(1)
+    faces = np.concatenate([mesh.faces[~inside], mesh.faces[inside]])
     arrays: list[tuple[str, np.ndarray]] = [
         ("position", mesh.vertices.astype("<f4")),
         ("normal", vertex_normals(mesh.vertices, mesh.faces, mesh.welded_positions()).astype("<f4")),
         ("color", (albedo * exposure[:, None]).astype("<f4")),
-        ("index", mesh.faces.astype(index_type)),
+        ("index", faces.astype(index_type)),
     ]
     channels = []
     for k, name in enumerate(ARKIT_NAMES):
@@ -125,7 +133,7 @@ def pack_mesh(mesh) -> bytes:
               "channels": channels, "missing": list(mesh.missing),
               "parts": [{"name": p.name, "start": p.vertices.start, "count": p.vertices.stop - p.vertices.start}
                         for p in mesh.parts],
-              "headPivot": [float(v) for v in mesh.head_pivot],
+              "headPivot": [float(v) for v in mesh.head_pivot], "insideTriangles": int(inside.sum()),
               "bounds": {"min": low.tolist(), "max": high.tolist()}, "arrays": {}}
     blob, offset = [], 0
     for name, array in arrays:

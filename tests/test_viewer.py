@@ -42,7 +42,10 @@ def test_packed_facecap_keeps_every_target_and_paints_the_mouth_inside():
     assert [c["name"] for c in header["channels"]] == [n for n in ARKIT_NAMES if n != "tongueOut"]  # tongueOut moves nothing
     assert len(data) < 600_000                                    # the head is fetched once; keep it small
     np.testing.assert_allclose(unpack(data, header, "position").reshape(-1, 3), mesh.vertices)
-    np.testing.assert_array_equal(unpack(data, header, "index").reshape(-1, 3), mesh.faces)
+    faces = unpack(data, header, "index").reshape(-1, 3)
+    inside = hidden_at_rest(mesh)[mesh.faces].all(1)             # the mouth's inside, drawn last and deeper
+    assert header["insideTriangles"] == inside.sum() > 0
+    np.testing.assert_array_equal(faces, np.concatenate([mesh.faces[~inside], mesh.faces[inside]]))
     jaw = next(c for c in header["channels"] if c["name"] == "jawOpen")
     moved = unpack(data, header, "jawOpen.index")
     offsets = unpack(data, header, "jawOpen.delta").reshape(-1, 3) * jaw["scale"] / 32767

@@ -15,7 +15,8 @@ import {
 const CURVE_SCALE = 65535;
 const FOV = 24;
 const BACKGROUND = 0x292b30;
-const DRAWS_KEPT = 600;                // (frame, page time) of the last draws, for measurements
+const DRAWS_KEPT = 600;
+const INSIDE_OFFSET = 4;               // polygon offset of the mouth's inside (depth slope and units)                // (frame, page time) of the last draws, for measurements
 const meshes = new Map();              // url -> Promise<{geometry, header, channelToMorph}>
 
 export function loadMesh(url) {
@@ -128,10 +129,16 @@ export class Head {
     caption.hidden = !label;
   }
   setMesh(loaded) {
-    if (this.mesh) { this.scene.remove(this.mesh); this.mesh.material.dispose(); }
+    if (this.mesh) { this.scene.remove(this.mesh); this.mesh.material.forEach((m) => m.dispose()); }
     this.channelToMorph = loaded.channelToMorph;
-    const material = new MeshStandardMaterial({ vertexColors: true, roughness: 0.62, metalness: 0, side: DoubleSide });
-    this.mesh = new SkinnedMesh(loaded.geometry, material);
+    const skin = new MeshStandardMaterial({ vertexColors: true, roughness: 0.62, metalness: 0, side: DoubleSide });
+    const inside = skin.clone();              // the mouth's inside: the last triangles, drawn a little deeper
+    Object.assign(inside, { polygonOffset: true, polygonOffsetFactor: INSIDE_OFFSET, polygonOffsetUnits: INSIDE_OFFSET });
+    const geometry = loaded.geometry, insideCount = 3 * (loaded.header.insideTriangles || 0);
+    geometry.clearGroups();
+    geometry.addGroup(0, geometry.index.count - insideCount, 0);
+    geometry.addGroup(geometry.index.count - insideCount, insideCount, 1);
+    this.mesh = new SkinnedMesh(geometry, [skin, inside]);
     this.mesh.frustumCulled = false;       // its bounds are the head at rest; a turned head is still in view
     const root = new Bone();
     this.headBone = new Bone();
@@ -214,7 +221,7 @@ export class Head {
   }
   dispose() {
     this.controls.dispose();
-    if (this.mesh) this.mesh.material.dispose();
+    if (this.mesh) this.mesh.material.forEach((m) => m.dispose());
     this.figure.remove();
   }
 }
