@@ -105,6 +105,9 @@ export class Stage {
         ...head.counters, draws: head.counters.draws.slice(), scale: stage.scale, ticks: stage.ticks,
         disposed: stage.disposed === true, contexts, live: null,
         headQuaternion: head.headBone ? head.headBone.quaternion.toArray() : null,   // (x, y, z, w) as drawn last
+        groups: head.mesh ? head.mesh.geometry.groups.map((g) => ({   // what each material draws, and how deep
+          start: g.start, count: g.count, offset: head.mesh.material[g.materialIndex].polygonOffset,
+        })) : null,
       }),
     };
   }
