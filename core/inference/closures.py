@@ -23,8 +23,6 @@ from core.rates import FPS
 
 SHUT = 0.1         # lip aperture at most this: shut (the closure metric's own level, core.evaluation.lipsync)
 LONGEST = 0.35     # seconds: a shut run longer than this is a mouth at rest, not a p/b/m
-# frames after a frame that its gate can depend on: a stream must have decoded them (the run's end)
-REACH = int(np.ceil(LONGEST * FPS)) + 2
 
 
 def closure_gate(plain: np.ndarray) -> np.ndarray:

@@ -331,7 +331,7 @@ class Stream:
         x0 = reverse(x0_fn, noise(0), self._coefficients, noise if self.method == "ddpm" else None)
         self._frames.remember(audio, count)
         channels = curves_from_model(model.config, torch.from_numpy(x0[:, 0])).numpy()
-        if self._gives_way:     # the window holds the frames a due frame's gate looks at (closures.REACH)
+        if self._gives_way:     # the window holds what a due frame's gate looks at: closures.LONGEST and a frame
             channels = closures.give_way(channels, curves_from_model(model.config, torch.from_numpy(x0[:, 1])).numpy())
         return channels[keep: keep + count]
 
