@@ -98,13 +98,11 @@ def checkpoint_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob(f"*/{CONFIG_NAME}") if (p.parent / WEIGHTS_NAME).is_file())
 
 
-# what a config's extra holds per channel (value maps' knots, noise temperature): left in config.json
-PER_CHANNEL = ("value_maps", "noise_temperature")
-
-
 def build_manifest(root: str | Path, fp16: bool = False) -> dict:
+    from core.model.diffusion import TEMPERATURE_KEY
     from core.model.network import DiffusionTalker
     import torch
+    per_channel = ("value_maps", TEMPERATURE_KEY)    # what an extra holds per channel: left in config.json
     root = Path(root)
     old = {}
     if (root / MANIFEST_NAME).is_file():
@@ -118,7 +116,7 @@ def build_manifest(root: str | Path, fp16: bool = False) -> dict:
             "name": folder.name, "path": folder.name, "role": role_of(folder.name), "steps": cfg["steps"], "parent": cfg.get("parent"),
             "distilled": cfg.get("distilled", False), "encoder": cfg["encoder"],
             "data": cfg.get("data_fingerprint"), "identities": len(cfg["identity_names"]),
-            "training": {k: v for k, v in cfg.get("extra", {}).items() if k not in PER_CHANNEL},  # in config
+            "training": {k: v for k, v in cfg.get("extra", {}).items() if k not in per_channel},
             "metrics": old.get(folder.name, {}).get("metrics", {}),
             "sha256": {name: sha256_of(folder / name) for name in (CONFIG_NAME, WEIGHTS_NAME)},
         })

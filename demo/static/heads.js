@@ -15,8 +15,8 @@ import {
 const CURVE_SCALE = 65535;
 const FOV = 24;
 const BACKGROUND = 0x292b30;
-const DRAWS_KEPT = 600;
-const INSIDE_OFFSET = 4;               // polygon offset of the mouth's inside (depth slope and units)                // (frame, page time) of the last draws, for measurements
+const DRAWS_KEPT = 600;                // (frame, page time) of the last draws, for measurements
+const INSIDE_OFFSET = 4;               // polygon offset of the mouth's inside (depth slope and units)
 const meshes = new Map();              // url -> Promise<{geometry, header, channelToMorph}>
 
 export function loadMesh(url) {

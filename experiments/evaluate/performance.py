@@ -107,13 +107,13 @@ def emotion_figures(talker: Talker, steps: int, clips: list[TalkingClip], classi
 def lips_under_emotion(talker: Talker, steps: int) -> dict:
     """Real recordings: lip AUC and closure per emotion at intensity 1, on the validation part
     (the targets; decisions) and the test part (``"test"``: reported only)."""
-    from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
+    from experiments.realspeech.__main__ import aligned_recordings, measure, part_figures
     from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, TEST
     aligned, _, _ = aligned_recordings(DEFAULT_AUDIO_DIR, tts_control=False)
     out = {}
     for emotion in EMOTIONS:
         results = measure(talker, aligned, [steps], verbose=False, controls=Controls(emotion, 1.0))
-        out[emotion] = {**validation_figures(results)[steps], "test": validation_figures(results, TEST)[steps]}
+        out[emotion] = {**part_figures(results)[steps], "test": part_figures(results, TEST)[steps]}
     return out
 
 

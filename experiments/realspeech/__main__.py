@@ -17,9 +17,9 @@ from experiments.realspeech.report import SECTION, markdown
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR, EXAMPLES_DIR, RECORDINGS, VALIDATION, fetch, find_audio
 
 
-def validation_figures(results: dict[int, dict], part: str = VALIDATION) -> dict:
-    """{steps: {auc, auc_minus_loudness, closure, closure_minus_chance}} of the validation part
-    (or of ``part``: the test part, to report)."""
+def part_figures(results: dict[int, dict], part: str = VALIDATION) -> dict:
+    """{steps: {auc, auc_minus_loudness, closure, closure_minus_chance}} of one part of the split:
+    the validation part (decisions) unless ``part`` says the test part (to report)."""
     out = {}
     for steps, res in results.items():
         real = next(r for r in res["summary"] if r["group"] == f"{part}: all real recordings")
@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     results = measure(talker, aligned, args.steps, args.seed)
     models = {steps: talker.entries[steps].get("name", args.checkpoints) for steps in args.steps}
     if args.validation_only:
-        print(json.dumps({"checkpoints": args.checkpoints, **validation_figures(results)}))
+        print(json.dumps({"checkpoints": args.checkpoints, **part_figures(results)}))
         return
     rows = results[args.steps[0]]["rows"]
     chosen = [r for r in rows if r["recording"].name in args.plot] or rows[:1]

@@ -27,7 +27,7 @@ import numpy as np
 from core.model.checkpoint import CONFIG_NAME, WEIGHTS_NAME, sha256_of
 from core.evaluation.upper_face import UPPER_GROUPS
 from core.training.run_state import snapshots
-from experiments.realspeech.__main__ import aligned_recordings, measure, validation_figures
+from experiments.realspeech.__main__ import aligned_recordings, measure, part_figures
 from experiments.realspeech.sources import DEFAULT_AUDIO_DIR
 
 
@@ -58,7 +58,7 @@ def score(folder: Path, aligned, data, seed: int = 0) -> dict:
     from experiments.evaluate.upper_face import synthetic
     talker = Talker.from_pretrained(folder)
     steps = talker.steps_available[0]
-    figures = validation_figures(measure(talker, aligned, [steps], seed, verbose=False))[steps]
+    figures = part_figures(measure(talker, aligned, [steps], seed, verbose=False))[steps]
     upper = synthetic(talker, steps, data, pick(load_clips(data, ("val",)), UPPER_CLIPS, seed=1), UPPER_SEEDS)
     return {**figures, "upper_face_mismatch": round(upper_face_mismatch(upper), 4),
             "spread_ratio": {g: round(v, 3) for g, v in upper["spread_ratio"].items()},
