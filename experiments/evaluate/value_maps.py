@@ -1,9 +1,7 @@
-"""``value-maps``: fit each model's eyelid value maps (:mod:`core.inference.value_maps`) and head
-gain (:class:`core.inference.output_filter.HeadFilter`) and write them into its config.json, with
-the noise temperature the model samples with (:func:`core.model.diffusion.noise_temperature`:
-:data:`TEMPERATURE` for the students, which sample deterministically, and the eyelids' scale fitted
-to the data's blink rate, :func:`fit_blink_scale`; the maps are fitted on what the model gives
-with it).
+"""``value-maps``: set each model's noise temperature (:mod:`experiments.evaluate.temperature_fit`,
+for the distilled students, which sample deterministically), then fit its eyelid value maps
+(:mod:`core.inference.value_maps`) and head gain (:class:`core.inference.output_filter.HeadFilter`)
+on what it gives with it, and write all three into its config.json.
 
 Both are fitted on the model's own output, made without them, against the generator's truth draws
 of the same clips, on validation clips that no decision figure uses (the ``upper-face`` and
@@ -18,7 +16,6 @@ import json
 
 import numpy as np
 
-from core.arkit import ARKIT_NAMES
 from core.evaluation import head_motion as H
 from core.evaluation import upper_face as U
 from core.head_pose import HEAD_NAMES
@@ -27,55 +24,12 @@ from core.inference.talker import Talker
 from core.model.checkpoint import CONFIG_NAME
 from core.model.diffusion import TEMPERATURE_KEY
 from core.model.manifest import build_manifest, is_checkpoint_folder
+from experiments.evaluate import temperature_fit as T
 from experiments.evaluate.performance import truth_heads
 from experiments.evaluate.tables import pick
 from experiments.evaluate.upper_face import chosen_entries, sample_pairs, styles
 
 DECISION_PICKS = (8, 12, 24)        # the clip counts the val decision runs pick (seed 1): never fitted on
-# x_T's scale per channel group of a deterministic (DDIM) student, chosen on the 8 val decision
-# clips with distilled-8 (docs/DECISIONS.md "Noise temperature"): the lips' seed noise is error
-# (the data's lips follow the phones alone), squint spread too much, brows and gaze too little.
-TEMPERATURE = {"lips": 0.5, "squint": 0.7, "brows": 1.2, "eye look": 1.3}
-# The eyelids' scale sets how often blinks start, and by how much differs from student to student
-# (distilled-8's 0.9 gave distilled-1 16.2 blinks a minute against the data's 20.9 on the val
-# decision clips): fitted per model, by bisection between these bounds, to the data's blink rate
-# on the fitting clips.
-BLINK_SCALES = (0.75, 1.15)
-BLINK_SEARCH = 4                  # bisection steps: the scale to 0.025
-
-
-def temperature_for(sampler: str, blinks: float = 1.0) -> dict[str, float]:
-    """{ARKit channel: scale} of a model with ``sampler``: :data:`TEMPERATURE` and the eyelids'
-    ``blinks`` for a deterministic one; none for an ancestral teacher, whose every step draws
-    fresh noise."""
-    if sampler != "ddim":
-        return {}
-    scales = {**TEMPERATURE, "blinks": blinks}
-    return {ARKIT_NAMES[c]: scale for group, scale in scales.items() for c in U.CHANNEL_GROUPS[group]}
-
-
-def blink_rate(samples: list[np.ndarray]) -> float:
-    """Blinks a minute over clips of samples [K, F, 52]."""
-    return U.pooled([U.clip_statistics(s) for s in samples])["blinks_per_minute"]
-
-
-def fit_blink_scale(sample_at) -> tuple[float, dict, tuple]:
-    """(the eyelids' scale whose blink rate comes nearest the truth's, the fit's record) and what
-    ``sample_at(scale)`` -> (model samples, truth draws, heads), lists per clip, gave there. The
-    rate rises with the scale: bisection over :data:`BLINK_SCALES`."""
-    lo, hi = BLINK_SCALES
-    best, truth_rate = None, None
-    for _ in range(BLINK_SEARCH):
-        scale = round((lo + hi) / 2, 4)
-        made = sample_at(scale)
-        truth_rate = blink_rate(made[1]) if truth_rate is None else truth_rate     # the same draws each time
-        rate = blink_rate(made[0])
-        if best is None or abs(rate - truth_rate) < abs(best[1] - truth_rate):
-            best = (scale, rate, made)
-        lo, hi = (scale, hi) if rate < truth_rate else (lo, scale)
-    scale, rate, made = best
-    return scale, {"blink_scale": scale, "blinks_per_minute": round(rate, 2),
-                   "truth_blinks_per_minute": round(truth_rate, 2)}, made
 
 
 def fitting_clips(data, count: int) -> list:
@@ -116,15 +70,16 @@ def run(a) -> None:
         for key in V.FITTED_KEYS:                        # fitted on the model's own values
             extra.pop(key, None)
 
-        def sample_at(blinks: float):                    # ... as it samples them, with the eyelids' scale
-            extra[TEMPERATURE_KEY] = temperature_for(model_config.sampler, blinks)
+        def sample_at(scales: dict[str, float] | None):  # ... as it samples them, with these x_T scales
+            extra.pop(TEMPERATURE_KEY, None)
+            if scales:
+                extra[TEMPERATURE_KEY] = scales
             return tuple(map(list, zip(*sample_pairs(talker, steps, a.data, clips, a.samples))))
 
-        if model_config.sampler == "ddim":
-            blinks, record, (curves, truth, heads) = fit_blink_scale(sample_at)
+        if model_config.sampler == "ddim":             # an ancestral teacher draws fresh noise every step
+            temperature, record, (curves, truth, heads) = T.fit(sample_at)
         else:
-            blinks, record, (curves, truth, heads) = 1.0, {}, sample_at(1.0)
-        temperature = temperature_for(model_config.sampler, blinks)
+            temperature, record, (curves, truth, heads) = {}, {}, sample_at(None)
         head_truth = [truth_heads(clip, a.data, style_of[clip.identity], a.samples, h.shape[1])
                       for clip, h in zip(clips, heads)]
         maps = [V.fit(name, blink_peaks(curves), blink_peaks(truth), anchor) for name, anchor in V.MAPPED.items()]
