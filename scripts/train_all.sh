@@ -99,8 +99,9 @@ wait
 $PY -m core.model.manifest checkpoints
 $PY -m experiments.evaluate fp16 distilled-8 --checkpoints checkpoints --data "$CORPUS"
 $PY -m core.model.manifest checkpoints --fp16
-# every shipped model's eyelid value maps and head gain, fitted on val clips no decision uses
-# (docs/DECISIONS.md "Blink depth", "The head filter, second try")
+# every shipped model's noise temperature, eyelid value maps and head gain, fitted on val clips no
+# decision uses (docs/DECISIONS.md "Noise temperature, fitted per model", "Blink depth", "The head
+# filter, second try")
 $PY -m experiments.evaluate value-maps --checkpoints checkpoints --data "$CORPUS"
 $PY -m experiments.evaluate tables --checkpoints checkpoints --data "$CORPUS"
 # which step counts keep the seed is decided on validation clips (the page offers only those), then reported on test
