@@ -177,6 +177,7 @@ class Stream:
         self._emitted = 0                                 # frames out so far
         self._output_filter = OutputFilter.of(self.model.config)  # carried over chunks, as one call over the clip
         self._gives_way = closures.applies(self.controls, self.model.config)   # also decodes the plain face
+        self._temperature = noise_temperature(self.model.config)                 # x_T's scale, read once
         self._matching: list[np.ndarray] = []             # features until the identity is kept
         self._finished = False
         self._pauses = None
@@ -320,12 +321,10 @@ class Stream:
         audio = model.project_audio(torch.from_numpy(feats)[None])[0]
         x0_fn, keep, rows = self._frames.predictor(audio, count)
         first = self._emitted - keep
-        temperature = noise_temperature(model.config)
-
         faces = 2 if self._gives_way else 1        # the same noise for the plain face, as Talker.generate
 
         def noise(draw: int) -> np.ndarray:
-            drawn = frame_noise(self.seed, draw, first, first + rows, model.config.channels, temperature)[:, None]
+            drawn = frame_noise(self.seed, draw, first, first + rows, model.config.channels, self._temperature)[:, None]
             return np.repeat(drawn, faces, axis=1)
 
         x0 = reverse(x0_fn, noise(0), self._coefficients, noise if self.method == "ddpm" else None)
