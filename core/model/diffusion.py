@@ -208,7 +208,8 @@ def noise_temperature(config) -> np.ndarray | None:
     Why (docs/DECISIONS.md "Noise temperature"): a distilled student samples deterministically from
     x_T, so how far its samples spread is set by how far x_T does. Its lips, which the data draws
     deterministically from the phones, kept a seed's noise (a spread 0.35x the upper face's); x_T's
-    lips at half scale take most of it out and bring the lips nearer the data (a lower LBE)."""
+    lips at a reduced scale (experiments/evaluate/temperature_fit.py) take most of it out and bring
+    the lips nearer the data (a lower LBE)."""
     chosen = config.extra.get(TEMPERATURE_KEY)
     if not chosen:
         return None
