@@ -135,3 +135,30 @@ def test_seed_verdict_offers_a_student_only_when_its_upper_face_varies_as_its_te
     assert "brow" not in verdict["why"] and f"{SEED_FLOOR}x" in verdict["why"] and "teacher's" in verdict["why"]
     silent = {**teacher, "blink_rate_ratio": 0.0}                   # a teacher that never blinks: no rate to keep
     assert not seed_verdict(alive, silent)["offered"]
+
+
+def test_chance_range_of_a_few_blinks_against_hand_values():
+    """20 blinks a minute over 0.3 minutes is 6 expected; Poisson(6) has 5 % of its mass at <= 1 and
+    95.7 % at <= 10, so the central 90 % runs from 2 to 10 blinks: 6.7 to 33.3 a minute. Over 100
+    minutes the same rate is pinned to within a few percent."""
+    from core.evaluation.upper_face import chance_range
+    lo, hi = chance_range(20.0, 0.3)
+    assert lo == pytest.approx(2 / 0.3) and hi == pytest.approx(10 / 0.3)
+    lo, hi = chance_range(20.0, 100.0)
+    assert 19.0 < lo < 20.0 < hi < 21.0
+
+
+def test_real_recordings_pool_their_blinks_by_minutes_of_face():
+    """Two styles, 10 blinks in 1 minute and 2 in 0.5: pooled 12 in 1.5 minutes, 8 a minute, not the
+    mean of the two rates; each style's rate is read against its own chance range."""
+    from experiments.evaluate.upper_face import _chance, real_pooled
+    real = {"a": {"model": {"blinks_per_minute": 10.0, "minutes": 1.0}, "truth": {"blinks_per_minute": 12.0, "minutes": 1.0},
+                  "recordings": 3},
+            "b": {"model": {"blinks_per_minute": 4.0, "minutes": 0.5}, "truth": {"blinks_per_minute": 2.0, "minutes": 0.5},
+                  "recordings": 1}}
+    pooled = real_pooled(real)
+    assert pooled["model"] == pytest.approx(8.0) and pooled["truth"] == pytest.approx(13.0 / 1.5)
+    assert pooled["minutes"] == 1.5 and pooled["recordings"] == 4
+    assert _chance(real["a"]).endswith("(inside)")
+    far = {"model": {"blinks_per_minute": 60.0, "minutes": 5.0}, "truth": {"blinks_per_minute": 12.0, "minutes": 5.0}}
+    assert _chance(far).endswith("(outside)")

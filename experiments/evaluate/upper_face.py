@@ -145,6 +145,20 @@ def real_validation(talker: Talker, steps: int, data, k: int) -> dict:
     return out
 
 
+def real_pooled(real: dict) -> dict:
+    """Blinks a minute over every real recording, model and truth, and the minutes of face."""
+    minutes = sum(v["model"]["minutes"] for v in real.values())
+    count = lambda side: sum(v[side]["blinks_per_minute"] * v[side]["minutes"] for v in real.values())
+    return {"model": count("model") / max(minutes, 1e-9), "truth": count("truth") / max(minutes, 1e-9),
+            "minutes": minutes, "recordings": sum(v["recordings"] for v in real.values())}
+
+
+def _chance(figures: dict) -> str:
+    lo, hi = U.chance_range(figures["truth"]["blinks_per_minute"], figures["model"]["minutes"])
+    rate = figures["model"]["blinks_per_minute"]
+    return f"{_f(lo, 1)}-{_f(hi, 1)} ({'inside' if lo <= rate <= hi else 'outside'})"
+
+
 def _f(v: float, digits: int = 3) -> str:
     return "-" if v != v else f"{v:.{digits}f}"
 
@@ -197,11 +211,20 @@ def markdown(results: dict) -> str:
         md += ["", f"**Real validation recordings, {name}** (identity matched from the voice; truth: the matched "
                "style's draws on the recording's aligned phones; target blink rate 8-26/min and within 30 % of the "
                "style's, upper-face spread >= 0.7x):", ""]
-        rows = [[ident, v["recordings"], f"{_f(v['model']['blinks_per_minute'], 1)} / "
-                 f"{_f(v['truth']['blinks_per_minute'], 1)}", _f(v["blink_rate_ratio"], 2),
+        rows = [[ident, v["recordings"], _f(v["model"]["minutes"], 2), f"{_f(v['model']['blinks_per_minute'], 1)} / "
+                 f"{_f(v['truth']['blinks_per_minute'], 1)}", _f(v["blink_rate_ratio"], 2), _chance(v),
                  *(_f(v["spread_ratio"][g], 2) for g in U.UPPER_GROUPS)] for ident, v in r["real"].items()]
-        md.append(table(["matched style", "recordings", "blinks/min model / truth", "ratio",
-                         *(f"{g} spread ratio" for g in U.UPPER_GROUPS)], rows))
+        everyone = real_pooled(r["real"])
+        rows.append(["all styles", everyone["recordings"], _f(everyone["minutes"], 2),
+                     f"{_f(everyone['model'], 1)} / {_f(everyone['truth'], 1)}",
+                     _f(everyone["model"] / everyone["truth"], 2), "", *([""] * len(U.UPPER_GROUPS))])
+        md.append(table(["matched style", "recordings", "minutes of face (all seeds)", "blinks/min model / truth",
+                         "ratio", "90 % of counts at the truth's rate", *(f"{g} spread ratio" for g in U.UPPER_GROUPS)],
+                        rows))
+        md += ["", "A style matched to a few short recordings has few blinks to count: the range is where 90 % "
+               "of the rates fall for a face that blinks at exactly the truth's rate for as many minutes "
+               "(Poisson; `core.evaluation.upper_face.chance_range`). A rate inside it is as close as that "
+               "much face can show; \"all styles\" pools the blinks of every recording."]
     return "\n".join(md)
 
 
