@@ -130,10 +130,9 @@ def chance_range(per_minute: float, minutes: float, share: float = 0.9) -> tuple
     Why: a real recording gives a style a few blinks; 0.3 minutes at 20 a minute is 6 of them, and
     a count that small misses +-30 % by chance more often than not."""
     from scipy.stats import poisson
-    expected = per_minute * minutes
     if minutes <= 0:
         return float("nan"), float("nan")
-    tail = (1 - share) / 2
+    expected, tail = per_minute * minutes, (1 - share) / 2
     return float(poisson.ppf(tail, expected)) / minutes, float(poisson.ppf(1 - tail, expected)) / minutes
 
 
