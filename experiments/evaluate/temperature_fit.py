@@ -85,7 +85,7 @@ def fit(sample_at: Sampler, passes: int = PASSES) -> tuple[dict[str, float], dic
         made = sample_at(channel_scales(gaze, eyelids))
         model = U.pooled([U.clip_statistics(s) for s in made[0]])
         truth = U.pooled([U.clip_statistics(s) for s in made[1]])
-        ratios = {g: model["spread"][g] / max(truth["spread"][g], 1e-9) for g in U.UPPER_GROUPS}
+        ratios = {g: r for g, r in U.against_truth(model, truth)["spread_ratio"].items() if g in U.UPPER_GROUPS}
         kept = (gaze, eyelids, model, truth, ratios, made)
         history.append((gaze, math.log(max(ratios["eye look"], 1e-9) / GAZE_SPREAD)))
         gaze = round(secant(history), 4)
