@@ -69,3 +69,23 @@ def test_secant_steps():
     history = [(1.0, 0.5 * math.log(1.0) - math.log(0.8)), (1.5, 0.5 * math.log(1.5) - math.log(0.8))]
     assert T.secant(history) == pytest.approx(0.8 ** 2)
     assert T.secant([(1.0, -10.0)]) == T.SCALES[1] and T.secant([(1.0, 10.0)]) == T.SCALES[0]   # bounded
+
+
+def test_the_fit_reads_its_figures_on_the_curves_as_delivered():
+    """The eyelids' value maps change the blinks' spread after sampling, so the fit measures what
+    ``delivered`` makes of each pass's samples (here: lids halved) and returns the raw samples."""
+    calls = []
+
+    def halved(model, truth):
+        calls.append(len(model))
+        out = [m.copy() for m in model]
+        for m in out:
+            m[..., EYES] *= 0.5
+        return out
+    scales, record, made = T.fit(_sampler([], 1.0), delivered=halved)
+    assert calls == [1] * T.PASSES
+    shown = U.pooled([U.clip_statistics(s) for s in halved(made[0], made[1])])
+    truth = U.pooled([U.clip_statistics(s) for s in made[1]])
+    assert record["spread_ratios"]["blinks"] == pytest.approx(shown["spread"]["blinks"] / truth["spread"]["blinks"], rel=1e-3)
+    raw = U.pooled([U.clip_statistics(s) for s in made[0]])
+    assert raw["spread"]["blinks"] > 1.5 * shown["spread"]["blinks"]       # what it returns is as sampled

@@ -1,6 +1,6 @@
 """Value maps (core/inference/value_maps.py): the fitted map gives a shrunk model the data's
-distribution; an anchored map leaves everything below its anchor, and so the blink count, alone;
-the maps reach Generate and Live the same way."""
+distribution; an anchored map keeps its anchor, and so the blink count, and maps what lies below
+it on its own (or leaves it alone); the maps reach Generate and Live the same way."""
 import numpy as np
 import pytest
 
@@ -51,6 +51,32 @@ def test_anchored_fit_keeps_the_blink_count_and_deepens_peaks():
     # frame values are mapped, not peaks: a shallow bump's top meets the data's flanks, so not all close
     assert np.mean([p >= FULL_BLINK for p, _ in after]) > 0.7
     assert np.mean([p for p, _ in after]) > np.mean([p for p, _ in before]) + 0.15
+
+
+def test_below_the_anchor_open_lids_that_wander_are_stilled_and_every_blink_kept():
+    """A model whose open lids wander (noise floor 0.05) against data whose lids lie still (0.005):
+    mapped with ``below`` = the frame values of each, the open frames come to the data's level and
+    near its spread, the anchor maps to itself, and every crossing of it stays where it was."""
+    rng = np.random.default_rng(5)
+
+    t = np.arange(6000)
+    bumps = sum(np.exp(-0.5 * ((t - centre) / 2.0) ** 2) for centre in np.arange(50, 6000, 100))
+    opened = bumps < 1e-3                                     # frames far from every blink
+
+    def track(floor, peak):
+        return np.clip(peak * bumps + np.abs(rng.normal(0, floor, len(t))), 0, 1)
+    model, truth = track(0.05, 0.7), track(0.005, 0.95)
+    value_map = fit("eyeBlinkLeft", model, truth, anchor=BLINK_LEVEL, below=(model, truth))
+    mapped = value_map(model)
+    open_model = open_truth = opened
+    assert model[open_model].std() > 4 * truth[open_truth].std()
+    # a pointwise map cannot tell a wandering open lid from a blink's flank of the same value, so
+    # the open frames come near the data's spread, not onto it
+    assert mapped[open_model].std() < min(0.3 * model[open_model].std(), 2.5 * truth[open_truth].std())
+    assert abs(np.median(mapped[open_model]) - np.median(truth[open_truth])) < 0.005
+    assert value_map(np.array([BLINK_LEVEL]))[0] == pytest.approx(BLINK_LEVEL, abs=1e-6)
+    np.testing.assert_array_equal(mapped >= BLINK_LEVEL, model >= BLINK_LEVEL)
+    assert np.all(np.diff(value_map.x) > 0) and np.all(np.diff(value_map.y) >= 0)
 
 
 def test_a_map_fitted_on_blink_peaks_closes_every_blink_and_keeps_each_one():
@@ -168,7 +194,8 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
     assert config["extra"]["value_maps_fit"]["blink_scale"] == wanted["eyeBlinkLeft"]
     maps = from_config(config["extra"])
     assert [m.channel for m in maps] == ["eyeBlinkLeft", "eyeBlinkRight"]
-    assert maps[0](np.array([0.3, 0.5]))[0] == pytest.approx(0.3) and maps[0](np.array([0.7]))[0] > 0.85
+    low, anchor, high = maps[0](np.array([0.3, 0.5, 0.7]))
+    assert low < anchor == pytest.approx(0.5) and high > 0.85
     assert "head_gain" not in config["extra"]            # the toy model has no head channels: the old gain goes
     assert "value_maps" not in next(m for m in read_manifest(toy_checkpoints)["models"]
                                     if m["name"] == "distilled-4")["training"]

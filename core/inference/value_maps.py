@@ -15,7 +15,10 @@ the data's values above it. The eyelids' maps are anchored at the blink level (0
 blink peaks (the model's peaks onto the data's, ``python -m experiments.evaluate value-maps``):
 each lid's crossings of 0.5 stay where they were, so blinks keep their times and nearly their
 count, and a blink takes a depth the data's blinks have. Fitted on frame values instead, a
-shallow blink's top lands on the data's flanks (72 % full blinks on val against 97 %). The maps
+shallow blink's top lands on the data's flanks (72 % full blinks on val against 97 %). Below the
+anchor the lids' frame values are mapped onto the data's frame values below it: between blinks a
+student's lids wander by a few hundredths from seed to seed where the data's lie still (docs/DECISIONS.md
+"Open eyes that lie still"), and that noise counted as the seed's spread. The maps
 are pointwise and stateless, so a stream gets exactly what one call over the clip gives (Live
 equals Generate). Only the eyelids are mapped: maps of the brows and the gaze were tried on the
 same clips and amplified their frame-to-frame jitter (roughness 1.1 -> 1.6x and 1.4 -> 2.5x the
@@ -66,26 +69,46 @@ class ValueMap:
         return cls(d["channel"], tuple(float(v) for v in d["x"]), tuple(float(v) for v in d["y"]))
 
 
-def fit(channel: str, model_values: np.ndarray, truth_values: np.ndarray, anchor: float | None = None) -> ValueMap:
+def _quantile_knots(model_values: np.ndarray, truth_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (x, y) of the quantile map taking one set of values onto the other (y not decreasing)."""
+    return np.quantile(model_values, LEVELS), np.maximum.accumulate(np.quantile(truth_values, LEVELS))
+
+
+def fit(channel: str, model_values: np.ndarray, truth_values: np.ndarray, anchor: float | None = None,
+        below: tuple[np.ndarray, np.ndarray] | None = None) -> ValueMap:
     """The quantile map taking ``model_values`` onto ``truth_values`` (values of one channel, e.g.
-    its frames or its blink peaks, any shape); with ``anchor``, values below it stay as they are
-    and only those at or above it are mapped (each side's values >= anchor onto the other's), so
-    ``anchor`` maps to itself."""
+    its frames or its blink peaks, any shape); with ``anchor``, only the values at or above it are
+    mapped (each side's values >= anchor onto the other's) and ``anchor`` maps to itself. Below
+    the anchor values stay as they are, or, given ``below`` = (the model's values, the truth's),
+    e.g. every frame of each, are mapped from the model's values under the anchor onto the
+    truth's under it."""
     m, t = np.asarray(model_values, np.float64).ravel(), np.asarray(truth_values, np.float64).ravel()
-    if anchor is not None:
-        m, t = m[m >= anchor], t[t >= anchor]
-    identity = ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
-    if m.size < 2 or t.size < 2:        # nothing to fit (e.g. no blink above the anchor): leave it alone
-        return identity
-    x, y = np.quantile(m, LEVELS), np.maximum.accumulate(np.quantile(t, LEVELS))
-    if anchor is not None:
+    if anchor is None:
+        if m.size < 2 or t.size < 2:
+            return ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
+        return _valid_map(channel, *_quantile_knots(m, t))
+    m, t = m[m >= anchor], t[t >= anchor]
+    if m.size >= 2 and t.size >= 2:
+        x, y = _quantile_knots(m, t)
         x[0] = y[0] = anchor
-        low = min(-1.0, anchor - 1.0)                   # below the anchor: the identity
-        x, y = np.concatenate([[low], x]), np.concatenate([[low], y])
+    else:                               # no blink above the anchor to fit: the identity above it
+        x, y = np.array([anchor, anchor + 1.0]), np.array([anchor, anchor + 1.0])
+    low = min(-1.0, anchor - 1.0)
+    under_x, under_y = np.array([low]), np.array([low])          # below the anchor: the identity
+    if below is not None:
+        mb, tb = (np.asarray(v, np.float64).ravel() for v in below)
+        mb, tb = mb[mb < anchor], tb[tb < anchor]
+        if mb.size >= 2 and tb.size >= 2:
+            under_x, under_y = _quantile_knots(mb, tb)
+    return _valid_map(channel, np.concatenate([under_x, x]), np.concatenate([under_y, y]))
+
+
+def _valid_map(channel: str, x: np.ndarray, y: np.ndarray) -> ValueMap:
+    """The map through knots (x, y), knots closer than :data:`MIN_STEP` on x merged."""
     keep = np.concatenate([[True], np.diff(x) > MIN_STEP])
     x, y = x[keep], y[keep]
     if len(x) < 2:
-        return identity
+        return ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
     return ValueMap(channel, tuple(map(float, x)), tuple(map(float, y)))
 
 

@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 
+from core.arkit import INDEX
 from core.evaluation import head_motion as H
 from core.evaluation import upper_face as U
 from core.head_pose import HEAD_NAMES
@@ -45,6 +46,21 @@ def blink_peaks(samples: list[np.ndarray]) -> np.ndarray:
     (docs/DECISIONS.md "Blink depth": matching the frame values instead leaves shallow blinks
     on the data's flanks)."""
     return np.array([peak for clip in samples for sample in clip for peak, _ in U.blinks(sample)])
+
+
+def eyelid_maps(curves: list[np.ndarray], truth: list[np.ndarray]) -> list[V.ValueMap]:
+    """The eyelids' maps, model onto truth (clips of samples [K, F, 52]): above the blink level
+    fitted on blink peaks, below it on frame values (:func:`core.inference.value_maps.fit`)."""
+    def frames(clips: list[np.ndarray], name: str) -> np.ndarray:
+        return np.concatenate([clip[..., INDEX[name]].ravel() for clip in clips])
+    return [V.fit(name, blink_peaks(curves), blink_peaks(truth), anchor, below=(frames(curves, name), frames(truth, name)))
+            for name, anchor in V.MAPPED.items()]
+
+
+def with_eyelid_maps(curves: list[np.ndarray], truth: list[np.ndarray]) -> list[np.ndarray]:
+    """``curves`` as the model delivers them once its eyelid maps are fitted on them."""
+    maps = tuple(eyelid_maps(curves, truth))
+    return [V.apply(clip.copy(), maps) for clip in curves]
 
 
 def head_gain(model_heads: list[np.ndarray], truth_heads_: list[np.ndarray]) -> list[float] | None:
@@ -77,12 +93,12 @@ def run(a) -> None:
             return tuple(map(list, zip(*sample_pairs(talker, steps, a.data, clips, a.samples))))
 
         if model_config.sampler == "ddim":             # an ancestral teacher draws fresh noise every step
-            temperature, record, (curves, truth, heads) = T.fit(sample_at)
+            temperature, record, (curves, truth, heads) = T.fit(sample_at, delivered=with_eyelid_maps)
         else:
             temperature, record, (curves, truth, heads) = {}, {}, sample_at(None)
         head_truth = [truth_heads(clip, a.data, style_of[clip.identity], a.samples, h.shape[1])
                       for clip, h in zip(clips, heads)]
-        maps = [V.fit(name, blink_peaks(curves), blink_peaks(truth), anchor) for name, anchor in V.MAPPED.items()]
+        maps = eyelid_maps(curves, truth)
         config = json.loads((folder / CONFIG_NAME).read_text())
         config["extra"]["value_maps"] = [m.as_dict() for m in maps]
         config["extra"].pop(TEMPERATURE_KEY, None)
