@@ -84,8 +84,8 @@ def fit(channel: str, model_values: np.ndarray, truth_values: np.ndarray, anchor
     truth's under it."""
     m, t = np.asarray(model_values, np.float64).ravel(), np.asarray(truth_values, np.float64).ravel()
     if anchor is None:
-        if m.size < 2 or t.size < 2:
-            return ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
+        if m.size < 2 or t.size < 2:        # nothing to fit: leave it alone
+            return _identity(channel)
         return _valid_map(channel, *_quantile_knots(m, t))
     m, t = m[m >= anchor], t[t >= anchor]
     if m.size >= 2 and t.size >= 2:
@@ -108,8 +108,12 @@ def _valid_map(channel: str, x: np.ndarray, y: np.ndarray) -> ValueMap:
     keep = np.concatenate([[True], np.diff(x) > MIN_STEP])
     x, y = x[keep], y[keep]
     if len(x) < 2:
-        return ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
+        return _identity(channel)
     return ValueMap(channel, tuple(map(float, x)), tuple(map(float, y)))
+
+
+def _identity(channel: str) -> ValueMap:
+    return ValueMap(channel, (0.0, 1.0), (0.0, 1.0))
 
 
 def from_config(extra: dict) -> tuple[ValueMap, ...]:

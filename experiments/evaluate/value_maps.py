@@ -53,7 +53,8 @@ def eyelid_maps(curves: list[np.ndarray], truth: list[np.ndarray]) -> list[V.Val
     fitted on blink peaks, below it on frame values (:func:`core.inference.value_maps.fit`)."""
     def frames(clips: list[np.ndarray], name: str) -> np.ndarray:
         return np.concatenate([clip[..., INDEX[name]].ravel() for clip in clips])
-    return [V.fit(name, blink_peaks(curves), blink_peaks(truth), anchor, below=(frames(curves, name), frames(truth, name)))
+    peaks = blink_peaks(curves), blink_peaks(truth)          # a blink is counted on both lids: one set for each
+    return [V.fit(name, *peaks, anchor, below=(frames(curves, name), frames(truth, name)))
             for name, anchor in V.MAPPED.items()]
 
 
