@@ -184,7 +184,8 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
     student.write_text(json.dumps(config))
     from core.model.manifest import build_manifest
     build_manifest(toy_checkpoints)
-    E.run(Namespace(checkpoints=toy_checkpoints, data="unused", max_clips=3, samples=2, models=["distilled-4"]))
+    E.run(Namespace(checkpoints=toy_checkpoints, data="unused", max_clips=3, samples=2, models=["distilled-4"],
+                    head_gain_only=False))
     assert len(seen) == E.T.PASSES                               # the fit's passes, then nothing more
     assert all(m is None and g is None for m, g, _ in seen)      # fitted on the model's own output, as it samples
     config = json.loads(student.read_text())
@@ -203,7 +204,8 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
     assert len(from_config(talker.model(4).config.extra)) == 2
     assert talker.model(4).config.extra["noise_temperature"] == wanted
     seen.clear()                                 # an ancestral teacher: one pass, sampled as drawn, no temperature
-    E.run(Namespace(checkpoints=toy_checkpoints, data="unused", max_clips=3, samples=2, models=["teacher-8"]))
+    E.run(Namespace(checkpoints=toy_checkpoints, data="unused", max_clips=3, samples=2, models=["teacher-8"],
+                    head_gain_only=False))
     assert len(seen) == 1
     assert "noise_temperature" not in json.loads((toy_checkpoints / "teacher-8" / "config.json").read_text())["extra"]
 
@@ -216,3 +218,25 @@ def test_head_gain_gives_the_truth_amplitude():
     truth = [model[0] * np.array([2.0, 3.0, 0.5])]
     assert head_gain(model, truth) == pytest.approx([2.0, 3.0, 0.5], rel=1e-3)
     assert head_gain([np.zeros((4, 200, 3))], model) is None          # a head that never moves: no gain
+
+
+def test_head_gain_is_raised_where_the_amplitude_would_leave_the_spread_under_its_floor():
+    """A model whose seeds agree more than the data's (its head tied to the speech): the amplitude's
+    gain would leave the spread at half the truth's on that axis, so the gain gives the floor instead;
+    the other axes keep the amplitude's."""
+    from experiments.evaluate.value_maps import SPREAD_FLOOR, head_gain
+    from core.evaluation import head_motion as H
+    rng = np.random.default_rng(6)
+    t = np.linspace(0, 6, 200)[None, :, None]
+    shared = np.sin(t + rng.uniform(0, 6, (1, 1, 3)))                  # what every seed does alike
+    own = np.sin(2 * t + np.pi / 2 * np.arange(4)[:, None, None])        # what each seed does its own way
+    truth = [0.01 * (shared + own)]
+    model = truth[0].copy()
+    model[..., 2] = 0.01 * (shared[..., 2] + 0.1 * own[..., 0])          # the roll: seeds that nearly agree
+    gain = head_gain([model], truth)
+    amplitude = lambda h, axis: h[..., axis].std(1).mean()
+    assert gain[0] == pytest.approx(1.0, abs=0.02) and gain[1] == pytest.approx(1.0, abs=0.02)
+    assert gain[2] > 2 * amplitude(truth[0], 2) / amplitude(model, 2)        # far more than the amplitude asks
+    scaled = model * np.array(gain)
+    ratio = H.against_truth(H.pooled([H.clip_statistics(scaled)]), H.pooled([H.clip_statistics(truth[0])]))
+    assert ratio["spread_ratio"]["headRoll"] == pytest.approx(SPREAD_FLOOR, rel=1e-3)
