@@ -21,8 +21,6 @@ TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-11} # snapshots kept along the way;
                                                 # data (lips on real speech, upper face on val clips) ships
 ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/identities/adapter.py), 2 threads
 RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices"), every model
-# distilled-8's closures also under an emotion (docs/DECISIONS.md "Closures under emotion")
-CLOSURES=${CLOSURES:---w-clo 10.0 --closure-emotion-boost 4}
 CAUSAL=${CAUSAL:---audio-lookahead 3 --prediction v} # each frame also sees the features 3 frames later; v
                                     # prediction (docs/DECISIONS.md "The seed must matter")
 MODEL=${MODEL:-$CAUSAL --bidirectional} # the shipped decoder sees x_t on both sides (a blink can form); models
@@ -77,7 +75,7 @@ distill_chain() {   # early halvings change little; the last rounds get the most
   $PY -m core.training.distill --teacher checkpoints/distilled-32 --data "$CORPUS" --out-root checkpoints --down-to 16 \
       --epochs $EPOCHS --max-minutes 4 --threads 1 $RECIPE $CHANNELS
   $PY -m core.training.distill --teacher checkpoints/distilled-16 --data "$CORPUS" --out-root checkpoints --down-to 8 \
-      --epochs $EPOCHS --max-minutes 4 --threads 1 $CLOSURES $CHANNELS
+      --epochs $EPOCHS --max-minutes 4 --threads 1 $RECIPE $CHANNELS
   $PY -m core.training.distill --teacher checkpoints/distilled-8 --data "$CORPUS" --out-root checkpoints --down-to 1 \
       --epochs $EPOCHS --max-minutes 5 --threads 1 $RECIPE $CHANNELS
 }
