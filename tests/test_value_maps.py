@@ -208,6 +208,12 @@ def test_fit_command_writes_the_maps_from_raw_output_and_keeps_the_manifest_vali
                     head_gain_only=False))
     assert len(seen) == 1
     assert "noise_temperature" not in json.loads((toy_checkpoints / "teacher-8" / "config.json").read_text())["extra"]
+    seen.clear()                                 # the head gain alone: one pass with the student's own temperature,
+    before = json.loads(student.read_text())     # everything else it has kept as it was
+    E.run(Namespace(checkpoints=toy_checkpoints, data="unused", max_clips=3, samples=2, models=["distilled-4"],
+                    head_gain_only=True))
+    assert len(seen) == 1 and seen[0] == (None, None, wanted)
+    assert json.loads(student.read_text()) == before
 
 
 def test_head_gain_gives_the_truth_amplitude():
@@ -222,8 +228,8 @@ def test_head_gain_gives_the_truth_amplitude():
 
 def test_head_gain_is_raised_where_the_amplitude_would_leave_the_spread_under_its_floor():
     """A model whose seeds agree more than the data's (its head tied to the speech): the amplitude's
-    gain would leave the spread at half the truth's on that axis, so the gain gives the floor instead;
-    the other axes keep the amplitude's."""
+    gain would leave the roll's spread far under the truth's, so the roll's gain gives the floor
+    instead; the other axes keep the amplitude's."""
     from experiments.evaluate.value_maps import SPREAD_FLOOR, head_gain
     from core.evaluation import head_motion as H
     rng = np.random.default_rng(6)
