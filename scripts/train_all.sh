@@ -21,6 +21,8 @@ TEACHER_SNAPSHOT_MIN=${TEACHER_SNAPSHOT_MIN:-11} # snapshots kept along the way;
                                                 # data (lips on real speech, upper face on val clips) ships
 ADAPTER_MIN=${ADAPTER_MIN:-3}        # the teacher's contrast heads alone (core/identities/adapter.py), 2 threads
 RECIPE=${RECIPE:---w-clo 1.0}       # the closure term (docs/DECISIONS.md "Real voices"), every model
+                                    # (distilled-8 too: a boosted term cost it the synthetic lips, docs/DECISIONS.md
+                                    # "distilled-8 without the closure boost")
 CAUSAL=${CAUSAL:---audio-lookahead 3 --prediction v} # each frame also sees the features 3 frames later; v
                                     # prediction (docs/DECISIONS.md "The seed must matter")
 MODEL=${MODEL:-$CAUSAL --bidirectional} # the shipped decoder sees x_t on both sides (a blink can form); models
