@@ -56,7 +56,7 @@ def main(argv=None) -> None:
     v.add_argument("--models", nargs="*", help="only these checkpoint names (default: every shipped model)")
     v.add_argument("--samples", type=int, default=4, help="seeds per clip (and truth draws)")
     v.add_argument("--head-gain-only", action="store_true",
-                   help="refit the head gain alone, the model sampled with its temperature and maps as they are")
+                   help="refit the head gain alone (the model sampled with its own temperature; temperature and maps kept)")
     v.set_defaults(max_clips=24)
     f = command("follow", "does x0-hat follow x_t in the upper face, per noise level and group (val clips)",
                 data=True)

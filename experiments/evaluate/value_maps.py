@@ -2,8 +2,8 @@
 for the distilled students, which sample deterministically), then fit its eyelid value maps
 (:mod:`core.inference.value_maps`) and head gain (:class:`core.inference.output_filter.HeadFilter`)
 on what it gives with it, and write all three into its config.json. ``--head-gain-only`` refits the
-head gain alone, on the model sampled with the temperature and maps it has (its curves do not
-depend on the gain, the head's gain on nothing else).
+head gain alone, on the model sampled with the temperature it has; its temperature and maps are
+kept as they are (the maps touch only the curves, the gain only the head).
 
 Both are fitted on the model's own output, made without them, against the generator's truth draws
 of the same clips, on validation clips that no decision figure uses (the ``upper-face`` and
@@ -109,7 +109,7 @@ def run(a) -> None:
             return tuple(map(list, zip(*sample_pairs(talker, steps, a.data, clips, a.samples))))
 
         config = json.loads((folder / CONFIG_NAME).read_text())
-        if a.head_gain_only:                           # its temperature and maps kept, sampled with them
+        if a.head_gain_only:                           # temperature and maps kept; sampled with its temperature
             _, _, heads = sample_at(fitted.get(TEMPERATURE_KEY))
             record = {}
         else:
