@@ -157,6 +157,11 @@ class LiveSession:
         head = None if any(h is None for h in heads) else np.concatenate(heads)
         return Block(blocks[0].first, np.concatenate([b.curves for b in blocks]), head)
 
+    def ready(self) -> bool:
+        """Whether :meth:`take` has something to say: frames, an error, or the stream's end."""
+        with self._cond:
+            return bool(self._blocks) or self.error is not None or self._done
+
     def stop(self, wait: float = STOP_WAIT) -> Block | None:
         """The stream ends: the worker decodes what is left and the last frames; returns what was not taken."""
         with self._cond:
@@ -341,12 +346,13 @@ def _head_of(frames) -> np.ndarray | None:
 
 def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool = False, end: bool = False,
                info: dict | None = None, head: np.ndarray | None = None, upload: str | None = None,
-               message: str | None = None) -> dict:
+               follow: str | None = None, message: str | None = None) -> dict:
     """The viewer's value for frames [first, first + n) of a live stream (appended to what it shows;
     ``reset`` starts a new stream, ``end`` says it ended: the face comes to rest). ``head``: the
     frames' head angles [n, 3] radians (None: still; sent as ``head``, as a take's cells are).
     ``info``: the readout's figures (:meth:`LiveSession.info`); ``upload``: where the page sends the
-    microphone's audio (the value that starts a stream); ``message``: a line for the readout
+    microphone's audio and ``follow`` where it asks for the frames as they are decoded (both in the
+    value that starts a stream); ``message``: a line for the readout
     (e.g. the visitor's place in line)."""
     value = {"live": True, "reset": bool(reset), "end": bool(end), "fps": float(FPS), "first": int(first),
              "frames": int(len(curves)), "mesh": mesh_url,
@@ -355,6 +361,8 @@ def live_value(curves: np.ndarray, first: int, mesh_url: str | None, reset: bool
         value["head"] = viewer.encode_head(head, len(curves))
     if upload:
         value["upload"] = upload
+    if follow:
+        value["follow"] = follow
     if message:
         value["message"] = message
     return value

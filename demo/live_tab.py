@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,9 @@ from demo.service import DemoService
 
 NO_FRAMES = np.zeros((0, 52), np.float32)
 UPLOAD_PATH = "live/audio/"          # + the stream's token: where the page uploads (page-relative)
+FOLLOW_PATH = "live/frames/"         # + the stream's token: where the page asks for frames as they come
+FOLLOW_SECONDS = 2.0                 # a request for frames is answered within this, frames or none
+FOLLOW_CHECK = 0.01                  # ... checking for new frames this often (no thread is held meanwhile)
 RECORD_ID, STOP_ID = "live-record", "live-stop"
 
 
@@ -120,7 +124,7 @@ def start(tab: LiveTab, steps, identity, emotion, intensity, head_motion, upper_
     text = _readout_text(tab, ticket, place)
     return {tab.ticket: ticket, tab.readout: text,
             tab.face: live_value(NO_FRAMES, 0, _mesh_url(tab.service), reset=True, upload=UPLOAD_PATH + ticket.token,
-                                 message=text if place else None)}
+                                 follow=FOLLOW_PATH + ticket.token, message=text if place else None)}
 
 
 def stop(tab: LiveTab, ticket: Ticket | None):
@@ -166,10 +170,34 @@ def receive_audio(tab: LiveTab, token: str, data: bytes, rate, start) -> dict:
     return _frames(tab, ticket.session, block, mesh=False)
 
 
+async def follow_frames(tab: LiveTab, token: str) -> dict:
+    """The frames decoded since they were last taken, as soon as there are some (or none after
+    :data:`FOLLOW_SECONDS`): the page asks again at once, so a block reaches the head when it is
+    decoded rather than with the answer to a later upload. Waits without holding a thread.
+    ``gr.Error``: the stream has ended."""
+    import asyncio
+    deadline = time.monotonic() + FOLLOW_SECONDS
+    while True:
+        with tab.streams_lock:
+            ticket = tab.streams.get(token)
+        if ticket is None:
+            raise gr.Error("This live stream has ended; press Record to talk again.", print_exception=False)
+        session = ticket.session
+        if (session is not None and session.ready()) or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(FOLLOW_CHECK)
+    if session is None:
+        return live_value(NO_FRAMES, 0, None)
+    with errors_shown():
+        block = session.take()
+    return _frames(tab, session, block, mesh=False)
+
+
 def routes(tab: LiveTab) -> list:
-    """The upload route for the app (``demo.ui.launch`` serves it beside Gradio's):
-    ``POST live/audio/<token>?rate=<Hz>&start=<sample>`` with the PCM as the body; JSON answers,
-    ``{"error": message}`` with status 4xx for a problem the visitor should read."""
+    """The Live tab's routes for the app (``demo.ui.launch`` serves them beside Gradio's):
+    ``POST live/audio/<token>?rate=<Hz>&start=<sample>`` with the PCM as the body, and
+    ``GET live/frames/<token>`` (:func:`follow_frames`); JSON answers, ``{"error": message}`` with
+    status 4xx for a problem the visitor should read."""
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -193,10 +221,17 @@ def routes(tab: LiveTab) -> list:
             return _refusal(400, err.message)
         return JSONResponse(value)
 
+    async def frames(request):
+        try:
+            return JSONResponse(await follow_frames(tab, request.path_params["token"]))
+        except gr.Error as err:
+            return _refusal(400, err.message)
+
     def _refusal(status: int, message: str):
         return JSONResponse({"error": message}, status_code=status)
 
-    return [Route("/" + UPLOAD_PATH + "{token}", upload, methods=["POST"])]
+    return [Route("/" + UPLOAD_PATH + "{token}", upload, methods=["POST"]),
+            Route("/" + FOLLOW_PATH + "{token}", frames, methods=["GET"])]
 
 
 def _sample_index(text) -> int:

@@ -1,8 +1,9 @@
 """A Live-tab client over plain HTTP, the way the page streams the microphone: Record and Stop are
 Gradio events (join the queue, read the answer on the session's server-sent events); the audio
 goes as raw 16-bit PCM to the upload address Record's answer names (``POST live/audio/<token>``),
-one upload at a time, each answered with the frames decoded since. ``forwarded_for`` plays a
-different visitor behind the app's proxy.
+one upload at a time, each answered with the frames decoded since; the frames also come, as soon as
+they are decoded, from the address it names to follow (``GET live/frames/<token>``).
+``forwarded_for`` plays a different visitor behind the app's proxy.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class LiveClient:
         self.messages: list[dict] = []            # the Gradio events' messages
         self.answers: list[tuple[int, dict]] = []  # (status, JSON) of every upload
         self.upload_url: str | None = None
+        self.follow_url: str | None = None
         self.sent = 0                             # samples uploaded (the next upload's start)
         self._cond = threading.Condition()
         self._closed = False
@@ -79,7 +81,7 @@ class LiveClient:
         done = self.call("live-record", [self.steps, identity, *self.controls, None])
         face = (done.get("output") or {}).get("data", [None, None])[1]
         if isinstance(face, dict) and face.get("upload"):
-            self.upload_url, self.sent = face["upload"], 0
+            self.upload_url, self.follow_url, self.sent = face["upload"], face.get("follow"), 0
         return done
 
     def stop(self) -> dict:
@@ -95,6 +97,11 @@ class LiveClient:
             self.sent = start + len(body) // 2
         self.answers.append(answer)
         return answer
+
+    def follow(self) -> tuple[int, dict]:
+        """One request for the frames decoded since they were last taken (answered when there are some)."""
+        r = self.http.get(self.follow_url)
+        return r.status_code, r.json()
 
     def stream(self, pieces, rate: int = 48000, pace: float = 0.1) -> None:
         """Upload ``pieces`` (float arrays) as the page does: one every ``pace`` s, each once the

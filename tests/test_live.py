@@ -13,6 +13,7 @@ from core.rates import SAMPLE_RATE
 from demo.fairness import client_of
 from core.inference.controls import UPPER, Controls
 from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value
+from demo.live_tab import FOLLOW_SECONDS
 from demo.viewer import decode_curves, decode_head
 from experiments.loadtest import rss_mb
 from tests.helpers import launch_app, make_tiny_checkpoints, toy_clip
@@ -199,6 +200,30 @@ def test_live_over_http_gives_frames_and_stop_brings_the_rest(app_url):
         assert client.error() is None and last[1]["info"]["skipped"] == 0.0
         status, answer = client.send(pcm16(tone(0.1)))           # after Stop the address is gone
         assert status == 400 and "ended" in answer["error"]
+    finally:
+        client.close()
+
+
+def test_frames_come_as_soon_as_they_are_decoded_without_waiting_for_another_upload(app_url):
+    client = LiveClient(app_url, "10.9.6.1")
+    try:
+        client.start()
+        assert client.follow_url.startswith("live/frames/") and client.follow_url[12:] == client.upload_url[11:]
+        got, began = [client.send(pcm16(tone(1.5)))[1]], time.monotonic()   # one upload, then none (its answer
+        # comes before the worker decodes it, so the frames come from following)
+        while sum(f.get("frames", 0) for f in got) == 0 and time.monotonic() - began < 60:
+            asked = time.monotonic()
+            status, answer = client.follow()
+            assert status == 200 and time.monotonic() - asked < FOLLOW_SECONDS + BOUNDED_SECONDS
+            got.append(answer)
+        frames = [f for f in got if f.get("frames")]
+        assert frames and frames[0]["first"] == 0 and decode_curves(frames[0]["curves"]).shape == (frames[0]["frames"], 52)
+        assert abs(frames[0]["info"]["heard"] - 1.5) < 0.05
+        client.stop()
+        status, answer = client.follow()                         # the stream has ended: said at once
+        assert status == 400 and "ended" in answer["error"]
+        r = client.http.get("live/frames/nonsense")
+        assert r.status_code == 400 and "ended" in r.json()["error"]
     finally:
         client.close()
 

@@ -109,6 +109,7 @@ class LiveViewer extends Stage {
     if (!value.live) return this.showMesh(value.mesh);     // the first value: the head alone
     if (value.reset) this.reset();
     if (value.upload && this.microphone && !this.microphone.closed) this.microphone.sendTo(value.upload);
+    if (value.follow && this.microphone && !this.microphone.closed) this.microphone.follow(value.follow);
     if (value.message) this.message = value.message;
     if (value.info && Object.keys(value.info).length) this.info = value.info;
     if (value.frames) {

@@ -5,7 +5,11 @@
 // says where its first sample lies in the recording (`start`); one that fails is sent again, and
 // the server hears each sample once. Every answer (the frames decoded since the last upload) goes
 // to `onAnswer`; a refusal (the stream ended, bad audio) to `onProblem`, and recording stops.
-const UPLOAD_MS = 100;            // an upload at most this often
+// Beside the uploads the page asks for frames as soon as they are decoded (`follow`: the server
+// answers when it has some, within a couple of seconds), so a block does not wait for the answer
+// to a later upload; those answers go to `onAnswer` too.
+const UPLOAD_MS = 100;            // an upload at most this often (the next goes as soon as the last is answered and this passed)
+const FOLLOW_RETRY_MS = 500;      // after a request for frames that failed on the way
 const MAX_HELD_SECONDS = 30;      // recorded but not taken by the server: more means it is gone
 
 export class Microphone {
@@ -49,7 +53,34 @@ export class Microphone {
   // Upload to `url` (page-relative) from now on.
   sendTo(url) {
     this.url = url;
-    if (!this.timer && !this.closed) this.timer = setInterval(() => this.upload(), UPLOAD_MS);
+    if (!this.uploading && !this.closed) this.keepUploading();
+  }
+
+  async keepUploading() {
+    this.uploading = true;
+    while (!this.closed) {
+      const began = performance.now();
+      await this.upload();
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, UPLOAD_MS - (performance.now() - began))));
+    }
+    this.uploading = false;
+  }
+
+  // Ask `url` (page-relative) for frames, again and again, until the stream ends or is closed.
+  async follow(url) {
+    if (this.following) return;
+    this.following = true;
+    while (!this.closed) {
+      try {
+        const response = await fetch(new URL(url, document.baseURI));
+        if (response.status === 400) break;          // the stream has ended (Stop, or the uploads say why)
+        if (response.ok) this.onAnswer(await response.json());
+        else await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
+      } catch (err) {
+        await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
+      }
+    }
+    this.following = false;
   }
 
   async upload() {
@@ -101,7 +132,6 @@ export class Microphone {
 
   close() {
     this.closed = true;
-    clearInterval(this.timer);
     if (this.node) this.node.port.onmessage = null;
     if (this.stream) this.stream.getTracks().forEach((track) => track.stop());
     if (this.context && this.context.state !== "closed") this.context.close().catch(() => {});
