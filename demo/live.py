@@ -198,9 +198,10 @@ class LiveSession:
     # -- the worker -----------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
+            from core.audio.encoders import int8_of
             from core.inference.streaming import Stream
             self.stream = Stream(self.talker, self.steps, seed=0, identity=self.identity, hop=LIVE_HOP, close_pauses=True,
-                                 controls=self.controls)
+                                 controls=self.controls, encoder=int8_of(self.talker.encoder()))
             while True:
                 with self._cond:
                     while not self._pending and not self._closing:

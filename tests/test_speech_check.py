@@ -61,11 +61,13 @@ def _phrases() -> np.ndarray:
 @pytest.mark.parametrize("block", [1, 3, 7])
 def test_stream_pauses_match_the_offline_factor(block):
     from core.rates import FPS
-    from core.audio.speech_check import StreamPauses
+    from core.audio.speech_check import LIP_RAMP_SECONDS, MIN_PAUSE_SECONDS, StreamPauses
+    from core.inference.streaming import DEFAULT_LOOKAHEAD
+    assert DEFAULT_LOOKAHEAD >= MIN_PAUSE_SECONDS + LIP_RAMP_SECONDS     # what the pause decision needs
     clip = _phrases()
     frames = len(clip) * FPS // SAMPLE_RATE
     offline = pause_weights(check_speech(clip), frames)
-    pauses, out, lookahead = StreamPauses(), [], int(0.5 * SAMPLE_RATE)
+    pauses, out, lookahead = StreamPauses(), [], int(DEFAULT_LOOKAHEAD * SAMPLE_RATE)
     heard = 0
     for first in range(0, frames, block):
         stop = min(frames, first + block)
@@ -82,7 +84,7 @@ def test_stream_pauses_match_the_offline_factor(block):
     after = slice(speech_from, None)
     assert np.mean(np.abs(streamed[after] - offline[after]) < 0.05) > 0.94
     assert streamed[-FPS:].max() == 0                        # the silence after speech is a pause
-    assert len(pauses._audio) <= (PAUSE_CONTEXT + 0.5 + block / FPS) * SAMPLE_RATE + 1   # old audio let go
+    assert len(pauses._audio) <= (PAUSE_CONTEXT + DEFAULT_LOOKAHEAD + block / FPS) * SAMPLE_RATE + 1   # old audio let go
 
 
 def test_stream_without_any_speech_leaves_the_lips_alone():

@@ -10,7 +10,7 @@ import torch
 from core.inference.talker import Talker
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import PrefixFeatures, WhisperStreamFeatures
-from core.inference.streaming import Stream, frames_due, replay
+from core.inference.streaming import DEFAULT_LOOKAHEAD, Stream, frames_due, replay
 from core.model.diffusion import frame_noise
 from tests.helpers import ToyEncoder, toy_clip
 
@@ -123,7 +123,8 @@ def test_replay_reports_latency_per_chunk_and_the_same_curves(toy_talker):
     assert summary["frames"] == 45 and summary["rtf"] > 0
     assert 0 < summary["latency_ms_p50"] <= summary["latency_ms_p95"]
     assert len(fast.log) == 75 and sum(row["frames_out"] for row in fast.log) <= 45
-    assert all(row["latency_ms"] is None for row in fast.log[:24])       # nothing due in the first 0.5 s
+    before = int(DEFAULT_LOOKAHEAD / 0.02)                                # chunks that end before the look-ahead
+    assert all(row["latency_ms"] is None for row in fast.log[:before]) and fast.log[before]["latency_ms"] is not None
 
 
 def test_prefix_features_are_the_offline_features_of_the_audio_so_far():
@@ -180,6 +181,26 @@ def test_experiment_shortcut_equals_the_stream(whisper_checkpoints):
         stream = Stream(talker, 2, seed=1, identity="a", lookahead=lookahead)
         reference, _ = offline_curves(talker, feats, 2, seed=1, identity="a")
         np.testing.assert_allclose(_stream_all(stream, audio, 500), reference, atol=1e-5)
+
+
+def test_a_stream_reads_another_precision_of_its_encoder_and_refuses_another_encoder(whisper_checkpoints, toy_talker):
+    from core.audio.encoders import int8_of
+    from core.audio.stream_features import stream_features
+    from experiments.live import streamed_features
+    talker = Talker.from_pretrained(whisper_checkpoints)
+    int8 = int8_of(talker.encoder())
+    assert int8.name == "whisper-tiny.en-int8" and int8_of(int8) is int8
+    audio = _speechlike(2.43)
+    got = _stream_all(Stream(talker, 2, seed=1, identity="a", lookahead=0.2, encoder=int8), audio, 500)
+    apart = {}
+    for encoder in (int8, talker.encoder()):
+        reference, _ = offline_curves(talker, streamed_features(stream_features(encoder), audio, [0.2])[0.2], 2, seed=1,
+                                      identity="a")
+        apart[encoder.name] = np.abs(got - reference).mean()
+    # int8 products differ a little with the batch of windows they are computed in, float32's far more
+    assert apart["whisper-tiny.en-int8"] < 1e-3 and apart["whisper-tiny.en"] > 3 * apart["whisper-tiny.en-int8"]
+    with pytest.raises(ValueError, match="another encoder"):
+        Stream(toy_talker, 4, encoder=int8)
 
 
 def test_stream_command_prints_chunk_latency_and_one_json_line(whisper_checkpoints, tmp_path, capsys):

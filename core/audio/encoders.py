@@ -169,6 +169,13 @@ class WhisperTinyEncoder(SpeechEncoder):
         return pieces
 
 
+def int8_of(encoder: SpeechEncoder) -> SpeechEncoder:
+    """The int8 form of ``encoder`` where there is one (float32 Whisper), else ``encoder`` itself."""
+    if isinstance(encoder, WhisperTinyEncoder) and encoder.compute_type == "float32":
+        return WhisperTinyEncoder("int8", encoder.threads)
+    return encoder
+
+
 # --------------------------------------------------------------------------- HuBERT
 
 

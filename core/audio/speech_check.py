@@ -96,7 +96,7 @@ class StreamPauses:
     """The same lips-closed-in-pauses factor for a live stream, frame block by frame block.
 
     Each block's factor comes from the detector run over the audio from PAUSE_CONTEXT_SECONDS
-    before the block to the end of what has been heard. With the stream's look-ahead (0.5 s, at
+    before the block to the end of what has been heard. With the stream's look-ahead (0.35 s, at
     least MIN_PAUSE_SECONDS + LIP_RAMP_SECONDS) every gap that touches a block is either closed
     by speech within the audio heard, or already long enough to be a pause, so the factor is the
     offline one up to the detector's own context. Once the stream has had speech, a block with

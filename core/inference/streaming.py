@@ -28,6 +28,7 @@ With ``close_pauses`` the lips close in pauses as ``Talker.generate(speech_check
 offline (:class:`core.audio.speech_check.StreamPauses`); off, the frames are the model's alone.
 ``controls`` (:class:`core.inference.controls.Controls`) act as in ``Talker.generate``: the emotion
 joins the identity's condition, the strengths and the head switch shape every chunk's frames.
+``encoder`` replaces the talker's speech encoder by another precision of it (the Live tab's int8).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
 from core.audio.stream_features import stream_features
 
-DEFAULT_LOOKAHEAD = 0.5      # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
+DEFAULT_LOOKAHEAD = 0.35     # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
 DEFAULT_HOP = 0.1            # seconds of audio between encoder runs
 MATCH_AFTER = 3.0            # seconds of speech after which the voice is matched once more and kept
 MAX_PLANS = 16               # encoder hops decoded in one batch by feed (bounds the memory of a long chunk)
@@ -90,6 +91,17 @@ def _decoder(talker, steps: int):
     if not isinstance(decoder, OnnxDecoder):
         raise ValueError("streaming needs the ONNX decoder (CPU, backend 'auto' or 'onnx')")
     return decoder
+
+
+def _stream_encoder(talker, encoder):
+    """The talker's speech encoder, or ``encoder`` in its place: another precision of the same
+    encoder (the Live tab's int8 Whisper, docs/DECISIONS.md "Live"), whose features the model reads alike."""
+    own = talker.encoder()
+    if encoder is None:
+        return own
+    if encoder.dim != own.dim or encoder.name.removesuffix("-int8") != own.name.removesuffix("-int8"):
+        raise ValueError(f"the model reads {own.name} features; {encoder.name} is another encoder")
+    return encoder
 
 
 class CarriedDecoding:
@@ -148,7 +160,7 @@ class Stream:
     def __init__(self, talker, steps: int = 8, seed: int = 0, identity: str | None = None,
                  lookahead: float = DEFAULT_LOOKAHEAD, hop: float = DEFAULT_HOP, match_after: float = MATCH_AFTER,
                  sampler: str | None = None, close_pauses: bool = False, context: float = WINDOW_CONTEXT,
-                 controls: Controls | None = None):
+                 controls: Controls | None = None, encoder=None):
         if not 0 <= lookahead <= 2.0:
             raise ValueError(f"the look-ahead must be between 0 and 2 s, not {lookahead}")
         if not 0.01 <= hop <= 1.0:
@@ -160,7 +172,7 @@ class Stream:
         check_honoured(self.controls, self.model.config, f"The {self.steps}-step model")
         self.decoder = _decoder(talker, self.steps)
         self.method = sampler or self.model.config.sampler
-        self.features = stream_features(talker.encoder())
+        self.features = stream_features(_stream_encoder(talker, encoder))
         self.lookahead = int(round(lookahead * SAMPLE_RATE))
         self.hop = int(round(hop * SAMPLE_RATE))
         self.match_frames = int(round(match_after * FPS))
