@@ -75,7 +75,7 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
     choice (auto = matched from the voice after the first seconds). Serve :func:`routes` beside it."""
     from core.inference.streaming import DEFAULT_LOOKAHEAD    # here, not at import: it loads torch
     gr.Markdown("Talk to the face: press **Record** and speak; the head follows with the look-ahead the "
-                f"stream needs ({DEFAULT_LOOKAHEAD:.1f} s after the sound) plus the time shown under it. The talking "
+                f"stream needs ({DEFAULT_LOOKAHEAD:g} s after the sound) plus the time shown under it. The talking "
                 "style above is used from the start, or with *auto* matched from the voice after 3 s. "
                 f"**Stop** ends the stream (at most {MAX_LIVE_SECONDS // 60} minutes; "
                 f"{TURN_SECONDS / 60:.0f} minutes while others wait for the head). The controls below are "

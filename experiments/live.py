@@ -130,7 +130,7 @@ def measure_synthetic(talker, steps: int, seed: int, clips, lookaheads) -> dict:
             row["max_diff"][d] = float(np.abs(curves - offline).max())
         rows.append(row)
         print(f"{name} {row['seconds']:5.1f} s  LBE offline {row['offline']:.4f}  " + "  ".join(
-            f"{d:.1f}s {row['streamed'][d]:.4f}" for d in lookaheads), flush=True)
+            f"{d:g}s {row['streamed'][d]:.4f}" for d in lookaheads), flush=True)
     return {"rows": rows}
 
 
@@ -306,7 +306,7 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str, 
     for d in args.lookaheads:
         streamed = statistics.mean(r["streamed"][d] for r in rows)
         long = [r for r in rows if r["clip"].startswith("long")]
-        table_rows.append([f"{d:.1f} s", round(streamed, 4), round(streamed / base, 3),
+        table_rows.append([f"{d:g} s", round(streamed, 4), round(streamed / base, 3),
                            round(statistics.mean(r["drift"][d] for r in rows), 3),
                            round(max(r["max_diff"][d] for r in rows), 3),
                            round(statistics.mean(r["streamed"][d] / r["offline"] for r in long), 3) if long else "-"])
@@ -321,7 +321,7 @@ def markdown(args, synthetic: dict, real: dict, speed: dict | None, model: str, 
                   "sides): pooled AUC of the lip aperture.", "",
                   table(["", "AUC", "streamed - offline (target within 0.02)"],
                         [["offline", round(a["offline"], 4), "-"]]
-                        + [[f"streamed, look-ahead {d:.1f} s", round(a[d], 4), round(a[d] - a["offline"], 4)]
+                        + [[f"streamed, look-ahead {d:g} s", round(a[d], 4), round(a[d] - a["offline"], 4)]
                            for d in args.lookaheads]), ""]
     else:
         lines += ["**Real speech**: no validation recordings found (run `python -m experiments.realspeech --fetch`).", ""]

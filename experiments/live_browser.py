@@ -11,7 +11,7 @@ server's session began in it), so
     mic-to-face latency of frame k = (page time frame k was drawn) - (microphone open + origin + k / 30 s)
 
 which counts everything between the microphone and the drawn head: the page's uploads (every
-0.1 s), the stream's look-ahead and encoder hop, the model, the download and the live head's
+0.1 s), the stream's look-ahead and encoder hop, the model, the frames' way back and the live head's
 playhead (and, as the stamp is taken before the first sample, the start of the audio graph: the
 figure errs high). Beside it: frames drawn per second, the audio the server says it never got,
 what the page's own readout said, the time from the click on Record to the microphone, and the
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.audio.encoders import int8_of
 from core.inference.streaming import DEFAULT_LOOKAHEAD
 from demo.live import LIVE_HOP
 from experiments.browser import CHROMIUM, CHROMIUM_ARGS, local_only, served_app
@@ -107,7 +108,8 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
             "skipped_s": state["skipped"],
             "audio_kept": state["received"] / max(1.0, (ended_at - recorder_at - origin_ms) / 1000 * fps),
             "uploads": (state["microphone"] or {}).get("uploads"), "upload_failures": (state["microphone"] or {}).get("failures"),
-            "rest_max_weight": float(np.max(rest)), "lookahead_s": DEFAULT_LOOKAHEAD, "hop_s": LIVE_HOP, "outside": outside,
+            "rest_max_weight": float(np.max(rest)), "lookahead_s": DEFAULT_LOOKAHEAD, "hop_s": LIVE_HOP,
+            "encoder": int8_of(service.talker.encoder()).name, "outside": outside,
             "load": os.getloadavg()[0], "source": source.name}
 
 
@@ -121,7 +123,7 @@ def report(r: dict) -> str:
             f"`python -m experiments.live_browser --seconds {r['seconds']:.0f}` on {machine_description()}, headless "
             f"Debian Chromium (software WebGL), fake microphone playing {r['source']} in a loop, offline "
             f"({len(r['outside'])} requests beyond the app attempted), shipped live setting (look-ahead "
-            f"{r['lookahead_s']} s, encoder hop {r['hop_s']} s, 8 steps), load average {r['load']:.1f} at the end "
+            f"{r['lookahead_s']} s, encoder hop {r['hop_s']} s, speech encoder {r['encoder']}, 8 steps), load average {r['load']:.1f} at the end "
             "(the page, the server and anything else running share the cores).\n\n"
             "| what | measured | target |\n|---|---|---|\n"
             f"| microphone -> drawn face, every live frame | p50 {p50:.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, "
@@ -139,7 +141,8 @@ def report(r: dict) -> str:
             "Mic-to-face counts everything between the microphone and the drawn head: the page's uploads (every "
             "0.1 s, one at a time: what is recorded while one is on its way goes with the next), the stream's look-ahead "
             f"({r['lookahead_s'] * 1000:.0f} ms: a frame is decoded once that much later audio is in, so that lips "
-            "close before the burst of a p/b/m) and encoder hop, the model, the download, and the playhead, which "
+            "close before the burst of a p/b/m) and encoder hop, the model, the frames' way back (the page keeps a "
+            "request open that is answered as soon as a block is decoded), and the playhead, which "
             "trails the newest frame by about one block so that the motion stays smooth. The page's readout "
             "computes the same figure from the first sample its audio thread recorded (`demo/static/live_viewer.js`); "
             "frame k holds the audio heard k / 30 s after the session began, so audio lost on the way would show "

@@ -10,7 +10,7 @@ from core.inference import closures
 from core.inference.controls import LOWER, UPPER, Controls
 from core.inference.streaming import Stream
 from core.inference.talker import Talker
-from core.rates import FPS
+from core.rates import FPS, SAMPLE_RATE
 from tests.helpers import ToyEncoder, toy_clip
 
 
@@ -90,3 +90,7 @@ def test_generate_and_live_give_way_where_the_plain_face_closes(emotional_bidire
     curves = np.concatenate([live.feed(audio[i: i + 1600]).curves for i in range(0, len(audio), 1600)]
                             + [live.finish().curves])
     np.testing.assert_allclose(curves, happy, atol=2e-5)
+    # a shorter look-ahead than the gate's frames: an emotional stream's frames wait for them, a neutral one's not
+    emotional = Stream(talker, 4, identity="id1", lookahead=0.1, controls=controls)
+    neutral = Stream(talker, 4, identity="id1", lookahead=0.1)
+    assert emotional.due(SAMPLE_RATE) == 30 - closures.frames_after() == 23 < neutral.due(SAMPLE_RATE) == 28

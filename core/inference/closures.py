@@ -39,6 +39,12 @@ def closure_gate(plain: np.ndarray) -> np.ndarray:
     return np.maximum(gate, beside)
 
 
+def frames_after() -> int:
+    """Frames after a frame that :func:`closure_gate` looks at to decide it: the rest of a run
+    up to :data:`LONGEST`, and the frame beside (a stream's frame waits for them: Stream.due)."""
+    return int(LONGEST * FPS) + 1
+
+
 def applies(controls, config) -> bool:
     """Whether a request gets the rule: an emotion asked of a bidirectional model. A causal
     model's stream decodes each frame before the frames after it are heard, so it could not know

@@ -204,8 +204,11 @@ class Stream:
 
     def due(self, samples: int) -> int:
         """How many frames are determined once ``samples`` of audio have been heard (hop aside):
-        a model with ``audio_lookahead`` k also needs the features of the k frames after each."""
+        a model with ``audio_lookahead`` k also needs the features of the k frames after each, and
+        an emotional request's closures (:mod:`core.inference.closures`) the frames their gate looks at."""
         later = self.model.config.audio_lookahead
+        if self._gives_way:         # the closures' gate of a frame looks at the frames after it
+            later = max(later, closures.frames_after())
         return min(frames_due(samples, self.lookahead), max(0, duration_frames(samples) - later))
 
     def feed(self, chunk, catch_up: bool = False) -> StreamFrames:
