@@ -434,6 +434,7 @@ def test_live_tab_moves_the_head_while_the_microphone_streams(page):
     # the page's microphone uploads one piece at a time and the server hears every sample once
     microphone = page.evaluate(f"{LIVE_VIEWER}.diagnostics().live.microphone")
     assert microphone["uploads"] >= 3 and microphone["sent"] > 0 and microphone["rate"] >= 8000
+    assert microphone["followed"] >= 1                 # frames came as they were decoded, not only with uploads
     assert page.evaluate(f"{LIVE_VIEWER}.diagnostics().live.skipped") == 0
     page.click("#live-stop")
     _wait_until(page, "document.querySelector('#live-latency').innerText.includes('Stopped')")

@@ -249,7 +249,8 @@ class LiveViewer extends Stage {
                   readout: viewer.readout.textContent, origin: viewer.info.origin ?? null,
                   microphone: viewer.microphone ? { firstSampleAt: viewer.microphone.firstSampleAt,
                     uploads: viewer.microphone.uploads, failures: viewer.microphone.failures,
-                    sent: viewer.microphone.sent, rate: viewer.microphone.rate || null } : null },
+                    sent: viewer.microphone.sent, rate: viewer.microphone.rate || null,
+                    followed: viewer.microphone.followed } : null },
         };
       },
     };

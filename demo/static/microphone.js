@@ -25,6 +25,7 @@ export class Microphone {
     this.firstSampleAt = null;    // page time (ms) at which the first recorded sample was heard
     this.uploads = 0;
     this.failures = 0;            // uploads that did not arrive and were sent again
+    this.followed = 0;            // answers with frames that came by following (not with an upload)
   }
 
   async open() {
@@ -74,8 +75,11 @@ export class Microphone {
       try {
         const response = await fetch(new URL(url, document.baseURI));
         if (response.status === 400) break;          // the stream has ended (Stop, or the uploads say why)
-        if (response.ok) this.onAnswer(await response.json());
-        else await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
+        if (response.ok) {
+          const answer = await response.json();
+          if (answer.frames) this.followed += 1;
+          this.onAnswer(answer);
+        } else await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
       } catch (err) {
         await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
       }
