@@ -40,6 +40,10 @@ from demo import viewer
 # The speech encoder runs at most every LIVE_HOP s of audio: 0.2 s halves its cost against the library's
 # 0.1 s (RTF 0.52 vs 1.09 on the shared 2-core machine, RESULTS.md, Live) for about 0.1 s more delay.
 LIVE_HOP = 0.2
+# The Live tab's stream reads int8 Whisper (0.12 s per block instead of 0.18 s beside a busy page, the same streamed
+# LBE and real-speech AUC) and runs on one thread, encoder and decoder (two-threaded sessions beside a page that keeps
+# the other core drawing made blocks up to 3x slower): docs/DECISIONS.md, "Mic-to-face in the Chromium measurement".
+LIVE_ENCODER_PRECISION = "int8"
 MAX_LIVE_SECONDS = 600         # one live session at most (then start again)
 MAX_LIVE_SESSIONS = max(1, (os.cpu_count() or 2) // 2)   # at once (2 cores hold one in real time: experiments.live)
 MAX_WAITING = 8                # clients in line for a session; more are told to come back later
@@ -198,10 +202,11 @@ class LiveSession:
     # -- the worker -----------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            from core.audio.encoders import int8_of
+            from core.audio.encoders import variant_of
             from core.inference.streaming import Stream
             self.stream = Stream(self.talker, self.steps, seed=0, identity=self.identity, hop=LIVE_HOP, close_pauses=True,
-                                 controls=self.controls, encoder=int8_of(self.talker.encoder()))
+                                 controls=self.controls, one_thread=True,
+                                 encoder=variant_of(self.talker.encoder(), LIVE_ENCODER_PRECISION, threads=1))
             while True:
                 with self._cond:
                     while not self._pending and not self._closing:

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio.encoders import int8_of
 from core.inference.streaming import DEFAULT_LOOKAHEAD
-from demo.live import LIVE_HOP
+from demo.live import LIVE_ENCODER_PRECISION, LIVE_HOP
 from experiments.browser import CHROMIUM, CHROMIUM_ARGS, local_only, served_app
 from experiments.loadtest import EXAMPLE
 
@@ -109,7 +108,7 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
             "audio_kept": state["received"] / max(1.0, (ended_at - recorder_at - origin_ms) / 1000 * fps),
             "uploads": (state["microphone"] or {}).get("uploads"), "upload_failures": (state["microphone"] or {}).get("failures"),
             "rest_max_weight": float(np.max(rest)), "lookahead_s": DEFAULT_LOOKAHEAD, "hop_s": LIVE_HOP,
-            "encoder": int8_of(service.talker.encoder()).name, "outside": outside,
+            "encoder": LIVE_ENCODER_PRECISION, "outside": outside,
             "load": os.getloadavg()[0], "source": source.name}
 
 
@@ -123,7 +122,7 @@ def report(r: dict) -> str:
             f"`python -m experiments.live_browser --seconds {r['seconds']:.0f}` on {machine_description()}, headless "
             f"Debian Chromium (software WebGL), fake microphone playing {r['source']} in a loop, offline "
             f"({len(r['outside'])} requests beyond the app attempted), shipped live setting (look-ahead "
-            f"{r['lookahead_s']} s, encoder hop {r['hop_s']} s, speech encoder {r['encoder']}, 8 steps), load average {r['load']:.1f} at the end "
+            f"{r['lookahead_s']} s, encoder hop {r['hop_s']} s, speech encoder in {r['encoder']}, encoder and decoder on one thread, 8 steps), load average {r['load']:.1f} at the end "
             "(the page, the server and anything else running share the cores).\n\n"
             "| what | measured | target |\n|---|---|---|\n"
             f"| microphone -> drawn face, every live frame | p50 {p50:.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, "

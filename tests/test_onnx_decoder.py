@@ -22,9 +22,15 @@ def test_onnx_decoder_matches_torch(layers, bidirectional, prediction):
     with torch.inference_mode():
         cond = model.condition(audio, ids)
         expected = model.denoise(x_t, t, cond)
-        got = OnnxDecoder(model).denoise(x_t, t, cond)
+        decoder = OnnxDecoder(model, threads=2)
+        got = decoder.denoise(x_t, t, cond)
+        single = decoder.with_one_thread()
+        alone = single.denoise(x_t, t, cond)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(alone, got, atol=1e-6, rtol=1e-6)       # the same decoder on one thread
+    assert single.session.get_session_options().intra_op_num_threads == 1 and decoder.with_one_thread() is single
+    assert decoder.session.get_session_options().intra_op_num_threads == 2
     assert (expected - model.denoise(x_t, t.flip(0), cond)).abs().max() > 1e-3  # the step input matters
 
 

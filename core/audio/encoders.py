@@ -169,11 +169,15 @@ class WhisperTinyEncoder(SpeechEncoder):
         return pieces
 
 
-def int8_of(encoder: SpeechEncoder) -> SpeechEncoder:
-    """The int8 form of ``encoder`` where there is one (float32 Whisper), else ``encoder`` itself."""
-    if isinstance(encoder, WhisperTinyEncoder) and encoder.compute_type == "float32":
-        return WhisperTinyEncoder("int8", encoder.threads)
-    return encoder
+def variant_of(encoder: SpeechEncoder, compute_type: str | None = None, threads: int | None = None) -> SpeechEncoder:
+    """``encoder`` in another precision and/or on another number of threads where it has them
+    (Whisper: ``compute_type`` 'float32' or 'int8'), else ``encoder`` itself; None keeps its own."""
+    if not isinstance(encoder, WhisperTinyEncoder):
+        return encoder
+    compute_type, threads = compute_type or encoder.compute_type, threads or encoder.threads
+    if (compute_type, threads) == (encoder.compute_type, encoder.threads):
+        return encoder
+    return WhisperTinyEncoder(compute_type, threads)
 
 
 # --------------------------------------------------------------------------- HuBERT

@@ -9,6 +9,7 @@ by :mod:`core.inference.onnx_graph`.
 """
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -36,12 +37,23 @@ class OnnxDecoder:
         c, gru = model.config, model.decoder
         self.session = self._session(decoder_graph(model), threads or torch.get_num_threads())
         self._stateful = None    # single-threaded chunk graph for StepPipeline, built on first use
+        self._single = None      # this decoder on one thread (with_one_thread), built on first use
         first = c.audio_proj_dim
         constant = slice(first, first + c.identity_feat_dim + c.step_dim)   # identity + step input columns
         dirs = directions_of(model)
         self.w_constant = torch.stack([getattr(gru, f"weight_ih_l0{d}").detach().float()[:, constant] for d in dirs])
         self.b_ih = torch.stack([getattr(gru, f"bias_ih_l0{d}").detach().float() for d in dirs])
         self.b_hh = torch.stack([reorder_gates(getattr(gru, f"bias_hh_l0{d}")) for d in dirs])
+
+    def with_one_thread(self) -> "OnnxDecoder":
+        """This decoder on a single-threaded session of its own (built once). A live stream runs on
+        it: beside a page that keeps the other core busy drawing, a two-threaded session's halves
+        wait for each other, and blocks took up to 3x as long (docs/DECISIONS.md, Live)."""
+        if self._single is None:
+            self._single = copy.copy(self)
+            self._single.session = self._session(decoder_graph(self.model), 1)
+            self._single._stateful, self._single._single = None, self._single
+        return self._single
 
     @staticmethod
     def _session(graph: bytes, threads: int):

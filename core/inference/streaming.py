@@ -28,7 +28,8 @@ With ``close_pauses`` the lips close in pauses as ``Talker.generate(speech_check
 offline (:class:`core.audio.speech_check.StreamPauses`); off, the frames are the model's alone.
 ``controls`` (:class:`core.inference.controls.Controls`) act as in ``Talker.generate``: the emotion
 joins the identity's condition, the strengths and the head switch shape every chunk's frames.
-``encoder`` replaces the talker's speech encoder by another precision of it (the Live tab's int8).
+``encoder`` replaces the talker's speech encoder by another precision of it (the Live tab's int8),
+and ``one_thread`` runs the decoder on a single-threaded session (the Live tab's, beside a busy page).
 """
 from __future__ import annotations
 
@@ -160,7 +161,7 @@ class Stream:
     def __init__(self, talker, steps: int = 8, seed: int = 0, identity: str | None = None,
                  lookahead: float = DEFAULT_LOOKAHEAD, hop: float = DEFAULT_HOP, match_after: float = MATCH_AFTER,
                  sampler: str | None = None, close_pauses: bool = False, context: float = WINDOW_CONTEXT,
-                 controls: Controls | None = None, encoder=None):
+                 controls: Controls | None = None, encoder=None, one_thread: bool = False):
         if not 0 <= lookahead <= 2.0:
             raise ValueError(f"the look-ahead must be between 0 and 2 s, not {lookahead}")
         if not 0.01 <= hop <= 1.0:
@@ -171,6 +172,8 @@ class Stream:
         self.controls = controls or Controls()
         check_honoured(self.controls, self.model.config, f"The {self.steps}-step model")
         self.decoder = _decoder(talker, self.steps)
+        if one_thread:
+            self.decoder = self.decoder.with_one_thread()
         self.method = sampler or self.model.config.sampler
         self.features = stream_features(_stream_encoder(talker, encoder))
         self.lookahead = int(round(lookahead * SAMPLE_RATE))
