@@ -18,6 +18,7 @@ wires components and the route, and its Gradio handlers return ``{component: val
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -175,7 +176,6 @@ async def follow_frames(tab: LiveTab, token: str) -> dict:
     :data:`FOLLOW_SECONDS`): the page asks again at once, so a block reaches the head when it is
     decoded rather than with the answer to a later upload. Waits without holding a thread.
     ``gr.Error``: the stream has ended."""
-    import asyncio
     deadline = time.monotonic() + FOLLOW_SECONDS
     while True:
         with tab.streams_lock:

@@ -49,6 +49,7 @@ ALLOW_DOWNLOADS_ENV = "DIFFUSIONTALKER_ALLOW_DOWNLOADS"
 # Whisper window policy (see module docstring). Units: audio samples at 16 kHz.
 WHISPER_WINDOW = 10 * SAMPLE_RATE
 WHISPER_HOP = 8 * SAMPLE_RATE
+INT8_SUFFIX = "-int8"             # the name of an encoder's int8 form: its name and this
 WHISPER_BATCH = 8                 # windows per CTranslate2 call (bounded memory)
 MEL_HOP = 160                     # samples per log-mel frame (100 Hz)
 ENCODER_HOP = 320                 # samples per encoder output frame (50 Hz), Whisper and HuBERT
@@ -141,7 +142,7 @@ class WhisperTinyEncoder(SpeechEncoder):
             raise EncoderError(f"compute_type must be 'float32' or 'int8', not {compute_type!r}")
         self.compute_type = compute_type
         self.threads = threads or default_threads()
-        self.name = "whisper-tiny.en" + ("-int8" if compute_type == "int8" else "")
+        self.name = "whisper-tiny.en" + (INT8_SUFFIX if compute_type == "int8" else "")
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
         audio = _as_audio(audio)
@@ -167,6 +168,12 @@ class WhisperTinyEncoder(SpeechEncoder):
             batch = np.ascontiguousarray(windows[b: b + WHISPER_BATCH], dtype=np.float32)
             pieces.extend(np.array(model.encode(ctranslate2.StorageView.from_array(batch))))
         return pieces
+
+
+def same_features(encoder: SpeechEncoder, other: SpeechEncoder) -> bool:
+    """Whether a model trained on ``other``'s features reads ``encoder``'s alike: the same encoder,
+    whatever its precision or threads (:func:`variant_of`)."""
+    return encoder.dim == other.dim and encoder.name.removesuffix(INT8_SUFFIX) == other.name.removesuffix(INT8_SUFFIX)
 
 
 def variant_of(encoder: SpeechEncoder, compute_type: str | None = None, threads: int | None = None) -> SpeechEncoder:

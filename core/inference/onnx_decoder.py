@@ -50,9 +50,10 @@ class OnnxDecoder:
         it: beside a page that keeps the other core busy drawing, a two-threaded session's halves
         wait for each other, and blocks took up to 3x as long (docs/DECISIONS.md, Live)."""
         if self._single is None:
-            self._single = copy.copy(self)
-            self._single.session = self._session(decoder_graph(self.model), 1)
-            self._single._stateful, self._single._single = None, self._single
+            single = copy.copy(self)
+            single.session = self._session(decoder_graph(self.model), 1)
+            single.stateful_session = self.stateful_session      # single-threaded already: one, shared
+            self._single = single._single = single
         return self._single
 
     @staticmethod

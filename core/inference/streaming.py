@@ -50,6 +50,7 @@ from core.model.diffusion import frame_noise, noise_temperature, reverse
 from core.model.network import curves_from_model
 from core.inputs import matched_from_voice
 from core.rates import FPS, SAMPLE_RATE
+from core.audio.encoders import same_features
 from core.audio.stream_features import stream_features
 
 DEFAULT_LOOKAHEAD = 0.35     # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
@@ -100,7 +101,7 @@ def _stream_encoder(talker, encoder):
     own = talker.encoder()
     if encoder is None:
         return own
-    if encoder.dim != own.dim or encoder.name.removesuffix("-int8") != own.name.removesuffix("-int8"):
+    if not same_features(encoder, own):
         raise ValueError(f"the model reads {own.name} features; {encoder.name} is another encoder")
     return encoder
 

@@ -12,6 +12,8 @@ const UPLOAD_MS = 100;            // an upload at most this often (the next goes
 const FOLLOW_RETRY_MS = 500;      // after a request for frames that failed on the way
 const MAX_HELD_SECONDS = 30;      // recorded but not taken by the server: more means it is gone
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export class Microphone {
   constructor(onAnswer, onProblem) {
     this.onAnswer = onAnswer;
@@ -62,7 +64,7 @@ export class Microphone {
     while (!this.closed) {
       const began = performance.now();
       await this.upload();
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, UPLOAD_MS - (performance.now() - began))));
+      await sleep(Math.max(0, UPLOAD_MS - (performance.now() - began)));
     }
     this.uploading = false;
   }
@@ -79,9 +81,9 @@ export class Microphone {
           const answer = await response.json();
           if (answer.frames) this.followed += 1;
           this.onAnswer(answer);
-        } else await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
+        } else await sleep(FOLLOW_RETRY_MS);
       } catch (err) {
-        await new Promise((resolve) => setTimeout(resolve, FOLLOW_RETRY_MS));
+        await sleep(FOLLOW_RETRY_MS);
       }
     }
     this.following = false;
@@ -123,7 +125,7 @@ export class Microphone {
     const deadline = performance.now() + 3000;
     while (!this.closed && (this.busy || this.held.length) && this.url && performance.now() < deadline) {
       await this.upload();
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
     }
     this.close();
   }
