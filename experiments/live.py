@@ -37,7 +37,7 @@ from core.inference.streaming import DEFAULT_HOP, DEFAULT_LOOKAHEAD, frames_due,
 from experiments.report import table
 
 SECTION = "Live: streamed against offline curves, latency"
-LOOKAHEADS = (0.0, 0.1, 0.2, 0.3, 0.35, 0.5, 1.0)
+LOOKAHEADS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.5, 1.0)
 SPEED_VARIANTS = ((20, DEFAULT_HOP), (100, DEFAULT_HOP), (20, 0.2))   # (chunk ms, encoder hop s)
 
 

@@ -89,41 +89,70 @@ def pause_weights(check: SpeechCheck, frames: int, fps: int = FPS, first: int = 
     return np.clip(1.0 - distance / LIP_RAMP_SECONDS, 0.0, 1.0).astype(np.float32)
 
 
-PAUSE_CONTEXT_SECONDS = 2.5   # audio before a live frame that the detector sees to judge its pause
+PAUSE_CONTEXT_SECONDS = 2.5   # audio before a live frame whose detector output judges its pause
+VAD_CHUNK = 512               # samples the detector judges at a time (16 kHz)
+
+
+def _speech_now(probs: list[float]) -> list[dict]:
+    """Silero's speech segments (in samples) of the chunks ``probs``, and speech still going on at
+    the end of them even if it is shorter than Silero's minimum so far: a live stream must open
+    the lips before a phrase once it begins, not once it has lasted that minimum."""
+    from silero_vad.utils_vad import get_speech_timestamps_from_probs
+    if not probs:
+        return []
+    length = len(probs) * VAD_CHUNK
+    stamps = get_speech_timestamps_from_probs(probs, sampling_rate=SAMPLE_RATE, audio_length_samples=length)
+    if not stamps or stamps[-1]["end"] < length:
+        going = get_speech_timestamps_from_probs(probs, sampling_rate=SAMPLE_RATE, audio_length_samples=length,
+                                                 min_speech_duration_ms=0)
+        if going and going[-1]["end"] >= length and (not stamps or going[-1]["start"] > stamps[-1]["end"]):
+            stamps.append(going[-1])
+    return stamps
 
 
 class StreamPauses:
     """The same lips-closed-in-pauses factor for a live stream, frame block by frame block.
 
-    Each block's factor comes from the detector run over the audio from PAUSE_CONTEXT_SECONDS
-    before the block to the end of what has been heard. With the stream's look-ahead (0.35 s, at
-    least MIN_PAUSE_SECONDS + LIP_RAMP_SECONDS) every gap that touches a block is either closed
-    by speech within the audio heard, or already long enough to be a pause, so the factor is the
-    offline one up to the detector's own context. Once the stream has had speech, a block with
-    none around it is a pause (offline: silence in a clip that has speech).
+    The stream's own detector judges each 512-sample chunk once, as it is heard, carrying its
+    recurrent state from chunk to chunk as it does over a whole clip offline; each block's
+    speech segments come from the chunks from PAUSE_CONTEXT_SECONDS before the block to the
+    last heard, through Silero's own thresholds (``get_speech_timestamps_from_probs``). With the
+    stream's look-ahead (0.35 s, at least MIN_PAUSE_SECONDS + LIP_RAMP_SECONDS) every gap that
+    touches a block is either closed by speech within the audio heard, or already long enough
+    to be a pause, so the factor is the offline one up to that context. Once the stream has had
+    speech, a block with none around it is a pause (offline: silence in a clip that has speech).
     """
 
     def __init__(self):
-        self._audio = np.zeros(0, np.float32)
-        self._start = 0                       # sample index of self._audio[0]
+        from silero_vad import load_silero_vad
+        self._detector = load_silero_vad(onnx=True)   # its own: the state runs on with this stream
+        self._pending = np.zeros(0, np.float32)      # heard samples short of a whole chunk
+        self._probs: list[float] = []                # speech probability of each judged chunk ...
+        self._first_chunk = 0                        # ... from this chunk on
         self.had_speech = False
 
     def push(self, samples: np.ndarray) -> None:
-        self._audio = np.concatenate([self._audio, np.asarray(samples, np.float32)])
+        import torch
+        self._pending = np.concatenate([self._pending, np.asarray(samples, np.float32)])
+        whole = len(self._pending) // VAD_CHUNK * VAD_CHUNK
+        with torch.inference_mode():
+            for chunk in torch.from_numpy(self._pending[:whole]).reshape(-1, VAD_CHUNK):
+                self._probs.append(self._detector(chunk, SAMPLE_RATE).item())
+        self._pending = self._pending[whole:]
 
     def weights(self, first: int, stop: int, fps: int = FPS) -> np.ndarray:
-        """Factor [stop - first] for frames [first, stop); older audio is let go."""
-        begin = max(self._start, int((first / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE))
-        window = self._audio[begin - self._start:]
-        check = check_speech(window) if len(window) else SpeechCheck((), 0.0)
-        offset = begin / SAMPLE_RATE
-        segments = tuple((start + offset, end + offset) for start, end in check.segments)
+        """Factor [stop - first] for frames [first, stop); older chunks are let go."""
+        begin = max(self._first_chunk, int((first / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE) // VAD_CHUNK)
+        probs = self._probs[begin - self._first_chunk:]
+        stamps = _speech_now(probs)
+        offset = begin * VAD_CHUNK / SAMPLE_RATE
+        segments = tuple((s["start"] / SAMPLE_RATE + offset, s["end"] / SAMPLE_RATE + offset) for s in stamps)
         self.had_speech = self.had_speech or bool(segments)
         if not segments:
             factor = np.zeros if self.had_speech else np.ones
             out = factor(stop - first, np.float32)
         else:
-            out = pause_weights(SpeechCheck(segments, offset + check.seconds), stop - first, fps, first)
-        keep_from = max(self._start, int((stop / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE))
-        self._audio, self._start = self._audio[keep_from - self._start:], keep_from
+            out = pause_weights(SpeechCheck(segments, offset + len(probs) * VAD_CHUNK / SAMPLE_RATE), stop - first, fps, first)
+        keep_from = max(self._first_chunk, int((stop / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE) // VAD_CHUNK)
+        self._probs, self._first_chunk = self._probs[keep_from - self._first_chunk:], keep_from
         return out

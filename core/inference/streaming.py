@@ -53,7 +53,7 @@ from core.rates import FPS, SAMPLE_RATE
 from core.audio.encoders import same_features
 from core.audio.stream_features import stream_features
 
-DEFAULT_LOOKAHEAD = 0.35     # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
+DEFAULT_LOOKAHEAD = 0.25     # seconds of audio after a frame before it is decoded (docs/DECISIONS.md, Live)
 DEFAULT_HOP = 0.1            # seconds of audio between encoder runs
 MATCH_AFTER = 3.0            # seconds of speech after which the voice is matched once more and kept
 MAX_PLANS = 16               # encoder hops decoded in one batch by feed (bounds the memory of a long chunk)

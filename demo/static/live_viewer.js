@@ -24,7 +24,10 @@ const REST_SECONDS = 0.35;     // after Stop the face eases to rest in this time
 const READOUT_MS = 500;        // readout refresh
 const LATENCY_WINDOW_MS = 5000;
 const TARGET_FPS = 20;         // below this while frames flow, the canvas renders fewer pixels
-const MIN_SCALE = 0.4;
+// A page that draws in software (no GPU) shares the server's cores: 0.25 (a blurrier head, its lips
+// and eyes still plain) left the server enough to cut mic-to-face by 0.1-0.17 s against 0.4 in
+// interleaved Chromium runs (docs/DECISIONS.md, Live); with a GPU the resolution never drops.
+const MIN_SCALE = 0.25;
 const UPLOAD_WAIT_MS = 30000;  // a microphone opened at Record whose stream never starts is closed then
 
 function percentile(values, q) {
