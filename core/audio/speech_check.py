@@ -116,11 +116,12 @@ class StreamPauses:
     The stream's own detector judges each 512-sample chunk once, as it is heard, carrying its
     recurrent state from chunk to chunk as it does over a whole clip offline; each block's
     speech segments come from the chunks from PAUSE_CONTEXT_SECONDS before the block to the
-    last heard, through Silero's own thresholds (``get_speech_timestamps_from_probs``). With the
-    stream's look-ahead (0.35 s, at least MIN_PAUSE_SECONDS + LIP_RAMP_SECONDS) every gap that
-    touches a block is either closed by speech within the audio heard, or already long enough
-    to be a pause, so the factor is the offline one up to that context. Once the stream has had
-    speech, a block with none around it is a pause (offline: silence in a clip that has speech).
+    last heard, through Silero's own thresholds (``get_speech_timestamps_from_probs``), speech
+    still going on at the end counting before Silero's minimum length. With the stream's
+    look-ahead (at least MIN_PAUSE_SECONDS) every gap that touches a block is either closed by
+    speech within the audio heard, or already long enough to be a pause, so the factor is the
+    offline one up to that context. Once the stream has had speech, a block with none around it
+    is a pause (offline: silence in a clip that has speech).
     """
 
     def __init__(self):
