@@ -87,6 +87,12 @@ class LiveClient:
     def stop(self) -> dict:
         return self.call("live-stop", [None])
 
+    @staticmethod
+    def outputs(done: dict) -> list:
+        """A completed event's outputs; an event that failed says why instead of a KeyError."""
+        assert done.get("success"), f"the event failed: {done.get('output')}"
+        return done["output"]["data"]
+
     def send(self, body: bytes, rate=48000, start=None) -> tuple[int, dict]:
         """One upload as it stands (``start``: None for right after the last one)."""
         start = self.sent if start is None else start

@@ -182,11 +182,11 @@ def test_live_over_http_gives_frames_and_stop_brings_the_rest(app_url):
     client = LiveClient(app_url, "10.9.0.1")
     try:
         client.controls[3] = 0.0                                  # the upper-face strength slider at 0
-        started = client.start()["output"]["data"][1]
+        started = client.outputs(client.start())[1]
         assert started["reset"] and started["upload"].startswith("live/audio/") and len(started["upload"]) > 30
         client.stream(chunks(1.5))
         stream_until_frames(client)
-        last = client.stop()["output"]["data"]
+        last = client.outputs(client.stop())
         assert last[1]["end"] and "Stopped" in last[2]
         faces = [f for f in client.faces() if f.get("frames")] + [last[1]]
         curves = np.concatenate([decode_curves(f["curves"]) for f in faces if f["frames"]])
@@ -236,7 +236,7 @@ def test_uploads_that_overlap_or_leave_a_gap_are_heard_once_and_the_gap_counted(
         assert client.send(x, start=0)[0] == 200
         assert client.send(x, start=12_000)[0] == 200            # a repeat: half of it was heard already
         assert client.send(x, start=48_000)[0] == 200            # 0.25 s never came: heard as silence
-        heard = client.stop()["output"]["data"][1]["info"]
+        heard = client.outputs(client.stop())[1]["info"]
         assert abs(heard["heard"] - 1.5) < 0.01 and abs(heard["skipped"] - 0.25) < 1e-6
         assert client.error() is None
     finally:
