@@ -441,6 +441,7 @@ def test_live_tab_moves_the_head_while_the_microphone_streams(page):
     # after Stop the mouth closes and the face rests
     _wait_until(page, f"{LIVE_VIEWER}.diagnostics().live.resting")
     assert max(page.evaluate(f"{LIVE_VIEWER}.state().weights")) < 1e-3
+    assert page.evaluate(f"{LIVE_VIEWER}.diagnostics().scale") == 1   # a still head is drawn sharp again
     received = page.evaluate(f"{LIVE_VIEWER}.diagnostics().live.received")
     assert received >= 6 and not _errors(page)
     # every drawn live frame is logged with its stream index and page time (mic-to-face latency)

@@ -4,9 +4,10 @@
 // Frames arrive in blocks (one per encoder hop, a larger one when the server catches up); a
 // playhead runs at real time a little behind the newest frame (about one block, so that the motion
 // is smooth) and each draw shows the frame under it: a slow page draws fewer frames but never falls
-// behind the voice, and a slow software WebGL draws fewer pixels. The readout under the head is
-// what the user experiences: the delay from microphone to drawn face, frames drawn per second,
-// audio the server never got (if any) and the talking style. A click on Stop (`props.stop`) sends
+// behind the voice, and a slow software WebGL draws fewer pixels (all of them again once the face
+// rests after Stop). The readout under the head is what the user experiences: the delay from
+// microphone to drawn face, frames drawn per second, audio the server never got (if any) and the
+// talking style. A click on Stop (`props.stop`) sends
 // what is left and stops the microphone; after Stop the face eases to rest. A value's `head`
 // (yaw/pitch/roll radians per frame, as a take's cells carry it; absent: still) turns the head
 // with the frame it belongs to. A Stage (stage.js) with one head and no play bar: the head is
@@ -62,6 +63,10 @@ class LiveViewer extends Stage {
     const microphone = (this.microphone = new Microphone((answer) => this.show(answer), (problem) => this.problem(problem)));
     this.stopping = false;
     this.problemText = null;
+    if (this.streamingScale) {
+      this.scale = this.streamingScale;
+      this.resize();
+    }
     microphone.open().catch((err) => {
       microphone.close();
       this.problem(`The microphone could not be opened (${err.message || err}). Allow the page to use it and press Record again.`);
@@ -190,6 +195,11 @@ class LiveViewer extends Stage {
     const k = 1 - t * t * (3 - 2 * t);
     this.head.showWeights(this.rest.from.map((w) => w * k), this.rest.turn.map((a) => a * k));
     this.rest.done = t >= 1;
+    if (this.rest.done && this.scale < 1) {   // a still head is drawn sharp again; the next Record starts
+      this.streamingScale = this.scale;      // from the resolution streaming needed (not lowered again over seconds)
+      this.scale = 1;
+      this.resize();
+    }
   }
 
   drawRate(now) {
