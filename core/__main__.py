@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--identity", default=AUTO_IDENTITY, help="'auto' (matched from the voice) or a library identity")
     s.add_argument("--chunk-ms", type=float, default=20.0, help="audio per chunk handed over")
-    s.add_argument("--lookahead-ms", type=float, help="audio heard after a frame before it is decoded (350)")
+    s.add_argument("--lookahead-ms", type=float, help="audio heard after a frame before it is decoded (default: core.inference.streaming.DEFAULT_LOOKAHEAD)")
     s.add_argument("--hop-ms", type=float, help="audio between speech-encoder runs (100)")
     s.add_argument("--realtime", action="store_true", help="hand chunks over at the pace of the audio")
     s.add_argument("--json", action="store_true", help="end with one JSON line: latency p50/p95, RTF, frames")

@@ -141,9 +141,13 @@ class StreamPauses:
                 self._probs.append(self._detector(chunk, SAMPLE_RATE).item())
         self._pending = self._pending[whole:]
 
+    def _context_from(self, frame: int, fps: int) -> int:
+        """The first chunk (still kept) of PAUSE_CONTEXT_SECONDS before frame ``frame``."""
+        return max(self._first_chunk, int((frame / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE) // VAD_CHUNK)
+
     def weights(self, first: int, stop: int, fps: int = FPS) -> np.ndarray:
         """Factor [stop - first] for frames [first, stop); older chunks are let go."""
-        begin = max(self._first_chunk, int((first / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE) // VAD_CHUNK)
+        begin = self._context_from(first, fps)
         probs = self._probs[begin - self._first_chunk:]
         stamps = _speech_now(probs)
         offset = begin * VAD_CHUNK / SAMPLE_RATE
@@ -153,7 +157,8 @@ class StreamPauses:
             factor = np.zeros if self.had_speech else np.ones
             out = factor(stop - first, np.float32)
         else:
-            out = pause_weights(SpeechCheck(segments, offset + len(probs) * VAD_CHUNK / SAMPLE_RATE), stop - first, fps, first)
-        keep_from = max(self._first_chunk, int((stop / fps - PAUSE_CONTEXT_SECONDS) * SAMPLE_RATE) // VAD_CHUNK)
+            heard = offset + len(probs) * VAD_CHUNK / SAMPLE_RATE
+            out = pause_weights(SpeechCheck(segments, heard), stop - first, fps, first)
+        keep_from = self._context_from(stop, fps)
         self._probs, self._first_chunk = self._probs[keep_from - self._first_chunk:], keep_from
         return out
