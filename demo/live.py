@@ -44,6 +44,7 @@ LIVE_HOP = 0.2
 # LBE and real-speech AUC) and runs on one thread, encoder and decoder (two-threaded sessions beside a page that keeps
 # the other core drawing made blocks up to 3x slower): docs/DECISIONS.md, "Mic-to-face in the Chromium measurement".
 LIVE_ENCODER_PRECISION = "int8"
+LIVE_STEPS = 4                 # the Live tab's step count unless the visitor picks another (DemoService.default_live_steps)
 MAX_LIVE_SECONDS = 600         # one live session at most (then start again)
 MAX_LIVE_SESSIONS = max(1, (os.cpu_count() or 2) // 2)   # at once (2 cores hold one in real time: experiments.live)
 MAX_WAITING = 8                # clients in line for a session; more are told to come back later
@@ -197,7 +198,18 @@ class LiveSession:
         return {"origin": (self.origin or 0) / self.rate if self.rate else 0.0,
                 "heard": self.heard / SAMPLE_RATE, "decoded": self.decoded / SAMPLE_RATE,
                 "skipped": round(self.skipped(), 2), "identity": self.identity_text,
-                "serverMs": None if ms is None else round(float(np.percentile(ms, 50)))}
+                "serverMs": None if ms is None else round(float(np.percentile(ms, 50))),
+                "cadence": self.cadence()}
+
+    def cadence(self) -> dict | None:
+        """When the worker decodes, in the page's samples (None until the first upload): at
+        ``start + ceil(k * every) + after`` for k = 1, 2, ... (its hops, plus the input the resampler
+        holds back). An upload that ends there is decoded at once; the page sends one at each
+        (microphone.js), so the audio of a hop waits for no later upload."""
+        if self.rate is None or self.origin is None:
+            return None
+        held = self.resampler.margin if self.resampler.up != self.resampler.down else 0
+        return {"start": self.origin, "every": LIVE_HOP * self.rate, "after": held}
 
     # -- the worker -----------------------------------------------------------------------------------
     def _run(self) -> None:

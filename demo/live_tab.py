@@ -80,10 +80,10 @@ def build(service: DemoService, identity: gr.Dropdown) -> LiveTab:
                 "style above is used from the start, or with *auto* matched from the voice after 3 s. "
                 f"**Stop** ends the stream (at most {MAX_LIVE_SECONDS // 60} minutes; "
                 f"{TURN_SECONDS / 60:.0f} minutes while others wait for the head). The controls below are "
-                "read when Record is pressed.")
-    steps = gr.Dropdown(service.steps_choices, value=service.default_steps, label="Diffusion steps",
+                f"read when Record is pressed; {service.default_live_steps} diffusion steps keep the delay short.")
+    steps = gr.Dropdown(service.steps_choices, value=service.default_live_steps, label="Diffusion steps",
                         allow_custom_value=True, elem_id="live-steps")
-    controls = controls_box(service.control_limits(service.default_steps), "live-")
+    controls = controls_box(service.control_limits(service.default_live_steps), "live-")
     follow_steps(controls, steps, service.control_limits)
     with gr.Row(equal_height=False):
         with gr.Column():

@@ -10,8 +10,8 @@ server's session began in it), so
 
     mic-to-face latency of frame k = (page time frame k was drawn) - (microphone open + origin + k / 30 s)
 
-which counts everything between the microphone and the drawn head: the page's uploads (every
-0.1 s), the stream's look-ahead and encoder hop, the model, the frames' way back and the live head's
+which counts everything between the microphone and the drawn head: the page's uploads (one as
+the recording reaches each point at which the server decodes), the stream's look-ahead and encoder hop, the model, the frames' way back and the live head's
 playhead (and, as the stamp is taken before the first sample, the start of the audio graph: the
 figure errs high). Beside it: frames drawn per second, the audio the server says it never got,
 what the page's own readout said, the time from the click on Record to the microphone, and the
@@ -108,7 +108,7 @@ def run(checkpoints: str, source: Path, seconds: float) -> dict:
             "audio_kept": state["received"] / max(1.0, (ended_at - recorder_at - origin_ms) / 1000 * fps),
             "uploads": (state["microphone"] or {}).get("uploads"), "upload_failures": (state["microphone"] or {}).get("failures"),
             "rest_max_weight": float(np.max(rest)), "lookahead_s": DEFAULT_LOOKAHEAD, "hop_s": LIVE_HOP,
-            "encoder": LIVE_ENCODER_PRECISION, "outside": outside,
+            "encoder": LIVE_ENCODER_PRECISION, "steps": service.default_live_steps, "outside": outside,
             "load": os.getloadavg()[0], "source": source.name}
 
 
@@ -123,7 +123,7 @@ def report(r: dict) -> str:
             f"Debian Chromium (software WebGL), fake microphone playing {r['source']} in a loop, offline "
             f"({len(r['outside'])} requests beyond the app attempted), shipped live setting (look-ahead "
             f"{r['lookahead_s']} s, encoder hop {r['hop_s']} s, speech encoder in {r['encoder']}, encoder and decoder "
-            f"on one thread, 8 steps), load average {r['load']:.1f} at the end "
+            f"on one thread, {r['steps']} steps), load average {r['load']:.1f} at the end "
             "(the page, the server and anything else running share the cores).\n\n"
             "| what | measured | target |\n|---|---|---|\n"
             f"| microphone -> drawn face, every live frame | p50 {p50:.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, "
@@ -138,12 +138,15 @@ def report(r: dict) -> str:
             f"| what the page's readout said at the end | {r['readout']} | |\n"
             f"| click on Record -> the page has the microphone | {r['record_to_recorder_ms']:.0f} ms | |\n"
             f"| after Stop, the face at rest | largest weight {r['rest_max_weight']:.3f} | 0 |\n\n"
-            "Mic-to-face counts everything between the microphone and the drawn head: the page's uploads (every "
-            "0.1 s, one at a time: what is recorded while one is on its way goes with the next), the stream's look-ahead "
+            "Mic-to-face counts everything between the microphone and the drawn head: the page's uploads (one each "
+            "time the recording reaches a point at which the server decodes, every encoder hop: what is recorded "
+            "while one is on its way goes with the next), the stream's look-ahead "
             f"({r['lookahead_s'] * 1000:.0f} ms: a frame is decoded once that much later audio is in, so that lips "
             "close before the burst of a p/b/m) and encoder hop, the model, the frames' way back (the page keeps a "
             "request open that is answered as soon as a block is decoded), and the playhead, which "
-            "trails the newest frame by about one block so that the motion stays smooth. The page's readout "
+            "trails the newest frame by about one block so that the motion stays smooth. Drawing in software, the "
+            "live head draws at most 15 frames a second at half its pixels per side without antialiasing while "
+            "it streams (the page shares the two cores with the server). The page's readout "
             "computes the same figure from the first sample its audio thread recorded (`demo/static/live_viewer.js`); "
             "frame k holds the audio heard k / 30 s after the session began, so audio lost on the way would show "
             "as growing delay here.")

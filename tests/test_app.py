@@ -137,6 +137,7 @@ def test_missing_checkpoint_gives_a_page_not_a_crash(tmp_path):
 
 def test_service_generates_exports_and_compares(service, speech_wav):
     assert service.steps_choices == [8, 4] and service.default_steps == 8 and service.identities == IDENTITIES
+    assert service.default_live_steps == 4      # Live: half the decoder's time, so that its worker keeps up
     take = service.generate(str(speech_wav), steps=4, seed=5, num_samples=2, identity="b")
     generation = take.generation
     assert generation.blendshapes.shape[0] == 2 and generation.identity == "b" and generation.seeds == [5, 6]

@@ -435,6 +435,13 @@ def test_live_tab_moves_the_head_while_the_microphone_streams(page):
     microphone = page.evaluate(f"{LIVE_VIEWER}.diagnostics().live.microphone")
     assert microphone["uploads"] >= 3 and microphone["sent"] > 0 and microphone["rate"] >= 8000
     assert microphone["followed"] >= 1                 # frames came as they were decoded, not only with uploads
+    assert microphone["cadence"]["every"] > 0          # ... and uploads go when the server decodes
+    # headless Chromium draws WebGL in software: while streaming, no antialiasing, at most half the
+    # pixels per side and at most 15 draws a second, so that the page leaves CPU to the server
+    live = page.evaluate(f"{LIVE_VIEWER}.diagnostics()")
+    assert live["live"]["software"] and not live["live"]["antialias"] and live["scale"] <= 0.5
+    drawn_at = [t for _, t in live["live"]["shown"]]
+    assert len(drawn_at) >= 3 and min(np.diff(drawn_at)) >= 1000 / 15 - 9
     assert page.evaluate(f"{LIVE_VIEWER}.diagnostics().live.skipped") == 0
     page.click("#live-stop")
     _wait_until(page, "document.querySelector('#live-latency').innerText.includes('Stopped')")

@@ -2,6 +2,7 @@
 streams (tests/live_http.py): uploads heard once each, gaps counted, a tab closed without Stop, a
 client that restarts to keep the head, bad and huge uploads, odd sample rates. The resampler, the chunk reader and the stream's batches are
 tests/test_live_core.py's."""
+import math
 import time
 
 import numpy as np
@@ -12,7 +13,7 @@ from core.audio.resample import resample
 from core.rates import SAMPLE_RATE
 from demo.fairness import client_of
 from core.inference.controls import UPPER, Controls
-from demo.live import STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value
+from demo.live import LIVE_HOP, STALE_SECONDS, TURN_SECONDS, LiveLine, LiveSession, live_value
 from demo.live_tab import FOLLOW_SECONDS
 from demo.viewer import decode_curves, decode_head
 from experiments.loadtest import rss_mb
@@ -54,6 +55,24 @@ def test_a_session_hears_each_sample_once_and_fills_a_gap_with_counted_silence(t
     assert session.info()["origin"] == 0.5
     with pytest.raises(AudioError, match="never reached the server"):
         session.add(16000, ones, start=12000 + 16000 * 11)
+    session.stop()
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 8000])
+def test_the_cadence_names_the_sample_that_completes_each_hop(toy_talker, rate):
+    # the page uploads when its recording reaches a cadence point (microphone.js): the sample there
+    # must be the one that lets the worker decode the hop, past what the resampler holds back
+    session = LiveSession(toy_talker, 4, identity="id0", stale=600)
+    audio = (0.1 * np.sin(np.arange(rate) / 7)).astype(np.float32)
+    assert session.info()["cadence"] is None                  # nothing received: the page uploads on its own
+    session.add(rate, audio[:100], start=3000)                # a session that began 3000 samples in
+    cadence = session.info()["cadence"]
+    assert cadence["start"] == 3000 and cadence["every"] == LIVE_HOP * rate
+    point = cadence["start"] + math.ceil(2 * cadence["every"]) + cadence["after"]    # the second hop
+    session.add(rate, audio[100: point - 3000 - 1], start=3100)
+    assert session.heard < 2 * LIVE_HOP * SAMPLE_RATE          # one sample short ...
+    session.add(rate, audio[point - 3000 - 1: point - 3000], start=point - 1)
+    assert session.heard >= 2 * LIVE_HOP * SAMPLE_RATE         # ... and that sample completes it
     session.stop()
 
 

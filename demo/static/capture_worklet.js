@@ -1,7 +1,7 @@
 // The Live tab's microphone on the audio thread (microphone.js): the input's first channel, passed
 // to the page in blocks of BLOCK samples. The audio thread never waits for the page, so a busy
 // page loses nothing: its messages only queue. The node's output stays silent.
-const BLOCK = 2048;   // 43 ms at 48 kHz: few messages, little delay
+const BLOCK = 1024;   // 21 ms at 48 kHz: few messages, little delay
 
 class Capture extends AudioWorkletProcessor {
   constructor() {

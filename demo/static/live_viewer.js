@@ -2,10 +2,10 @@
 // microphone (microphone.js); Record's answer names the stream's upload address, and each upload's
 // answer brings the frames decoded since (demo/live.py: live_value), drawn at the page's own pace.
 // Frames arrive in blocks (one per encoder hop, a larger one when the server catches up); a
-// playhead runs at real time a little behind the newest frame (about one block, so that the motion
-// is smooth) and each draw shows the frame under it: a slow page draws fewer frames but never falls
-// behind the voice, and a slow software WebGL draws fewer pixels (all of them again once the face
-// rests after Stop). The readout under the head is what the user experiences: the delay from
+// playhead runs at real time about a block behind the frames as they come (MARGIN_FRAMES, so that
+// the motion is smooth) and each draw shows the frame under it: a slow page draws fewer frames but
+// never falls behind the voice, and a slow software WebGL draws fewer pixels (all of them again
+// once the face rests after Stop). The readout under the head is what the user experiences: the delay from
 // microphone to drawn face, frames drawn per second, audio the server never got (if any) and the
 // talking style. A click on Stop (`props.stop`) sends
 // what is left and stops the microphone; after Stop the face eases to rest. A value's `head`
@@ -15,19 +15,30 @@
 // stream's counters.
 import { decodeCurves, decodeHead } from "./heads.js";
 import { Microphone } from "./microphone.js";
-import { Stage, mountStage } from "./stage.js";
+import { Stage, drawsInSoftware, mountStage } from "./stage.js";
 
 const FPS = 30;
 const KEPT_FRAMES = 300;       // frames kept for drawing (10 s); older ones are dropped
 const SHOWN_KEPT = 9000;       // (frame, page ms) of the last 5 minutes drawn, for latency measurements
 const MAX_LAG = 0.6;           // seconds the playhead may trail its target before it jumps ahead
+// The playhead's target: a block (the frames of one answer) plus MARGIN_FRAMES behind the newest frame
+// when it came, running on at real time from then, as the next block's frames will: each block's first
+// frame is drawn about MARGIN_FRAMES after it arrives, and a block that comes that much late holds
+// nothing up. The playhead closes in on the target at CATCH_UP x the distance (in seconds) per second.
+// Against a target that stood still between blocks: 0.09-0.12 s less mic-to-face in interleaved
+// Chromium runs (docs/DECISIONS.md, Live).
+const MARGIN_FRAMES = 2;
+const CATCH_UP = 3;
 const REST_SECONDS = 0.35;     // after Stop the face eases to rest in this time
 const READOUT_MS = 500;        // readout refresh
 const LATENCY_WINDOW_MS = 5000;
 const TARGET_FPS = 20;         // below this while frames flow, the canvas renders fewer pixels
-// A page that draws in software (no GPU) shares the server's cores: 0.25 (a blurrier head, its lips
-// and eyes still plain) left the server enough to cut mic-to-face by 0.1-0.17 s against 0.4 in
-// interleaved Chromium runs (docs/DECISIONS.md, Live); with a GPU the resolution never drops.
+// A page that draws in software (no GPU) shares the CPU with the server on a one-computer setup: while
+// streaming it draws at most SOFTWARE_FPS frames a second, without antialiasing, at SOFTWARE_SCALE of its
+// pixels per side at most (lower, down to MIN_SCALE, if even that is too slow); at rest the head is drawn
+// sharp again (docs/DECISIONS.md, Live). With a GPU every frame is drawn and the resolution never drops.
+const SOFTWARE_FPS = 15;
+const SOFTWARE_SCALE = 0.5;
 const MIN_SCALE = 0.25;
 const UPLOAD_WAIT_MS = 30000;  // a microphone opened at Record whose stream never starts is closed then
 
@@ -42,7 +53,9 @@ class LiveViewer extends Stage {
     super(root, {
       below: `<div class="dt-live-readout" aria-live="polite">The head follows your voice once you press Record.</div>`,
       minScale: MIN_SCALE,
+      antialias: !drawsInSoftware(),
     });
+    this.software = drawsInSoftware();
     this.readout = root.querySelector(".dt-live-readout");
     this.layout([""], 1);
     this.head = this.heads[0];
@@ -63,8 +76,9 @@ class LiveViewer extends Stage {
     const microphone = (this.microphone = new Microphone((answer) => this.show(answer), (problem) => this.problem(problem)));
     this.stopping = false;
     this.problemText = null;
-    if (this.streamingScale) {
-      this.scale = this.streamingScale;
+    const scale = Math.min(this.streamingScale || 1, this.software ? SOFTWARE_SCALE : 1);
+    if (scale !== this.scale) {
+      this.scale = scale;
       this.resize();
     }
     microphone.open().catch((err) => {
@@ -96,7 +110,8 @@ class LiveViewer extends Stage {
     this.received = 0;
     this.skippedFrames = 0;        // received but never drawn (the page was too slow for them)
     this.playhead = null;          // in frames
-    this.lag = 3;                  // frames the playhead trails the newest (about one block)
+    this.lag = 3;                  // frames in a block (a running mean)
+    this.arrivedAt = null;         // page ms at which the newest frame came
     this.lastTick = null;
     this.shownFrame = -1;
     this.shown = [];
@@ -120,6 +135,7 @@ class LiveViewer extends Stage {
     if (value.follow && this.microphone && !this.microphone.closed) this.microphone.follow(value.follow);
     if (value.message) this.message = value.message;
     if (value.info && Object.keys(value.info).length) this.info = value.info;
+    if (value.info && value.info.cadence && this.microphone) this.microphone.cadence = value.info.cadence;
     if (value.frames) {
       const curves = decodeCurves(value.curves, value.frames);
       const angles = value.head ? decodeHead(value.head, value.frames) : null;
@@ -127,7 +143,8 @@ class LiveViewer extends Stage {
         this.frames.set(value.first + f, curves.subarray(f * 52, f * 52 + 52));
         if (angles) this.turns.set(value.first + f, angles.subarray(f * 3, f * 3 + 3));
       }
-      this.lag += 0.2 * (Math.min(value.frames, 15) - this.lag);   // about one block behind the newest
+      this.lag += 0.2 * (Math.min(value.frames, 15) - this.lag);
+      if (value.first + value.frames - 1 > this.newest) this.arrivedAt = performance.now();
       this.newest = Math.max(this.newest, value.first + value.frames - 1);
       this.received += value.frames;
       for (const index of this.frames.keys()) {
@@ -142,13 +159,13 @@ class LiveViewer extends Stage {
   }
 
   // The frame to show now: the playhead runs at real time, a little faster when it trails its
-  // target (newest - lag) and slower when ahead; far behind, it jumps; it never passes the newest.
+  // target (MARGIN_FRAMES) and slower when ahead; far behind, it jumps; it never passes the newest.
   advance(now) {
     if (this.newest < 0) return null;
-    const target = this.newest - this.lag;
+    const target = Math.min(this.newest, this.newest - this.lag - MARGIN_FRAMES + ((now - this.arrivedAt) * FPS) / 1000);
     if (this.playhead === null) this.playhead = Math.max(0, target);
     const dt = this.lastTick === null ? 0 : (now - this.lastTick) / 1000;
-    const speed = 1 + Math.max(-0.5, Math.min(0.5, (target - this.playhead) / FPS));
+    const speed = 1 + Math.max(-0.5, Math.min(0.5, (CATCH_UP * (target - this.playhead)) / FPS));
     this.playhead += dt * FPS * speed;
     if (this.playhead < target - MAX_LAG * FPS) this.playhead = target;
     if (this.ended && this.playhead < this.newest - MAX_LAG * FPS) this.playhead = this.newest;
@@ -161,7 +178,9 @@ class LiveViewer extends Stage {
   tick(now) {
     const frame = this.advance(now);
     this.lastTick = now;
-    if (frame !== null && frame !== this.shownFrame) {
+    const drawNow = !this.software || this.drawnAt === undefined || now - this.drawnAt >= 1000 / SOFTWARE_FPS - 8;
+    if (frame !== null && frame !== this.shownFrame && drawNow) {
+      this.drawnAt = now;
       if (this.shownFrame >= 0 && frame > this.shownFrame + 1) this.skippedFrames += frame - this.shownFrame - 1;
       this.showFrame(frame);
       this.shownFrame = frame;
@@ -218,7 +237,7 @@ class LiveViewer extends Stage {
   updateReadout(now) {
     if (this.problemText) return this.setReadout(this.problemText);
     const f = this.figures(now);
-    if (f.fps !== null && !this.ended && f.fps < TARGET_FPS) this.lowerResolution();   // too few drawn while frames flow
+    if (f.fps !== null && !this.ended && f.fps < (this.software ? SOFTWARE_FPS - 2 : TARGET_FPS)) this.lowerResolution();   // too few drawn while frames flow
     if (this.newest < 0 && !this.ended) {
       if (this.message) this.setReadout(this.message);
       else if (this.info.heard != null) {
@@ -259,11 +278,12 @@ class LiveViewer extends Stage {
           live: { received: viewer.received, dropped: viewer.skippedFrames, queued: Math.max(0, viewer.newest - viewer.shownFrame),
                   shown: viewer.shown.slice(), latencyMs: f.latencyMs, latencyP95Ms: f.latencyP95Ms, fps: f.fps,
                   skipped: f.skipped, ended: viewer.ended, resting: Boolean(viewer.rest && viewer.rest.done),
-                  readout: viewer.readout.textContent, origin: viewer.info.origin ?? null,
+                  readout: viewer.readout.textContent, origin: viewer.info.origin ?? null, software: viewer.software,
+                  antialias: viewer.renderer.getContextAttributes().antialias,
                   microphone: viewer.microphone ? { firstSampleAt: viewer.microphone.firstSampleAt,
                     uploads: viewer.microphone.uploads, failures: viewer.microphone.failures,
                     sent: viewer.microphone.sent, rate: viewer.microphone.rate || null,
-                    followed: viewer.microphone.followed } : null },
+                    followed: viewer.microphone.followed, cadence: viewer.microphone.cadence } : null },
         };
       },
     };

@@ -8,7 +8,11 @@
 // Beside the uploads the page asks for frames as soon as they are decoded (`follow`: the server
 // answers when it has some, within a couple of seconds), so a block does not wait for the answer
 // to a later upload; those answers go to `onAnswer` too.
-const UPLOAD_MS = 100;            // an upload at most this often (the next goes as soon as the last is answered and this passed)
+// When the server has said when its worker decodes (`cadence`, demo/live.py: LiveSession.cadence),
+// an upload goes as soon as the recording reaches the next of those points, and not between them:
+// a hop's audio then reaches the server as soon as the audio thread hands it over instead of
+// waiting for an upload that was already on its way, and fewer uploads leave the CPU to the rest.
+const UPLOAD_MS = 100;            // until the cadence is known: an upload at most this often
 const FOLLOW_RETRY_MS = 500;      // after a request for frames that failed on the way
 const MAX_HELD_SECONDS = 30;      // recorded but not taken by the server: more means it is gone
 
@@ -28,6 +32,9 @@ export class Microphone {
     this.uploads = 0;
     this.failures = 0;            // uploads that did not arrive and were sent again
     this.followed = 0;            // answers with frames that came by following (not with an upload)
+    this.cadence = null;          // {start, every, after} in samples: when the server decodes (see above)
+    this.lastUploadAt = 0;
+    this.wake = null;             // wakes the upload loop when a block comes in
   }
 
   async open() {
@@ -51,6 +58,19 @@ export class Microphone {
     this.held.push(block);
     this.heldSamples += block.length;
     if (this.heldSamples > MAX_HELD_SECONDS * this.rate) this.fail("The server stopped taking the microphone's audio.");
+    if (this.wake) this.wake();
+  }
+
+  // The first sample after the next point at which the server decodes, past what it has taken.
+  nextCadence() {
+    const { start, every, after } = this.cadence;
+    const k = Math.max(1, Math.floor((this.sent - start - after) / every) + 1);
+    return start + Math.ceil(k * every - 1e-6) + after;
+  }
+  uploadDue(now) {
+    if (this.busy || !this.url || !this.heldSamples) return false;
+    if (this.cadence) return this.sent + this.heldSamples >= this.nextCadence();
+    return now - this.lastUploadAt >= UPLOAD_MS;
   }
 
   // Upload to `url` (page-relative) from now on.
@@ -62,9 +82,9 @@ export class Microphone {
   async keepUploading() {
     this.uploading = true;
     while (!this.closed) {
-      const began = performance.now();
-      await this.upload();
-      await sleep(Math.max(0, UPLOAD_MS - (performance.now() - began)));
+      if (this.uploadDue(performance.now())) await this.upload();
+      else await new Promise((resolve) => { this.wake = resolve; setTimeout(resolve, UPLOAD_MS / 4); });
+      this.wake = null;
     }
     this.uploading = false;
   }
@@ -101,6 +121,7 @@ export class Microphone {
       at += block.length;
     }
     this.busy = true;
+    this.lastUploadAt = performance.now();
     try {
       const address = new URL(`${this.url}?rate=${this.rate}&start=${start}`, document.baseURI);
       const response = await fetch(address, { method: "POST", body: pcm.buffer,
@@ -114,6 +135,7 @@ export class Microphone {
       this.failures += 1;
       this.held = blocks.concat(this.held);
       this.heldSamples += count;
+      await sleep(UPLOAD_MS);      // before it goes again
     } finally {
       this.busy = false;
     }

@@ -11,13 +11,28 @@ import { Head, loadMesh } from "./heads.js";
 const registry = (window.diffusionTalkerViewers = window.diffusionTalkerViewers || []);
 const stages = new Set();
 let contexts = 0;           // WebGL renderers made by this page (diagnostics)
+let software = null;        // drawsInSoftware(), asked once
+
+// True where WebGL draws on the CPU (no GPU: SwiftShader, llvmpipe): there every pixel drawn takes
+// CPU time from the page and from whatever shares the machine (the app's own server, on one computer).
+export function drawsInSoftware() {
+  if (software === null) {
+    const gl = document.createElement("canvas").getContext("webgl2") || document.createElement("canvas").getContext("webgl");
+    const info = gl && gl.getExtension("WEBGL_debug_renderer_info");
+    const name = gl ? String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)) : "";
+    software = /swiftshader|llvmpipe|softpipe|software|basic render/i.test(name);
+    if (gl && gl.getExtension("WEBGL_lose_context")) gl.getExtension("WEBGL_lose_context").loseContext();
+  }
+  return software;
+}
 
 window.addEventListener("pagehide", () => [...stages].forEach((stage) => stage.dispose()));
 window.addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });  // back from the cache: torn down
 
 export class Stage {
-  // `toolbar`: the subclass's controls before "Reset view"; `below`: markup under the status line.
-  constructor(root, { toolbar = "", below = "", minScale = 0.5 } = {}) {
+  // `toolbar`: the subclass's controls before "Reset view"; `below`: markup under the status line;
+  // `antialias`: smooth edges (in software WebGL about 1.5x the CPU of a draw without).
+  constructor(root, { toolbar = "", below = "", minScale = 0.5, antialias = true } = {}) {
     this.root = root;
     this.heads = [];
     this.scale = 1;             // pixel-ratio factor, lowered when drawing cannot keep up
@@ -35,7 +50,7 @@ export class Stage {
     this.canvas = root.querySelector(".dt-gl");
     this.cellsBox = root.querySelector(".dt-cells");
     this.status = root.querySelector(".dt-status");
-    this.renderer = new WebGLRenderer({ canvas: this.canvas, antialias: true, alpha: true, preserveDrawingBuffer: true });
+    this.renderer = new WebGLRenderer({ canvas: this.canvas, antialias, alpha: true, preserveDrawingBuffer: true });
     contexts += 1;
     this.renderer.outputColorSpace = SRGBColorSpace;
     this.renderer.setClearColor(0x000000, 0);
