@@ -61,7 +61,7 @@ export class Microphone {
     if (this.wake) this.wake();
   }
 
-  // The first sample after the next point at which the server decodes, past what it has taken.
+  // How far (in samples) the recording must reach for the server's next decode after what it has taken.
   nextCadence() {
     const { start, every, after } = this.cadence;
     const k = Math.max(1, Math.floor((this.sent - start - after) / every) + 1);
