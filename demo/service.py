@@ -135,10 +135,15 @@ class DemoService:
 
     @property
     def default_live_steps(self) -> int:
-        """The Live tab's: 4 where offered. Its decoder costs half of 8 steps' and the Live stream's
-        worker is then no longer busy for a whole hop on a 2-core machine, which halved the time its
-        blocks wait (docs/DECISIONS.md, Live); offline its lips are within 3 % of 8 steps' (RESULTS.md)."""
-        return LIVE_STEPS if LIVE_STEPS in self.steps_choices else self.default_steps
+        """The Live tab's: 4 where offered and it honours every control the default model does.
+        Its decoder costs half of 8 steps', so that the Live stream's worker is no longer busy for a
+        whole hop on a 2-core machine and its blocks stop waiting for each other (docs/DECISIONS.md,
+        Live); offline its lips are within 3 % of 8 steps'. A 4-step model without, e.g., emotions
+        would take them from the tab: then the default step count it is."""
+        if LIVE_STEPS in self.steps_choices and \
+                set(self.control_limits(LIVE_STEPS)) <= set(self.control_limits(self.default_steps)):
+            return LIVE_STEPS
+        return self.default_steps
 
     @property
     def default_compare_steps(self) -> list[int]:

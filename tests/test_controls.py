@@ -69,6 +69,8 @@ def test_the_page_offers_what_the_model_can_do_and_says_why_not(service, mixed_r
     assert service.control_limits(4) == {"emotion": "not available with the 4-step model (trained without emotions)",
                                          "head_motion": "not available with the 4-step model (trained without head motion)"}
     assert service.control_limits([8, 4])["emotion"] == "not available with the 4-step model (trained without emotions)"
+    # Live streams 4 steps by default, but not a 4-step model that would take the emotions away
+    assert service.default_live_steps == 8
     shown = components(ui.build_demo(service=service, warm_up=False))
     for prefix in ("", "live-"):          # every tab has the row; the default 8-step model honours it all
         emotion = shown[f"{prefix}emotion"]
