@@ -25,7 +25,7 @@ const MAX_LAG = 0.6;           // seconds the playhead may trail its target befo
 // when it came, running on at real time from then, as the next block's frames will: each block's first
 // frame is drawn about MARGIN_FRAMES after it arrives, and a block that comes that much late holds
 // nothing up. The playhead closes in on the target at CATCH_UP x the distance (in seconds) per second.
-// Against a target that stood still between blocks: 0.09-0.12 s less mic-to-face in interleaved
+// Against a target that stood still between blocks: 0.07-0.12 s less from a block's arrival to its drawing in interleaved
 // Chromium runs (docs/DECISIONS.md, Live).
 const MARGIN_FRAMES = 2;
 const CATCH_UP = 3;
