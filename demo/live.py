@@ -208,8 +208,7 @@ class LiveSession:
         (microphone.js), so the audio of a hop waits for no later upload."""
         if self.rate is None or self.origin is None:
             return None
-        held = self.resampler.margin if self.resampler.up != self.resampler.down else 0
-        return {"start": self.origin, "every": LIVE_HOP * self.rate, "after": held}
+        return {"start": self.origin, "every": LIVE_HOP * self.rate, "after": self.resampler.held_back}
 
     # -- the worker -----------------------------------------------------------------------------------
     def _run(self) -> None:

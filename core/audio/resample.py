@@ -60,6 +60,11 @@ class StreamingResampler:
         self._filter = None if self.up == self.down else firwin(2 * half + 1, 1.0 / max(self.up, self.down),
                                                                 window=("kaiser", 5.0))
 
+    @property
+    def held_back(self) -> int:
+        """Input samples that a call keeps without returning their output yet (none at 16 kHz in)."""
+        return 0 if self.up == self.down else self.margin
+
     def __call__(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
         if self.up == self.down == 1:
             return np.asarray(samples, np.float32)

@@ -17,11 +17,13 @@ let software = null;        // drawsInSoftware(), asked once
 // CPU time from the page and from whatever shares the machine (the app's own server, on one computer).
 export function drawsInSoftware() {
   if (software === null) {
-    const gl = document.createElement("canvas").getContext("webgl2") || document.createElement("canvas").getContext("webgl");
-    const info = gl && gl.getExtension("WEBGL_debug_renderer_info");
-    const name = gl ? String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)) : "";
+    const canvas = document.createElement("canvas");
+    const gl = canvas.getContext("webgl2") || canvas.getContext("webgl");
+    if (!gl) return (software = false);          // no WebGL: the Stage says so itself
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
     software = /swiftshader|llvmpipe|softpipe|software|basic render/i.test(name);
-    if (gl && gl.getExtension("WEBGL_lose_context")) gl.getExtension("WEBGL_lose_context").loseContext();
+    gl.getExtension("WEBGL_lose_context")?.loseContext();   // the probe gives its context back at once
   }
   return software;
 }
